@@ -1,0 +1,1 @@
+"""moodcast device daemon: camera → faces → emotions → display and events."""

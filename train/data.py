@@ -1,0 +1,108 @@
+"""Read FER2013 (Kaggle CSV or image folders) into uint8 arrays, one per split."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from train.const import IMAGE_SIZE_PX, LABELS, SPLITS
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetError(Exception):
+    """The data set is missing or malformed; the message says where and what to do."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """The faces of one split: ``images`` uint8 (N, 48, 48), ``labels`` int (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """FER2013 by split, with the SHA-256 of its pixels and labels for the model card."""
+
+    splits: dict[str, Split]
+    sha256: str
+
+    def __getitem__(self, name: str) -> Split:
+        return self.splits[name]
+
+
+def load(path: Path) -> Dataset:
+    """Load FER2013 from a Kaggle ``fer2013.csv`` or from the image-folder layout."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder; pass --data with fer2013.csv or its image folders")
+    rows = _read_csv(path) if path.is_file() else _read_folders(path)
+    splits = {}
+    for name in SPLITS:
+        images = [img for split, _, img in rows if split == name]
+        labels = [label for split, label, _ in rows if split == name]
+        if not images:
+            raise DatasetError(f"{path}: no faces in split {name}; expected {', '.join(SPLITS)}")
+        splits[name] = Split(np.stack(images), np.asarray(labels, np.int64))
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        digest.update(splits[name].images.tobytes())
+        digest.update(splits[name].labels.tobytes())
+    logger.info("loaded %s: %s", path, ", ".join(f"{n} {len(s.labels)}" for n, s in splits.items()))
+    return Dataset(splits, digest.hexdigest())
+
+
+def _read_csv(path: Path) -> list[tuple[str, int, np.ndarray]]:
+    rows = []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or [])
+        if missing:
+            raise DatasetError(
+                f"{path}: expected columns emotion,pixels,Usage, missing {', '.join(sorted(missing))}"
+            )
+        for line, row in enumerate(reader, start=2):
+            try:
+                label = int(row["emotion"])
+                pixels = np.asarray(row["pixels"].split(), np.uint8)
+            except (ValueError, AttributeError) as err:
+                raise DatasetError(f"{path}:{line}: unreadable emotion or pixels ({err})") from None
+            if not 0 <= label < len(LABELS):
+                raise DatasetError(f"{path}:{line}: expected emotion 0-{len(LABELS) - 1}, got {label}")
+            if pixels.size != IMAGE_SIZE_PX * IMAGE_SIZE_PX:
+                raise DatasetError(
+                    f"{path}:{line}: expected {IMAGE_SIZE_PX * IMAGE_SIZE_PX} pixels, got {pixels.size}"
+                )
+            if row["Usage"] not in SPLITS:
+                raise DatasetError(f"{path}:{line}: expected Usage in {SPLITS}, got {row['Usage']!r}")
+            rows.append((row["Usage"], label, pixels.reshape(IMAGE_SIZE_PX, IMAGE_SIZE_PX)))
+    return rows
+
+
+def _read_folders(root: Path) -> list[tuple[str, int, np.ndarray]]:
+    rows = []
+    for sub in ("train", "test"):
+        if not (root / sub).is_dir():
+            raise DatasetError(f"{root}: no {sub}/ folder; expected train/<class>/*.jpg and test/<class>/*.jpg")
+    for file in sorted(root.glob("*/*/*.jpg")):
+        label_name = file.parent.name
+        if label_name not in LABELS:
+            raise DatasetError(f"{file}: unknown class folder {label_name!r}; expected one of {LABELS}")
+        split = file.name.split("_", 1)[0]
+        if split not in SPLITS:
+            raise DatasetError(f"{file}: name must start with one of {SPLITS}")
+        image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise DatasetError(f"{file}: not a readable image")
+        if image.shape != (IMAGE_SIZE_PX, IMAGE_SIZE_PX):
+            image = cv2.resize(image, (IMAGE_SIZE_PX, IMAGE_SIZE_PX), interpolation=cv2.INTER_AREA)
+        rows.append((split, LABELS.index(label_name), image))
+    return rows
