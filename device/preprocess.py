@@ -57,9 +57,7 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], spec: CropSpec) 
     return cv2.resize(crop, (spec.width_px, spec.height_px), interpolation=interpolation)
 
 
-def face_batch(
-    gray: np.ndarray, boxes: list[tuple[int, int, int, int]], spec: CropSpec
-) -> np.ndarray:
+def face_batch(gray: np.ndarray, boxes: list[tuple[int, int, int, int]], spec: CropSpec) -> np.ndarray:
     """Crop every box of one frame into a float32 batch ``(N, H, W, 1)`` scaled 0..1."""
     if not boxes:
         return np.zeros((0, spec.height_px, spec.width_px, 1), np.float32)

@@ -1,6 +1,6 @@
 """Train the emotion CNN on FER2013: data → model → train → evaluate → report.
 
-    python -m train --data ../shared/data/fer2013 --out runs/train
+python -m train --data ../shared/data/fer2013 --out runs/train
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,8 +33,12 @@ logger = logging.getLogger("train")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"),
-                        help="fer2013.csv or the folder holding train/ and test/")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data/fer2013"),
+        help="fer2013.csv or the folder holding train/ and test/",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="checkpoints, model and report")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -42,8 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=32, help="channels of the first block")
     parser.add_argument("--patience", type=int, default=12, help="early stopping, in epochs")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--precision", choices=("mixed_bfloat16", "float32"), default="mixed_bfloat16",
-                        help="bfloat16 halves the epoch time on CPUs with AVX512-BF16 and on GPUs")
+    parser.add_argument(
+        "--precision",
+        choices=("mixed_bfloat16", "float32"),
+        default="mixed_bfloat16",
+        help="bfloat16 halves the epoch time on CPUs with AVX512-BF16 and on GPUs",
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--quick", action="store_true", help="2 epochs of a narrow model: a smoke test")
     args = parser.parse_args(argv)
@@ -85,8 +93,10 @@ def make_datasets(data, args):
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
         .shuffle(len(x_train), seed=args.seed, reshuffle_each_iteration=True)
         .batch(args.batch_size)
-        .map(lambda x, y: (random_erase(augment(x, training=True)), tf.one_hot(y, num_classes)),
-             num_parallel_calls=tf.data.AUTOTUNE)
+        .map(
+            lambda x, y: (random_erase(augment(x, training=True)), tf.one_hot(y, num_classes)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         .prefetch(tf.data.AUTOTUNE)
     )
     val_ds = (
@@ -120,8 +130,9 @@ def callbacks(args) -> list[keras.callbacks.Callback]:
         shutil.rmtree(backup)
     return [
         keras.callbacks.BackupAndRestore(str(backup)),
-        keras.callbacks.ModelCheckpoint(str(args.out / "best.keras"), monitor="val_accuracy",
-                                        save_best_only=True),
+        keras.callbacks.ModelCheckpoint(
+            str(args.out / "best.keras"), monitor="val_accuracy", save_best_only=True
+        ),
         keras.callbacks.ModelCheckpoint(str(args.out / "last.keras")),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
         keras.callbacks.CSVLogger(str(args.out / "history.csv"), append=args.resume),
@@ -184,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": model.count_params(),
         "data_sha256": data.sha256,
         "git_commit": git_commit(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     report.write_report(args.out, metrics, facts)
     (args.out / "training.json").write_text(json.dumps(facts, indent=2) + "\n")

@@ -43,7 +43,9 @@ def load(path: Path) -> Dataset:
     """Load FER2013 from a Kaggle ``fer2013.csv`` or from the image-folder layout."""
     path = Path(path)
     if not path.exists():
-        raise DatasetError(f"{path}: no such file or folder; pass --data with fer2013.csv or its image folders")
+        raise DatasetError(
+            f"{path}: no such file or folder; pass --data with fer2013.csv or its image folders"
+        )
     rows = _read_csv(path) if path.is_file() else _read_folders(path)
     splits = {}
     for name in SPLITS:
@@ -91,7 +93,9 @@ def _read_folders(root: Path) -> list[tuple[str, int, np.ndarray]]:
     rows = []
     for sub in ("train", "test"):
         if not (root / sub).is_dir():
-            raise DatasetError(f"{root}: no {sub}/ folder; expected train/<class>/*.jpg and test/<class>/*.jpg")
+            raise DatasetError(
+                f"{root}: no {sub}/ folder; expected train/<class>/*.jpg and test/<class>/*.jpg"
+            )
     for file in sorted(root.glob("*/*/*.jpg")):
         label_name = file.parent.name
         if label_name not in LABELS:

@@ -50,8 +50,15 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     for (i, j), count in np.ndenumerate(confusion):
-        ax.text(j, i, f"{int(count)}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=7,
-                color="white" if share[i, j] > 0.5 else "black")
+        ax.text(
+            j,
+            i,
+            f"{int(count)}\n{share[i, j]:.0%}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if share[i, j] > 0.5 else "black",
+        )
     ax.set_title(f"{title} (accuracy {metrics['accuracy']:.1%})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

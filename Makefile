@@ -1,0 +1,71 @@
+# moodcast: `make demo` runs the daemon on the bundled sample video; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/data/fer2013
+RUN ?= runs/train
+MODEL ?= models/emotion-int8.tflite
+VIDEO ?= samples/one-face.mp4
+OUT ?= runs/demo
+
+.PHONY: setup setup-device demo run test test-slow lint format train train-resume convert bench samples calibrate clean
+
+$(VENV)/.device: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.device
+	$(VENV)/bin/pip install --quiet -e '.[train,dev]'
+	touch $@
+
+setup-device: $(VENV)/.device   ## the daemon's dependencies only (no TensorFlow)
+setup: $(VENV)/.dev             ## everything: daemon, training, tests
+
+demo: $(VENV)/.device           ## the daemon on the sample video: annotated video + events on stdout
+	@mkdir -p $(OUT)
+	$(PY) -m device --input $(VIDEO) --no-realtime --model-path $(MODEL) \
+		--display-backend video --display-video-path $(OUT)/annotated.mp4 --events - | tee $(OUT)/events.jsonl
+	@echo "annotated video: $(OUT)/annotated.mp4   events: $(OUT)/events.jsonl"
+
+run: $(VENV)/.device            ## the daemon with a config file: make run CONFIG=moodcast.toml
+	$(PY) -m device $(if $(CONFIG),--config $(CONFIG))
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -q
+
+test-slow: $(VENV)/.dev
+	$(PY) -m pytest -q -m slow
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+train: $(VENV)/.dev             ## ~70 min on a 2-core CPU; resumable with make train-resume
+	$(PY) -m train --data $(DATA) --out $(RUN)
+
+train-resume: $(VENV)/.dev
+	$(PY) -m train --data $(DATA) --out $(RUN) --resume
+
+convert: $(VENV)/.dev
+	$(PY) -m convert --model $(RUN)/model.keras --training $(RUN)/training.json --data $(DATA) \
+		--crop models/crop.json --out $(MODEL)
+
+bench: $(VENV)/.dev
+	$(PY) -m tools.bench --out runs/bench
+
+samples: $(VENV)/.dev
+	$(PY) -m tools.make_sample_video --data $(DATA) --out samples
+
+calibrate: $(VENV)/.dev
+	$(PY) -m tools.calibrate_crop --data $(DATA) --out models/crop.json
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+
+-include deploy/deploy.mk

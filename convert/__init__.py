@@ -1,0 +1,1 @@
+"""moodcast conversion: Keras model → quantized TFLite model + model card."""

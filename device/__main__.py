@@ -1,0 +1,82 @@
+"""``python -m device``: parse arguments, load the config, set up logging, run the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from device.config import Config, add_cli_arguments, load_config
+from device.const import APP_NAME
+from device.errors import MoodcastError
+from device.log import setup_logging
+
+logger = logging.getLogger("device")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=APP_NAME,
+        description="Real-time facial-emotion daemon: camera → faces → emotions → screen and MQTT.",
+    )
+    parser.add_argument("--config", type=Path, help="TOML config file (e.g. /etc/moodcast/moodcast.toml)")
+    parser.add_argument("--check-config", action="store_true", help="validate the config and exit 0 or 1")
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the merged config (password masked)"
+    )
+    add_cli_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def run(config: Config) -> None:
+    """Run the daemon until its source ends or SIGTERM/SIGINT."""
+    from device.app import MoodcastApp
+
+    threading.current_thread().name = "pipeline"
+    app = MoodcastApp(config)
+
+    def request_stop(signum: int, _frame: object) -> None:
+        logger.info("%s received; stopping", signal.Signals(signum).name)
+        app.stop_event.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        app.start()
+        app.run()
+    finally:
+        app.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cli = {key: value for key, value in vars(args).items() if "." in key or key == "device_id"}
+    try:
+        config = load_config(args.config, cli=cli)
+    except MoodcastError as err:
+        print(f"{APP_NAME}: {err}", file=sys.stderr)
+        return 1
+    if args.check_config:
+        print(f"{APP_NAME}: config OK", file=sys.stderr)
+        return 0
+    if args.print_config:
+        json.dump(config.masked(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    setup_logging(config.log.level)
+    try:
+        run(config)
+    except MoodcastError as err:
+        if config.log.level == "debug":
+            logger.exception("stopped by an error")
+        print(f"{APP_NAME}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""MoodcastApp: builds each component from the config, runs the frame loop, shuts everything down."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+
+import cv2
+import numpy as np
+import sdnotify
+
+from device.camera import Frame, FrameSource, open_source
+from device.classify import EmotionClassifier
+from device.config import Config
+from device.const import SUMMARY_INTERVAL_S
+from device.detect import FaceDetector
+from device.display import Display, NoDisplay, open_display
+from device.events import EventFactory, EventSink, JsonLinesSink
+from device.metrics import Metrics
+from device.overlay import FaceLabel, StatusLine, draw_overlay
+from device.pipeline import Pipeline
+from device.track import FaceTracker, TrackEvent
+
+logger = logging.getLogger(__name__)
+
+WATCHDOG_INTERVAL_S = 5.0
+
+
+class MoodcastApp:
+    """The daemon: one frame loop in the calling thread, helpers in their own named threads."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stop_event = threading.Event()
+        self.metrics = Metrics()
+        self._notifier = sdnotify.SystemdNotifier()
+        self._sinks: list[EventSink] = []
+        self._publisher = None
+        self._http = None
+        self._display: Display = NoDisplay()
+        self._source: FrameSource | None = None
+        self._latest_jpeg: bytes | None = None
+        self._last_frame_s = time.monotonic()
+        self._fps = 0.0
+        self._dropped_reported = 0
+
+    # -- start-up -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open model, camera, display and outputs; any user error raises before frames flow."""
+        self._init_model()
+        self._init_source()
+        self._init_display()
+        self._init_events()
+        self._init_http()
+        self._notifier.notify("READY=1")
+        self._notifier.notify(f"STATUS=running on {self.config.camera.device}")
+
+    def _init_model(self) -> None:
+        model = self.config.model
+        self.classifier = EmotionClassifier(model.path, threads=model.threads)
+        card = self.classifier.card
+        if card.accuracy is None:
+            logger.warning(
+                "model %s (%s) has no metrics in its card: a placeholder or unverified model, "
+                "its labels mean little",
+                card.name,
+                model.path,
+            )
+        else:
+            logger.info(
+                "model %s loaded: %s, accuracy %.1f%% on %s",
+                card.name,
+                card.quantization,
+                100 * card.accuracy,
+                card.metrics.get("split", "?"),
+            )
+        self.pipeline = Pipeline(
+            FaceDetector(self.config.detect),
+            self.classifier,
+            FaceTracker(self.config.track, self.classifier.labels),
+        )
+
+    def _init_source(self) -> None:
+        self._source = open_source(self.config.camera, self.config.detect)
+        self._source.open()
+
+    def _init_display(self) -> None:
+        assert self._source is not None
+        self._display = open_display(self.config.display, self._source.size, self._source.fps)
+
+    def _init_events(self) -> None:
+        last_seq = 0
+        if self.config.events.path:
+            self._sinks.append(JsonLinesSink(self.config.events.path))
+        if self.config.mqtt.enabled:
+            from device.publish import EventPublisher
+
+            self._publisher = EventPublisher(self.config.mqtt, self.config.device_id)
+            last_seq = self._publisher.last_seq()
+            self._publisher.start()
+        self.events = EventFactory(self.config.device_id, time.time(), last_seq)
+
+    def _init_http(self) -> None:
+        if not self.config.http.enabled:
+            return
+        from device.http import HttpServer
+
+        self._http = HttpServer(self.config.http, self.metrics, lambda: self._latest_jpeg, self.healthy)
+        self._http.start()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def healthy(self) -> bool:
+        """True while frames flow (a frame within the camera's stall timeout)."""
+        return time.monotonic() - self._last_frame_s < self.config.camera.stall_timeout_s
+
+    def run(self) -> None:
+        """Process frames until the source ends, the viewer quits, or ``stop_event`` is set."""
+        assert self._source is not None
+        max_frames = self.config.camera.max_frames
+        draw = not isinstance(self._display, NoDisplay) or self._http is not None
+        last_watchdog = last_summary = last_state = time.monotonic()
+        frames_in_summary = 0
+        last: Frame | None = None
+        previous_start = time.perf_counter()
+        while not self.stop_event.is_set():
+            started = time.perf_counter()
+            frame = self._source.read(self.stop_event)
+            if frame is None:
+                break
+            captured = time.perf_counter()
+            self._update_fps(captured - previous_start)
+            previous_start = captured
+            result = self.pipeline.process(frame)
+            self._emit(result.events, frame.index, frame.time_s)
+            last = frame
+            timings = {"capture": captured - started, **result.timings}
+            if draw:
+                drawn = time.perf_counter()
+                keep_going = self._show(frame)
+                timings["draw"] = time.perf_counter() - drawn
+                if not keep_going:
+                    logger.info("display closed by the viewer; stopping")
+                    break
+            self._observe(timings, len(result.boxes))
+            frames_in_summary += 1
+            now = time.monotonic()
+            self._last_frame_s = now
+            if now - last_watchdog >= WATCHDOG_INTERVAL_S:
+                self._notifier.notify("WATCHDOG=1")
+                last_watchdog = now
+            if self._publisher is not None and now - last_state >= self.config.mqtt.state_interval_s:
+                self._publisher.publish_state(self.state())
+                last_state = now
+            if now - last_summary >= SUMMARY_INTERVAL_S:
+                self._log_summary(frames_in_summary / (now - last_summary))
+                last_summary, frames_in_summary = now, 0
+            if max_frames and frame.index + 1 >= max_frames:
+                break
+        if last is not None:
+            self._emit(self.pipeline.tracker.finish(), last.index, last.time_s)
+
+    def _emit(self, events: list[TrackEvent], index: int, time_s: float) -> None:
+        assert self._source is not None
+        for event in events:
+            payload = self.events.build(event, index, time_s, self._source.size)
+            self.metrics.events_total.labels(event.kind).inc()
+            for sink in self._sinks:
+                sink.publish(payload)
+            if self._publisher is not None:
+                self._publisher.publish_event(payload)
+
+    def _show(self, frame: Frame) -> bool:
+        image = frame.image
+        faces = [
+            FaceLabel(
+                face_id=track.face_id,
+                box=track.box,
+                emotion=self.classifier.labels[int(np.argmax(track.scores))],
+                confidence=float(np.max(track.scores)),
+                scores=dict(zip(self.classifier.labels, map(float, track.scores), strict=True)),
+                confirmed=track.confirmed,
+            )
+            for track in self.pipeline.tracker.tracks
+            if track.last_seen_s == frame.time_s
+        ]
+        draw_overlay(image, faces, StatusLine(self._fps, len(faces), self._mqtt_status()))
+        if self._http is not None:
+            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if ok:
+                self._latest_jpeg = jpeg.tobytes()
+        return self._display.show(image)
+
+    def _mqtt_status(self) -> str:
+        if self._publisher is None:
+            return "mqtt: off"
+        stats = self._publisher.stats()
+        if stats["connected"]:
+            return "mqtt: connected"
+        return f"mqtt: offline ({stats['queued']} queued)"
+
+    def _observe(self, timings: dict[str, float], faces: int) -> None:
+        metrics = self.metrics
+        metrics.frames_total.inc()
+        metrics.faces.set(faces)
+        for stage, seconds in timings.items():
+            metrics.stage_seconds.labels(stage).observe(seconds)
+        if self._publisher is not None:
+            stats = self._publisher.stats()
+            metrics.events_queued.set(stats["queued"])
+            metrics.mqtt_connected.set(1 if stats["connected"] else 0)
+
+    def state(self) -> dict:
+        """The retained dashboard summary: confirmed faces, the dominant emotion, fps."""
+        tracks = [t for t in self.pipeline.tracker.tracks if t.confirmed]
+        emotions = Counter(self.classifier.labels[int(np.argmax(t.scores))] for t in tracks)
+        dominant = emotions.most_common(1)[0][0] if emotions else None
+        return {"faces": len(tracks), "dominant": dominant, "fps": round(self._fps, 1)}
+
+    def _update_fps(self, frame_interval_s: float) -> None:
+        if frame_interval_s > 0:
+            rate = 1.0 / frame_interval_s
+            self._fps = rate if self._fps == 0 else 0.9 * self._fps + 0.1 * rate
+            self.metrics.fps.set(self._fps)
+
+    def _log_summary(self, fps: float) -> None:
+        assert self._source is not None
+        queued = self._publisher.stats()["queued"] if self._publisher is not None else 0
+        self.metrics.frames_dropped_total.inc(max(0, self._source.dropped - self._dropped_reported))
+        self._dropped_reported = self._source.dropped
+        logger.info(
+            "%.1f fps, %d faces tracked, %d frames dropped, %d events queued",
+            fps,
+            len(self.pipeline.tracker.tracks),
+            self._source.dropped,
+            queued,
+        )
+
+    # -- shut-down ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop every component, each with a bounded wait; safe to call after a failed start."""
+        self.stop_event.set()
+        self._notifier.notify("STOPPING=1")
+        if self._source is not None:
+            self._source.close()
+        self._display.close()
+        for sink in self._sinks:
+            sink.close()
+        if self._publisher is not None:
+            self._publisher.stop()
+        if self._http is not None:
+            self._http.stop()
+        logger.info("stopped")

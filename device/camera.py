@@ -1,0 +1,310 @@
+"""FrameSource backends: OpenCV (camera index or video file) and Picamera2, behind one small interface."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from device.config import CameraConfig, DetectConfig
+from device.errors import CameraError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame: the main BGR image, the detector's small gray image and its scale."""
+
+    index: int
+    time_s: float
+    image: np.ndarray
+    gray_lores: np.ndarray
+    scale_to_main: float
+
+
+class FrameSource(Protocol):
+    """Delivers frames until the source ends (``None``) or ``stop`` is set."""
+
+    fps: float
+    size: tuple[int, int]
+    dropped: int
+
+    def open(self) -> None: ...
+
+    def read(self, stop: threading.Event) -> Frame | None: ...
+
+    def close(self) -> None: ...
+
+
+def make_lores(image_bgr: np.ndarray, width_px: int) -> tuple[np.ndarray, float]:
+    """The detector's gray image, at most ``width_px`` wide, and its scale back to the main frame."""
+    gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    height, width = gray.shape
+    if width <= width_px:
+        return gray, 1.0
+    scale = width / width_px
+    small = cv2.resize(gray, (width_px, round(height / scale)), interpolation=cv2.INTER_AREA)
+    return small, scale
+
+
+def open_source(camera: CameraConfig, detect: DetectConfig) -> FrameSource:
+    """Pick the backend the config names: a video file, an OpenCV camera, or Picamera2."""
+    if camera.source == "picamera2":
+        return Picamera2Source(camera, detect)
+    if camera.device.isdigit():
+        return OpenCVCameraSource(camera, detect)
+    return VideoFileSource(camera, detect)
+
+
+class VideoFileSource:
+    """Plays a video file: every frame in order, nothing dropped, paced to its own rate if realtime."""
+
+    def __init__(self, camera: CameraConfig, detect: DetectConfig) -> None:
+        self.path = Path(camera.device)
+        self.config = camera
+        self.detect_width_px = detect.width_px
+        self.fps = 0.0
+        self.size = (0, 0)
+        self.dropped = 0
+        self._capture: cv2.VideoCapture | None = None
+        self._index = 0
+        self._started = 0.0
+
+    def open(self) -> None:
+        if not self.path.is_file():
+            raise CameraError(f"camera.device: video file {self.path} not found; fix the path")
+        capture = cv2.VideoCapture(str(self.path))
+        ok, first = capture.read() if capture.isOpened() else (False, None)
+        if not ok:
+            raise CameraError(f"camera.device: {self.path} is not a readable video; check the file")
+        capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self._capture = capture
+        self.fps = capture.get(cv2.CAP_PROP_FPS) or self.config.fps
+        self.size = (first.shape[1], first.shape[0])
+        logger.info("video %s opened: %dx%d at %.1f fps", self.path, *self.size, self.fps)
+
+    def read(self, stop: threading.Event) -> Frame | None:
+        assert self._capture is not None, "open() first"
+        ok, image = self._capture.read()
+        if not ok and self.config.loop and self._index:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._capture.read()
+        if not ok:
+            return None
+        time_s = self._index / self.fps
+        if self.config.realtime:
+            if self._index == 0:
+                self._started = time.monotonic()
+            if stop.wait(max(0.0, self._started + time_s - time.monotonic())):
+                return None
+        gray, scale = make_lores(image, self.detect_width_px)
+        frame = Frame(self._index, time_s, image, gray, scale)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+
+
+class _LatestFrame:
+    """A one-slot holder: the capture thread overwrites, the pipeline waits for a newer frame."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._frame: Frame | None = None
+        self._taken = -1
+        self.overwritten = 0
+
+    def put(self, frame: Frame) -> None:
+        with self._condition:
+            if self._frame is not None and self._frame.index > self._taken:
+                self.overwritten += 1
+            self._frame = frame
+            self._condition.notify_all()
+
+    def wait_newer(self, timeout_s: float) -> Frame | None:
+        with self._condition:
+            self._condition.wait_for(
+                lambda: self._frame is not None and self._frame.index > self._taken, timeout_s
+            )
+            if self._frame is None or self._frame.index <= self._taken:
+                return None
+            self._taken = self._frame.index
+            return self._frame
+
+
+class _ThreadedCamera:
+    """Shared capture-thread logic: newest frame wins, a stalled camera is reopened with backoff."""
+
+    def __init__(self, camera: CameraConfig, detect: DetectConfig) -> None:
+        self.config = camera
+        self.detect_width_px = detect.width_px
+        self.fps = camera.fps
+        self.size = (camera.width_px, camera.height_px)
+        self._slot = _LatestFrame()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._index = 0
+        self._origin = time.monotonic()
+
+    @property
+    def dropped(self) -> int:
+        return self._slot.overwritten
+
+    def open(self) -> None:
+        self._open_device()
+        self._thread = threading.Thread(target=self._capture_loop, name="capture", daemon=True)
+        self._thread.start()
+
+    def read(self, stop: threading.Event) -> Frame | None:
+        while not stop.is_set():
+            frame = self._slot.wait_newer(timeout_s=0.5)
+            if frame is not None:
+                return frame
+        return None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._close_device()
+
+    def _capture_loop(self) -> None:
+        backoff_s = 1.0
+        last_frame = time.monotonic()
+        stalled = False
+        while not self._stop.is_set():
+            image = self._grab()
+            if image is not None:
+                if stalled:
+                    logger.warning("camera %s delivers frames again", self.config.device)
+                    stalled, backoff_s = False, 1.0
+                last_frame = time.monotonic()
+                gray, scale = self._lores(image)
+                self._slot.put(Frame(self._index, last_frame - self._origin, image, gray, scale))
+                self._index += 1
+                continue
+            if time.monotonic() - last_frame < self.config.stall_timeout_s:
+                self._stop.wait(0.05)
+                continue
+            if not stalled:
+                logger.warning(
+                    "camera %s: no frame for %.0f s; reopening it (backoff up to 30 s)",
+                    self.config.device,
+                    self.config.stall_timeout_s,
+                )
+                stalled = True
+            self._close_device()
+            if self._stop.wait(backoff_s):
+                break
+            backoff_s = min(backoff_s * 2, 30.0)
+            try:
+                self._open_device()
+            except CameraError as err:
+                logger.debug("reopen failed: %s", err)
+
+    def _lores(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        return make_lores(image, self.detect_width_px)
+
+    def _open_device(self) -> None:
+        raise NotImplementedError
+
+    def _grab(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def _close_device(self) -> None:
+        raise NotImplementedError
+
+
+class OpenCVCameraSource(_ThreadedCamera):
+    """A USB/V4L2 camera by index, read through OpenCV in the capture thread."""
+
+    _capture: cv2.VideoCapture | None = None
+
+    def _open_device(self) -> None:
+        capture = cv2.VideoCapture(int(self.config.device))
+        if not capture.isOpened():
+            raise CameraError(
+                f"camera.device: cannot open camera {self.config.device}; is it connected, "
+                "and is the user in the 'video' group?"
+            )
+        capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.width_px)
+        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height_px)
+        capture.set(cv2.CAP_PROP_FPS, self.config.fps)
+        self.size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self.fps = capture.get(cv2.CAP_PROP_FPS) or self.config.fps
+        self._capture = capture
+        logger.info("camera %s opened: %dx%d at %.1f fps", self.config.device, *self.size, self.fps)
+
+    def _grab(self) -> np.ndarray | None:
+        if self._capture is None:
+            return None
+        ok, image = self._capture.read()
+        return image if ok else None
+
+    def _close_device(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class Picamera2Source(_ThreadedCamera):
+    """The Pi camera: a main BGR stream for display and a low-resolution YUV420 stream for detection."""
+
+    _camera = None
+
+    def _open_device(self) -> None:
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise CameraError(
+                "camera.source: picamera2 is not installed; on Raspberry Pi OS run "
+                "'sudo apt install python3-picamera2' and create the venv with --system-site-packages"
+            ) from None
+        try:
+            camera = Picamera2()
+            width, height = self.config.width_px, self.config.height_px
+            lores_w = min(self.detect_width_px, width) // 2 * 2
+            lores_h = round(height * lores_w / width) // 2 * 2
+            config = camera.create_video_configuration(
+                main={"size": (width, height), "format": "RGB888"},
+                lores={"size": (lores_w, lores_h), "format": "YUV420"},
+                controls={"FrameRate": self.config.fps},
+            )
+            camera.configure(config)
+            camera.start()
+        except (RuntimeError, IndexError, OSError) as err:
+            raise CameraError(
+                f"camera.source: cannot start the Pi camera ({err}); is it connected?"
+            ) from None
+        self._camera = camera
+        self._lores_size = (lores_w, lores_h)
+        self.size = (width, height)
+        logger.info("picamera2 opened: main %dx%d, lores %dx%d", width, height, lores_w, lores_h)
+
+    def _grab(self) -> np.ndarray | None:
+        if self._camera is None:
+            return None
+        with self._camera.captured_request() as request:
+            # RGB888 is laid out B, G, R in memory: OpenCV's BGR order.
+            image = request.make_array("main")
+            yuv = request.make_array("lores")
+        lores_w, lores_h = self._lores_size
+        self._pending_gray = yuv[:lores_h, :lores_w]
+        return image
+
+    def _lores(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        return self._pending_gray, image.shape[1] / self._lores_size[0]
+
+    def _close_device(self) -> None:
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None

@@ -1,0 +1,175 @@
+"""EmotionClassifier: a TFLite model plus its model card, all faces of a frame in one invoke."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device.const import CARD_SCHEMA_VERSION
+from device.errors import ModelError
+from device.preprocess import CropSpec
+
+logger = logging.getLogger(__name__)
+
+# The documented runtime order: LiteRT, then tflite-runtime (Pi OS bookworm), then full TensorFlow.
+RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The parts of ``models/*.json`` that the device relies on."""
+
+    name: str
+    labels: tuple[str, ...]
+    height_px: int
+    width_px: int
+    channels: int
+    scale: str
+    crop: CropSpec
+    quantization: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float | None:
+        """Accuracy of the model on its report split, or None when the card has none."""
+        value = self.metrics.get("accuracy")
+        return float(value) if value else None
+
+
+def card_path_for(model_path: Path) -> Path:
+    """The card lives beside the model: ``emotion-int8.tflite`` → ``emotion-int8.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def load_card(path: Path) -> ModelCard:
+    """Read and check a model card; raise ModelError naming the file and the field at fault."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model card not found; it must lie beside the .tflite file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: model card is not valid JSON ({err})") from None
+    if not isinstance(raw, dict) or raw.get("schema") != CARD_SCHEMA_VERSION:
+        raise ModelError(f"{path}: expected model card schema {CARD_SCHEMA_VERSION}")
+    labels = raw.get("labels")
+    if not labels or not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ModelError(f"{path}: the card has no labels; expected a list of class names")
+    spec = raw.get("input") or {}
+    try:
+        height, width, channels = int(spec["height"]), int(spec["width"]), int(spec["channels"])
+        crop = spec.get("crop") or {}
+        crop_spec = CropSpec(
+            width_px=width,
+            height_px=height,
+            margin_frac=float(crop.get("margin_frac", 0.0)),
+            offset_x_frac=float(crop.get("offset_x_frac", 0.0)),
+            offset_y_frac=float(crop.get("offset_y_frac", 0.0)),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelError(f"{path}: input needs integer height, width and channels ({err})") from None
+    if spec.get("scale") != "0..1":
+        raise ModelError(f"{path}: input.scale {spec.get('scale')!r} is not supported; expected '0..1'")
+    return ModelCard(
+        name=str(raw.get("name", Path(path).stem)),
+        labels=tuple(labels),
+        height_px=height,
+        width_px=width,
+        channels=channels,
+        scale=spec["scale"],
+        crop=crop_spec,
+        quantization=str(raw.get("quantization", "unknown")),
+        metrics=raw.get("metrics") or {},
+    )
+
+
+def _interpreter_class() -> type:
+    for module_name in RUNTIMES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        logger.debug("TFLite runtime: %s", module_name)
+        return module.Interpreter
+    raise ModelError("no TFLite runtime found; install ai-edge-litert (or tflite-runtime on Raspberry Pi OS)")
+
+
+class EmotionClassifier:
+    """Scores face batches with a TFLite model, quantizing int8 inputs and outputs by their tensors."""
+
+    def __init__(self, model_path: Path, card_path: Path | None = None, threads: int = 1) -> None:
+        model_path = Path(model_path)
+        self.card = load_card(card_path or card_path_for(model_path))
+        if not model_path.is_file():
+            raise ModelError(f"{model_path}: model file not found; run 'make convert' or fix model.path")
+        content = model_path.read_bytes()
+        if len(content) < 8 or content[4:8] != b"TFL3":
+            raise ModelError(f"{model_path}: not a TFLite flatbuffer (no TFL3 identifier)")
+        try:
+            self._interpreter = _interpreter_class()(model_content=content, num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise ModelError(f"{model_path}: the TFLite runtime rejected the model ({err})") from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._check_shapes(model_path)
+        self._batch = 1
+
+    def _check_shapes(self, model_path: Path) -> None:
+        card = self.card
+        expected = (card.height_px, card.width_px, card.channels)
+        got = tuple(int(d) for d in self._input["shape"][1:])
+        if got != expected:
+            raise ModelError(
+                f"{model_path}: input tensor is {got} but the card says {expected}; "
+                "convert the model again or use its own card"
+            )
+        classes = int(self._output["shape"][-1])
+        if classes != len(card.labels):
+            raise ModelError(
+                f"{model_path}: output has {classes} classes but the card lists {len(card.labels)} labels"
+            )
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names, in output order, from the model card."""
+        return self.card.labels
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        """The input tensor's type (int8 for a full-integer model, float32 otherwise)."""
+        return np.dtype(self._input["dtype"])
+
+    def classify(self, faces: np.ndarray) -> np.ndarray:
+        """Score a float32 batch ``(N, H, W, C)`` scaled 0..1; return probabilities ``(N, classes)``."""
+        count = len(faces)
+        if count == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        if count != self._batch:
+            self._interpreter.resize_tensor_input(self._input["index"], [count, *faces.shape[1:]])
+            self._interpreter.allocate_tensors()
+            self._input = self._interpreter.get_input_details()[0]
+            self._output = self._interpreter.get_output_details()[0]
+            self._batch = count
+        self._interpreter.set_tensor(self._input["index"], self._quantize(faces))
+        self._interpreter.invoke()
+        return self._dequantize(self._interpreter.get_tensor(self._output["index"]))
+
+    def _quantize(self, faces: np.ndarray) -> np.ndarray:
+        dtype = self.input_dtype
+        if dtype == np.float32:
+            return faces.astype(np.float32, copy=False)
+        scale, zero_point = self._input["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(faces / scale + zero_point), info.min, info.max).astype(dtype)
+
+    def _dequantize(self, raw: np.ndarray) -> np.ndarray:
+        if raw.dtype == np.float32:
+            return raw.copy()
+        scale, zero_point = self._output["quantization"]
+        return ((raw.astype(np.float32) - zero_point) * scale).astype(np.float32)

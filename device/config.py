@@ -1,0 +1,324 @@
+"""The daemon's typed, frozen configuration: defaults ← TOML ← environment ← CLI, validated once.
+
+A key has one name in three spellings: ``mqtt.host`` in TOML, ``MOODCAST_MQTT__HOST`` in the
+environment, ``--mqtt-host`` on the command line. Unknown keys and bad values raise ``ConfigError``
+naming the key. Secrets (fields marked ``secret``) are read from the environment only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from device.const import DEFAULT_MODEL_PATH, ENV_PREFIX
+from device.errors import ConfigError
+
+
+def _opt(default: Any, help: str, **rules: Any) -> Any:
+    """A config field with its help text and validation rules (min, max, choices, secret, flags)."""
+    return field(default=default, metadata={"help": help, **rules})
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    source: str = _opt("opencv", "frame source backend", choices=("opencv", "picamera2"))
+    device: str = _opt("0", "OpenCV camera index or video file path", flags=("--input",))
+    width_px: int = _opt(640, "capture width", min=16, max=4096)
+    height_px: int = _opt(480, "capture height", min=16, max=4096)
+    fps: float = _opt(30.0, "requested camera frame rate", min=1.0, max=240.0)
+    realtime: bool = _opt(True, "play a video file at its own frame rate", flags=("--realtime",))
+    loop: bool = _opt(False, "restart a video file at its end")
+    stall_timeout_s: float = _opt(5.0, "reopen the camera after this long without a frame", min=0.5)
+    max_frames: int = _opt(0, "stop after this many frames (0: never)", min=0)
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    width_px: int = _opt(320, "width of the gray image the detector searches", min=64, max=4096)
+    scale_factor: float = _opt(1.1, "Haar pyramid step", min=1.01, max=2.0)
+    min_neighbors: int = _opt(5, "Haar min neighbours", min=0, max=50)
+    min_size_px: int = _opt(40, "smallest face, in full-frame pixels", min=8)
+    full_search_interval: int = _opt(
+        8, "search the whole frame every N frames, else only around tracks", min=1
+    )
+    track_window_frac: float = _opt(0.6, "window margin around a track, in face sizes", min=0.1)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: Path = _opt(Path(DEFAULT_MODEL_PATH), "TFLite model; its card is the .json beside it")
+    threads: int = _opt(1, "interpreter threads", min=1, max=16)
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    iou_threshold: float = _opt(0.3, "least IoU to continue a track", min=0.0, max=1.0)
+    confirm_frames: int = _opt(3, "detections before a track is announced", min=1)
+    lost_after_s: float = _opt(1.0, "end a track unseen this long", min=0.0)
+    smoothing: float = _opt(0.3, "EMA weight of the newest scores", min=0.01, max=1.0)
+    heartbeat_s: float = _opt(10.0, "repeat an unchanged emotion this often (0: never)", min=0.0)
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    backend: str = _opt(
+        "none", "where annotated frames go", choices=("auto", "none", "video", "fb", "window")
+    )
+    video_path: Path = _opt(Path("moodcast-out.mp4"), "output file of the video backend")
+    fb_device: Path = _opt(Path("/dev/fb0"), "framebuffer of the fb backend")
+    fullscreen: bool = _opt(False, "full-screen window")
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    path: str = _opt("", "write events as JSON lines here ('-' for stdout, '' for none)", flags=("--events",))
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = _opt(False, "publish events over MQTT")
+    host: str = _opt("localhost", "broker host")
+    port: int = _opt(1883, "broker port", min=1, max=65535)
+    client_id: str = _opt("", "client id (default moodcast-<device_id>)")
+    keepalive_s: int = _opt(60, "keepalive interval", min=5, max=3600)
+    qos: int = _opt(1, "QoS of events", min=0, max=2)
+    prefix: str = _opt("moodcast", "topic prefix; topics are <prefix>/<device_id>/...")
+    username: str = _opt("", "user name")
+    password: str = _opt("", "password, from the environment only", secret=True)
+    tls: bool = _opt(False, "connect with TLS")
+    ca_file: str = _opt("", "CA certificate file for TLS")
+    cert_file: str = _opt("", "client certificate file for TLS")
+    key_file: str = _opt("", "client key file for TLS")
+    tls_insecure: bool = _opt(False, "skip the broker host name check (testing only)")
+    outbox_max: int = _opt(10000, "events kept while the broker is away", min=1)
+    outbox_path: str = _opt("", "SQLite file that keeps the outbox across restarts ('' for memory)")
+    discovery: bool = _opt(True, "publish Home Assistant discovery configs")
+    discovery_prefix: str = _opt("homeassistant", "Home Assistant discovery prefix")
+    state_interval_s: float = _opt(5.0, "publish the retained state this often", min=0.5)
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    enabled: bool = _opt(False, "serve /healthz, /metrics, /snapshot.jpg, /stream.mjpg")
+    host: str = _opt("127.0.0.1", "address to bind")
+    port: int = _opt(8480, "port to bind", min=1, max=65535)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = _opt("info", "log level", choices=("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every section of the daemon's configuration."""
+
+    device_id: str = _opt("", "this device's id in topics and events (default: host name)")
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def masked(self) -> dict[str, Any]:
+        """The config as a plain dict with secrets replaced by ``***`` (for ``--print-config``)."""
+        out: dict[str, Any] = {}
+        for key, spec, value in iter_fields(self):
+            if spec.metadata.get("secret") and value:
+                value = "***"
+            out[key] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def iter_fields(config: Config) -> list[tuple[str, dataclasses.Field, Any]]:
+    """Every leaf key of a config as ``(dotted key, field, value)``."""
+    leaves = []
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name)
+        if dataclasses.is_dataclass(value):
+            for sub in dataclasses.fields(value):
+                leaves.append((f"{spec.name}.{sub.name}", sub, getattr(value, sub.name)))
+        else:
+            leaves.append((spec.name, spec, value))
+    return leaves
+
+
+def _field_specs() -> dict[str, tuple[dataclasses.Field, type]]:
+    specs = {}
+    for key, spec, value in iter_fields(Config()):
+        specs[key] = (spec, type(value) if not isinstance(value, Path) else Path)
+    return specs
+
+
+def _coerce(key: str, raw: Any, kind: type, spec: dataclasses.Field) -> Any:
+    """Turn a TOML, environment or CLI value into the field's type and check its rules."""
+    rules = spec.metadata
+    if kind is bool:
+        if isinstance(raw, bool):
+            value: Any = raw
+        elif isinstance(raw, str) and raw.strip().lower() in ("1", "true", "yes", "on"):
+            value = True
+        elif isinstance(raw, str) and raw.strip().lower() in ("0", "false", "no", "off"):
+            value = False
+        else:
+            raise ConfigError(key, f"expected true or false, got {raw!r}", "fix the value")
+    elif kind in (int, float):
+        try:
+            if isinstance(raw, bool) or (kind is int and isinstance(raw, float)):
+                raise ValueError
+            value = kind(raw.strip() if isinstance(raw, str) else raw)
+        except (TypeError, ValueError):
+            name = "an integer" if kind is int else "a number"
+            raise ConfigError(key, f"expected {name}, got {raw!r}", "fix the value") from None
+        low, high = rules.get("min"), rules.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{low}-{high}" if high is not None else f">= {low}"
+            raise ConfigError(key, f"expected a value {bounds}, got {raw!r}", "fix the value")
+    else:
+        if not isinstance(raw, (str, Path)):
+            raise ConfigError(key, f"expected a string, got {raw!r}", "fix the value")
+        value = kind(raw)
+    choices = rules.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(key, f"expected one of {', '.join(choices)}, got {raw!r}", "fix the value")
+    return value
+
+
+def _flatten_toml(table: Mapping[str, Any], source: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in table.items():
+        if isinstance(value, Mapping):
+            for sub, sub_value in value.items():
+                if isinstance(sub_value, Mapping):
+                    raise ConfigError(f"{name}.{sub}", f"unknown section in {source}")
+                flat[f"{name}.{sub}"] = sub_value
+        else:
+            flat[name] = value
+    return flat
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file into dotted keys; a missing or malformed file is a ConfigError."""
+    try:
+        with Path(path).open("rb") as handle:
+            return _flatten_toml(tomllib.load(handle), str(path))
+    except FileNotFoundError:
+        raise ConfigError("config", f"{path}: no such file", "create it or pass --config") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("config", f"{path}: not valid TOML ({err})", "fix the file") from None
+
+
+def env_key(key: str) -> str:
+    """``mqtt.host`` → ``MOODCAST_MQTT__HOST``."""
+    return ENV_PREFIX + key.upper().replace(".", "__")
+
+
+def cli_flag(key: str) -> str:
+    """``mqtt.host`` → ``--mqtt-host``."""
+    return "--" + key.replace(".", "-").replace("_", "-")
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per config key (plus its aliases), defaulting to 'not given'."""
+    for key, (spec, kind) in _field_specs().items():
+        if spec.metadata.get("secret"):
+            continue
+        flags = [cli_flag(key), *spec.metadata.get("flags", ())]
+        help_text = f"{spec.metadata.get('help', '')} [{key}]"
+        if kind is bool:
+            parser.add_argument(
+                *flags, dest=key, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            parser.add_argument(
+                *flags, dest=key, default=None, metavar=key.split(".")[-1].upper(), help=help_text
+            )
+
+
+def load_config(
+    toml_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cli: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the config: defaults ← TOML ← environment ← CLI, each overriding the one before."""
+    environ = os.environ if environ is None else environ
+    specs = _field_specs()
+    values: dict[str, Any] = {}
+    if toml_path is not None:
+        for key, raw in read_toml(toml_path).items():
+            if key not in specs:
+                raise ConfigError(key, f"unknown key in {toml_path}", "check its spelling or remove it")
+            if specs[key][0].metadata.get("secret"):
+                raise ConfigError(
+                    key,
+                    f"secrets are not read from {toml_path}",
+                    f"set {env_key(key)} in the environment file instead",
+                )
+            values[key] = _coerce(key, raw, specs[key][1], specs[key][0])
+    by_env = {env_key(key): key for key in specs}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        if name not in by_env:
+            raise ConfigError(name, "unknown environment variable", "check its spelling or unset it")
+        key = by_env[name]
+        values[key] = _coerce(key, raw, specs[key][1], specs[key][0])
+    for key, raw in (cli or {}).items():
+        if raw is not None and key in specs:
+            values[key] = _coerce(key, raw, specs[key][1], specs[key][0])
+    return _build(values)
+
+
+def _build(values: dict[str, Any]) -> Config:
+    sections: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, value in values.items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            sections.setdefault(section, {})[name] = value
+        else:
+            top[key] = value
+    defaults = Config()
+    for section, changes in sections.items():
+        top[section] = dataclasses.replace(getattr(defaults, section), **changes)
+    config = dataclasses.replace(defaults, **top)
+    if not config.device_id:
+        config = dataclasses.replace(config, device_id=socket.gethostname().split(".")[0] or "moodcast")
+    _verify(config)
+    return config
+
+
+def _verify(config: Config) -> None:
+    """Cross-field rules, each naming the key to fix."""
+    mqtt = config.mqtt
+    if mqtt.username and not mqtt.password:
+        raise ConfigError(
+            "mqtt.password",
+            "a user name is set but no password",
+            f"set {env_key('mqtt.password')} in the environment file",
+        )
+    if (mqtt.cert_file or mqtt.key_file) and not (mqtt.cert_file and mqtt.key_file):
+        raise ConfigError(
+            "mqtt.key_file", "a client certificate needs both cert_file and key_file", "set both or neither"
+        )
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(mqtt, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"mqtt.{key}", f"{path}: no such file", "fix the path")
+    if "/" in config.device_id or "+" in config.device_id or "#" in config.device_id:
+        raise ConfigError(
+            "device_id",
+            f"{config.device_id!r} contains an MQTT topic character",
+            "use letters, digits, '-' and '_'",
+        )

@@ -1,0 +1,85 @@
+"""Display backends behind one interface: none, video (annotated file), fb (framebuffer), window, auto."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from device.config import DisplayConfig
+from device.errors import DisplayError
+
+logger = logging.getLogger(__name__)
+
+
+class Display(Protocol):
+    """Shows annotated frames; ``show`` returns False when the viewer asked to quit."""
+
+    def show(self, frame: np.ndarray) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class NoDisplay:
+    """Shows nothing (headless service, benchmarks)."""
+
+    def show(self, frame: np.ndarray) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class VideoFileDisplay:
+    """Writes the annotated frames to a video file (for headless runs and the README demo)."""
+
+    def __init__(self, config: DisplayConfig, frame_size: tuple[int, int], fps: float) -> None:
+        path = config.video_path
+        if path.parent and not path.parent.is_dir():
+            raise DisplayError(f"display.video_path: folder {path.parent} does not exist; create it")
+        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
+        self._writer = cv2.VideoWriter(str(path), fourcc, fps or 15.0, frame_size)
+        if not self._writer.isOpened():
+            raise DisplayError(f"display.video_path: cannot write {path}; use a .mp4 or .avi path")
+        self.path = path
+        logger.info("writing annotated video to %s", path)
+
+    def show(self, frame: np.ndarray) -> bool:
+        self._writer.write(frame)
+        return True
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+def open_display(config: DisplayConfig, frame_size: tuple[int, int], fps: float) -> Display:
+    """Open the configured backend; ``auto`` picks window, then framebuffer, then none."""
+    backend = config.backend
+    if backend == "auto":
+        backend = _pick_auto(config)
+        logger.info("display auto: using %s", backend)
+    if backend == "video":
+        return VideoFileDisplay(config, frame_size, fps)
+    if backend == "fb":
+        from device.framebuffer import FramebufferDisplay
+
+        return FramebufferDisplay(config)
+    if backend == "window":
+        from device.window import WindowDisplay
+
+        return WindowDisplay(config)
+    return NoDisplay()
+
+
+def _pick_auto(config: DisplayConfig) -> str:
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        from device.window import window_available
+
+        if window_available():
+            return "window"
+    from device.framebuffer import framebuffer_available
+
+    return "fb" if framebuffer_available(config.fb_device) else "none"

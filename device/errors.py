@@ -1,0 +1,25 @@
+"""Errors a user can cause, each printed by ``__main__`` as one line."""
+
+
+class MoodcastError(Exception):
+    """A problem the user can fix: the message says what, where, and what to do."""
+
+
+class ConfigError(MoodcastError):
+    """A config key has a bad or unknown value; the message starts with the key."""
+
+    def __init__(self, key: str, problem: str, fix: str = "fix or remove the key") -> None:
+        super().__init__(f"{key}: {problem}; {fix}")
+        self.key = key
+
+
+class ModelError(MoodcastError):
+    """The model file or its card is missing, corrupt or inconsistent."""
+
+
+class CameraError(MoodcastError):
+    """The frame source cannot be opened or read."""
+
+
+class DisplayError(MoodcastError):
+    """The display backend cannot be used."""

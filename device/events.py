@@ -1,0 +1,91 @@
+"""Face events in the schema of ARCHITECTURE.md, and their sinks (JSON lines here; MQTT in publish.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Protocol
+
+from device.const import EVENT_SCHEMA_VERSION
+from device.errors import MoodcastError
+from device.track import TrackEvent
+
+logger = logging.getLogger(__name__)
+
+
+def iso_time(epoch_s: float) -> str:
+    """UTC ISO-8601 with milliseconds and a Z, as in the event schema."""
+    stamp = datetime.fromtimestamp(epoch_s, tz=UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+class EventFactory:
+    """Turns tracker events into schema payloads, numbering them with a gap-free ``seq``.
+
+    Track times are seconds on the source's clock; ``clock_origin_s`` is the wall time of that
+    clock's zero, so a video file gives repeatable relative times and a camera gives real ones.
+    """
+
+    def __init__(self, device_id: str, clock_origin_s: float, last_seq: int = 0) -> None:
+        self.device_id = device_id
+        self.clock_origin_s = clock_origin_s
+        self.seq = last_seq
+
+    def build(self, event: TrackEvent, frame: int, now_s: float, frame_size: tuple[int, int]) -> dict:
+        """The payload for one event; ``now_s`` is the frame's time on the source clock."""
+        self.seq += 1
+        track = event.track
+        payload = {
+            "schema": EVENT_SCHEMA_VERSION,
+            "type": event.kind,
+            "device": self.device_id,
+            "face_id": track.face_id,
+            "ts": iso_time(self.clock_origin_s + now_s),
+            "frame": frame,
+            "seq": self.seq,
+            "emotion": event.emotion,
+            "confidence": round(event.confidence, 4),
+            "scores": event.scores,
+            "box": list(track.box),
+            "frame_size": list(frame_size),
+            "first_seen": iso_time(self.clock_origin_s + track.first_seen_s),
+            "duration_s": round(max(now_s, track.last_seen_s) - track.first_seen_s, 3),
+        }
+        if event.kind == "end":
+            total = sum(track.emotion_frames.values()) or 1
+            payload["summary"] = {
+                label: round(count / total, 3)
+                for label, count in sorted(track.emotion_frames.items(), key=lambda kv: -kv[1])
+            }
+        return payload
+
+
+class EventSink(Protocol):
+    """Where events go: ``publish`` must not block the pipeline; ``close`` flushes."""
+
+    def publish(self, event: dict) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonLinesSink:
+    """Writes one JSON object per line to stdout (``-``) or appends to a file."""
+
+    def __init__(self, path: str) -> None:
+        self._owned = path != "-"
+        try:
+            self._out: IO[str] = Path(path).open("a", buffering=1) if self._owned else sys.stdout
+        except OSError as err:
+            problem = f"events.path: cannot open {path} ({err.strerror}); fix the path"
+            raise MoodcastError(problem) from None
+
+    def publish(self, event: dict) -> None:
+        self._out.write(json.dumps(event, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        self._out.flush()
+        if self._owned:
+            self._out.close()

@@ -1,0 +1,53 @@
+"""One frame through the stages: detect → crop → classify (one invoke) → track, with per-stage timings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+
+from device.camera import Frame
+from device.classify import EmotionClassifier
+from device.detect import Box, FaceDetector
+from device.preprocess import face_batch
+from device.track import FaceTracker, TrackEvent
+
+STAGES = ("capture", "detect", "classify", "track", "draw")
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What one frame produced: the detected boxes (main-frame pixels), track events, stage seconds."""
+
+    boxes: list[Box]
+    events: list[TrackEvent]
+    timings: dict[str, float]
+
+
+class Pipeline:
+    """The per-frame work of the daemon, free of threads and I/O so the benchmark runs it as is."""
+
+    def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, tracker: FaceTracker) -> None:
+        self.detector = detector
+        self.classifier = classifier
+        self.tracker = tracker
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Run one frame through detection, classification and tracking."""
+        start = time.perf_counter()
+        boxes = self.detector.detect(
+            frame.gray_lores, frame.scale_to_main, self.tracker.live_boxes(frame.time_s)
+        )
+        detected = time.perf_counter()
+        # The crop comes from the full-resolution frame, whatever image the detector searched.
+        gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY) if boxes else frame.gray_lores
+        scores = self.classifier.classify(face_batch(gray, boxes, self.classifier.card.crop))
+        classified = time.perf_counter()
+        events = self.tracker.update(boxes, scores, frame.time_s, frame.index)
+        tracked = time.perf_counter()
+        return FrameResult(
+            boxes,
+            events,
+            {"detect": detected - start, "classify": classified - detected, "track": tracked - classified},
+        )

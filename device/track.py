@@ -1,0 +1,155 @@
+"""FaceTracker: stable face ids across frames (IoU on predicted boxes), EMA-smoothed scores, track events."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from device.config import TrackConfig
+from device.detect import Box, iou
+
+
+@dataclass
+class Track:
+    """One face followed over time."""
+
+    face_id: int
+    box: Box
+    scores: np.ndarray
+    first_seen_s: float
+    last_seen_s: float
+    first_frame: int
+    hits: int = 1
+    confirmed: bool = False
+    velocity: tuple[float, float] = (0.0, 0.0)
+    announced_emotion: str = ""
+    last_event_s: float = 0.0
+    seen_frames: int = 1
+    emotion_frames: dict[str, int] = field(default_factory=dict)
+
+    def predicted(self, now_s: float) -> Box:
+        """The box moved on by its velocity to ``now_s``."""
+        dt = now_s - self.last_seen_s
+        x, y, w, h = self.box
+        return (round(x + self.velocity[0] * dt), round(y + self.velocity[1] * dt), w, h)
+
+
+@dataclass(frozen=True)
+class TrackEvent:
+    """A change worth telling subscribers: ``kind`` is ``new``, ``update`` or ``end``."""
+
+    kind: str
+    track: Track
+    emotion: str
+    confidence: float
+    scores: dict[str, float]
+
+
+class FaceTracker:
+    """Associates each frame's detections with live tracks and emits new/update/end events."""
+
+    def __init__(self, config: TrackConfig, labels: tuple[str, ...]) -> None:
+        self.config = config
+        self.labels = labels
+        self.tracks: list[Track] = []
+        self._ids = itertools.count(1)
+
+    def update(self, boxes: list[Box], scores: np.ndarray, now_s: float, frame: int) -> list[TrackEvent]:
+        """Fold one frame's detections (``scores`` row per box) into the tracks; return the events."""
+        events: list[TrackEvent] = []
+        matched_tracks, matched_boxes = self._associate(boxes, now_s)
+        alpha = self.config.smoothing
+        for track_index, box_index in zip(matched_tracks, matched_boxes, strict=True):
+            track = self.tracks[track_index]
+            dt = now_s - track.last_seen_s
+            if dt > 0:
+                vx = (boxes[box_index][0] - track.box[0]) / dt
+                vy = (boxes[box_index][1] - track.box[1]) / dt
+                track.velocity = (0.5 * track.velocity[0] + 0.5 * vx, 0.5 * track.velocity[1] + 0.5 * vy)
+            track.box = boxes[box_index]
+            track.scores = (1 - alpha) * track.scores + alpha * scores[box_index]
+            track.last_seen_s = now_s
+            track.hits += 1
+            track.seen_frames += 1
+            self._note_emotion(track)
+            events.extend(self._progress(track, now_s))
+        for box_index in sorted(set(range(len(boxes))) - set(matched_boxes)):
+            track = Track(
+                next(self._ids), boxes[box_index], scores[box_index].astype(np.float32), now_s, now_s, frame
+            )
+            self._note_emotion(track)
+            self.tracks.append(track)
+            events.extend(self._progress(track, now_s))
+        events.extend(self._expire(now_s))
+        return events
+
+    def finish(self) -> list[TrackEvent]:
+        """End every live track (the source has ended); return their ``end`` events."""
+        events = [self._event("end", track) for track in self.tracks if track.confirmed]
+        self.tracks = []
+        return events
+
+    def live_boxes(self, now_s: float) -> list[Box]:
+        """Where the detector should look for the live tracks on the next frame."""
+        return [track.predicted(now_s) for track in self.tracks]
+
+    def _associate(self, boxes: list[Box], now_s: float) -> tuple[list[int], list[int]]:
+        pairs = []
+        for t, track in enumerate(self.tracks):
+            predicted = track.predicted(now_s)
+            for b, box in enumerate(boxes):
+                overlap = max(iou(predicted, box), iou(track.box, box))
+                if overlap >= self.config.iou_threshold:
+                    pairs.append((overlap, t, b))
+        matched_tracks: list[int] = []
+        matched_boxes: list[int] = []
+        for _, t, b in sorted(pairs, reverse=True):
+            if t not in matched_tracks and b not in matched_boxes:
+                matched_tracks.append(t)
+                matched_boxes.append(b)
+        return matched_tracks, matched_boxes
+
+    def _note_emotion(self, track: Track) -> None:
+        emotion = self.labels[int(np.argmax(track.scores))]
+        track.emotion_frames[emotion] = track.emotion_frames.get(emotion, 0) + 1
+
+    def _progress(self, track: Track, now_s: float) -> list[TrackEvent]:
+        if not track.confirmed:
+            if track.hits < self.config.confirm_frames:
+                return []
+            track.confirmed = True
+            return [self._announce("new", track, now_s)]
+        emotion = self.labels[int(np.argmax(track.scores))]
+        heartbeat = self.config.heartbeat_s
+        if emotion != track.announced_emotion or (heartbeat and now_s - track.last_event_s >= heartbeat):
+            return [self._announce("update", track, now_s)]
+        return []
+
+    def _announce(self, kind: str, track: Track, now_s: float) -> TrackEvent:
+        event = self._event(kind, track)
+        track.announced_emotion = event.emotion
+        track.last_event_s = now_s
+        return event
+
+    def _expire(self, now_s: float) -> list[TrackEvent]:
+        events, live = [], []
+        for track in self.tracks:
+            if now_s - track.last_seen_s > self.config.lost_after_s:
+                if track.confirmed:
+                    events.append(self._event("end", track))
+            else:
+                live.append(track)
+        self.tracks = live
+        return events
+
+    def _event(self, kind: str, track: Track) -> TrackEvent:
+        best = int(np.argmax(track.scores))
+        return TrackEvent(
+            kind=kind,
+            track=track,
+            emotion=self.labels[best],
+            confidence=float(track.scores[best]),
+            scores={label: round(float(s), 4) for label, s in zip(self.labels, track.scores, strict=True)},
+        )

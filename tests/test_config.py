@@ -1,0 +1,103 @@
+"""Config: precedence defaults ← TOML ← env ← CLI, unknown keys and bad values name the key."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from device.config import cli_flag, env_key, load_config
+from device.errors import ConfigError
+
+
+def write_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "moodcast.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_any_source():
+    config = load_config(None, environ={}, cli={})
+    assert config.mqtt.port == 1883
+    assert config.http.host == "127.0.0.1"
+    assert config.device_id
+
+
+def test_precedence_toml_then_env_then_cli(tmp_path):
+    toml = write_toml(tmp_path, '[mqtt]\nhost = "from-toml"\nport = 1000\nqos = 0\n')
+    config = load_config(toml, environ={"MOODCAST_MQTT__PORT": "2000"}, cli={"mqtt.qos": "2"})
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.qos) == ("from-toml", 2000, 2)
+    config = load_config(toml, environ={"MOODCAST_MQTT__PORT": "2000"}, cli={"mqtt.port": "3000"})
+    assert config.mqtt.port == 3000
+
+
+def test_three_spellings_of_one_key():
+    assert env_key("mqtt.host") == "MOODCAST_MQTT__HOST"
+    assert cli_flag("detect.min_size_px") == "--detect-min-size-px"
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[mqtt]\nhots = 'x'\n", "mqtt.hots"),
+        ("[mqtt]\nport = '18830x'\n", "mqtt.port"),
+        ("[mqtt]\nport = 70000\n", "mqtt.port"),
+        ("[display]\nbackend = 'hologram'\n", "display.backend"),
+        ("[camera]\nrealtime = 'maybe'\n", "camera.realtime"),
+        ("[mqtt]\npassword = 'secret'\n", "mqtt.password"),
+        ("[mqtt]\nusername = 'u'\n", "mqtt.password"),
+        ("[mqtt]\nca_file = '/nonexistent/ca.pem'\n", "mqtt.ca_file"),
+        ("[nonsense]\nkey = 1\n", "nonsense.key"),
+    ],
+)
+def test_bad_toml_names_the_key(tmp_path, toml, key):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_toml(tmp_path, toml), environ={}, cli={})
+    assert caught.value.key == key
+    assert str(caught.value).startswith(f"{key}: ")
+
+
+def test_unknown_environment_variable_is_an_error():
+    with pytest.raises(ConfigError, match="MOODCAST_MQTT__HOTS"):
+        load_config(None, environ={"MOODCAST_MQTT__HOTS": "x"}, cli={})
+
+
+def test_password_from_environment_is_masked_when_printed():
+    config = load_config(
+        None, environ={"MOODCAST_MQTT__USERNAME": "u", "MOODCAST_MQTT__PASSWORD": "pw"}, cli={}
+    )
+    assert config.mqtt.password == "pw"
+    assert config.masked()["mqtt.password"] == "***"
+
+
+def test_malformed_toml_names_the_file(tmp_path):
+    path = write_toml(tmp_path, "[mqtt\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path, environ={}, cli={})
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "device", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_check_config_exit_codes(tmp_path):
+    good = write_toml(tmp_path, "[mqtt]\nport = 1884\n")
+    assert run_cli("--config", str(good), "--check-config").returncode == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mqtt]\nhots = 'x'\n")
+    result = run_cli("--config", str(bad), "--check-config")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"moodcast: mqtt.hots: unknown key in {bad}; check its spelling or remove it"
+    ]
+
+
+def test_print_config_applies_cli_flags():
+    result = run_cli("--print-config", "--mqtt-port", "1999", "--input", "clip.mp4", "--no-realtime")
+    printed = json.loads(result.stdout)
+    assert printed["mqtt.port"] == 1999
+    assert printed["camera.device"] == "clip.mp4"
+    assert printed["camera.realtime"] is False

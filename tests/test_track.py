@@ -1,0 +1,98 @@
+"""FaceTracker: stable ids through a crossing, a missed detection, and a face leaving and returning."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from device.config import TrackConfig
+from device.track import FaceTracker
+
+LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FPS = 15.0
+
+
+def one_hot(label: str, weight: float = 0.9) -> np.ndarray:
+    scores = np.full(len(LABELS), (1 - weight) / (len(LABELS) - 1), np.float32)
+    scores[LABELS.index(label)] = weight
+    return scores
+
+
+def run(tracker: FaceTracker, frames: list[list[tuple[tuple[int, int, int, int], str]]], start: int = 0):
+    """Feed frames of (box, label) detections; return all events and the ids seen per frame."""
+    events, ids = [], []
+    for offset, detections in enumerate(frames):
+        index = start + offset
+        boxes = [box for box, _ in detections]
+        scores = np.stack([one_hot(label) for _, label in detections]) if detections else np.zeros((0, 7))
+        events += tracker.update(boxes, scores, index / FPS, index)
+        ids.append({t.face_id: t.box for t in tracker.tracks})
+    return events, ids
+
+
+def test_new_then_end_after_timeout():
+    tracker = FaceTracker(TrackConfig(confirm_frames=3, lost_after_s=0.5), LABELS)
+    frames = [[((100 + 4 * i, 100, 80, 80), "happy")] for i in range(10)] + [[]] * 10
+    events, _ = run(tracker, frames)
+    assert [e.kind for e in events] == ["new", "end"]
+    assert events[0].emotion == "happy"
+    assert events[0].track.face_id == events[1].track.face_id
+
+
+def test_unconfirmed_flicker_emits_nothing():
+    tracker = FaceTracker(TrackConfig(confirm_frames=3, lost_after_s=0.2), LABELS)
+    events, _ = run(tracker, [[((10, 10, 50, 50), "sad")], [], [], [], [], []])
+    assert events == []
+
+
+def test_ids_stable_through_a_crossing():
+    """Two faces move towards each other, overlap and pass: each keeps its id on its own side."""
+    tracker = FaceTracker(TrackConfig(confirm_frames=2, lost_after_s=0.5), LABELS)
+    frames = []
+    for i in range(40):
+        left = (60 + 12 * i, 200, 90, 90)  # moving right
+        right = (540 - 12 * i, 210, 90, 90)  # moving left
+        frames.append([(left, "happy"), (right, "angry")])
+    _, ids = run(tracker, frames)
+    first, last = ids[2], ids[-1]
+    assert len(first) == len(last) == 2
+    left_id = min(first, key=lambda k: first[k][0])
+    right_id = max(first, key=lambda k: first[k][0])
+    # After crossing the face that started on the left is on the right, with the same id.
+    assert last[left_id][0] > last[right_id][0]
+    assert set(last) == {left_id, right_id}
+
+
+def test_missed_detections_keep_the_id():
+    tracker = FaceTracker(TrackConfig(confirm_frames=2, lost_after_s=0.5), LABELS)
+    frames = []
+    for i in range(20):
+        frames.append([] if i in (8, 9, 10) else [((100 + 5 * i, 120, 80, 80), "neutral")])
+    events, ids = run(tracker, frames)
+    assert [e.kind for e in events] == ["new"]
+    assert len({face_id for frame in ids for face_id in frame}) == 1
+
+
+def test_leaving_and_returning_gets_a_new_id():
+    tracker = FaceTracker(TrackConfig(confirm_frames=2, lost_after_s=0.5), LABELS)
+    visible = [[((200, 200, 80, 80), "surprise")]] * 10
+    events, _ = run(tracker, visible + [[]] * 15 + visible)
+    kinds = [(e.kind, e.track.face_id) for e in events]
+    assert kinds == [("new", 1), ("end", 1), ("new", 2)]
+    assert [(e.kind, e.track.face_id) for e in tracker.finish()] == [("end", 2)]
+
+
+def test_smoothing_turns_label_after_a_few_frames_and_sends_update():
+    tracker = FaceTracker(TrackConfig(confirm_frames=2, smoothing=0.3, heartbeat_s=0), LABELS)
+    frames = [[((100, 100, 80, 80), "neutral")]] * 6 + [[((100, 100, 80, 80), "happy")]] * 8
+    events, _ = run(tracker, frames)
+    updates = [e for e in events if e.kind == "update"]
+    assert [e.emotion for e in updates] == ["happy"]
+    # One noisy frame does not flip the label: the EMA needs a couple of frames.
+    assert events.index(updates[0]) == 1
+    assert updates[0].scores["happy"] > updates[0].scores["neutral"]
+
+
+def test_heartbeat_repeats_an_unchanged_emotion():
+    tracker = FaceTracker(TrackConfig(confirm_frames=1, heartbeat_s=1.0), LABELS)
+    events, _ = run(tracker, [[((100, 100, 80, 80), "sad")]] * 35)  # 35 frames at 15 fps ≈ 2.3 s
+    assert [e.kind for e in events] == ["new", "update", "update"]
