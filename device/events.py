@@ -77,7 +77,8 @@ class JsonLinesSink:
     def __init__(self, path: str) -> None:
         self._owned = path != "-"
         try:
-            self._out: IO[str] = Path(path).open("a", buffering=1) if self._owned else sys.stdout
+            # The sink owns the file for its whole life and closes it in close().
+            self._out: IO[str] = Path(path).open("a", buffering=1) if self._owned else sys.stdout  # noqa: SIM115
         except OSError as err:
             problem = f"events.path: cannot open {path} ({err.strerror}); fix the path"
             raise MoodcastError(problem) from None
