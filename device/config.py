@@ -46,9 +46,9 @@ class DetectConfig:
     min_neighbors: int = _opt(5, "Haar min neighbours", min=0, max=50)
     min_size_px: int = _opt(40, "smallest face, in full-frame pixels", min=8)
     full_search_interval: int = _opt(
-        8, "search the whole frame every N frames, else only around tracks", min=1
+        5, "search the whole frame every N frames, else only around tracks", min=1
     )
-    track_window_frac: float = _opt(0.6, "window margin around a track, in face sizes", min=0.1)
+    track_window_frac: float = _opt(0.35, "window margin around a track, in face sizes", min=0.1)
 
 
 @dataclass(frozen=True)

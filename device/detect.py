@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
 
+HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
+TRACK_FACE_PX = 64  # a tracked face is searched at about this width
+
 
 def load_cascade(name: str = HAAR_CASCADE) -> cv2.CascadeClassifier:
     """Load a cascade shipped with OpenCV (``cv2.data``)."""
@@ -75,19 +78,36 @@ class FaceDetector:
         return [tuple(int(v) for v in box) for box in found]
 
     def _search_around(self, gray: np.ndarray, scale_to_main: float, tracks_main: list[Box]) -> list[Box]:
+        """Search a window around each track, shrunk so the face is about ``TRACK_FACE_PX`` wide.
+
+        Haar's cost grows with the pixels and the pyramid levels searched; a track tells both where
+        the face is and how big it is, so each window is small and searched over a narrow scale range.
+        """
         height, width = gray.shape[:2]
         margin = self.config.track_window_frac
         found: list[Box] = []
         for track in tracks_main:
             x, y, w, h = (v / scale_to_main for v in track)
-            pad = margin * max(w, h)
+            size = max(w, h)
+            pad = margin * size
             x0, y0 = max(int(x - pad), 0), max(int(y - pad), 0)
             x1, y1 = min(int(x + w + pad), width), min(int(y + h + pad), height)
-            if x1 - x0 < 24 or y1 - y0 < 24:
+            if x1 - x0 < HAAR_WINDOW_PX or y1 - y0 < HAAR_WINDOW_PX:
                 continue
-            min_size = max(self.config.min_size_px / scale_to_main, 0.7 * max(w, h))
-            for bx, by, bw, bh in self._search(gray[y0:y1, x0:x1], min_size, 1.4 * max(w, h) + 1):
-                box = (bx + x0, by + y0, bw, bh)
+            shrink = min(1.0, TRACK_FACE_PX / size)
+            window = gray[y0:y1, x0:x1]
+            if shrink < 1.0:
+                window = cv2.resize(window, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+            if min(window.shape[:2]) < HAAR_WINDOW_PX:
+                continue
+            face = size * shrink
+            for bx, by, bw, bh in self._search(window, 0.7 * face, 1.45 * face + 1):
+                box = (
+                    round(bx / shrink + x0),
+                    round(by / shrink + y0),
+                    round(bw / shrink),
+                    round(bh / shrink),
+                )
                 if all(iou(box, other) < 0.3 for other in found):
                     found.append(box)
         return found

@@ -1,0 +1,185 @@
+"""The HTTP server on a real loopback socket: health, Prometheus metrics, snapshot and MJPEG stream."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from device.config import HttpConfig
+from device.errors import ConfigError
+from device.http import HttpServer, is_loopback
+from device.metrics import Metrics
+
+
+@dataclass
+class FakePipeline:
+    """Stands in for the app: hands out a freshly encoded annotated frame each time it is asked."""
+
+    has_frame: bool = True
+    healthy: bool = True
+    frames: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def latest_jpeg(self) -> bytes | None:
+        if not self.has_frame:
+            return None
+        with self.lock:
+            self.frames += 1
+            frame = np.zeros((48, 64, 3), np.uint8)
+            cv2.putText(frame, str(self.frames), (4, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 215, 255), 2)
+            ok, jpeg = cv2.imencode(".jpg", frame)
+            assert ok
+            return jpeg.tobytes()
+
+    def is_healthy(self) -> bool:
+        return self.healthy
+
+
+@pytest.fixture
+def pipeline() -> FakePipeline:
+    return FakePipeline()
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def server(pipeline: FakePipeline, metrics: Metrics) -> Iterator[HttpServer]:
+    server = HttpServer(
+        HttpConfig(enabled=True, host="127.0.0.1", port=0), metrics, pipeline.latest_jpeg, pipeline.is_healthy
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def get(server: HttpServer, path: str) -> tuple[int, str, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        connection.close()
+
+
+def read_part(response: http.client.HTTPResponse) -> bytes:
+    """One part of a multipart/x-mixed-replace body: boundary line, headers, then Content-Length bytes."""
+    line = response.fp.readline()
+    while line in (b"\r\n", b"\n"):
+        line = response.fp.readline()
+    assert line.strip() == b"--frame", line
+    headers = {}
+    while (line := response.fp.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.decode("ascii").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    assert headers["content-type"] == "image/jpeg"
+    return response.fp.read(int(headers["content-length"]))
+
+
+def test_default_config_is_off_and_loopback() -> None:
+    config = HttpConfig()
+    assert config.enabled is False
+    assert is_loopback(config.host)
+    assert not is_loopback("0.0.0.0") and not is_loopback("") and is_loopback("::1")
+
+
+def test_serves_in_a_thread_named_http(server: HttpServer) -> None:
+    assert server.port > 0
+    assert "http" in {thread.name for thread in threading.enumerate()}
+
+
+def test_healthz_follows_healthy(server: HttpServer, pipeline: FakePipeline) -> None:
+    assert get(server, "/healthz") == (200, "text/plain; charset=utf-8", b"ok\n")
+    pipeline.healthy = False
+    status, _, _ = get(server, "/healthz")
+    assert status == 503
+    pipeline.healthy = True
+    assert get(server, "/healthz")[0] == 200
+
+
+def test_metrics_are_prometheus_text(server: HttpServer, metrics: Metrics) -> None:
+    metrics.frames_total.inc(3)
+    metrics.observe_stage("detect", 0.02)
+    metrics.events_total.labels(type="new").inc()
+    metrics.mqtt_connected.set(1)
+    status, content_type, body = get(server, "/metrics")
+    assert status == 200
+    assert content_type == CONTENT_TYPE_LATEST and content_type.startswith("text/plain")
+    text = body.decode()
+    assert "moodcast_frames_total 3.0" in text
+    assert 'moodcast_stage_seconds_bucket{le="0.025",stage="detect"} 1.0' in text
+    assert 'moodcast_stage_seconds_bucket{le="0.0001",stage="classify"} 0.0' in text
+    assert 'moodcast_events_total{type="new"} 1.0' in text
+    assert "moodcast_mqtt_connected 1.0" in text
+    for name in ("frames_dropped_total", "faces", "events_queued", "events_dropped_total", "fps"):
+        assert f"moodcast_{name} " in text
+
+
+def test_snapshot_is_a_jpeg_or_503_before_the_first_frame(server: HttpServer, pipeline: FakePipeline) -> None:
+    pipeline.has_frame = False
+    assert get(server, "/snapshot.jpg")[0] == 503
+    pipeline.has_frame = True
+    status, content_type, body = get(server, "/snapshot.jpg")
+    assert (status, content_type) == (200, "image/jpeg")
+    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (48, 64, 3)
+
+
+def test_unknown_path_is_404(server: HttpServer) -> None:
+    assert get(server, "/admin")[0] == 404
+
+
+def test_mjpeg_stream_yields_frames_until_the_server_stops(server: HttpServer) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    connection.request("GET", "/stream.mjpg")
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=frame"
+    parts = [read_part(response) for _ in range(3)]
+    assert len(set(parts)) == 3  # each part is a newer frame
+    for part in parts:
+        image = cv2.imdecode(np.frombuffer(part, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape == (48, 64, 3)
+    server.stop()
+    rest = response.fp.read()  # returns at EOF: the stream ends instead of hanging until the timeout
+    assert rest.count(b"--frame") <= 2
+    connection.close()
+
+
+def test_non_loopback_bind_warns(
+    pipeline: FakePipeline, metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = HttpServer(
+        HttpConfig(enabled=True, host="0.0.0.0", port=0), metrics, pipeline.latest_jpeg, pipeline.is_healthy
+    )
+    with caplog.at_level(logging.INFO, logger="device.http"):
+        server.start()
+        server.stop()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "personal data" in warnings[0].getMessage()
+
+
+def test_loopback_bind_does_not_warn(server: HttpServer, caplog: pytest.LogCaptureFixture) -> None:
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_port_in_use_is_a_config_error(server: HttpServer, pipeline: FakePipeline, metrics: Metrics) -> None:
+    second = HttpServer(
+        HttpConfig(enabled=True, host="127.0.0.1", port=server.port),
+        metrics,
+        pipeline.latest_jpeg,
+        pipeline.is_healthy,
+    )
+    with pytest.raises(ConfigError, match=rf"^http.port: cannot listen on 127.0.0.1:{server.port}"):
+        second.start()

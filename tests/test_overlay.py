@@ -1,0 +1,148 @@
+"""The overlay drawn on real frames: box colours, tag placement, score bars and the status line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from device.overlay import (
+    EMOTION_COLOURS,
+    FALLBACK_COLOUR,
+    STATUS_BACKGROUND,
+    FaceLabel,
+    StatusLine,
+    draw_overlay,
+    emotion_colour,
+)
+
+FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+GREY = 90
+STATUS = StatusLine(fps=14.2, faces=1, mqtt="mqtt: offline (12 queued)")
+
+
+def blank(width: int = 640, height: int = 480) -> np.ndarray:
+    return np.full((height, width, 3), GREY, np.uint8)
+
+
+def face(box: tuple[int, int, int, int], emotion: str = "happy", confirmed: bool = True) -> FaceLabel:
+    scores = {emotion: 0.8, "sad": 0.15, "neutral": 0.05}
+    return FaceLabel(face_id=7, box=box, emotion=emotion, confidence=0.8, scores=scores, confirmed=confirmed)
+
+
+def is_colour(pixels: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    return (pixels == np.array(colour, np.uint8)).all(axis=-1)
+
+
+def test_every_fer_label_has_its_own_colour_distinct_from_the_fallback() -> None:
+    colours = [EMOTION_COLOURS[label] for label in FER_LABELS]
+    assert len(set(colours)) == len(FER_LABELS)
+    assert FALLBACK_COLOUR not in colours
+    assert emotion_colour("contempt") == FALLBACK_COLOUR
+
+
+@pytest.mark.parametrize("emotion", ["happy", "angry", "contempt"])
+def test_box_edges_are_in_the_emotion_colour(emotion: str) -> None:
+    frame = blank()
+    x, y, w, h = 200, 200, 120, 140
+    draw_overlay(frame, [face((x, y, w, h), emotion)], STATUS)
+    colour = EMOTION_COLOURS.get(emotion, FALLBACK_COLOUR)
+    mid_row, mid_col = y + h // 2, x + w // 2
+    assert is_colour(frame[mid_row, x], colour)  # left edge
+    assert is_colour(frame[mid_row, x + w - 1], colour)  # right edge
+    assert is_colour(frame[y + h - 1, mid_col], colour)  # bottom edge
+    assert is_colour(frame[y, mid_col], colour)  # top edge (the tag above shares the colour)
+    thick = is_colour(frame[mid_row, x - 5 : x + 6], colour).sum()
+    assert thick >= 3  # thick enough to read across a room
+    assert (frame[mid_row, x + 10 : x + w - 10] == GREY).all()  # the face itself is left alone
+
+
+def test_label_tag_is_filled_above_the_box() -> None:
+    frame = blank()
+    x, y, w, h = 200, 200, 120, 140
+    draw_overlay(frame, [face((x, y, w, h), "sad")], STATUS)
+    above = frame[y - 25 : y - 3, x : x + 60]
+    assert is_colour(above, EMOTION_COLOURS["sad"]).mean() > 0.5  # mostly the filled tag
+    assert (above == 255).all(axis=-1).any()  # with light text on the dark blue
+
+
+def test_tag_stays_inside_the_frame_when_the_box_touches_the_top() -> None:
+    frame = blank()
+    x, y, w, h = 400, 0, 150, 150
+    draw_overlay(
+        frame, [face((x, y, w, h), "happy")], StatusLine(9.5, 1, "mqtt: off")
+    )  # short: ends left of x
+    inside_top = frame[4:20, x + 5 : x + 60]
+    assert is_colour(inside_top, EMOTION_COLOURS["happy"]).mean() > 0.4
+    assert (inside_top == 0).all(axis=-1).any()  # dark text on the yellow tag
+
+
+def test_tag_is_not_hidden_under_the_status_line() -> None:
+    frame = blank()
+    draw_overlay(frame, [face((20, 0, 150, 150), "angry")], STATUS)
+    status_rows = np.nonzero(is_colour(frame[:, 0], STATUS_BACKGROUND))[0]
+    below_status = frame[status_rows.max() + 1 : status_rows.max() + 25, 25:80]
+    assert is_colour(below_status, EMOTION_COLOURS["angry"]).mean() > 0.4
+
+
+def test_score_bars_beside_the_box_use_each_emotions_colour() -> None:
+    frame = blank()
+    x, y, w, h = 100, 150, 120, 120
+    draw_overlay(frame, [face((x, y, w, h), "surprise")], STATUS)
+    beside = frame[y : y + h, x + w + 4 :]
+    for label in ("surprise", "sad", "neutral"):
+        assert is_colour(beside, EMOTION_COLOURS[label]).any(), label
+
+
+def test_score_bars_go_left_of_a_box_at_the_right_edge() -> None:
+    frame = blank()
+    x, y, w, h = 520, 200, 120, 120
+    draw_overlay(frame, [face((x, y, w, h), "fear")], STATUS)
+    assert is_colour(frame[y : y + h, : x - 2], EMOTION_COLOURS["fear"]).any()
+
+
+def test_unconfirmed_face_is_thin_and_dim() -> None:
+    confirmed, unconfirmed = blank(), blank()
+    box = (200, 200, 120, 140)
+    draw_overlay(confirmed, [face(box, "happy", True)], STATUS)
+    draw_overlay(unconfirmed, [face(box, "happy", False)], STATUS)
+    bright = EMOTION_COLOURS["happy"]
+    dim = emotion_colour("happy", confirmed=False)
+    assert sum(dim) < sum(bright)
+    row = 270
+    assert is_colour(unconfirmed[row, 200], dim) and not is_colour(unconfirmed[row, 200], bright)
+    width = lambda frame, colour: is_colour(frame[row, 190:212], colour).sum()  # noqa: E731
+    assert width(unconfirmed, dim) < width(confirmed, bright)
+
+
+def test_status_line_has_a_dark_background_at_the_top_left() -> None:
+    frame = blank()
+    draw_overlay(frame, [], StatusLine(fps=9.5, faces=0, mqtt="mqtt: off"))
+    corner = frame[:3, :3]  # the padding before the text
+    assert is_colour(corner, STATUS_BACKGROUND).all()
+    strip = frame[:20, :200]
+    assert is_colour(strip, STATUS_BACKGROUND).mean() > 0.5
+    assert (strip == 255).all(axis=-1).any()  # white text on it
+    assert (frame[200:, :] == GREY).all()  # nothing else drawn
+
+
+def test_longer_status_text_gives_a_wider_background() -> None:
+    short, long = blank(), blank()
+    draw_overlay(short, [], StatusLine(9.5, 0, "mqtt: off"))
+    draw_overlay(long, [], StatusLine(9.5, 0, "mqtt: offline (1234 queued)"))
+    assert is_colour(long[2], STATUS_BACKGROUND).sum() > is_colour(short[2], STATUS_BACKGROUND).sum()
+
+
+@pytest.mark.parametrize("size", [(320, 240), (640, 480), (1920, 1080)])
+def test_frame_size_and_type_are_unchanged_and_text_scales(size: tuple[int, int]) -> None:
+    width, height = size
+    frame = blank(width, height)
+    box = (width // 3, height // 3, width // 5, width // 5)
+    draw_overlay(frame, [face(box, "neutral"), face((5, height - 60, 50, 50), "joy", False)], STATUS)
+    assert frame.shape == (height, width, 3) and frame.dtype == np.uint8
+    status_rows = np.nonzero(is_colour(frame[:, 0], STATUS_BACKGROUND))[0]
+    assert status_rows.max() + 1 >= height * 0.04  # the status line grows with the frame
+
+
+def test_rejects_a_frame_that_is_not_bgr_uint8() -> None:
+    with pytest.raises(ValueError, match="BGR uint8"):
+        draw_overlay(np.zeros((48, 64), np.uint8), [], STATUS)

@@ -1,0 +1,256 @@
+"""Benchmark: the seeds' reference pipeline against moodcast's default one, on the sample videos.
+
+    python -m tools.bench --out runs/bench
+
+Each pipeline runs in its own process on one core (``cv2.setNumThreads(1)``, one interpreter
+thread) over frames decoded before timing. Prints a table, writes ``bench.json`` and ``bench.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from device.camera import Frame, make_lores
+from device.classify import EmotionClassifier
+from device.config import DetectConfig, TrackConfig
+from device.detect import FaceDetector
+from device.overlay import FaceLabel, StatusLine, draw_overlay
+from device.pipeline import Pipeline
+from device.preprocess import face_batch
+from device.track import FaceTracker
+from tools.groundtruth import detect_reference, load_calibration, load_truth, reference_detector, score_video
+
+ROOT = Path(__file__).resolve().parent.parent
+VIDEOS = ("one-face", "four-faces")
+PIPELINES = ("reference", "moodcast")
+STAGES = ("detect", "classify", "track", "draw")
+
+
+def decode(path: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            return frames
+        frames.append(image)
+
+
+def draw(image: np.ndarray, tracker: FaceTracker, labels: tuple[str, ...], time_s: float) -> None:
+    faces = [
+        FaceLabel(
+            t.face_id,
+            t.box,
+            labels[int(np.argmax(t.scores))],
+            float(np.max(t.scores)),
+            dict(zip(labels, map(float, t.scores), strict=True)),
+            t.confirmed,
+        )
+        for t in tracker.tracks
+        if t.last_seen_s == time_s
+    ]
+    draw_overlay(image, faces, StatusLine(0.0, len(faces), "mqtt: off"))
+
+
+def run_reference(frames, classifier, fps):
+    """As the seeds built it: Haar (1.1, 5, 40x40) on the full gray frame, one invoke per face."""
+    cascade = reference_detector()
+    tracker = FaceTracker(TrackConfig(), classifier.labels)
+    timings, boxes_all, news = [], [], []
+    for index, image in enumerate(frames):
+        image = image.copy()
+        t0 = time.perf_counter()
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        boxes = detect_reference(cascade, gray)
+        t1 = time.perf_counter()
+        rows = [classifier.classify(face_batch(gray, [box], classifier.card.crop)) for box in boxes]
+        scores = np.concatenate(rows) if rows else np.zeros((0, len(classifier.labels)), np.float32)
+        t2 = time.perf_counter()
+        events = tracker.update(boxes, scores, index / fps, index)
+        t3 = time.perf_counter()
+        draw(image, tracker, classifier.labels, index / fps)
+        t4 = time.perf_counter()
+        timings.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0))
+        boxes_all.append(boxes)
+        news += [index for e in events if e.kind == "new"]
+    return timings, boxes_all, news
+
+
+def run_moodcast(frames, classifier, fps):
+    """The daemon's own Pipeline with the default config, plus the lores image the camera would hand it."""
+    config = DetectConfig()
+    pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
+    timings, boxes_all, news = [], [], []
+    for index, image in enumerate(frames):
+        image = image.copy()
+        t0 = time.perf_counter()
+        gray, scale = make_lores(image, config.width_px)
+        result = pipeline.process(Frame(index, index / fps, image, gray, scale))
+        t3 = time.perf_counter()
+        draw(image, pipeline.tracker, classifier.labels, index / fps)
+        t4 = time.perf_counter()
+        detect_s = result.timings["detect"] + (t3 - t0 - sum(result.timings.values()))
+        timings.append((detect_s, result.timings["classify"], result.timings["track"], t4 - t3, t4 - t0))
+        boxes_all.append(result.boxes)
+        news += [index for e in result.events if e.kind == "new"]
+    return timings, boxes_all, news
+
+
+def measure_one(pipeline: str, video: str, model: Path) -> dict:
+    """Run one pipeline on one video in this process and return its figures."""
+    cv2.setNumThreads(1)
+    path = ROOT / "samples" / f"{video}.mp4"
+    truth = load_truth(path.with_suffix(".json"))
+    frames = decode(path)
+    classifier = EmotionClassifier(model, threads=1)
+    runner = run_reference if pipeline == "reference" else run_moodcast
+    runner(frames[:10], classifier, truth.fps)  # warm-up: cascade and interpreter caches
+    started = time.perf_counter()
+    timings, boxes, news = runner(frames, classifier, truth.fps)
+    elapsed = time.perf_counter() - started
+    table = np.asarray(timings) * 1000.0
+    stages = {
+        stage: {"median_ms": float(np.median(table[:, i])), "p95_ms": float(np.percentile(table[:, i], 95))}
+        for i, stage in enumerate(STAGES)
+    }
+    delays = []
+    for first, _last in truth.faces.values():
+        later = [n for n in news if n >= first]
+        delays.append((later[0] - first) / truth.fps if later else None)
+    score = score_video(boxes, truth, load_calibration(ROOT / "models" / "crop.json"))
+    return {
+        "pipeline": pipeline,
+        "video": video,
+        "frames": len(frames),
+        "fps": len(frames) / elapsed,
+        "stages": stages,
+        "end_to_end_over_stage_sum": float(elapsed * 1000.0 / table[:, :4].sum()),
+        "recall": score["recall"],
+        "precision": score["precision"],
+        "new_delay_s": delays,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def daemon_peak_rss_mb(video: str, model: Path) -> float:
+    """Peak resident memory of the real daemon on a video (no display, no decoding ahead).
+
+    A fresh wrapper process runs it, so no earlier child's peak is counted.
+    """
+    daemon = [
+        sys.executable,
+        "-m",
+        "device",
+        "--input",
+        str(ROOT / "samples" / f"{video}.mp4"),
+        "--no-realtime",
+        "--model-path",
+        str(model),
+        "--log-level",
+        "warning",
+    ]
+    wrapper = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *daemon], check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(VIDEOS), figsize=(11, 4), sharey=True)
+    for ax, video in zip(axes, VIDEOS, strict=True):
+        rows = [r for r in results if r["video"] == video]
+        bottom = np.zeros(len(rows))
+        for stage in STAGES:
+            values = np.array([r["stages"][stage]["median_ms"] for r in rows])
+            ax.bar([r["pipeline"] for r in rows], values, bottom=bottom, label=stage)
+            bottom += values
+        for i, r in enumerate(rows):
+            ax.text(i, bottom[i], f"{r['fps']:.0f} fps", ha="center", va="bottom")
+        ax.set_title(video)
+        ax.set_ylabel("median ms per frame, one core")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def format_table(results: list[dict], rss: dict[str, float]) -> str:
+    head = f"{'video':<11}{'pipeline':<10}{'fps':>7}" + "".join(f"{s + ' ms':>15}" for s in STAGES)
+    lines = [head + f"{'recall':>8}{'prec':>7}{'new s':>7}{'rss MB':>8}"]
+    for r in results:
+        stages = "".join(
+            f"{r['stages'][s]['median_ms']:>8.2f}/{r['stages'][s]['p95_ms']:<6.2f}" for s in STAGES
+        )
+        delays = [d for d in r["new_delay_s"] if d is not None]
+        lines.append(
+            f"{r['video']:<11}{r['pipeline']:<10}{r['fps']:>7.1f}{stages}{r['recall']:>8.3f}"
+            f"{r['precision']:>7.3f}{max(delays, default=float('nan')):>7.2f}{r['peak_rss_mb']:>8.0f}"
+        )
+    lines.append(
+        "stage columns: median/p95 ms; new s: worst delay from a face's first frame to its new event"
+    )
+    for video in VIDEOS:
+        ref, ours = (
+            next(r for r in results if r["video"] == video and r["pipeline"] == p) for p in PIPELINES
+        )
+        lines.append(
+            f"{video}: moodcast {ours['fps'] / ref['fps']:.1f}x the reference's fps; "
+            f"end-to-end/sum of stages {ours['end_to_end_over_stage_sum']:.3f}"
+        )
+    lines.append("daemon peak RSS: " + ", ".join(f"{v} {mb:.0f} MB" for v, mb in rss.items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "emotion-int8.tflite")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
+    parser.add_argument("--one", nargs=2, metavar=("PIPELINE", "VIDEO"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure_one(args.one[0], args.one[1], args.model)))
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    results = []
+    for video in VIDEOS:
+        for pipeline in PIPELINES:
+            child = subprocess.run(
+                [sys.executable, "-m", "tools.bench", "--model", str(args.model), "--one", pipeline, video],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env=env,
+            )
+            results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    rss = {video: daemon_peak_rss_mb(video, args.model) for video in VIDEOS}
+    report = {"results": results, "daemon_peak_rss_mb": rss, "cpu": os.cpu_count(), "model": str(args.model)}
+    (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(results, args.out / "bench.png")
+    print(format_table(results, rss))
+    print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
