@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -25,7 +26,11 @@ from device.track import FaceTracker, TrackEvent
 
 logger = logging.getLogger(__name__)
 
-WATCHDOG_INTERVAL_S = 5.0
+
+def watchdog_interval_s() -> float:
+    """Half the watchdog timeout systemd gives us (``WATCHDOG_USEC``, sd_watchdog_enabled(3)), else 5 s."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    return int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else 5.0
 
 
 class MoodcastApp:
@@ -120,6 +125,7 @@ class MoodcastApp:
         assert self._source is not None
         max_frames = self.config.camera.max_frames
         draw = not isinstance(self._display, NoDisplay) or self._http is not None
+        watchdog_s = watchdog_interval_s()
         last_watchdog = last_summary = last_state = time.monotonic()
         frames_in_summary = 0
         last: Frame | None = None
@@ -147,7 +153,7 @@ class MoodcastApp:
             frames_in_summary += 1
             now = time.monotonic()
             self._last_frame_s = now
-            if now - last_watchdog >= WATCHDOG_INTERVAL_S:
+            if now - last_watchdog >= watchdog_s:
                 self._notifier.notify("WATCHDOG=1")
                 last_watchdog = now
             if self._publisher is not None and now - last_state >= self.config.mqtt.state_interval_s:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from device.config import cli_flag, env_key, load_config
+from device.config import cli_flag, env_key, iter_fields, load_config
 from device.errors import ConfigError
 
 
@@ -101,3 +101,9 @@ def test_print_config_applies_cli_flags():
     assert printed["mqtt.port"] == 1999
     assert printed["camera.device"] == "clip.mp4"
     assert printed["camera.realtime"] is False
+
+
+def test_readme_documents_every_key():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for key, _spec, _value in iter_fields(load_config(None, environ={}, cli={})):
+        assert f"`{key}`" in readme, f"README's config table lacks {key}"

@@ -1,0 +1,125 @@
+"""The daemon end to end on the sample video, and its one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+
+from tests.event_schema import check_event, check_sequence
+from tools.groundtruth import iou, load_calibration, load_truth, to_fer_box
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "one-face.mp4"
+LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def daemon(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "device", "--no-realtime", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def test_sample_video_end_to_end(tmp_path, int8_model):
+    out = tmp_path / "annotated.mp4"
+    result = daemon(
+        "--input",
+        str(SAMPLE),
+        "--model-path",
+        str(int8_model),
+        "--events",
+        "-",
+        "--display-backend",
+        "video",
+        "--display-video-path",
+        str(out),
+        "--device-id",
+        "test",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    for event in events:
+        check_event(event, LABELS)
+        assert event["device"] == "test"
+    check_sequence(events)
+    assert events[0]["seq"] == 1
+
+    truth = load_truth(SAMPLE.with_suffix(".json"))
+    calibration = load_calibration(ROOT / "models" / "crop.json")
+    news = [e for e in events if e["type"] == "new"]
+    for face_id in truth.faces:
+        found = [
+            e
+            for e in news
+            if any(
+                t.id == face_id and iou(to_fer_box(e["box"], *calibration), t.box) >= 0.3
+                for t in truth.frames[e["frame"]]
+            )
+        ]
+        assert found, f"no new event for ground-truth face {face_id}"
+        assert any(e["type"] == "end" and e["face_id"] == found[0]["face_id"] for e in events)
+
+    written = cv2.VideoCapture(str(out))
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == truth.frame_count
+    assert (int(written.get(cv2.CAP_PROP_FRAME_WIDTH)), int(written.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (
+        640,
+        480,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("moodcast: ")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def test_missing_video_file(int8_model):
+    result = daemon("--input", "no/such/clip.mp4", "--model-path", str(int8_model))
+    one_line_error(result, "camera.device", "no/such/clip.mp4")
+
+
+def test_corrupt_model(tmp_path, int8_model):
+    model = tmp_path / "broken.tflite"
+    model.write_bytes(b"\x00" * 64 + b"not a flatbuffer")
+    shutil.copy(int8_model.with_suffix(".json"), model.with_suffix(".json"))
+    one_line_error(daemon("--input", str(SAMPLE), "--model-path", str(model)), str(model), "TFLite")
+
+
+def test_model_whose_card_disagrees(tmp_path, int8_model):
+    model = tmp_path / "model.tflite"
+    shutil.copy(int8_model, model)
+    card = json.loads(int8_model.with_suffix(".json").read_text())
+    card["input"]["height"] = card["input"]["width"] = 64
+    model.with_suffix(".json").write_text(json.dumps(card))
+    one_line_error(daemon("--input", str(SAMPLE), "--model-path", str(model)), "card says (64, 64, 1)")
+
+
+def test_card_without_labels(tmp_path, int8_model):
+    model = tmp_path / "model.tflite"
+    shutil.copy(int8_model, model)
+    card = json.loads(int8_model.with_suffix(".json").read_text())
+    del card["labels"]
+    model.with_suffix(".json").write_text(json.dumps(card))
+    one_line_error(daemon("--input", str(SAMPLE), "--model-path", str(model)), "no labels")
+
+
+def test_unknown_config_key(tmp_path):
+    config = tmp_path / "moodcast.toml"
+    config.write_text("[detect]\nscale_factr = 1.2\n")
+    one_line_error(daemon("--config", str(config)), "detect.scale_factr", "unknown key")
+
+
+def test_bad_cli_value():
+    one_line_error(daemon("--mqtt-port", "18830x"), "mqtt.port", "18830x")
