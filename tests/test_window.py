@@ -6,19 +6,22 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from device.config import DisplayConfig
 from device.errors import DisplayError
-from device.overlay import EMOTION_COLOURS, FaceLabel, StatusLine, draw_overlay
+from device.overlay import EMOTION_COLOURS
 from device.window import WINDOW_TITLE, WindowDisplay, window_available
+from tests.window_child import BACKGROUND, annotated_frame
 
+ROOT = Path(__file__).resolve().parent.parent
 SCREEN_W, SCREEN_H = 640, 480
-BACKGROUND = (10, 60, 110)  # BGR, a colour nothing in the overlay uses
 START_TIMEOUT_S = 15.0
 
 
@@ -94,68 +97,56 @@ def window_geometry(display: str, title: str) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
-def annotated_frame(width: int, height: int) -> np.ndarray:
-    frame = np.empty((height, width, 3), np.uint8)
-    frame[:] = BACKGROUND
-    face = FaceLabel(1, (100, 120, 120, 120), "happy", 0.9, {"happy": 0.9, "sad": 0.1}, True)
-    draw_overlay(frame, [face], StatusLine(12.0, 1, "mqtt: connected"))
-    return frame
+def window_child(display: str, *args: str) -> subprocess.Popen:
+    """Start a window scenario of tests/window_child.py in a clean interpreter on ``display``."""
+    env = {**os.environ, "DISPLAY": display}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.window_child", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def shown_then_screenshot(display: str, *args: str) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Run a scenario that shows one frame, take the screenshot and the window geometry, then close it."""
+    child = window_child(display, *args)
+    try:
+        assert child.stdout.readline().strip() == "True", child.stderr.read()
+        screen = screenshot(display)
+        geometry = window_geometry(display, WINDOW_TITLE)
+    finally:
+        _, stderr = child.communicate("close\n", timeout=30)
+    assert child.returncode == 0, stderr
+    return screen, geometry
 
 
 def test_window_shows_the_frame_pixel_for_pixel(x_display: str) -> None:
     assert window_available()
-    display = WindowDisplay(DisplayConfig(backend="window"))
-    try:
-        frame = annotated_frame(400, 300)
-        assert display.show(frame) is True
-        screen = screenshot(x_display)
-        x, y, w, h = window_geometry(x_display, WINDOW_TITLE)
-    finally:
-        display.close()
+    screen, (x, y, w, h) = shown_then_screenshot(x_display, "show", "400", "300")
     assert (w, h) == (400, 300)
     shown = screen[y : y + h, x : x + w]
     happy = np.array(EMOTION_COLOURS["happy"], np.uint8)
     assert (shown == happy).all(axis=-1).sum() > 4 * 120  # the box's edges, in the emotion's colour
-    np.testing.assert_array_equal(shown, frame)
+    np.testing.assert_array_equal(shown, annotated_frame(400, 300))
 
 
 def test_fullscreen_letterboxes_the_frame(x_display: str) -> None:
-    display = WindowDisplay(DisplayConfig(backend="window", fullscreen=True))
-    try:
-        frame = np.empty((120, 320, 3), np.uint8)
-        frame[:] = BACKGROUND  # 8:3 on a 4:3 screen → 640x240 between bars of 120 rows
-        assert display.show(frame) is True
-        screen = screenshot(x_display)
-    finally:
-        display.close()
+    # 8:3 on a 4:3 screen → 640x240 between bars of 120 rows
+    screen, _ = shown_then_screenshot(x_display, "fullscreen")
     assert not screen[:120].any() and not screen[360:].any()
     assert (screen[120:360] == BACKGROUND).all()
 
 
-@pytest.mark.parametrize("key", ["q", "escape"])
-def test_quit_keys_stop_the_display(x_display: str, key: str) -> None:
-    display = WindowDisplay(DisplayConfig(backend="window"))
-    try:
-        import pygame
-
-        assert display.show(annotated_frame(160, 120)) is True
-        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.key.key_code(key)))
-        assert display.show(annotated_frame(160, 120)) is False
-        assert display.show(annotated_frame(160, 120)) is False  # stays stopped
-    finally:
-        display.close()
-
-
-def test_closing_the_window_stops_the_display(x_display: str) -> None:
-    display = WindowDisplay(DisplayConfig(backend="window"))
-    try:
-        import pygame
-
-        assert display.show(annotated_frame(160, 120)) is True
-        pygame.event.post(pygame.event.Event(pygame.QUIT))
-        assert display.show(annotated_frame(160, 120)) is False
-    finally:
-        display.close()
+@pytest.mark.parametrize("scenario", [("key", "q"), ("key", "escape"), ("close-window",)])
+def test_quit_keys_and_closing_stop_the_display(x_display: str, scenario: tuple[str, ...]) -> None:
+    child = window_child(x_display, *scenario)
+    stdout, stderr = child.communicate(timeout=30)
+    assert child.returncode == 0, stderr
+    assert stdout.split() == ["True", "False", "False"]  # shown, then stopped, and stays stopped
 
 
 def test_no_display_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,173 @@
+"""Convert the trained Keras model to TFLite, verify it with the device's code and write its model card.
+
+    python -m convert --model runs/train/model.keras --data ../shared/data/fer2013 \
+        --out models/emotion-int8.tflite
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from convert.card import build_card, card_metrics, crop_section, read_json, write_card  # noqa: E402
+from convert.errors import AccuracyDropError, ConvertError  # noqa: E402
+from convert.quantize import QUANTIZATIONS, representative_faces, to_tflite  # noqa: E402
+from convert.verify import keras_scores, tflite_scores  # noqa: E402
+from device.classify import card_path_for  # noqa: E402
+from device.errors import ModelError  # noqa: E402
+from device.preprocess import normalize  # noqa: E402
+from train.const import LABELS  # noqa: E402
+from train.data import DatasetError, load  # noqa: E402
+from train.report import classification_metrics, format_report  # noqa: E402
+
+logger = logging.getLogger("convert")
+
+REPORT_SPLIT = "PrivateTest"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m convert", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", type=Path, default=Path("runs/train/model.keras"), help="float32 Keras model"
+    )
+    parser.add_argument(
+        "--training", type=Path, help="training facts (default: training.json beside --model)"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data/fer2013"),
+        help="fer2013.csv or the folder holding train/ and test/",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="the .tflite (default: models/emotion-<quantization>.tflite)"
+    )
+    parser.add_argument("--quantization", choices=QUANTIZATIONS, default="int8")
+    parser.add_argument("--crop", type=Path, default=Path("models/crop.json"), help="crop calibration")
+    parser.add_argument("--representative", type=int, default=500, help="Training faces for int8 calibration")
+    parser.add_argument("--seed", type=int, default=1234, help="seeds the representative sample")
+    parser.add_argument(
+        "--max-drop",
+        type=float,
+        default=0.01,
+        help="largest accuracy loss against Keras allowed, as a fraction (0.01 = 1 point)",
+    )
+    args = parser.parse_args(argv)
+    args.training = args.training or args.model.with_name("training.json")
+    args.out = args.out or Path(f"models/emotion-{args.quantization}.tflite")
+    return args
+
+
+def load_keras_model(path: Path) -> keras.Model:
+    if not path.is_file():
+        raise ConvertError(f"{path}: model file not found; run 'make train' or pass --model")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as err:  # Keras raises ValueError, OSError, zipfile errors… for a bad file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConvertError(f"{path}: not a readable Keras model ({first}); pass --model") from None
+
+
+def convert(args: argparse.Namespace) -> dict:
+    """Run every step in order; return the card written. Raises ConvertError for anything a user can fix."""
+    # Inputs
+    model = load_keras_model(args.model)
+    training = read_json(args.training, "training facts", "pass --training with the run's training.json")
+    crop = crop_section(args.crop)
+    if crop["source"].startswith("default"):
+        logger.warning("%s not found: the card records a zero crop margin and offset", args.crop)
+    try:
+        data = load(args.data)
+    except DatasetError as err:
+        raise ConvertError(str(err)) from None
+    if training.get("data_sha256") not in (None, data.sha256):
+        logger.warning("%s differs from the data the model was trained on (data_sha256)", args.data)
+    input_shape = tuple(int(d) for d in model.input_shape[1:])
+
+    # Convert
+    representative = None
+    if args.quantization == "int8":
+        faces = normalize(data["Training"].images)[..., np.newaxis]
+        representative = representative_faces(faces, args.representative, args.seed)
+        logger.info("calibrating int8 on %d Training faces (seed %d)", len(representative), args.seed)
+    flatbuffer = to_tflite(model, args.quantization, representative)
+
+    # Verify on the report split, the .tflite through the device's own classifier
+    test = data[REPORT_SPLIT]
+    with tempfile.TemporaryDirectory(prefix="moodcast-verify-") as tmp:
+        candidate = Path(tmp) / args.out.name
+        candidate.write_bytes(flatbuffer)
+        provisional = build_card(list(LABELS), input_shape, crop, args.quantization, None, training)
+        write_card(card_path_for(candidate), provisional)
+        try:
+            lite_predicted = tflite_scores(candidate, test.images).argmax(axis=1)
+        except ModelError as err:
+            raise ConvertError(f"the converted model fails on the device's runtime: {err}") from None
+    keras_predicted = keras_scores(model, test.images).argmax(axis=1)
+    lite = classification_metrics(test.labels, lite_predicted, list(LABELS))
+    reference = classification_metrics(test.labels, keras_predicted, list(LABELS))
+    drop = reference["accuracy"] - lite["accuracy"]
+    print(summary(args, lite, reference, len(flatbuffer), float((lite_predicted == keras_predicted).mean())))
+    if drop > args.max_drop:
+        raise AccuracyDropError(
+            f"{args.quantization} model loses {100 * drop:.1f} points against Keras on {REPORT_SPLIT} "
+            f"({lite['accuracy']:.4f} vs {reference['accuracy']:.4f}, limit {100 * args.max_drop:.1f}); "
+            f"{args.out} not written; calibrate on more faces (--representative) or raise --max-drop"
+        )
+
+    # Ship: the model and its card, side by side
+    card = build_card(
+        list(LABELS),
+        input_shape,
+        crop,
+        args.quantization,
+        card_metrics(REPORT_SPLIT, lite, reference["accuracy"]),
+        training,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(flatbuffer)
+    write_card(card_path_for(args.out), card)
+    print(f"model: {args.out}  card: {card_path_for(args.out)}")
+    return card
+
+
+def summary(args: argparse.Namespace, lite: dict, reference: dict, size: int, agreement: float) -> str:
+    """The terminal table: both accuracies, the size, and the per-class scores of the .tflite."""
+    drop = 100 * (reference["accuracy"] - lite["accuracy"])
+    lines = [
+        f"{REPORT_SPLIT} ({sum(m['support'] for m in lite['per_class'].values())} faces)",
+        f"{'keras float32':<16}accuracy {reference['accuracy']:.4f}",
+        f"{'tflite ' + args.quantization:<16}accuracy {lite['accuracy']:.4f}  "
+        f"({drop:.2f} points below Keras, limit {100 * args.max_drop:.2f}; same top class {agreement:.1%})",
+        f"{'size':<16}{size / 1024:.0f} KiB",
+        format_report(lite),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # "Assets written to: <tmp>", once per export
+    args = parse_args(argv)
+    try:
+        convert(args)
+    except AccuracyDropError as err:
+        print(f"convert: {err}", file=sys.stderr)
+        return 1
+    except ConvertError as err:
+        print(f"convert: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

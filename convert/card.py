@@ -1,0 +1,79 @@
+"""The model card written beside the .tflite (schema in ARCHITECTURE.md), read by ``device.classify``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from convert.errors import ConvertError
+
+CARD_SCHEMA = 1
+CARD_NAME = "moodcast-emotion"
+CROP_KEYS = ("margin_frac", "offset_x_frac", "offset_y_frac")
+
+
+def read_json(path: Path, what: str, fix: str) -> dict:
+    """Read a JSON object from ``path``; raise ConvertError naming the file and ``fix`` when it cannot."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConvertError(f"{path}: {what} not found; {fix}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConvertError(f"{path}: {what} is not readable JSON ({err}); {fix}") from None
+    if not isinstance(raw, dict):
+        raise ConvertError(f"{path}: expected a JSON object in the {what}, got {type(raw).__name__}")
+    return raw
+
+
+def crop_section(path: Path) -> dict:
+    """The card's ``input.crop`` from the calibration file; zeros (and a note saying so) when it is absent."""
+    if not Path(path).exists():
+        return {**dict.fromkeys(CROP_KEYS, 0.0), "source": f"default: {path} not found, crop not calibrated"}
+    raw = read_json(path, "crop calibration", "run 'python -m tools.calibrate_crop' or pass --crop")
+    try:
+        crop = {key: float(raw[key]) for key in CROP_KEYS}
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConvertError(f"{path}: expected numbers {', '.join(CROP_KEYS)} ({err!r})") from None
+    return {**crop, "source": str(path)}
+
+
+def build_card(
+    labels: list[str],
+    input_shape: tuple[int, int, int],
+    crop: dict,
+    quantization: str,
+    metrics: dict | None,
+    training: dict,
+) -> dict:
+    """Assemble the card. ``metrics`` is None for the provisional card the verification step loads."""
+    height, width, channels = input_shape
+    return {
+        "schema": CARD_SCHEMA,
+        "name": CARD_NAME,
+        "labels": list(labels),
+        "input": {"height": height, "width": width, "channels": channels, "scale": "0..1", "crop": crop},
+        "quantization": quantization,
+        "metrics": metrics or {},
+        "training": {key: training.get(key) for key in ("epochs", "seed", "data_sha256", "git_commit")},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def card_metrics(split: str, metrics: dict, keras_accuracy: float) -> dict:
+    """The card's ``metrics`` from ``train.report.classification_metrics`` of the .tflite's predictions."""
+    return {
+        "dataset": "FER2013",
+        "split": split,
+        "accuracy": metrics["accuracy"],
+        "keras_accuracy": keras_accuracy,
+        "per_class": {
+            name: {"precision": scores["precision"], "recall": scores["recall"]}
+            for name, scores in metrics["per_class"].items()
+        },
+    }
+
+
+def write_card(path: Path, card: dict) -> None:
+    """Write the card as indented JSON."""
+    Path(path).write_text(json.dumps(card, indent=2) + "\n")

@@ -1,0 +1,62 @@
+"""Keras model → TFLite flatbuffer: int8 (full-integer), float16 or float32, batch dimension kept dynamic."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from convert.errors import ConvertError
+
+QUANTIZATIONS = ("int8", "float16", "float32")
+
+
+def representative_faces(faces: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """A seeded sample of ``count`` faces (float32 ``(N, H, W, C)`` scaled 0..1) for int8 calibration."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(faces), size=min(count, len(faces)), replace=False)
+    return faces[np.sort(picks)]
+
+
+def to_tflite(model: keras.Model, quantization: str, representative: np.ndarray | None = None) -> bytes:
+    """Convert ``model`` and return the flatbuffer.
+
+    int8 allows integer-only builtin ops and int8 input and output tensors, so an op without an int8
+    kernel makes the conversion fail instead of quietly falling back to float. The device quantizes its
+    0..1 inputs and dequantizes the scores with the tensors' own scale and zero point.
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ConvertError(f"quantization: expected one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    if quantization == "int8" and (representative is None or not len(representative)):
+        raise ConvertError("int8 needs representative faces; pass --representative N with N > 0")
+    with tempfile.TemporaryDirectory(prefix="moodcast-convert-") as tmp:
+        # A SavedModel keeps the input's batch dimension dynamic (None), so the device can resize to N faces.
+        saved = Path(tmp) / "saved_model"
+        model.export(str(saved), format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        if quantization == "int8":
+
+            def calibration() -> Iterator[list[np.ndarray]]:
+                for face in representative:
+                    yield [face[np.newaxis].astype(np.float32)]
+
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = calibration
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        elif quantization == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        try:
+            return converter.convert()
+        except Exception as err:  # the converter raises several types, all with a multi-line message
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConvertError(
+                f"{quantization} conversion failed ({first}); the model has an op without a "
+                f"{quantization} TFLite kernel"
+            ) from None

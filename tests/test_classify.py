@@ -1,0 +1,126 @@
+"""device.classify on the placeholder int8 and float32 models: batching, quantization, refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.classify import EmotionClassifier, card_path_for
+from device.errors import ModelError
+from device.preprocess import normalize
+
+
+@pytest.fixture(scope="module")
+def faces() -> np.ndarray:
+    """Five fixture faces as the device feeds them: float32 (N, 48, 48, 1) scaled 0..1."""
+    import cv2
+
+    from tests.fixtures_model import FER_MINI
+
+    files = sorted((FER_MINI / "test").glob("*/PrivateTest_*.jpg"))[::28][:5]
+    gray = np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files])
+    return normalize(gray)[..., np.newaxis]
+
+
+def copy_model(model: Path, folder: Path) -> tuple[Path, Path]:
+    """Copy a model and its card to ``folder``, so a test can spoil one of them."""
+    model_copy = Path(shutil.copy(model, folder / model.name))
+    card_copy = Path(shutil.copy(card_path_for(model), card_path_for(model_copy)))
+    return model_copy, card_copy
+
+
+def assert_one_line_naming(err: pytest.ExceptionInfo[ModelError], path: Path) -> None:
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message, message
+
+
+@pytest.mark.parametrize("model_fixture", ["int8_model", "float_model"])
+def test_a_batch_scores_like_single_faces(
+    model_fixture: str, faces: np.ndarray, request: pytest.FixtureRequest
+) -> None:
+    classifier = EmotionClassifier(request.getfixturevalue(model_fixture))
+    batch = classifier.classify(faces)
+    singles = np.concatenate([classifier.classify(faces[i : i + 1]) for i in range(len(faces))])
+    assert batch.shape == (len(faces), len(classifier.labels)) and batch.dtype == np.float32
+    np.testing.assert_allclose(batch, singles, atol=1e-6)
+    np.testing.assert_allclose(batch.sum(axis=1), 1.0, atol=0.02)
+    assert classifier.classify(faces[:0]).shape == (0, len(classifier.labels))
+
+
+def test_int8_and_float_models_agree(int8_model: Path, float_model: Path, faces: np.ndarray) -> None:
+    quantized = EmotionClassifier(int8_model).classify(faces)
+    reference = EmotionClassifier(float_model).classify(faces)
+    np.testing.assert_allclose(quantized, reference, atol=2 / 256)
+
+
+def test_int8_quantize_round_trip(int8_model: Path, faces: np.ndarray) -> None:
+    classifier = EmotionClassifier(int8_model)
+    assert classifier.input_dtype == np.int8
+    scale, zero_point = classifier._input["quantization"]
+    quantized = classifier._quantize(faces)
+    assert quantized.dtype == np.int8
+    restored = (quantized.astype(np.float32) - zero_point) * scale
+    np.testing.assert_allclose(restored, faces, atol=scale / 2 + 1e-7)
+    # The ends of the input range map to the ends of int8, and scores dequantize into 0..1.
+    assert classifier._quantize(np.array([0.0, 1.0], np.float32)).tolist() == [-128, 127]
+    out_scale, out_zero = classifier._output["quantization"]
+    scores = classifier._dequantize(np.array([[-128, 127]], np.int8))
+    np.testing.assert_allclose(scores, [[0.0, 255 * out_scale]], atol=1e-6)
+    assert out_zero == -128 and out_scale == pytest.approx(1 / 256)
+
+
+def test_refuses_a_file_that_is_not_tflite(int8_model: Path, tmp_path: Path) -> None:
+    model, _ = copy_model(int8_model, tmp_path)
+    model.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ModelError) as err:
+        EmotionClassifier(model)
+    assert_one_line_naming(err, model)
+    assert "not a TFLite flatbuffer" in str(err.value)
+
+
+def test_refuses_a_card_whose_input_disagrees(int8_model: Path, tmp_path: Path) -> None:
+    model, card = copy_model(int8_model, tmp_path)
+    raw = json.loads(card.read_text())
+    raw["input"]["height"] = raw["input"]["width"] = 64
+    card.write_text(json.dumps(raw))
+    with pytest.raises(ModelError) as err:
+        EmotionClassifier(model)
+    assert_one_line_naming(err, model)
+    assert "(48, 48, 1)" in str(err.value) and "(64, 64, 1)" in str(err.value)
+
+
+def test_refuses_a_card_with_the_wrong_number_of_labels(float_model: Path, tmp_path: Path) -> None:
+    model, card = copy_model(float_model, tmp_path)
+    raw = json.loads(card.read_text())
+    raw["labels"] = raw["labels"][:-1]
+    card.write_text(json.dumps(raw))
+    with pytest.raises(ModelError) as err:
+        EmotionClassifier(model)
+    assert_one_line_naming(err, model)
+
+
+@pytest.mark.parametrize("labels", [None, []])
+def test_refuses_a_card_without_labels(labels: list | None, int8_model: Path, tmp_path: Path) -> None:
+    model, card = copy_model(int8_model, tmp_path)
+    raw = json.loads(card.read_text())
+    if labels is None:
+        del raw["labels"]
+    else:
+        raw["labels"] = labels
+    card.write_text(json.dumps(raw))
+    with pytest.raises(ModelError) as err:
+        EmotionClassifier(model)
+    assert_one_line_naming(err, card)
+    assert "no labels" in str(err.value)
+
+
+def test_refuses_a_missing_card(int8_model: Path, tmp_path: Path) -> None:
+    model, card = copy_model(int8_model, tmp_path)
+    card.unlink()
+    with pytest.raises(ModelError) as err:
+        EmotionClassifier(model)
+    assert_one_line_naming(err, card)

@@ -1,0 +1,145 @@
+"""convert/: Keras → TFLite on the fer-mini fixture, the model card, and the accuracy guard."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.classify import EmotionClassifier, card_path_for
+from tests.fixtures_model import FER_MINI
+from train.const import LABELS
+
+
+def run_convert(*argv: str | Path) -> int:
+    import convert.__main__ as convert_cli
+
+    return convert_cli.main([str(a) for a in argv])
+
+
+def fixture_faces() -> tuple[np.ndarray, np.ndarray]:
+    from train.data import load
+
+    data = load(FER_MINI)
+    images = np.concatenate([data["Training"].images, data["PrivateTest"].images])
+    labels = np.concatenate([data["Training"].labels, data["PrivateTest"].labels])
+    return images, labels
+
+
+def test_int8_model_is_full_integer_with_a_dynamic_batch(int8_model: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(int8_model))
+    (face,) = interpreter.get_input_details()
+    (scores,) = interpreter.get_output_details()
+    assert face["dtype"] == np.int8 and scores["dtype"] == np.int8
+    assert list(face["shape_signature"]) == [-1, 48, 48, 1]
+    assert list(scores["shape_signature"]) == [-1, len(LABELS)]
+    float_tensors = [t["name"] for t in interpreter.get_tensor_details() if t["dtype"] == np.float32]
+    assert not float_tensors, f"float tensors left in the int8 model: {float_tensors[:5]}"
+
+
+def test_card_follows_the_schema_and_matches_the_tensors(int8_model: Path, tiny_model_dir: Path) -> None:
+    card = json.loads(card_path_for(int8_model).read_text())
+    training = json.loads((tiny_model_dir / "train" / "training.json").read_text())
+    assert card["schema"] == 1 and card["name"] == "moodcast-emotion"
+    assert card["labels"] == list(LABELS)
+    assert card["quantization"] == "int8"
+    assert {k: card["input"][k] for k in ("height", "width", "channels", "scale")} == {
+        "height": 48, "width": 48, "channels": 1, "scale": "0..1",
+    }  # fmt: skip
+    crop = card["input"]["crop"]
+    assert (crop["margin_frac"], crop["offset_x_frac"], crop["offset_y_frac"]) == (0.0, 0.0, 0.0)
+    assert "not found" in crop["source"]
+    metrics = card["metrics"]
+    assert (metrics["dataset"], metrics["split"]) == ("FER2013", "PrivateTest")
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 <= metrics["keras_accuracy"] <= 1.0
+    assert set(metrics["per_class"]) == set(LABELS)
+    assert all(set(m) == {"precision", "recall"} for m in metrics["per_class"].values())
+    assert card["training"] == {k: training[k] for k in ("epochs", "seed", "data_sha256", "git_commit")}
+    assert datetime.fromisoformat(card["created"]).tzinfo is not None
+
+    classifier = EmotionClassifier(int8_model)  # the device's loader checks card against tensors
+    assert classifier.labels == LABELS
+    assert classifier.input_dtype == np.int8
+
+
+def test_int8_agrees_with_keras_on_fixture_faces(int8_model: Path, tiny_model_dir: Path) -> None:
+    import keras
+
+    from convert.verify import keras_scores, tflite_scores
+
+    images, _ = fixture_faces()
+    model = keras.models.load_model(tiny_model_dir / "train" / "model.keras", compile=False)
+    reference = keras_scores(model, images)
+    quantized = tflite_scores(int8_model, images)
+    # Every score within two steps of the int8 output (1/256 each) ...
+    np.testing.assert_allclose(quantized, reference, atol=2 / 256)
+    # ... and the same top class wherever Keras's top two are further apart than int8 can resolve. (The
+    # one-epoch placeholder scores nearly alike for every face, so this part bites on real models only.)
+    top_two = np.sort(reference, axis=1)[:, -2:]
+    decisive = top_two[:, 1] - top_two[:, 0] > 2 / 256
+    same = reference.argmax(axis=1) == quantized.argmax(axis=1)
+    assert same[decisive].mean() >= 0.9 if decisive.any() else True
+
+
+def test_float16_conversion_and_crop_calibration(tiny_model_dir: Path, tmp_path: Path) -> None:
+    crop = {"margin_frac": 0.12, "offset_x_frac": -0.01, "offset_y_frac": 0.05, "detected": 10}
+    (tmp_path / "crop.json").write_text(json.dumps(crop))
+    out = tmp_path / "emotion-float16.tflite"
+    code = run_convert(
+        "--model", tiny_model_dir / "train" / "model.keras", "--data", FER_MINI, "--out", out,
+        "--quantization", "float16", "--crop", tmp_path / "crop.json", "--max-drop", "1",
+    )  # fmt: skip
+    assert code == 0
+    card = json.loads(card_path_for(out).read_text())
+    assert card["quantization"] == "float16"
+    expected = {key: crop[key] for key in ("margin_frac", "offset_x_frac", "offset_y_frac")}
+    assert card["input"]["crop"] == {**expected, "source": str(tmp_path / "crop.json")}
+    float16 = EmotionClassifier(out)
+    assert float16.card.crop.margin_frac == 0.12
+    images, _ = fixture_faces()
+    faces = images[:32, ..., np.newaxis].astype(np.float32) / 255
+    float32 = EmotionClassifier(tiny_model_dir / "emotion-float32.tflite")
+    np.testing.assert_allclose(float16.classify(faces), float32.classify(faces), atol=1e-3)
+
+
+def test_max_drop_guard_fails_with_one_line_and_writes_nothing(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "emotion-int8.tflite"
+    code = run_convert(
+        "--model", tiny_model_dir / "train" / "model.keras", "--data", FER_MINI, "--out", out,
+        "--representative", "50", "--max-drop", "-1",
+    )  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("convert: int8 model loses "), err
+    assert "against Keras" in err[0] and str(out) in err[0]
+    assert not out.exists() and not card_path_for(out).exists()
+
+
+def test_unreadable_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"not a zip archive")
+    assert run_convert("--model", bad, "--data", FER_MINI, "--out", tmp_path / "m.tflite") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"convert: {bad}: not a readable Keras model"), err
+
+
+def test_cli_missing_model_exits_2_with_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.keras"
+    result = subprocess.run(
+        [sys.executable, "-m", "convert", "--model", str(missing), "--data", str(FER_MINI),
+         "--out", str(tmp_path / "m.tflite")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    ours = [line for line in result.stderr.splitlines() if line.startswith("convert:")]
+    assert ours == [f"convert: {missing}: model file not found; run 'make train' or pass --model"]
+    assert "Traceback" not in result.stderr

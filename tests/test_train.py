@@ -1,0 +1,171 @@
+"""train/: the CLI on the fer-mini fixture (folders and CSV), resuming, and one-line data errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fixtures_model import FER_MINI, TRAIN_ARGS
+from train.const import LABELS, SPLITS
+
+NO_DATA = "no such file or folder; pass --data with fer2013.csv or its image folders"
+
+
+@pytest.fixture(autouse=True)
+def float32_policy() -> Iterator[None]:
+    """``train.main`` sets Keras's global precision policy; leave it as float32 for the tests after."""
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")
+
+
+def run_train(*argv: str | Path) -> int:
+    import train.__main__ as train_cli
+
+    return train_cli.main([str(a) for a in argv])
+
+
+def write_csv(
+    path: Path, rows: list[dict[str, str]], fields: tuple[str, ...] = ("emotion", "pixels", "Usage")
+) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def fixture_as_csv(path: Path) -> Path:
+    """The fer-mini faces as a Kaggle-style ``fer2013.csv``."""
+    from train.data import load
+
+    data = load(FER_MINI)
+    rows = [
+        {"emotion": str(label), "pixels": " ".join(map(str, image.ravel())), "Usage": split}
+        for split in SPLITS
+        for image, label in zip(data[split].images, data[split].labels, strict=True)
+    ]
+    return write_csv(path, rows)
+
+
+def test_folder_run_writes_model_report_and_plots(tiny_model_dir: Path) -> None:
+    out = tiny_model_dir / "train"  # the placeholder model's own run: python -m train on fer-mini folders
+    for name in ("model.keras", "best.keras", "training.json", "report.json", "confusion.png", "curves.png"):
+        assert (out / name).stat().st_size > 0, name
+    report = json.loads((out / "report.json").read_text())
+    assert 0.0 <= report["accuracy"] <= 1.0 and report["split"] == "PrivateTest"
+    assert set(report["per_class"]) == set(LABELS)
+    assert all({"precision", "recall", "f1"} <= set(m) for m in report["per_class"].values())
+    confusion = np.asarray(report["confusion"])
+    assert confusion.shape == (len(LABELS), len(LABELS)) and confusion.sum() == 140
+    training = json.loads((out / "training.json").read_text())
+    assert training["epochs"] == 1 and training["seed"] == 7 and len(training["data_sha256"]) == 64
+
+    import keras
+
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, len(LABELS))
+
+
+def test_csv_loads_the_same_faces_as_the_folders(tmp_path: Path) -> None:
+    from train.data import load
+
+    folders = load(FER_MINI)
+    table = load(fixture_as_csv(tmp_path / "fer2013.csv"))
+    for split in SPLITS:
+        np.testing.assert_array_equal(table[split].images, folders[split].images)
+        np.testing.assert_array_equal(table[split].labels, folders[split].labels)
+    assert table.sha256 == folders.sha256
+
+
+@pytest.mark.slow
+def test_csv_run_trains(tmp_path: Path) -> None:
+    data = fixture_as_csv(tmp_path / "fer2013.csv")
+    assert run_train("--data", data, "--out", tmp_path / "run", *TRAIN_ARGS) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert sum(m["support"] for m in report["per_class"].values()) == 140
+    assert (tmp_path / "run" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_finished_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keras
+
+    import train.__main__ as train_cli
+
+    class Interrupt(Exception):
+        pass
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            raise Interrupt  # after BackupAndRestore has saved epoch 1
+
+    out = tmp_path / "run"
+    argv = ["--data", FER_MINI, "--out", out, "--epochs", "2", "--width", "8", "--precision", "float32"]
+    real_callbacks = train_cli.callbacks
+    monkeypatch.setattr(train_cli, "callbacks", lambda args: [*real_callbacks(args), StopAfterFirstEpoch()])
+    with pytest.raises(Interrupt):
+        run_train(*argv)
+    assert (out / "backup").is_dir()
+    monkeypatch.setattr(train_cli, "callbacks", real_callbacks)
+
+    assert run_train(*argv, "--resume") == 0
+    with (out / "history.csv").open() as handle:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+    assert epochs == [0, 1]  # epoch 0 from the first run, only epoch 1 trained again
+    assert json.loads((out / "training.json").read_text())["epochs"] == 2
+
+
+def test_missing_data_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere"
+    assert run_train("--data", missing, "--out", tmp_path / "run", "--precision", "float32") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"train: {missing}: no such file or folder; pass --data with fer2013.csv or its image folders"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "fields", "expected"),
+    [
+        ([{"emotion": "3", "pixel": "0 " * 2304, "Usage": "Training"}], ("emotion", "pixel", "Usage"),
+         "expected columns emotion,pixels,Usage, missing pixels"),
+        ([{"emotion": "3", "pixels": "0 " * 2000, "Usage": "Training"}], ("emotion", "pixels", "Usage"),
+         ":2: expected 2304 pixels, got 2000"),
+        ([{"emotion": "9", "pixels": "0 " * 2304, "Usage": "Training"}], ("emotion", "pixels", "Usage"),
+         ":2: expected emotion 0-6, got 9"),
+        ([{"emotion": "3", "pixels": "0 x 1", "Usage": "Training"}], ("emotion", "pixels", "Usage"),
+         ":2: unreadable emotion or pixels"),
+    ],
+)  # fmt: skip
+def test_malformed_csv_is_one_line_exit_2(
+    rows: list[dict[str, str]],
+    fields: tuple[str, ...],
+    expected: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = write_csv(tmp_path / "fer2013.csv", rows, fields)
+    assert run_train("--data", data, "--out", tmp_path / "run", "--precision", "float32") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"train: {data}") and expected in err[0], err
+
+
+def test_cli_missing_data_exits_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    ours = [line for line in result.stderr.splitlines() if line.startswith("train:")]
+    assert ours == [f"train: {tmp_path / 'nowhere'}: {NO_DATA}"]
+    assert "Traceback" not in result.stderr
