@@ -123,3 +123,13 @@ def test_unknown_config_key(tmp_path):
 
 def test_bad_cli_value():
     one_line_error(daemon("--mqtt-port", "18830x"), "mqtt.port", "18830x")
+
+
+def test_missing_camera(int8_model):
+    result = daemon("--input", "7", "--model-path", str(int8_model))
+    one_line_error(result, "camera.device", "cannot open camera 7")
+
+
+def test_picamera2_missing_off_the_pi(int8_model):
+    result = daemon("--camera-source", "picamera2", "--model-path", str(int8_model))
+    one_line_error(result, "picamera2 is not installed", "python3-picamera2")

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fer2013.csv or the folder holding train/ and test/",
     )
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="checkpoints, model and report")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, help="default 40, or 2 with --quick")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=32, help="channels of the first block")
@@ -53,10 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="bfloat16 halves the epoch time on CPUs with AVX512-BF16 and on GPUs",
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    parser.add_argument("--quick", action="store_true", help="2 epochs of a narrow model: a smoke test")
+    parser.add_argument("--quick", action="store_true", help="a narrow model for 2 epochs: a smoke test")
     args = parser.parse_args(argv)
     if args.quick:
-        args.epochs, args.width, args.patience = 2, 8, 2
+        args.width, args.patience = 8, 2
+    if args.epochs is None:
+        args.epochs = 2 if args.quick else 40
     return args
 
 
@@ -153,8 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
-    keras.mixed_precision.set_global_policy(args.precision)
-    args.out.mkdir(parents=True, exist_ok=True)
 
     # Data
     try:
@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as err:
         print(f"train: {err}", file=sys.stderr)
         return 2
+    keras.mixed_precision.set_global_policy(args.precision)
+    args.out.mkdir(parents=True, exist_ok=True)
     train_ds, val_ds, y_train = make_datasets(data, args)
 
     # Model
