@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from convert.card import build_card, card_metrics, crop_section, read_json, write_card  # noqa: E402
 from convert.errors import AccuracyDropError, ConvertError  # noqa: E402
-from convert.quantize import QUANTIZATIONS, representative_faces, to_tflite  # noqa: E402
+from convert.quantize import QUANTIZATIONS, flip_averaged, representative_faces, to_tflite  # noqa: E402
 from convert.verify import keras_scores, tflite_scores  # noqa: E402
 from device.classify import card_path_for  # noqa: E402
 from device.errors import ModelError  # noqa: E402
@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", type=Path, help="the .tflite (default: models/emotion-<quantization>.tflite)"
     )
     parser.add_argument("--quantization", choices=QUANTIZATIONS, default="int8")
+    parser.add_argument(
+        "--flip-average",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score each face and its mirror image and average (on by default; chosen on PublicTest)",
+    )
     parser.add_argument("--crop", type=Path, default=Path("models/crop.json"), help="crop calibration")
     parser.add_argument("--representative", type=int, default=500, help="Training faces for int8 calibration")
     parser.add_argument("--seed", type=int, default=1234, help="seeds the representative sample")
@@ -81,6 +87,8 @@ def convert(args: argparse.Namespace) -> dict:
     """Run every step in order; return the card written. Raises ConvertError for anything a user can fix."""
     # Inputs
     model = load_keras_model(args.model)
+    if args.flip_average:
+        model = flip_averaged(model)
     training = read_json(args.training, "training facts", "pass --training with the run's training.json")
     crop = crop_section(args.crop)
     if crop["source"].startswith("default"):

@@ -143,3 +143,20 @@ def test_cli_missing_model_exits_2_with_one_line(tmp_path: Path) -> None:
     ours = [line for line in result.stderr.splitlines() if line.startswith("convert:")]
     assert ours == [f"convert: {missing}: model file not found; run 'make train' or pass --model"]
     assert "Traceback" not in result.stderr
+
+
+def test_flip_averaged_model_scores_a_face_and_its_mirror_alike():
+    """The wrapper averages each face with its mirror image, so both score the same; the base does not."""
+    import keras
+
+    from convert.quantize import flip_averaged
+    from train.model import build_model
+
+    keras.utils.set_random_seed(3)
+    base = build_model((48, 48, 1), 7, width=4)
+    faces = np.random.default_rng(3).random((4, 48, 48, 1)).astype(np.float32)
+    mirrored = faces[:, :, ::-1].copy()
+    wrapped = flip_averaged(base)
+    np.testing.assert_allclose(wrapped(faces), wrapped(mirrored), atol=1e-5)
+    assert not np.allclose(base(faces), base(mirrored), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(wrapped(faces)).sum(axis=1), 1.0, atol=1e-5)
