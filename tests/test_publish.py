@@ -377,3 +377,34 @@ def test_daemon_publishes_sample_events(mqtt_broker: Broker, subscribe, int8_mod
     check_sequence(events)
     assert events[0]["seq"] == 1
     assert sub.on(f"{prefix}/status")[0] == STATUS_ONLINE
+
+
+def test_daemon_restart_during_outage_loses_nothing(broker_factory, subscribe, int8_model: Path, tmp_path):
+    """Run 1 makes events while the broker is down and exits; run 2 starts with it up: all arrive in order."""
+    broker = broker_factory(start=False)
+    prefix = "moodcast/outage"
+
+    def run_daemon(produced: Path) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "device", "--input", str(ROOT / "samples" / "one-face.mp4"),
+             "--no-realtime", "--model-path", str(int8_model), "--mqtt-enabled", "--mqtt-host", broker.host,
+             "--mqtt-port", str(broker.port), "--device-id", "outage",
+             "--mqtt-outbox-path", str(tmp_path / "outbox.sqlite"), "--events", str(produced)],
+            capture_output=True, text=True, timeout=120, cwd=ROOT,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+
+    run_daemon(tmp_path / "run1.jsonl")  # the broker is down all along
+    broker.start()
+    sub = subscribe(broker, [f"{prefix}/events"])
+    run_daemon(tmp_path / "run2.jsonl")
+    produced = [
+        json.loads(line)
+        for name in ("run1.jsonl", "run2.jsonl")
+        for line in (tmp_path / name).read_text().splitlines()
+    ]
+    assert [e["seq"] for e in produced] == list(range(1, len(produced) + 1))  # numbering continued
+    assert sub.wait_for(lambda msgs: len(msgs) >= len(produced), WAIT_S), sub.messages
+    received = [json.loads(payload) for payload in sub.on(f"{prefix}/events")]
+    assert received == produced
