@@ -408,3 +408,20 @@ def test_daemon_restart_during_outage_loses_nothing(broker_factory, subscribe, i
     assert sub.wait_for(lambda msgs: len(msgs) >= len(produced), WAIT_S), sub.messages
     received = [json.loads(payload) for payload in sub.on(f"{prefix}/events")]
     assert received == produced
+
+
+def test_daemon_killed_leaves_offline_by_last_will(mqtt_broker: Broker, subscribe, int8_model: Path) -> None:
+    prefix = "moodcast/killed"
+    sub = subscribe(mqtt_broker, [f"{prefix}/status"])
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "device", "--input", str(ROOT / "samples" / "one-face.mp4"), "--realtime",
+         "--camera-loop", "--model-path", str(int8_model), "--mqtt-enabled", "--mqtt-host", mqtt_broker.host,
+         "--mqtt-port", str(mqtt_broker.port), "--device-id", "killed"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert sub.wait_for(lambda msgs: STATUS_ONLINE in sub.on(f"{prefix}/status"), WAIT_S)
+    finally:
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+    assert sub.wait_for(lambda msgs: sub.on(f"{prefix}/status")[-1:] == [STATUS_OFFLINE], WAIT_S)
