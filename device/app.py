@@ -49,7 +49,8 @@ class MoodcastApp:
         self._latest_jpeg: bytes | None = None
         self._last_frame_s = time.monotonic()
         self._fps = 0.0
-        self._dropped_reported = 0
+        self._frames_dropped_counted = 0
+        self._events_dropped_counted = 0
 
     # -- start-up -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -207,15 +208,21 @@ class MoodcastApp:
         return f"mqtt: offline ({stats['queued']} queued)"
 
     def _observe(self, timings: dict[str, float], faces: int) -> None:
+        assert self._source is not None
         metrics = self.metrics
         metrics.frames_total.inc()
         metrics.faces.set(faces)
         for stage, seconds in timings.items():
-            metrics.stage_seconds.labels(stage).observe(seconds)
+            metrics.observe_stage(stage, seconds)
+        dropped = self._source.dropped
+        metrics.frames_dropped_total.inc(dropped - self._frames_dropped_counted)
+        self._frames_dropped_counted = dropped
         if self._publisher is not None:
             stats = self._publisher.stats()
             metrics.events_queued.set(stats["queued"])
             metrics.mqtt_connected.set(1 if stats["connected"] else 0)
+            metrics.events_dropped_total.inc(stats["dropped"] - self._events_dropped_counted)
+            self._events_dropped_counted = stats["dropped"]
 
     def state(self) -> dict:
         """The retained dashboard summary: confirmed faces, the dominant emotion, fps."""
@@ -233,8 +240,6 @@ class MoodcastApp:
     def _log_summary(self, fps: float) -> None:
         assert self._source is not None
         queued = self._publisher.stats()["queued"] if self._publisher is not None else 0
-        self.metrics.frames_dropped_total.inc(max(0, self._source.dropped - self._dropped_reported))
-        self._dropped_reported = self._source.dropped
         logger.info(
             "%.1f fps, %d faces tracked, %d frames dropped, %d events queued",
             fps,
