@@ -114,7 +114,9 @@ def convert(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="moodcast-verify-") as tmp:
         candidate = Path(tmp) / args.out.name
         candidate.write_bytes(flatbuffer)
-        provisional = build_card(list(LABELS), input_shape, crop, args.quantization, None, training)
+        provisional = build_card(
+            list(LABELS), input_shape, crop, args.quantization, None, training, args.flip_average
+        )
         write_card(card_path_for(candidate), provisional)
         try:
             lite_predicted = tflite_scores(candidate, test.images).argmax(axis=1)
@@ -140,6 +142,7 @@ def convert(args: argparse.Namespace) -> dict:
         args.quantization,
         card_metrics(REPORT_SPLIT, lite, reference["accuracy"]),
         training,
+        args.flip_average,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(flatbuffer)

@@ -45,6 +45,7 @@ def build_card(
     quantization: str,
     metrics: dict | None,
     training: dict,
+    flip_average: bool = False,
 ) -> dict:
     """Assemble the card. ``metrics`` is None for the provisional card the verification step loads."""
     height, width, channels = input_shape
@@ -54,6 +55,7 @@ def build_card(
         "labels": list(labels),
         "input": {"height": height, "width": width, "channels": channels, "scale": "0..1", "crop": crop},
         "quantization": quantization,
+        "flip_average": flip_average,
         "metrics": metrics or {},
         "training": {key: training.get(key) for key in ("epochs", "seed", "data_sha256", "git_commit")},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -9,7 +9,6 @@ import time
 from collections import Counter
 
 import cv2
-import numpy as np
 import sdnotify
 
 from device.camera import Frame, FrameSource, open_source
@@ -184,8 +183,8 @@ class MoodcastApp:
             FaceLabel(
                 face_id=track.face_id,
                 box=track.box,
-                emotion=self.classifier.labels[int(np.argmax(track.scores))],
-                confidence=float(np.max(track.scores)),
+                emotion=track.emotion,
+                confidence=float(track.scores[self.classifier.labels.index(track.emotion)]),
                 scores=dict(zip(self.classifier.labels, map(float, track.scores), strict=True)),
                 confirmed=track.confirmed,
             )
@@ -227,7 +226,7 @@ class MoodcastApp:
     def state(self) -> dict:
         """The retained dashboard summary: confirmed faces, the dominant emotion, fps."""
         tracks = [t for t in self.pipeline.tracker.tracks if t.confirmed]
-        emotions = Counter(self.classifier.labels[int(np.argmax(t.scores))] for t in tracks)
+        emotions = Counter(t.emotion for t in tracks)
         dominant = emotions.most_common(1)[0][0] if emotions else None
         return {"faces": len(tracks), "dominant": dominant, "fps": round(self._fps, 1)}
 

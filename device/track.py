@@ -24,6 +24,7 @@ class Track:
     hits: int = 1
     confirmed: bool = False
     velocity: tuple[float, float] = (0.0, 0.0)
+    emotion: str = ""
     announced_emotion: str = ""
     last_event_s: float = 0.0
     seen_frames: int = 1
@@ -112,8 +113,15 @@ class FaceTracker:
         return matched_tracks, matched_boxes
 
     def _note_emotion(self, track: Track) -> None:
-        emotion = self.labels[int(np.argmax(track.scores))]
-        track.emotion_frames[emotion] = track.emotion_frames.get(emotion, 0) + 1
+        """Move the track's label to the top score only when it leads the current label by the hysteresis."""
+        best = int(np.argmax(track.scores))
+        if not track.emotion:
+            track.emotion = self.labels[best]
+        elif self.labels[best] != track.emotion:
+            current = track.scores[self.labels.index(track.emotion)]
+            if track.scores[best] - current >= self.config.hysteresis:
+                track.emotion = self.labels[best]
+        track.emotion_frames[track.emotion] = track.emotion_frames.get(track.emotion, 0) + 1
 
     def _progress(self, track: Track, now_s: float) -> list[TrackEvent]:
         if not track.confirmed:
@@ -121,9 +129,10 @@ class FaceTracker:
                 return []
             track.confirmed = True
             return [self._announce("new", track, now_s)]
-        emotion = self.labels[int(np.argmax(track.scores))]
         heartbeat = self.config.heartbeat_s
-        if emotion != track.announced_emotion or (heartbeat and now_s - track.last_event_s >= heartbeat):
+        if track.emotion != track.announced_emotion or (
+            heartbeat and now_s - track.last_event_s >= heartbeat
+        ):
             return [self._announce("update", track, now_s)]
         return []
 
@@ -145,11 +154,10 @@ class FaceTracker:
         return events
 
     def _event(self, kind: str, track: Track) -> TrackEvent:
-        best = int(np.argmax(track.scores))
         return TrackEvent(
             kind=kind,
             track=track,
-            emotion=self.labels[best],
-            confidence=float(track.scores[best]),
+            emotion=track.emotion,
+            confidence=float(track.scores[self.labels.index(track.emotion)]),
             scores={label: round(float(s), 4) for label, s in zip(self.labels, track.scores, strict=True)},
         )

@@ -50,6 +50,7 @@ def test_card_follows_the_schema_and_matches_the_tensors(int8_model: Path, tiny_
     assert card["schema"] == 1 and card["name"] == "moodcast-emotion"
     assert card["labels"] == list(LABELS)
     assert card["quantization"] == "int8"
+    assert card["flip_average"] is True
     assert {k: card["input"][k] for k in ("height", "width", "channels", "scale")} == {
         "height": 48, "width": 48, "channels": 1, "scale": "0..1",
     }  # fmt: skip

@@ -96,3 +96,18 @@ def test_heartbeat_repeats_an_unchanged_emotion():
     tracker = FaceTracker(TrackConfig(confirm_frames=1, heartbeat_s=1.0), LABELS)
     events, _ = run(tracker, [[((100, 100, 80, 80), "sad")]] * 35)  # 35 frames at 15 fps ≈ 2.3 s
     assert [e.kind for e in events] == ["new", "update", "update"]
+
+
+def test_hysteresis_stops_two_close_scores_from_flickering():
+    """Scores that swap the lead between sad and fear by a hair every few frames produce no updates."""
+    tracker = FaceTracker(
+        TrackConfig(confirm_frames=1, smoothing=0.5, heartbeat_s=0, hysteresis=0.08), LABELS
+    )
+    sad, fear = np.full(7, 0.07, np.float32), np.full(7, 0.07, np.float32)
+    sad[[LABELS.index("sad"), LABELS.index("fear")]] = (0.31, 0.27)
+    fear[[LABELS.index("sad"), LABELS.index("fear")]] = (0.27, 0.31)
+    events = []
+    for index in range(40):
+        scores = (sad if (index // 3) % 2 == 0 else fear)[np.newaxis]
+        events += tracker.update([(100, 100, 80, 80)], scores, index / FPS, index)
+    assert [(e.kind, e.emotion) for e in events] == [("new", "sad")]

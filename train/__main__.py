@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
+    commit = git_commit()  # the code that trains, before anything can move HEAD during the run
 
     # Data
     try:
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "width": args.width,
         "parameters": model.count_params(),
         "data_sha256": data.sha256,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     report.write_report(args.out, metrics, facts)
