@@ -19,8 +19,8 @@ from device.detect import FaceDetector
 from device.display import Display, NoDisplay, open_display
 from device.events import EventFactory, EventSink, JsonLinesSink
 from device.metrics import Metrics
-from device.overlay import FaceLabel, StatusLine, draw_overlay
-from device.pipeline import Pipeline
+from device.overlay import StatusLine, draw_overlay
+from device.pipeline import Pipeline, face_labels
 from device.track import FaceTracker, TrackEvent
 
 logger = logging.getLogger(__name__)
@@ -179,18 +179,7 @@ class MoodcastApp:
 
     def _show(self, frame: Frame) -> bool:
         image = frame.image
-        faces = [
-            FaceLabel(
-                face_id=track.face_id,
-                box=track.box,
-                emotion=track.emotion,
-                confidence=float(track.scores[self.classifier.labels.index(track.emotion)]),
-                scores=dict(zip(self.classifier.labels, map(float, track.scores), strict=True)),
-                confirmed=track.confirmed,
-            )
-            for track in self.pipeline.tracker.tracks
-            if track.last_seen_s == frame.time_s
-        ]
+        faces = face_labels(self.pipeline.tracker.tracks, self.classifier.labels, frame.time_s)
         draw_overlay(image, faces, StatusLine(self._fps, len(faces), self._mqtt_status()))
         if self._http is not None:
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])

@@ -10,8 +10,9 @@ import cv2
 from device.camera import Frame
 from device.classify import EmotionClassifier
 from device.detect import Box, FaceDetector
+from device.overlay import FaceLabel
 from device.preprocess import face_batch
-from device.track import FaceTracker, TrackEvent
+from device.track import FaceTracker, Track, TrackEvent
 
 STAGES = ("capture", "detect", "classify", "track", "draw")
 
@@ -51,3 +52,19 @@ class Pipeline:
             events,
             {"detect": detected - start, "classify": classified - detected, "track": tracked - classified},
         )
+
+
+def face_labels(tracks: list[Track], labels: tuple[str, ...], time_s: float) -> list[FaceLabel]:
+    """What the overlay shows for the tracks seen in the frame at ``time_s``."""
+    return [
+        FaceLabel(
+            face_id=track.face_id,
+            box=track.box,
+            emotion=track.emotion,
+            confidence=float(track.scores[labels.index(track.emotion)]),
+            scores=dict(zip(labels, map(float, track.scores), strict=True)),
+            confirmed=track.confirmed,
+        )
+        for track in tracks
+        if track.last_seen_s == time_s
+    ]

@@ -24,8 +24,8 @@ from device.camera import Frame, make_lores
 from device.classify import EmotionClassifier
 from device.config import DetectConfig, TrackConfig
 from device.detect import FaceDetector
-from device.overlay import FaceLabel, StatusLine, draw_overlay
-from device.pipeline import Pipeline
+from device.overlay import StatusLine, draw_overlay
+from device.pipeline import Pipeline, face_labels
 from device.preprocess import face_batch
 from device.track import FaceTracker
 from tools.groundtruth import detect_reference, load_calibration, load_truth, reference_detector, score_video
@@ -50,18 +50,7 @@ def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
 
 
 def draw(image: np.ndarray, tracker: FaceTracker, labels: tuple[str, ...], time_s: float) -> None:
-    faces = [
-        FaceLabel(
-            t.face_id,
-            t.box,
-            labels[int(np.argmax(t.scores))],
-            float(np.max(t.scores)),
-            dict(zip(labels, map(float, t.scores), strict=True)),
-            t.confirmed,
-        )
-        for t in tracker.tracks
-        if t.last_seen_s == time_s
-    ]
+    faces = face_labels(tracker.tracks, labels, time_s)
     draw_overlay(image, faces, StatusLine(0.0, len(faces), "mqtt: off"))
 
 
