@@ -101,3 +101,26 @@ def test_fast_moving_face_keeps_one_track():
         moving.append(image)
     _, events = run_fast_path(moving, DetectConfig())
     assert [e.kind for _, e in events].count("new") == 1
+
+
+def test_fast_path_and_reference_give_the_same_labels(sample):
+    """The classifier sees the same crop either way: cut from the full-resolution frame at the matched box."""
+    from device.classify import EmotionClassifier
+    from device.preprocess import face_batch
+    from tools.groundtruth import match_pairs
+
+    _name, frames, _truth, fast, _events = sample
+    classifier = EmotionClassifier(Path(__file__).resolve().parent.parent / "models" / "emotion-int8.tflite")
+    cascade = reference_detector()
+    same = total = 0
+    for index in range(0, len(frames), 6):
+        gray = cv2.cvtColor(frames[index], cv2.COLOR_BGR2GRAY)
+        reference = detect_reference(cascade, gray)
+        for i, j in match_pairs(fast[index], reference, 0.5):
+            ours, theirs = classifier.classify(
+                face_batch(gray, [fast[index][i], reference[j]], classifier.card.crop)
+            )
+            same += int(ours.argmax() == theirs.argmax())
+            total += 1
+    assert total >= 25
+    assert same / total >= 0.9, f"{same} of {total} labels agree"
