@@ -61,11 +61,6 @@ class FaceDetector:
             boxes_lores = self._search_around(gray_lores, scale_to_main, tracks_main)
         return [tuple(round(v * scale_to_main) for v in box) for box in boxes_lores]
 
-    @property
-    def last_was_full(self) -> bool:
-        """Whether the latest call searched the whole image."""
-        return self._frames_since_full == 0
-
     def _search(self, gray: np.ndarray, min_size: float, max_size: float | None) -> list[Box]:
         side = max(int(min_size), 1)
         found = self._cascade.detectMultiScale(

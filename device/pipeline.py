@@ -14,8 +14,6 @@ from device.overlay import FaceLabel
 from device.preprocess import face_batch
 from device.track import FaceTracker, Track, TrackEvent
 
-STAGES = ("capture", "detect", "classify", "track", "draw")
-
 
 @dataclass(frozen=True)
 class FrameResult:
