@@ -48,6 +48,9 @@ class DetectConfig:
     full_search_interval: int = _opt(
         5, "search the whole frame every N frames, else only around tracks", min=1
     )
+    track_search_interval: int = _opt(
+        3, "between full searches, search around confirmed tracks every N frames (they coast between)", min=1
+    )
     track_window_frac: float = _opt(0.35, "window margin around a track, in face sizes", min=0.1)
 
 

@@ -43,7 +43,8 @@ class FaceDetector:
 
     The whole detection image is searched every ``full_search_interval`` frames (and whenever there is
     nothing to follow); in between only a window around each live track is searched, at that track's
-    scale, which costs a fraction of a full search.
+    scale, which costs a fraction of a full search, and only every ``track_search_interval`` frames
+    while every track is confirmed: on the frames between, the tracks coast and nothing is searched.
     """
 
     def __init__(self, config: DetectConfig) -> None:
@@ -51,12 +52,19 @@ class FaceDetector:
         self._cascade = load_cascade()
         self._frames_since_full = config.full_search_interval
 
-    def detect(self, gray_lores: np.ndarray, scale_to_main: float, tracks_main: list[Box]) -> list[Box]:
-        """Detect faces on ``gray_lores``; ``scale_to_main`` maps its pixels to the main frame's."""
+    def detect(
+        self, gray_lores: np.ndarray, scale_to_main: float, tracks_main: list[Box], may_coast: bool = False
+    ) -> list[Box] | None:
+        """Detect faces on ``gray_lores``; ``scale_to_main`` maps its pixels to the main frame's.
+
+        Returns None on a frame where nothing was searched (``may_coast``: all tracks are confirmed).
+        """
         self._frames_since_full += 1
         if not tracks_main or self._frames_since_full >= self.config.full_search_interval:
             self._frames_since_full = 0
             boxes_lores = self._search(gray_lores, self.config.min_size_px / scale_to_main, None)
+        elif may_coast and self._frames_since_full % self.config.track_search_interval:
+            return None
         else:
             boxes_lores = self._search_around(gray_lores, scale_to_main, tracks_main)
         return [tuple(round(v * scale_to_main) for v in box) for box in boxes_lores]

@@ -17,7 +17,10 @@ from device.track import FaceTracker, Track, TrackEvent
 
 @dataclass(frozen=True)
 class FrameResult:
-    """What one frame produced: the detected boxes (main-frame pixels), track events, stage seconds."""
+    """What one frame produced: the faces' boxes (main-frame pixels), track events, stage seconds.
+
+    On a frame where the tracks coast, the boxes are where the tracks are predicted to be.
+    """
 
     boxes: list[Box]
     events: list[TrackEvent]
@@ -35,10 +38,16 @@ class Pipeline:
     def process(self, frame: Frame) -> FrameResult:
         """Run one frame through detection, classification and tracking."""
         start = time.perf_counter()
+        tracker = self.tracker
         boxes = self.detector.detect(
-            frame.gray_lores, frame.scale_to_main, self.tracker.live_boxes(frame.time_s)
+            frame.gray_lores, frame.scale_to_main, tracker.live_boxes(frame.time_s), tracker.all_confirmed
         )
         detected = time.perf_counter()
+        if boxes is None:  # nothing searched: the tracks coast, and no face is classified
+            events = tracker.coast(frame.time_s)
+            shown = [track.shown_box for track in tracker.tracks if track.shown_s == frame.time_s]
+            timings = {"detect": detected - start, "classify": 0.0, "track": time.perf_counter() - detected}
+            return FrameResult(shown, events, timings)
         # The crop comes from the full-resolution frame, whatever image the detector searched.
         gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY) if boxes else frame.gray_lores
         scores = self.classifier.classify(face_batch(gray, boxes, self.classifier.card.crop))
@@ -57,12 +66,12 @@ def face_labels(tracks: list[Track], labels: tuple[str, ...], time_s: float) -> 
     return [
         FaceLabel(
             face_id=track.face_id,
-            box=track.box,
+            box=track.shown_box,
             emotion=track.emotion,
             confidence=float(track.scores[labels.index(track.emotion)]),
             scores=dict(zip(labels, map(float, track.scores), strict=True)),
             confirmed=track.confirmed,
         )
         for track in tracks
-        if track.last_seen_s == time_s
+        if track.shown_s == time_s and track.shown_box is not None
     ]

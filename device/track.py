@@ -29,6 +29,8 @@ class Track:
     last_event_s: float = 0.0
     seen_frames: int = 1
     emotion_frames: dict[str, int] = field(default_factory=dict)
+    shown_box: Box | None = None  # where the face is drawn: its detection, or its prediction while coasting
+    shown_s: float = -1.0  # the frame time of shown_box
 
     def predicted(self, now_s: float) -> Box:
         """The box moved on by its velocity to ``now_s``."""
@@ -56,10 +58,12 @@ class FaceTracker:
         self.labels = labels
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
+        self._last_search_s = -1.0
 
     def update(self, boxes: list[Box], scores: np.ndarray, now_s: float, frame: int) -> list[TrackEvent]:
         """Fold one frame's detections (``scores`` row per box) into the tracks; return the events."""
         events: list[TrackEvent] = []
+        self._last_search_s = now_s
         matched_tracks, matched_boxes = self._associate(boxes, now_s)
         alpha = self.config.smoothing
         for track_index, box_index in zip(matched_tracks, matched_boxes, strict=True):
@@ -69,7 +73,8 @@ class FaceTracker:
                 vx = (boxes[box_index][0] - track.box[0]) / dt
                 vy = (boxes[box_index][1] - track.box[1]) / dt
                 track.velocity = (0.5 * track.velocity[0] + 0.5 * vx, 0.5 * track.velocity[1] + 0.5 * vy)
-            track.box = boxes[box_index]
+            track.box = track.shown_box = boxes[box_index]
+            track.shown_s = now_s
             track.scores = (1 - alpha) * track.scores + alpha * scores[box_index]
             track.last_seen_s = now_s
             track.hits += 1
@@ -77,14 +82,34 @@ class FaceTracker:
             self._note_emotion(track)
             events.extend(self._progress(track, now_s))
         for box_index in sorted(set(range(len(boxes))) - set(matched_boxes)):
+            box = boxes[box_index]
             track = Track(
-                next(self._ids), boxes[box_index], scores[box_index].astype(np.float32), now_s, now_s, frame
+                next(self._ids),
+                box,
+                scores[box_index].astype(np.float32),
+                now_s,
+                now_s,
+                frame,
+                shown_box=box,
+                shown_s=now_s,
             )
             self._note_emotion(track)
             self.tracks.append(track)
             events.extend(self._progress(track, now_s))
         events.extend(self._expire(now_s))
         return events
+
+    def coast(self, now_s: float) -> list[TrackEvent]:
+        """A frame with no search: the tracks found by the last search move on by their velocity."""
+        for track in self.tracks:
+            if track.last_seen_s == self._last_search_s:
+                track.shown_box, track.shown_s = track.predicted(now_s), now_s
+        return self._expire(now_s)
+
+    @property
+    def all_confirmed(self) -> bool:
+        """True when there are tracks and every one is confirmed (a frame may then skip the search)."""
+        return bool(self.tracks) and all(track.confirmed for track in self.tracks)
 
     def finish(self) -> list[TrackEvent]:
         """End every live track (the source has ended); return their ``end`` events."""

@@ -37,7 +37,11 @@ def run_fast_path(frames: list[np.ndarray], config: DetectConfig, fps: float = 1
     for index, image in enumerate(frames):
         now_s = index / fps
         gray, scale = make_lores(image, config.width_px)
-        boxes = detector.detect(gray, scale, tracker.live_boxes(now_s))
+        boxes = detector.detect(gray, scale, tracker.live_boxes(now_s), tracker.all_confirmed)
+        if boxes is None:  # a coasting frame: the tracks' predicted boxes are the pipeline's output
+            events += [(index, e) for e in tracker.coast(now_s)]
+            boxes_per_frame.append([t.shown_box for t in tracker.tracks if t.shown_s == now_s])
+            continue
         boxes_per_frame.append(boxes)
         scores = np.tile(np.eye(len(LABELS), dtype=np.float32)[6], (len(boxes), 1))
         events += [(index, e) for e in tracker.update(boxes, scores, now_s, index)]

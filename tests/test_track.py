@@ -111,3 +111,22 @@ def test_hysteresis_stops_two_close_scores_from_flickering():
         scores = (sad if (index // 3) % 2 == 0 else fear)[np.newaxis]
         events += tracker.update([(100, 100, 80, 80)], scores, index / FPS, index)
     assert [(e.kind, e.emotion) for e in events] == [("new", "sad")]
+
+
+def test_coasting_moves_tracks_on_without_a_search():
+    """On a frame with no search, the tracks found by the last one are shown at their predicted place."""
+    tracker = FaceTracker(TrackConfig(confirm_frames=2, lost_after_s=0.5), LABELS)
+    for index in range(4):  # moving right at 10 px a frame
+        tracker.update([(100 + 10 * index, 100, 80, 80)], one_hot("happy")[np.newaxis], index / FPS, index)
+    assert tracker.all_confirmed
+    assert tracker.coast(4 / FPS) == []
+    (track,) = tracker.tracks
+    assert track.shown_s == 4 / FPS
+    x, y, w, h = track.shown_box
+    assert 130 < x <= 140 and (y, w, h) == (100, 80, 80)  # moved on by its smoothed velocity
+    assert track.box == (130, 100, 80, 80)  # the last detection is kept for association
+    # A face not found by the last search is not shown while coasting, and ends after lost_after_s.
+    tracker.update([], np.zeros((0, 7)), 5 / FPS, 5)
+    tracker.coast(6 / FPS)
+    assert track.shown_s == 4 / FPS
+    assert [e.kind for e in tracker.coast(14 / FPS)] == ["end"]
