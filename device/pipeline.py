@@ -45,7 +45,7 @@ class Pipeline:
         detected = time.perf_counter()
         if boxes is None:  # nothing searched: the tracks coast, and no face is classified
             events = tracker.coast(frame.time_s)
-            shown = [track.shown_box for track in tracker.tracks if track.shown_s == frame.time_s]
+            shown = [track.shown_box for track in tracker.shown(frame.time_s)]
             timings = {"detect": detected - start, "classify": 0.0, "track": time.perf_counter() - detected}
             return FrameResult(shown, events, timings)
         # The crop comes from the full-resolution frame, whatever image the detector searched.
@@ -61,8 +61,8 @@ class Pipeline:
         )
 
 
-def face_labels(tracks: list[Track], labels: tuple[str, ...], time_s: float) -> list[FaceLabel]:
-    """What the overlay shows for the tracks seen in the frame at ``time_s``."""
+def face_labels(tracks: list[Track], labels: tuple[str, ...]) -> list[FaceLabel]:
+    """What the overlay shows for these tracks (``FaceTracker.shown``: the ones placed on this frame)."""
     return [
         FaceLabel(
             face_id=track.face_id,
@@ -73,5 +73,4 @@ def face_labels(tracks: list[Track], labels: tuple[str, ...], time_s: float) -> 
             confirmed=track.confirmed,
         )
         for track in tracks
-        if track.shown_s == time_s and track.shown_box is not None
     ]

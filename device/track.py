@@ -106,6 +106,10 @@ class FaceTracker:
                 track.shown_box, track.shown_s = track.predicted(now_s), now_s
         return self._expire(now_s)
 
+    def shown(self, now_s: float) -> list[Track]:
+        """The tracks placed on the frame at ``now_s``, detected or coasting."""
+        return [track for track in self.tracks if track.shown_s == now_s]
+
     @property
     def all_confirmed(self) -> bool:
         """True when there are tracks and every one is confirmed (a frame may then skip the search)."""

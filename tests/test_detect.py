@@ -40,7 +40,7 @@ def run_fast_path(frames: list[np.ndarray], config: DetectConfig, fps: float = 1
         boxes = detector.detect(gray, scale, tracker.live_boxes(now_s), tracker.all_confirmed)
         if boxes is None:  # a coasting frame: the tracks' predicted boxes are the pipeline's output
             events += [(index, e) for e in tracker.coast(now_s)]
-            boxes_per_frame.append([t.shown_box for t in tracker.tracks if t.shown_s == now_s])
+            boxes_per_frame.append([t.shown_box for t in tracker.shown(now_s)])
             continue
         boxes_per_frame.append(boxes)
         scores = np.tile(np.eye(len(LABELS), dtype=np.float32)[6], (len(boxes), 1))

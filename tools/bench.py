@@ -50,7 +50,7 @@ def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
 
 
 def draw(image: np.ndarray, tracker: FaceTracker, labels: tuple[str, ...], time_s: float) -> None:
-    faces = face_labels(tracker.tracks, labels, time_s)
+    faces = face_labels(tracker.shown(time_s), labels)
     draw_overlay(image, faces, StatusLine(0.0, len(faces), "mqtt: off"))
 
 
