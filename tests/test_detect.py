@@ -12,6 +12,7 @@ from device.camera import make_lores
 from device.config import DetectConfig, TrackConfig
 from device.detect import FaceDetector
 from device.track import FaceTracker
+from tools.bench import decode
 from tools.groundtruth import detect_reference, load_calibration, load_truth, reference_detector, score_video
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -20,13 +21,7 @@ LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
 def read_frames(name: str) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(SAMPLES / f"{name}.mp4"))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            return frames
-        frames.append(image)
+    return decode(SAMPLES / f"{name}.mp4")[0]
 
 
 def run_fast_path(frames: list[np.ndarray], config: DetectConfig, fps: float = 15.0):

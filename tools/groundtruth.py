@@ -10,9 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from device.detect import Box, iou
 from device.preprocess import CropSpec, crop_box
-
-Box = tuple[int, int, int, int]
 
 # The reference detector the samples are built and scored against (full-resolution gray frame).
 HAAR_FILE = "haarcascade_frontalface_default.xml"
@@ -74,18 +73,6 @@ def load_truth(path: str | Path) -> GroundTruth:
         frames=frames,
         partial=partial,
     )
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two ``(x, y, w, h)`` boxes; 0.0 when either is empty."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = min(ax + aw, bx + bw) - max(ax, bx)
-    ih = min(ay + ah, by + bh) - max(ay, by)
-    if iw <= 0 or ih <= 0 or aw <= 0 or ah <= 0 or bw <= 0 or bh <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / (aw * ah + bw * bh - inter)
 
 
 def match(
