@@ -52,7 +52,7 @@ class Pipeline:
         gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY) if boxes else frame.gray_lores
         scores = self.classifier.classify(face_batch(gray, boxes, self.classifier.card.crop))
         classified = time.perf_counter()
-        events = self.tracker.update(boxes, scores, frame.time_s, frame.index)
+        events = self.tracker.update(boxes, scores, frame.time_s)
         tracked = time.perf_counter()
         return FrameResult(
             boxes,

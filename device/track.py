@@ -20,14 +20,12 @@ class Track:
     scores: np.ndarray
     first_seen_s: float
     last_seen_s: float
-    first_frame: int
     hits: int = 1
     confirmed: bool = False
     velocity: tuple[float, float] = (0.0, 0.0)
     emotion: str = ""
     announced_emotion: str = ""
     last_event_s: float = 0.0
-    seen_frames: int = 1
     emotion_frames: dict[str, int] = field(default_factory=dict)
     shown_box: Box | None = None  # where the face is drawn: its detection, or its prediction while coasting
     shown_s: float = -1.0  # the frame time of shown_box
@@ -60,7 +58,7 @@ class FaceTracker:
         self._ids = itertools.count(1)
         self._last_search_s = -1.0
 
-    def update(self, boxes: list[Box], scores: np.ndarray, now_s: float, frame: int) -> list[TrackEvent]:
+    def update(self, boxes: list[Box], scores: np.ndarray, now_s: float) -> list[TrackEvent]:
         """Fold one frame's detections (``scores`` row per box) into the tracks; return the events."""
         events: list[TrackEvent] = []
         self._last_search_s = now_s
@@ -78,7 +76,6 @@ class FaceTracker:
             track.scores = (1 - alpha) * track.scores + alpha * scores[box_index]
             track.last_seen_s = now_s
             track.hits += 1
-            track.seen_frames += 1
             self._note_emotion(track)
             events.extend(self._progress(track, now_s))
         for box_index in sorted(set(range(len(boxes))) - set(matched_boxes)):
@@ -89,7 +86,6 @@ class FaceTracker:
                 scores[box_index].astype(np.float32),
                 now_s,
                 now_s,
-                frame,
                 shown_box=box,
                 shown_s=now_s,
             )

@@ -39,7 +39,7 @@ def run_fast_path(frames: list[np.ndarray], config: DetectConfig, fps: float = 1
             continue
         boxes_per_frame.append(boxes)
         scores = np.tile(np.eye(len(LABELS), dtype=np.float32)[6], (len(boxes), 1))
-        events += [(index, e) for e in tracker.update(boxes, scores, now_s, index)]
+        events += [(index, e) for e in tracker.update(boxes, scores, now_s)]
     return boxes_per_frame, events
 
 

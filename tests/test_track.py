@@ -24,7 +24,7 @@ def run(tracker: FaceTracker, frames: list[list[tuple[tuple[int, int, int, int],
         index = start + offset
         boxes = [box for box, _ in detections]
         scores = np.stack([one_hot(label) for _, label in detections]) if detections else np.zeros((0, 7))
-        events += tracker.update(boxes, scores, index / FPS, index)
+        events += tracker.update(boxes, scores, index / FPS)
         ids.append({t.face_id: t.box for t in tracker.tracks})
     return events, ids
 
@@ -109,7 +109,7 @@ def test_hysteresis_stops_two_close_scores_from_flickering():
     events = []
     for index in range(40):
         scores = (sad if (index // 3) % 2 == 0 else fear)[np.newaxis]
-        events += tracker.update([(100, 100, 80, 80)], scores, index / FPS, index)
+        events += tracker.update([(100, 100, 80, 80)], scores, index / FPS)
     assert [(e.kind, e.emotion) for e in events] == [("new", "sad")]
 
 
@@ -117,7 +117,7 @@ def test_coasting_moves_tracks_on_without_a_search():
     """On a frame with no search, the tracks found by the last one are shown at their predicted place."""
     tracker = FaceTracker(TrackConfig(confirm_frames=2, lost_after_s=0.5), LABELS)
     for index in range(4):  # moving right at 10 px a frame
-        tracker.update([(100 + 10 * index, 100, 80, 80)], one_hot("happy")[np.newaxis], index / FPS, index)
+        tracker.update([(100 + 10 * index, 100, 80, 80)], one_hot("happy")[np.newaxis], index / FPS)
     assert tracker.all_confirmed
     assert tracker.coast(4 / FPS) == []
     (track,) = tracker.tracks
@@ -126,7 +126,7 @@ def test_coasting_moves_tracks_on_without_a_search():
     assert 130 < x <= 140 and (y, w, h) == (100, 80, 80)  # moved on by its smoothed velocity
     assert track.box == (130, 100, 80, 80)  # the last detection is kept for association
     # A face not found by the last search is not shown while coasting, and ends after lost_after_s.
-    tracker.update([], np.zeros((0, 7)), 5 / FPS, 5)
+    tracker.update([], np.zeros((0, 7)), 5 / FPS)
     tracker.coast(6 / FPS)
     assert track.shown_s == 4 / FPS
     assert [e.kind for e in tracker.coast(14 / FPS)] == ["end"]

@@ -68,7 +68,7 @@ def run_reference(frames, classifier, fps):
         rows = [classifier.classify(face_batch(gray, [box], classifier.card.crop)) for box in boxes]
         scores = np.concatenate(rows) if rows else np.zeros((0, len(classifier.labels)), np.float32)
         t2 = time.perf_counter()
-        events = tracker.update(boxes, scores, index / fps, index)
+        events = tracker.update(boxes, scores, index / fps)
         t3 = time.perf_counter()
         draw(image, tracker, classifier.labels, index / fps)
         t4 = time.perf_counter()
