@@ -182,14 +182,13 @@ class _ThreadedCamera:
         last_frame = time.monotonic()
         stalled = False
         while not self._stop.is_set():
-            image = self._grab()
-            if image is not None:
+            grabbed = self._grab()
+            if grabbed is not None:
                 if stalled:
                     logger.warning("camera %s delivers frames again", self.config.device)
                     stalled, backoff_s = False, 1.0
                 last_frame = time.monotonic()
-                gray, scale = self._lores(image)
-                self._slot.put(Frame(self._index, last_frame - self._origin, image, gray, scale))
+                self._slot.put(Frame(self._index, last_frame - self._origin, *grabbed))
                 self._index += 1
                 continue
             if time.monotonic() - last_frame < self.config.stall_timeout_s:
@@ -211,13 +210,11 @@ class _ThreadedCamera:
             except CameraError as err:
                 logger.debug("reopen failed: %s", err)
 
-    def _lores(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        return make_lores(image, self.detect_width_px)
-
     def _open_device(self) -> None:
         raise NotImplementedError
 
-    def _grab(self) -> np.ndarray | None:
+    def _grab(self) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """The next frame as (main BGR image, detector's gray image, its scale to main), or None."""
         raise NotImplementedError
 
     def _close_device(self) -> None:
@@ -244,11 +241,11 @@ class OpenCVCameraSource(_ThreadedCamera):
         self._capture = capture
         logger.info("camera %s opened: %dx%d at %.1f fps", self.config.device, *self.size, self.fps)
 
-    def _grab(self) -> np.ndarray | None:
+    def _grab(self) -> tuple[np.ndarray, np.ndarray, float] | None:
         if self._capture is None:
             return None
         ok, image = self._capture.read()
-        return image if ok else None
+        return (image, *make_lores(image, self.detect_width_px)) if ok else None
 
     def _close_device(self) -> None:
         if self._capture is not None:
@@ -290,7 +287,7 @@ class Picamera2Source(_ThreadedCamera):
         self.size = (width, height)
         logger.info("picamera2 opened: main %dx%d, lores %dx%d", width, height, lores_w, lores_h)
 
-    def _grab(self) -> np.ndarray | None:
+    def _grab(self) -> tuple[np.ndarray, np.ndarray, float] | None:
         if self._camera is None:
             return None
         with self._camera.captured_request() as request:
@@ -298,11 +295,8 @@ class Picamera2Source(_ThreadedCamera):
             image = request.make_array("main")
             yuv = request.make_array("lores")
         lores_w, lores_h = self._lores_size
-        self._pending_gray = yuv[:lores_h, :lores_w]
-        return image
-
-    def _lores(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        return self._pending_gray, image.shape[1] / self._lores_size[0]
+        # The Y plane, sliced to the stream's own size: stride and chroma rows pad the array.
+        return image, yuv[:lores_h, :lores_w], image.shape[1] / lores_w
 
     def _close_device(self) -> None:
         if self._camera is not None:
