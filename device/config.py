@@ -51,7 +51,7 @@ class DetectConfig:
     track_search_interval: int = _opt(
         3, "between full searches, search around confirmed tracks every N frames (they coast between)", min=1
     )
-    track_window_frac: float = _opt(0.35, "window margin around a track, in face sizes", min=0.1)
+    track_window_frac: float = _opt(0.3, "window margin around a track, in face sizes", min=0.1)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""FaceDetector: Haar cascade on a small gray image; the whole frame every N frames, else near tracks."""
+"""FaceDetector: Haar cascade over the small gray image every N frames, else in windows around tracks."""
 
 from __future__ import annotations
 
-import logging
+import enum
 from pathlib import Path
 
 import cv2
@@ -12,12 +12,20 @@ from device.config import DetectConfig
 from device.const import HAAR_CASCADE
 from device.errors import MoodcastError
 
-logger = logging.getLogger(__name__)
-
 Box = tuple[int, int, int, int]
 
 HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
-TRACK_FACE_PX = 64  # a tracked face is searched at about this width
+# A track's window is searched for faces of these sizes relative to the track's: the range over which
+# the cascade's raw hits on one face spread, so the grouped box is the one a whole-frame search returns.
+TRACK_SIZE_RANGE = (0.7, 1.45)
+
+
+class Search(enum.Enum):
+    """What the detector searches on a frame."""
+
+    FULL = "full"  # the whole small image: finds new faces; boxes accurate to its pixels
+    TRACKS = "tracks"  # full-resolution windows around the live tracks: the reference's boxes
+    NONE = "none"  # nothing: every track is confirmed and they coast to the next search
 
 
 def load_cascade(name: str = HAAR_CASCADE) -> cv2.CascadeClassifier:
@@ -39,12 +47,15 @@ def iou(a: Box, b: Box) -> float:
 
 
 class FaceDetector:
-    """Finds faces on the detection image and returns boxes in main-frame pixels.
+    """Finds faces and returns boxes in main-frame pixels.
 
-    The whole detection image is searched every ``full_search_interval`` frames (and whenever there is
-    nothing to follow); in between only a window around each live track is searched, at that track's
-    scale, which costs a fraction of a full search, and only every ``track_search_interval`` frames
-    while every track is confirmed: on the frames between, the tracks coast and nothing is searched.
+    The whole small image is searched every ``full_search_interval`` frames (and whenever there is
+    nothing to follow); in between, a window around each live track is searched on the full-resolution
+    frame, over the scales near the track's, every ``track_search_interval`` frames once every track is
+    confirmed: on the frames between, the tracks coast and nothing is searched. Haar's cost in a window
+    depends on the face's size relative to the window, not on the pixels, so the window search costs
+    the same at full resolution and gives the box a whole-frame search would: the crop the classifier
+    sees is the one the reference pipeline would cut.
     """
 
     def __init__(self, config: DetectConfig) -> None:
@@ -52,22 +63,40 @@ class FaceDetector:
         self._cascade = load_cascade()
         self._frames_since_full = config.full_search_interval
 
-    def detect(
-        self, gray_lores: np.ndarray, scale_to_main: float, tracks_main: list[Box], may_coast: bool = False
-    ) -> list[Box] | None:
-        """Detect faces on ``gray_lores``; ``scale_to_main`` maps its pixels to the main frame's.
-
-        Returns None on a frame where nothing was searched (``may_coast``: all tracks are confirmed).
-        """
+    def next_search(self, has_tracks: bool, may_coast: bool) -> Search:
+        """Advance one frame and say what to search on it (``may_coast``: every track is confirmed)."""
         self._frames_since_full += 1
-        if not tracks_main or self._frames_since_full >= self.config.full_search_interval:
+        if not has_tracks or self._frames_since_full >= self.config.full_search_interval:
             self._frames_since_full = 0
-            boxes_lores = self._search(gray_lores, self.config.min_size_px / scale_to_main, None)
-        elif may_coast and self._frames_since_full % self.config.track_search_interval:
-            return None
-        else:
-            boxes_lores = self._search_around(gray_lores, scale_to_main, tracks_main)
-        return [tuple(round(v * scale_to_main) for v in box) for box in boxes_lores]
+            return Search.FULL
+        if may_coast and self._frames_since_full % self.config.track_search_interval:
+            return Search.NONE
+        return Search.TRACKS
+
+    def search_full(self, gray_lores: np.ndarray, scale_to_main: float) -> list[Box]:
+        """Search the whole small image; ``scale_to_main`` maps its pixels to the main frame's."""
+        boxes = self._search(gray_lores, self.config.min_size_px / scale_to_main, None)
+        return [tuple(round(v * scale_to_main) for v in box) for box in boxes]
+
+    def search_tracks(self, gray_main: np.ndarray, tracks_main: list[Box]) -> list[Box]:
+        """Search a window around each track (``track_window_frac`` of its size on every side)."""
+        height, width = gray_main.shape[:2]
+        low, high = TRACK_SIZE_RANGE
+        found: list[Box] = []
+        for x, y, w, h in tracks_main:
+            size = max(w, h)
+            pad = self.config.track_window_frac * size
+            x0, y0 = max(int(x - pad), 0), max(int(y - pad), 0)
+            x1, y1 = min(int(x + w + pad), width), min(int(y + h + pad), height)
+            if min(x1 - x0, y1 - y0) < HAAR_WINDOW_PX:
+                continue
+            window = gray_main[y0:y1, x0:x1]
+            min_size = max(low * size, self.config.min_size_px)
+            for bx, by, bw, bh in self._search(window, min_size, high * size + 1):
+                box = (bx + x0, by + y0, bw, bh)
+                if all(iou(box, other) < 0.3 for other in found):
+                    found.append(box)
+        return found
 
     def _search(self, gray: np.ndarray, min_size: float, max_size: float | None) -> list[Box]:
         side = max(int(min_size), 1)
@@ -79,38 +108,3 @@ class FaceDetector:
             maxSize=(int(max_size), int(max_size)) if max_size else (0, 0),
         )
         return [tuple(int(v) for v in box) for box in found]
-
-    def _search_around(self, gray: np.ndarray, scale_to_main: float, tracks_main: list[Box]) -> list[Box]:
-        """Search a window around each track, shrunk so the face is about ``TRACK_FACE_PX`` wide.
-
-        Haar's cost grows with the pixels and the pyramid levels searched; a track tells both where
-        the face is and how big it is, so each window is small and searched over a narrow scale range.
-        """
-        height, width = gray.shape[:2]
-        margin = self.config.track_window_frac
-        found: list[Box] = []
-        for track in tracks_main:
-            x, y, w, h = (v / scale_to_main for v in track)
-            size = max(w, h)
-            pad = margin * size
-            x0, y0 = max(int(x - pad), 0), max(int(y - pad), 0)
-            x1, y1 = min(int(x + w + pad), width), min(int(y + h + pad), height)
-            if x1 - x0 < HAAR_WINDOW_PX or y1 - y0 < HAAR_WINDOW_PX:
-                continue
-            shrink = min(1.0, TRACK_FACE_PX / size)
-            window = gray[y0:y1, x0:x1]
-            if shrink < 1.0:
-                window = cv2.resize(window, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
-            if min(window.shape[:2]) < HAAR_WINDOW_PX:
-                continue
-            face = size * shrink
-            for bx, by, bw, bh in self._search(window, 0.7 * face, 1.45 * face + 1):
-                box = (
-                    round(bx / shrink + x0),
-                    round(by / shrink + y0),
-                    round(bw / shrink),
-                    round(bh / shrink),
-                )
-                if all(iou(box, other) < 0.3 for other in found):
-                    found.append(box)
-        return found

@@ -6,10 +6,11 @@ import time
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from device.camera import Frame
 from device.classify import EmotionClassifier
-from device.detect import Box, FaceDetector
+from device.detect import Box, FaceDetector, Search
 from device.overlay import FaceLabel
 from device.preprocess import face_batch
 from device.track import FaceTracker, Track, TrackEvent
@@ -17,18 +18,25 @@ from device.track import FaceTracker, Track, TrackEvent
 
 @dataclass(frozen=True)
 class FrameResult:
-    """What one frame produced: the faces' boxes (main-frame pixels), track events, stage seconds.
+    """What one frame produced: faces' boxes (main-frame pixels), their scores, track events, stage seconds.
 
-    On a frame where the tracks coast, the boxes are where the tracks are predicted to be.
+    ``scores`` has a row per box, None for a box not classified on this frame. On a frame where the
+    tracks coast, the boxes are where the tracks are predicted to be and nothing is classified.
     """
 
     boxes: list[Box]
+    scores: list[np.ndarray | None]
     events: list[TrackEvent]
     timings: dict[str, float]
 
 
 class Pipeline:
-    """The per-frame work of the daemon, free of threads and I/O so the benchmark runs it as is."""
+    """The per-frame work of the daemon, free of threads and I/O so the benchmark runs it as is.
+
+    Every face is classified on the frames that search around tracks, at the box found on the
+    full-resolution frame. A whole-frame search, on the small image, classifies only the faces that
+    start a track; the others only move their tracks.
+    """
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, tracker: FaceTracker) -> None:
         self.detector = detector
@@ -39,23 +47,30 @@ class Pipeline:
         """Run one frame through detection, classification and tracking."""
         start = time.perf_counter()
         tracker = self.tracker
-        boxes = self.detector.detect(
-            frame.gray_lores, frame.scale_to_main, tracker.live_boxes(frame.time_s), tracker.all_confirmed
-        )
-        detected = time.perf_counter()
-        if boxes is None:  # nothing searched: the tracks coast, and no face is classified
+        search = self.detector.next_search(bool(tracker.tracks), tracker.all_confirmed)
+        if search is Search.NONE:
             events = tracker.coast(frame.time_s)
             shown = [track.shown_box for track in tracker.shown(frame.time_s)]
-            timings = {"detect": detected - start, "classify": 0.0, "track": time.perf_counter() - detected}
-            return FrameResult(shown, events, timings)
-        # The crop comes from the full-resolution frame, whatever image the detector searched.
-        gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY) if boxes else frame.gray_lores
-        scores = self.classifier.classify(face_batch(gray, boxes, self.classifier.card.crop))
+            timings = {"detect": 0.0, "classify": 0.0, "track": time.perf_counter() - start}
+            return FrameResult(shown, [None] * len(shown), events, timings)
+        # Crops always come from the full-resolution frame, whatever image the detector searched.
+        gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        if search is Search.FULL:
+            boxes = self.detector.search_full(frame.gray_lores, frame.scale_to_main)
+            wanted = [not known for known in tracker.continuing(boxes, frame.time_s)]
+        else:
+            boxes = self.detector.search_tracks(gray, tracker.live_boxes(frame.time_s))
+            wanted = [True] * len(boxes)
+        detected = time.perf_counter()
+        chosen = [box for box, want in zip(boxes, wanted, strict=True) if want]
+        rows = iter(self.classifier.classify(face_batch(gray, chosen, self.classifier.card.crop)))
+        scores = [next(rows) if want else None for want in wanted]
         classified = time.perf_counter()
-        events = self.tracker.update(boxes, scores, frame.time_s)
+        events = tracker.update(boxes, scores, frame.time_s)
         tracked = time.perf_counter()
         return FrameResult(
             boxes,
+            scores,
             events,
             {"detect": detected - start, "classify": classified - detected, "track": tracked - classified},
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,11 +59,19 @@ class FaceTracker:
         self._ids = itertools.count(1)
         self._last_search_s = -1.0
 
-    def update(self, boxes: list[Box], scores: np.ndarray, now_s: float) -> list[TrackEvent]:
-        """Fold one frame's detections (``scores`` row per box) into the tracks; return the events."""
+    def update(self, boxes: list[Box], scores: Sequence[np.ndarray | None], now_s: float) -> list[TrackEvent]:
+        """Fold one frame's detections into the tracks; return the events.
+
+        ``scores`` has a row per box, or None for a box that was not classified on this frame: that box
+        moves its track without a new reading, and must continue a live track (see ``continuing``).
+        """
+        matched_tracks, matched_boxes = self._associate(boxes, now_s)
+        starting = sorted(set(range(len(boxes))) - set(matched_boxes))
+        unclassified = [boxes[index] for index in starting if scores[index] is None]
+        if unclassified:
+            raise ValueError(f"boxes {unclassified} start tracks but were not classified")
         events: list[TrackEvent] = []
         self._last_search_s = now_s
-        matched_tracks, matched_boxes = self._associate(boxes, now_s)
         alpha = self.config.smoothing
         for track_index, box_index in zip(matched_tracks, matched_boxes, strict=True):
             track = self.tracks[track_index]
@@ -73,12 +82,13 @@ class FaceTracker:
                 track.velocity = (0.5 * track.velocity[0] + 0.5 * vx, 0.5 * track.velocity[1] + 0.5 * vy)
             track.box = track.shown_box = boxes[box_index]
             track.shown_s = now_s
-            track.scores = (1 - alpha) * track.scores + alpha * scores[box_index]
+            if scores[box_index] is not None:
+                track.scores = (1 - alpha) * track.scores + alpha * scores[box_index]
             track.last_seen_s = now_s
             track.hits += 1
             self._note_emotion(track)
             events.extend(self._progress(track, now_s))
-        for box_index in sorted(set(range(len(boxes))) - set(matched_boxes)):
+        for box_index in starting:
             box = boxes[box_index]
             track = Track(
                 next(self._ids),
@@ -94,6 +104,11 @@ class FaceTracker:
             events.extend(self._progress(track, now_s))
         events.extend(self._expire(now_s))
         return events
+
+    def continuing(self, boxes: list[Box], now_s: float) -> list[bool]:
+        """Which of these boxes would continue a live track (the rest would start new ones)."""
+        _, matched_boxes = self._associate(boxes, now_s)
+        return [index in matched_boxes for index in range(len(boxes))]
 
     def coast(self, now_s: float) -> list[TrackEvent]:
         """A frame with no search: the tracks found by the last search move on by their velocity."""

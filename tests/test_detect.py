@@ -1,4 +1,4 @@
-"""The daemon's detector (small image, full search every N frames, windows around tracks) on the samples."""
+"""The daemon's pipeline (small image every N frames, full-resolution track windows) on the samples."""
 
 from __future__ import annotations
 
@@ -8,52 +8,59 @@ import cv2
 import numpy as np
 import pytest
 
-from device.camera import make_lores
+from device.camera import Frame, make_lores
+from device.classify import EmotionClassifier
 from device.config import DetectConfig, TrackConfig
 from device.detect import FaceDetector
+from device.pipeline import FrameResult, Pipeline
 from device.track import FaceTracker
-from tools.bench import decode
-from tools.groundtruth import detect_reference, load_calibration, load_truth, reference_detector, score_video
+from tools.bench import decode, labelled_faces, reference_faces
+from tools.groundtruth import (
+    label_agreement,
+    load_calibration,
+    load_truth,
+    reference_detector,
+    score_video,
+)
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-CALIBRATION = Path(__file__).resolve().parent.parent / "models" / "crop.json"
-LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+CALIBRATION = ROOT / "models" / "crop.json"
+
+
+@pytest.fixture(scope="module")
+def classifier() -> EmotionClassifier:
+    return EmotionClassifier(ROOT / "models" / "emotion-int8.tflite")
 
 
 def read_frames(name: str) -> list[np.ndarray]:
     return decode(SAMPLES / f"{name}.mp4")[0]
 
 
-def run_fast_path(frames: list[np.ndarray], config: DetectConfig, fps: float = 15.0):
-    """Detector + tracker exactly as the pipeline chains them; returns boxes and events per frame."""
-    detector = FaceDetector(config)
-    tracker = FaceTracker(TrackConfig(), LABELS)
-    boxes_per_frame, events = [], []
+def run_pipeline(
+    frames: list[np.ndarray], classifier: EmotionClassifier, fps: float = 15.0
+) -> list[FrameResult]:
+    """The daemon's Pipeline with the default config, frame by frame, as the daemon feeds it."""
+    config = DetectConfig()
+    pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
+    results = []
     for index, image in enumerate(frames):
-        now_s = index / fps
         gray, scale = make_lores(image, config.width_px)
-        boxes = detector.detect(gray, scale, tracker.live_boxes(now_s), tracker.all_confirmed)
-        if boxes is None:  # a coasting frame: the tracks' predicted boxes are the pipeline's output
-            events += [(index, e) for e in tracker.coast(now_s)]
-            boxes_per_frame.append([t.shown_box for t in tracker.shown(now_s)])
-            continue
-        boxes_per_frame.append(boxes)
-        scores = np.tile(np.eye(len(LABELS), dtype=np.float32)[6], (len(boxes), 1))
-        events += [(index, e) for e in tracker.update(boxes, scores, now_s)]
-    return boxes_per_frame, events
+        results.append(pipeline.process(Frame(index, index / fps, image, gray, scale)))
+    return results
 
 
 @pytest.fixture(scope="module", params=["one-face", "four-faces"])
-def sample(request):
-    """A sample video, its truth, and the fast path's boxes and events on it (computed once)."""
+def sample(request, classifier):
+    """A sample video, its truth, and the pipeline's result on each frame (computed once)."""
     frames = read_frames(request.param)
-    boxes, events = run_fast_path(frames, DetectConfig())
-    return request.param, frames, load_truth(SAMPLES / f"{request.param}.json"), boxes, events
+    results = run_pipeline(frames, classifier)
+    return request.param, frames, load_truth(SAMPLES / f"{request.param}.json"), results
 
 
 def test_fast_path_recall_and_precision(sample):
-    name, _frames, truth, boxes, _events = sample
-    score = score_video(boxes, truth, load_calibration(CALIBRATION))
+    name, _frames, truth, results = sample
+    score = score_video([r.boxes for r in results], truth, load_calibration(CALIBRATION))
     print(f"{name}: recall {score['recall']:.3f} precision {score['precision']:.3f}")
     assert score["recall"] >= 0.9, score
     assert score["precision"] >= 0.95, score
@@ -61,7 +68,9 @@ def test_fast_path_recall_and_precision(sample):
 
 def test_fast_path_recall_within_two_points_of_reference(sample):
     """On every 6th frame, the reference (full frame, every frame) vs the fast path as it runs."""
-    _name, frames, truth, fast, _events = sample
+    from tools.groundtruth import detect_reference
+
+    _name, frames, truth, results = sample
     calibration = load_calibration(CALIBRATION)
     cascade = reference_detector()
     every = range(0, len(frames), 6)
@@ -69,7 +78,7 @@ def test_fast_path_recall_within_two_points_of_reference(sample):
         detect_reference(cascade, cv2.cvtColor(frames[i], cv2.COLOR_BGR2GRAY)) if i in every else None
         for i in range(len(frames))
     ]
-    ours = [fast[i] if i in every else None for i in range(len(frames))]
+    ours = [results[i].boxes if i in every else None for i in range(len(frames))]
     ref_score = score_video(reference, truth, calibration)
     our_score = score_video(ours, truth, calibration)
     assert our_score["recall"] >= ref_score["recall"] - 0.02, (our_score, ref_score)
@@ -78,8 +87,8 @@ def test_fast_path_recall_within_two_points_of_reference(sample):
 
 def test_every_face_gets_new_within_half_a_second(sample):
     """Including the face that enters the four-face video midway, between two full searches."""
-    name, _frames, truth, _boxes, events = sample
-    new_frames = sorted(index for index, event in events if event.kind == "new")
+    name, _frames, truth, results = sample
+    new_frames = sorted(i for i, r in enumerate(results) for event in r.events if event.kind == "new")
     for face_id, (first, _last) in truth.faces.items():
         later = [f for f in new_frames if f >= first]
         assert later, f"face {face_id} of {name} never announced"
@@ -87,7 +96,7 @@ def test_every_face_gets_new_within_half_a_second(sample):
         assert delay_s <= 0.5, f"face {face_id} of {name}: new after {later[0] - first} frames"
 
 
-def test_fast_moving_face_keeps_one_track():
+def test_fast_moving_face_keeps_one_track(classifier):
     """A face crossing the frame at 20 px a frame (300 px/s at 15 fps) keeps its id."""
     frames = read_frames("one-face")
     face = frames[30][150:300, 60:220].copy()
@@ -98,28 +107,31 @@ def test_fast_moving_face_keeps_one_track():
         x = 10 + 20 * i
         image[150 : 150 + face.shape[0], x : x + face.shape[1]] = face
         moving.append(image)
-    _, events = run_fast_path(moving, DetectConfig())
-    assert [e.kind for _, e in events].count("new") == 1
+    results = run_pipeline(moving, classifier)
+    assert [e.kind for r in results for e in r.events].count("new") == 1
 
 
-def test_fast_path_and_reference_give_the_same_labels(sample):
-    """The classifier sees the same crop either way: cut from the full-resolution frame at the matched box."""
-    from device.classify import EmotionClassifier
-    from device.preprocess import face_batch
-    from tools.groundtruth import match_pairs
+def test_tracked_faces_are_classified_at_the_reference_box(sample, classifier):
+    """The classifier sees the crop the reference would cut, to the reference's own pixel noise.
 
-    _name, frames, _truth, fast, _events = sample
-    classifier = EmotionClassifier(Path(__file__).resolve().parent.parent / "models" / "emotion-int8.tflite")
+    On the frames where the pipeline classified, its labels must agree with the reference pipeline's
+    (Haar on the full frame, one invoke per face) at least as often as the reference's agree with
+    its own when the camera moves by one pixel: a face near a class boundary flips on a 1-px shift
+    of the reference's box, so no detector short of the reference itself can do better.
+    """
+    name, frames, _truth, results = sample
     cascade = reference_detector()
-    same = total = 0
-    for index in range(0, len(frames), 6):
-        gray = cv2.cvtColor(frames[index], cv2.COLOR_BGR2GRAY)
-        reference = detect_reference(cascade, gray)
-        for i, j in match_pairs(fast[index], reference, 0.5):
-            ours, theirs = classifier.classify(
-                face_batch(gray, [fast[index][i], reference[j]], classifier.card.crop)
-            )
-            same += int(ours.argmax() == theirs.argmax())
-            total += 1
+    ours = [labelled_faces(r, classifier.labels) for r in results]
+    grays = [
+        cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) if mine else None for f, mine in zip(frames, ours, strict=True)
+    ]
+    theirs = [reference_faces(cascade, classifier, g) if g is not None else None for g in grays]
+    same, total = label_agreement(ours, theirs)
+    floor_same = floor_total = 0
+    for dx, dy in ((1, 0), (0, 1)):
+        moved = [reference_faces(cascade, classifier, g, (dx, dy)) if g is not None else None for g in grays]
+        agree = label_agreement(moved, theirs)
+        floor_same, floor_total = floor_same + agree[0], floor_total + agree[1]
+    print(f"{name}: {same}/{total} labels agree; the reference moved 1 px: {floor_same}/{floor_total}")
     assert total >= 25
-    assert same / total >= 0.9, f"{same} of {total} labels agree"
+    assert same / total >= floor_same / floor_total - 0.01

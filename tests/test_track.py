@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from device.config import TrackConfig
 from device.track import FaceTracker
@@ -130,3 +131,20 @@ def test_coasting_moves_tracks_on_without_a_search():
     tracker.coast(6 / FPS)
     assert track.shown_s == 4 / FPS
     assert [e.kind for e in tracker.coast(14 / FPS)] == ["end"]
+
+
+def test_a_box_without_scores_moves_its_track_and_keeps_its_scores():
+    """A whole-frame search classifies only new faces: the others move their tracks without a reading."""
+    tracker = FaceTracker(TrackConfig(confirm_frames=1), LABELS)
+    tracker.update([(100, 100, 80, 80)], one_hot("happy")[np.newaxis], 0.0)
+    (track,) = tracker.tracks
+    scores = track.scores.copy()
+    boxes = [(104, 100, 80, 80), (400, 300, 80, 80)]
+    assert tracker.continuing(boxes, 1 / FPS) == [True, False]
+    tracker.update(boxes, [None, one_hot("sad")], 1 / FPS)
+    assert track.box == (104, 100, 80, 80) and track.hits == 2
+    np.testing.assert_array_equal(track.scores, scores)
+    assert [t.emotion for t in tracker.tracks] == ["happy", "sad"]
+    with pytest.raises(ValueError, match="not classified"):
+        tracker.update([(600, 20, 40, 40)], [None], 2 / FPS)
+    assert len(tracker.tracks) == 2 and track.last_seen_s == 1 / FPS  # refused whole, nothing changed

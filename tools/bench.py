@@ -23,17 +23,26 @@ import numpy as np
 from device.camera import Frame, make_lores
 from device.classify import EmotionClassifier
 from device.config import DetectConfig, TrackConfig
-from device.detect import FaceDetector
+from device.detect import Box, FaceDetector
 from device.overlay import StatusLine, draw_overlay
-from device.pipeline import Pipeline, face_labels
+from device.pipeline import FrameResult, Pipeline, face_labels
 from device.preprocess import face_batch
 from device.track import FaceTracker
-from tools.groundtruth import detect_reference, load_calibration, load_truth, reference_detector, score_video
+from tools.groundtruth import (
+    detect_reference,
+    label_agreement,
+    load_calibration,
+    load_truth,
+    reference_detector,
+    score_video,
+    shift_frame,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 VIDEOS = ("one-face", "four-faces")
 PIPELINES = ("reference", "moodcast")
 STAGES = ("detect", "classify", "track", "draw")
+PIXEL_SHIFTS = ((1, 0), (0, 1))  # the reference's label noise is measured on its frames moved by these
 
 
 def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
@@ -54,19 +63,52 @@ def draw(image: np.ndarray, tracker: FaceTracker, labels: tuple[str, ...], time_
     draw_overlay(image, faces, StatusLine(0.0, len(faces), "mqtt: off"))
 
 
+def classify_each(classifier: EmotionClassifier, gray: np.ndarray, boxes: list[Box]) -> np.ndarray:
+    """The reference's classification: one invoke per face."""
+    rows = [classifier.classify(face_batch(gray, [box], classifier.card.crop)) for box in boxes]
+    return np.concatenate(rows) if rows else np.zeros((0, len(classifier.labels)), np.float32)
+
+
+def reference_faces(
+    cascade: cv2.CascadeClassifier,
+    classifier: EmotionClassifier,
+    gray: np.ndarray,
+    shift: tuple[int, int] = (0, 0),
+) -> list[tuple[Box, str]]:
+    """The reference pipeline's faces and labels on a frame, or on the frame as a camera moved by ``shift``
+    pixels sees it (boxes mapped back to the unmoved frame)."""
+    dx, dy = shift
+    moved = shift_frame(gray, dx, dy) if shift != (0, 0) else gray
+    boxes = detect_reference(cascade, moved)
+    scores = classify_each(classifier, moved, boxes)
+    return [
+        ((x - dx, y - dy, w, h), classifier.labels[int(row.argmax())])
+        for (x, y, w, h), row in zip(boxes, scores, strict=True)
+    ]
+
+
+def labelled_faces(result: FrameResult, labels: tuple[str, ...]) -> list[tuple[Box, str]] | None:
+    """The faces the pipeline classified on a frame, with their labels; None when it classified none."""
+    faces = [
+        (box, labels[int(row.argmax())])
+        for box, row in zip(result.boxes, result.scores, strict=True)
+        if row is not None
+    ]
+    return faces or None
+
+
 def run_reference(frames, classifier, fps):
     """As the seeds built it: Haar (1.1, 5, 40x40) on the full gray frame, one invoke per face."""
     cascade = reference_detector()
     tracker = FaceTracker(TrackConfig(), classifier.labels)
-    timings, boxes_all, news = [], [], []
+    timings, boxes_all, news, labelled = [], [], [], []
     for index, image in enumerate(frames):
         image = image.copy()
         t0 = time.perf_counter()
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         boxes = detect_reference(cascade, gray)
         t1 = time.perf_counter()
-        rows = [classifier.classify(face_batch(gray, [box], classifier.card.crop)) for box in boxes]
-        scores = np.concatenate(rows) if rows else np.zeros((0, len(classifier.labels)), np.float32)
+        scores = classify_each(classifier, gray, boxes)
         t2 = time.perf_counter()
         events = tracker.update(boxes, scores, index / fps)
         t3 = time.perf_counter()
@@ -75,14 +117,17 @@ def run_reference(frames, classifier, fps):
         timings.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0))
         boxes_all.append(boxes)
         news += [index for e in events if e.kind == "new"]
-    return timings, boxes_all, news
+        labelled.append(
+            [(box, classifier.labels[int(row.argmax())]) for box, row in zip(boxes, scores, strict=True)]
+        )
+    return timings, boxes_all, news, labelled
 
 
 def run_moodcast(frames, classifier, fps):
     """The daemon's own Pipeline with the default config, plus the lores image the camera would hand it."""
     config = DetectConfig()
     pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
-    timings, boxes_all, news = [], [], []
+    timings, boxes_all, news, labelled = [], [], [], []
     for index, image in enumerate(frames):
         image = image.copy()
         t0 = time.perf_counter()
@@ -95,7 +140,8 @@ def run_moodcast(frames, classifier, fps):
         timings.append((detect_s, result.timings["classify"], result.timings["track"], t4 - t3, t4 - t0))
         boxes_all.append(result.boxes)
         news += [index for e in result.events if e.kind == "new"]
-    return timings, boxes_all, news
+        labelled.append(labelled_faces(result, classifier.labels))
+    return timings, boxes_all, news, labelled
 
 
 def measure_one(pipeline: str, video: str, model: Path) -> dict:
@@ -108,7 +154,7 @@ def measure_one(pipeline: str, video: str, model: Path) -> dict:
     runner = run_reference if pipeline == "reference" else run_moodcast
     runner(frames[:10], classifier, truth.fps)  # warm-up: cascade and interpreter caches
     started = time.perf_counter()
-    timings, boxes, news = runner(frames, classifier, truth.fps)
+    timings, boxes, news, labelled = runner(frames, classifier, truth.fps)
     elapsed = time.perf_counter() - started
     table = np.asarray(timings) * 1000.0
     stages = {
@@ -125,7 +171,7 @@ def measure_one(pipeline: str, video: str, model: Path) -> dict:
         later = [n for n in news if n >= first]
         delays.append((later[0] - first) / truth.fps if later else None)
     score = score_video(boxes, truth, load_calibration(ROOT / "models" / "crop.json"))
-    return {
+    result = {
         "pipeline": pipeline,
         "video": video,
         "frames": len(frames),
@@ -136,7 +182,20 @@ def measure_one(pipeline: str, video: str, model: Path) -> dict:
         "precision": score["precision"],
         "new_delay_s": delays,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "labelled": labelled,
     }
+    if pipeline == "reference":  # its labels' own noise: the same pipeline on the frames moved by one pixel
+        cascade = reference_detector()
+        same = total = 0
+        for shift in PIXEL_SHIFTS:
+            moved = [
+                reference_faces(cascade, classifier, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), shift)
+                for image in frames
+            ]
+            agree = label_agreement(moved, labelled)
+            same, total = same + agree[0], total + agree[1]
+        result["label_agreement"] = same / total if total else float("nan")
+    return result
 
 
 def daemon_peak_rss_mb(video: str, model: Path) -> float:
@@ -193,7 +252,7 @@ def plot(results: list[dict], path: Path) -> None:
 def format_table(results: list[dict], rss: dict[str, float]) -> str:
     columns = ("capture", *STAGES)
     head = f"{'video':<11}{'pipeline':<10}{'fps':>7}" + "".join(f"{s + ' ms':>15}" for s in columns)
-    lines = [head + f"{'recall':>8}{'prec':>7}{'new s':>7}{'rss MB':>8}"]
+    lines = [head + f"{'recall':>8}{'prec':>7}{'new s':>7}{'rss MB':>8}{'labels':>8}"]
     for r in results:
         stages = "".join(
             f"{r['stages'][s]['median_ms']:>8.2f}/{r['stages'][s]['p95_ms']:<6.2f}" for s in columns
@@ -202,9 +261,12 @@ def format_table(results: list[dict], rss: dict[str, float]) -> str:
         lines.append(
             f"{r['video']:<11}{r['pipeline']:<10}{r['fps']:>7.1f}{stages}{r['recall']:>8.3f}"
             f"{r['precision']:>7.3f}{max(delays, default=float('nan')):>7.2f}{r['peak_rss_mb']:>8.0f}"
+            f"{r['label_agreement']:>8.3f}"
         )
     lines.append(
-        "stage columns: median/p95 ms; new s: worst delay from a face's first frame to its new event"
+        "stage columns: median/p95 ms; new s: worst delay from a face's first frame to its new event;\n"
+        "labels: moodcast's labels that equal the reference's on the faces both classified (IoU >= 0.5);\n"
+        "  for the reference, its labels that stay the same when the frame moves by one pixel (its own noise)"
     )
     for video in VIDEOS:
         ref, ours = (
@@ -241,6 +303,11 @@ def main(argv: list[str] | None = None) -> int:
                 env=env,
             )
             results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        reference, ours = results[-2:]
+        same, total = label_agreement(ours["labelled"], reference["labelled"])
+        ours["label_agreement"] = same / total if total else float("nan")
+    for result in results:
+        del result["labelled"]
     rss = {video: daemon_peak_rss_mb(video, args.model) for video in VIDEOS}
     report = {"results": results, "daemon_peak_rss_mb": rss, "cpu": os.cpu_count(), "model": str(args.model)}
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -222,3 +222,24 @@ def detect_video(path: str | Path, step: int = 1) -> list[list[Box] | None]:
     finally:
         capture.release()
     return detections
+
+
+Labelled = Sequence[tuple[Sequence[int], str]]  # one frame's classified faces: (detector box, label)
+
+
+def label_agreement(ours: Sequence[Labelled | None], theirs: Sequence[Labelled | None]) -> tuple[int, int]:
+    """On the frames both classified, faces matched one to one (IoU >= 0.5): ``(same label, matched)``."""
+    same = total = 0
+    for mine, other in zip(ours, theirs, strict=True):
+        if not mine or not other:
+            continue
+        for i, j in match_pairs([box for box, _ in mine], [box for box, _ in other], 0.5):
+            same += int(mine[i][1] == other[j][1])
+            total += 1
+    return same, total
+
+
+def shift_frame(gray: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """The frame as a camera moved by whole pixels would see it (edges replicated)."""
+    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(gray, matrix, gray.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
