@@ -1,0 +1,134 @@
+"""The capture thread behind every live camera: newest frame wins, a stalled camera is reopened.
+
+The device is the only thing replaced: a scripted camera hands out real frames of a sample video
+through the same three methods the OpenCV and Picamera2 backends implement.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from device.camera import Picamera2Source, _ThreadedCamera, make_lores
+from device.config import CameraConfig, DetectConfig
+from tools.bench import decode
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "one-face.mp4"
+FRAMES = decode(SAMPLE)[0][:20]
+
+
+class ScriptedCamera(_ThreadedCamera):
+    """Delivers a frame every ``period_s``; while ``stalled`` is set it delivers nothing."""
+
+    def __init__(self, camera: CameraConfig, period_s: float = 0.005) -> None:
+        super().__init__(camera, DetectConfig())
+        self.period_s = period_s
+        self.stalled = threading.Event()
+        self.opens = self.closes = 0
+        self._next = 0
+
+    def _open_device(self) -> None:
+        self.opens += 1
+
+    def _grab(self):
+        time.sleep(self.period_s)
+        if self.stalled.is_set():
+            return None
+        image = FRAMES[self._next % len(FRAMES)]
+        self._next += 1
+        return (image, *make_lores(image, self.detect_width_px))
+
+    def _close_device(self) -> None:
+        self.closes += 1
+
+
+def test_a_slow_reader_gets_the_newest_frame_and_drops_are_counted():
+    camera = ScriptedCamera(CameraConfig())
+    stop = threading.Event()
+    camera.open()
+    try:
+        indices = []
+        for _ in range(6):
+            frame = camera.read(stop)
+            indices.append(frame.index)
+            assert frame.gray_lores.shape == (240, 320) and frame.scale_to_main == 2.0
+            time.sleep(0.05)  # a slow pipeline: about ten frames arrive meanwhile
+        newest = camera.read(stop)
+    finally:
+        camera.close()
+    assert indices == sorted(set(indices))  # never the same frame twice, never an older one
+    assert indices[-1] - indices[0] >= 5 * 5  # frames in between were skipped, not queued
+    assert camera.dropped >= indices[-1] - indices[0] - len(indices)
+    assert newest.index > indices[-1]
+    assert camera.closes == 1
+
+
+def test_a_stalled_camera_is_reopened_and_frames_resume():
+    camera = ScriptedCamera(CameraConfig(stall_timeout_s=0.5))
+    stop = threading.Event()
+    camera.open()
+    try:
+        before = camera.read(stop).index
+        camera.stalled.set()
+        deadline = time.monotonic() + 5
+        while camera.closes == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert camera.closes == 1, "a camera silent for stall_timeout_s is closed"
+        camera.stalled.clear()
+        while camera.opens < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert camera.opens == 2, "and reopened after the backoff"
+        after = camera.read(stop)
+    finally:
+        camera.close()
+    assert after.index > before
+
+
+def test_read_returns_none_once_stop_is_set():
+    camera = ScriptedCamera(CameraConfig())
+    camera.stalled.set()  # nothing arrives
+    stop = threading.Event()
+    camera.open()
+    try:
+        threading.Timer(0.2, stop.set).start()
+        started = time.monotonic()
+        assert camera.read(stop) is None
+        assert time.monotonic() - started < 2
+    finally:
+        camera.close()
+
+
+class FakeRequest:
+    """What Picamera2's ``captured_request`` yields, with a lores YUV420 buffer padded like the ISP's."""
+
+    def __init__(self, image: np.ndarray, lores_size: tuple[int, int], stride: int) -> None:
+        width, height = lores_size
+        gray, _ = make_lores(image, width)
+        self.y_plane = gray
+        self.buffer = np.full((height * 3 // 2, stride), 7, np.uint8)  # chroma rows and stride padding
+        self.buffer[:height, :width] = gray
+        self.image = image
+
+    def make_array(self, stream: str) -> np.ndarray:
+        return self.image if stream == "main" else self.buffer
+
+
+def test_picamera2_frames_use_the_y_plane_of_the_lores_stream():
+    """Only the camera is replaced: the backend must cut the Y plane out of the padded YUV buffer."""
+    source = Picamera2Source(CameraConfig(source="picamera2"), DetectConfig())
+    request = FakeRequest(FRAMES[0], (320, 240), stride=384)
+
+    class FakeCamera:
+        @contextmanager
+        def captured_request(self):
+            yield request
+
+    source._camera, source._lores_size = FakeCamera(), (320, 240)
+    image, gray, scale = source._grab()
+    assert image is FRAMES[0]
+    np.testing.assert_array_equal(gray, request.y_plane)
+    assert scale == 2.0
