@@ -65,7 +65,7 @@ class TrackConfig:
     iou_threshold: float = _opt(0.3, "least IoU to continue a track", min=0.0, max=1.0)
     confirm_frames: int = _opt(3, "detections before a track is announced", min=1)
     lost_after_s: float = _opt(1.0, "end a track unseen this long", min=0.0)
-    smoothing: float = _opt(0.3, "EMA weight of the newest scores", min=0.01, max=1.0)
+    smoothing: float = _opt(0.4, "EMA weight of the newest scores", min=0.01, max=1.0)
     hysteresis: float = _opt(
         0.08, "a new label must lead the current one by this much smoothed score", min=0.0, max=1.0
     )

@@ -135,3 +135,20 @@ def test_tracked_faces_are_classified_at_the_reference_box(sample, classifier):
     print(f"{name}: {same}/{total} labels agree; the reference moved 1 px: {floor_same}/{floor_total}")
     assert total >= 25
     assert same / total >= floor_same / floor_total - 0.01
+
+
+def test_a_change_of_expression_is_announced_within_half_a_second(classifier):
+    """The one-face clip cross-fades to a surprised face; subscribers hear of it soon after the truth changes.
+
+    (Its earlier change, neutral to happy, is no change to the model, which sees the first face as happy.)
+    """
+    truth = load_truth(SAMPLES / "one-face.json")
+    changed = next(i for i, faces in enumerate(truth.frames) if faces and faces[0].label == "surprise")
+    results = run_pipeline(read_frames("one-face"), classifier)
+    updates = [
+        i for i, r in enumerate(results) for e in r.events if (e.kind, e.emotion) == ("update", "surprise")
+    ]
+    assert updates, "the change to surprise was never announced"
+    assert 0 <= updates[0] - changed <= 0.5 * truth.fps, (
+        f"truth changes at frame {changed}, update at {updates[0]}"
+    )
