@@ -11,14 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from device.const import CARD_SCHEMA_VERSION
+from device.const import CARD_SCHEMA_VERSION, RUNTIMES
 from device.errors import ModelError
 from device.preprocess import CropSpec
 
 logger = logging.getLogger(__name__)
-
-# The documented runtime order: LiteRT, then tflite-runtime (Pi OS bookworm), then full TensorFlow.
-RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
 
 
 @dataclass(frozen=True)

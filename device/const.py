@@ -1,5 +1,10 @@
 """Constants of the device package."""
 
+import logging
+from pathlib import Path
+
+import cv2
+
 APP_NAME = "moodcast"
 ENV_PREFIX = "MOODCAST_"
 DEFAULT_CONFIG_PATH = "/etc/moodcast/moodcast.toml"
@@ -10,3 +15,78 @@ HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 SUMMARY_INTERVAL_S = 60.0
+
+# Classifier runtimes, in the documented order: LiteRT, tflite-runtime (Pi OS bookworm), full TensorFlow.
+RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
+
+# Face detection.
+HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
+# A track's window is searched for faces of these sizes relative to the track's: the range over which
+# the cascade's raw hits on one face spread, so the grouped box is the one a whole-frame search returns.
+TRACK_SIZE_RANGE = (0.7, 1.45)
+
+# Linux framebuffer display.
+SYSFS_GRAPHICS = Path("/sys/class/graphics")
+SUPPORTED_BPP = (16, 32)
+
+# HTTP server.
+MJPEG_BOUNDARY = "frame"
+STREAM_INTERVAL_S = 0.1  # at most ten frames a second per viewer
+STREAM_KEEPALIVE_S = 2.0  # resend the newest frame this often even when it has not changed
+MAX_STREAMS = 4  # each viewer holds a thread; the Pi has few to spare
+SOCKET_TIMEOUT_S = 10.0  # a viewer that stops reading is dropped after this long
+SHUTDOWN_POLL_S = 0.2  # how soon stop() takes effect; the thread wakes this often
+
+# Logging.
+# Third-party loggers held quieter than ours.
+QUIET_LOGGERS = {"paho": logging.WARNING, "picamera2": logging.WARNING, "PIL": logging.WARNING}
+# syslog priorities for the "<N>" prefix that journald reads (sd-daemon(3)).
+SYSLOG_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+# Prometheus metrics.
+METRIC_STAGES = ("capture", "detect", "classify", "track", "draw")
+# 0.1 ms to 1 s: the classifier takes under a millisecond a face, Haar tens of milliseconds.
+STAGE_BUCKETS_S = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+)  # fmt: skip
+
+# Overlay drawing.
+OVERLAY_FONT = cv2.FONT_HERSHEY_SIMPLEX
+# BGR, one distinct colour per FER2013 label; anything else is drawn in FALLBACK_COLOUR.
+EMOTION_COLOURS: dict[str, tuple[int, int, int]] = {
+    "angry": (40, 40, 230),  # red
+    "disgust": (40, 170, 40),  # green
+    "fear": (180, 60, 170),  # purple
+    "happy": (0, 215, 255),  # yellow
+    "sad": (220, 120, 30),  # blue
+    "surprise": (0, 140, 255),  # orange
+    "neutral": (220, 200, 0),  # teal
+}
+FALLBACK_COLOUR: tuple[int, int, int] = (150, 150, 150)
+STATUS_BACKGROUND: tuple[int, int, int] = (32, 32, 32)
+STATUS_TEXT: tuple[int, int, int] = (255, 255, 255)
+BAR_BACKGROUND: tuple[int, int, int] = (80, 80, 80)
+DIM_FACTOR = 0.55  # unconfirmed faces are drawn at this brightness
+
+# MQTT publishing.
+# Events handed to paho and not yet acknowledged, at most. paho's own in-flight limit is lifted so that it
+# never queues behind our back (it would then send newer messages before older ones).
+INFLIGHT_WINDOW = 20
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
+# A warning that repeats while nothing changes is logged again at most this often.
+REPEAT_WARNING_S = 300.0
+DROP_WARNING_S = 60.0
+# Reason codes of a CONNACK that mean the broker did not accept the user name and password.
+AUTH_REFUSED_CODES = {4, 5, 134, 135}
+
+# Desktop window display.
+WINDOW_TITLE = "moodcast"
+DISPLAY_VARIABLES = ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")
+HEADLESS_DRIVERS = ("offscreen", "dummy")  # they draw nowhere; used only when SDL_VIDEODRIVER names them

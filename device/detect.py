@@ -9,15 +9,10 @@ import cv2
 import numpy as np
 
 from device.config import DetectConfig
-from device.const import HAAR_CASCADE
+from device.const import HAAR_CASCADE, HAAR_WINDOW_PX, TRACK_SIZE_RANGE
 from device.errors import MoodcastError
 
 Box = tuple[int, int, int, int]
-
-HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
-# A track's window is searched for faces of these sizes relative to the track's: the range over which
-# the cascade's raw hits on one face spread, so the grouped box is the one a whole-frame search returns.
-TRACK_SIZE_RANGE = (0.7, 1.45)
 
 
 class Search(enum.Enum):

@@ -11,12 +11,10 @@ import cv2
 import numpy as np
 
 from device.config import DisplayConfig
+from device.const import SUPPORTED_BPP, SYSFS_GRAPHICS
 from device.errors import DisplayError
 
 logger = logging.getLogger(__name__)
-
-SYSFS_GRAPHICS = Path("/sys/class/graphics")
-SUPPORTED_BPP = (16, 32)
 
 
 @dataclass(frozen=True)

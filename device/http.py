@@ -13,17 +13,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from device.config import HttpConfig
+from device.const import (
+    MAX_STREAMS,
+    MJPEG_BOUNDARY,
+    SHUTDOWN_POLL_S,
+    SOCKET_TIMEOUT_S,
+    STREAM_INTERVAL_S,
+    STREAM_KEEPALIVE_S,
+)
 from device.errors import ConfigError
 from device.metrics import Metrics
 
 logger = logging.getLogger(__name__)
-
-BOUNDARY = "frame"
-STREAM_INTERVAL_S = 0.1  # at most ten frames a second per viewer
-STREAM_KEEPALIVE_S = 2.0  # resend the newest frame this often even when it has not changed
-MAX_STREAMS = 4  # each viewer holds a thread; the Pi has few to spare
-SOCKET_TIMEOUT_S = 10.0  # a viewer that stops reading is dropped after this long
-SHUTDOWN_POLL_S = 0.2  # how soon stop() takes effect; the thread wakes this often
 
 
 def is_loopback(host: str) -> bool:
@@ -170,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
             self.send_header("Cache-Control", "no-store")
             self.send_header("Connection", "close")
             self.end_headers()
@@ -192,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             jpeg = app.latest_jpeg()
             if jpeg is not None and (jpeg is not sent or idle_s >= STREAM_KEEPALIVE_S):
                 head = (
-                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                    f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                 ).encode("ascii")
                 self.wfile.write(head + jpeg + b"\r\n")
                 self.wfile.flush()

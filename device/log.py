@@ -6,17 +6,7 @@ import logging
 import os
 import sys
 
-# Third-party loggers held quieter than ours.
-QUIET_LOGGERS = {"paho": logging.WARNING, "picamera2": logging.WARNING, "PIL": logging.WARNING}
-
-# syslog priorities for the "<N>" prefix that journald reads (sd-daemon(3)).
-SYSLOG_PRIORITY = {
-    logging.CRITICAL: 2,
-    logging.ERROR: 3,
-    logging.WARNING: 4,
-    logging.INFO: 6,
-    logging.DEBUG: 7,
-}
+from device.const import QUIET_LOGGERS, SYSLOG_PRIORITY
 
 
 class JournalFormatter(logging.Formatter):

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-STAGES = ("capture", "detect", "classify", "track", "draw")
-# 0.1 ms to 1 s: the classifier takes under a millisecond a face, Haar tens of milliseconds.
-STAGE_BUCKETS_S = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-)  # fmt: skip
+from device.const import METRIC_STAGES, STAGE_BUCKETS_S
 
 
 class Metrics:
@@ -42,7 +38,9 @@ class Metrics:
         self.fps = Gauge(
             "fps", "Frames processed per second, recent average", namespace=namespace, registry=reg
         )
-        for stage in STAGES:  # every series exists from the start, so rate() works from the first scrape
+        for (
+            stage
+        ) in METRIC_STAGES:  # every series exists from the start, so rate() works from the first scrape
             self.stage_seconds.labels(stage=stage)
         for kind in ("new", "update", "end"):
             self.events_total.labels(type=kind)

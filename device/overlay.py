@@ -7,23 +7,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-
-# BGR, one distinct colour per FER2013 label; anything else is drawn in FALLBACK_COLOUR.
-EMOTION_COLOURS: dict[str, tuple[int, int, int]] = {
-    "angry": (40, 40, 230),  # red
-    "disgust": (40, 170, 40),  # green
-    "fear": (180, 60, 170),  # purple
-    "happy": (0, 215, 255),  # yellow
-    "sad": (220, 120, 30),  # blue
-    "surprise": (0, 140, 255),  # orange
-    "neutral": (220, 200, 0),  # teal
-}
-FALLBACK_COLOUR: tuple[int, int, int] = (150, 150, 150)
-STATUS_BACKGROUND: tuple[int, int, int] = (32, 32, 32)
-STATUS_TEXT: tuple[int, int, int] = (255, 255, 255)
-BAR_BACKGROUND: tuple[int, int, int] = (80, 80, 80)
-DIM_FACTOR = 0.55  # unconfirmed faces are drawn at this brightness
+from device.const import (
+    BAR_BACKGROUND,
+    DIM_FACTOR,
+    EMOTION_COLOURS,
+    FALLBACK_COLOUR,
+    OVERLAY_FONT,
+    STATUS_BACKGROUND,
+    STATUS_TEXT,
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +80,7 @@ def _clamp(value: int, low: int, high: int) -> int:
 
 def _tag_size(text: str, style: _Style, scale: float) -> tuple[int, int, int, int]:
     """Width and height of a tag holding ``text``, and the text's height and baseline."""
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, style.text_px)
+    (tw, th), base = cv2.getTextSize(text, OVERLAY_FONT, scale, style.text_px)
     return tw + 2 * style.pad_px, th + base + 2 * style.pad_px, th, base
 
 
@@ -111,7 +103,7 @@ def _draw_tag(
         frame,
         text,
         (x + style.pad_px, y_top + style.pad_px + th),
-        FONT,
+        OVERLAY_FONT,
         scale,
         _text_colour(colour),
         style.text_px,
@@ -131,7 +123,7 @@ def _draw_scores(frame: np.ndarray, face: FaceLabel, tag: tuple[int, int, int, i
         return
     scale = style.font_scale * 0.55
     text_px = max(1, style.text_px - 1)
-    (name_w, name_h), base = cv2.getTextSize("surprise", FONT, scale, text_px)
+    (name_w, name_h), base = cv2.getTextSize("surprise", OVERLAY_FONT, scale, text_px)
     pad = max(2, style.pad_px // 2)
     bar_w = max(30, name_w)
     row_h = name_h + base + pad
@@ -153,7 +145,9 @@ def _draw_scores(frame: np.ndarray, face: FaceLabel, tag: tuple[int, int, int, i
     cv2.rectangle(frame, (cx, cy), (cx + chart_w - 1, cy + chart_h - 1), STATUS_BACKGROUND, cv2.FILLED)
     for row, (name, score) in enumerate(top):
         row_y = cy + pad + row * row_h
-        cv2.putText(frame, name, (cx + pad, row_y + name_h), FONT, scale, STATUS_TEXT, text_px, cv2.LINE_AA)
+        cv2.putText(
+            frame, name, (cx + pad, row_y + name_h), OVERLAY_FONT, scale, STATUS_TEXT, text_px, cv2.LINE_AA
+        )
         bx = cx + name_w + 2 * pad
         cv2.rectangle(frame, (bx, row_y), (bx + bar_w - 1, row_y + name_h), BAR_BACKGROUND, cv2.FILLED)
         filled = round(bar_w * min(max(score, 0.0), 1.0))

@@ -16,22 +16,21 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from device.config import MqttConfig
-from device.const import APP_NAME, STATUS_OFFLINE, STATUS_ONLINE
+from device.const import (
+    APP_NAME,
+    AUTH_REFUSED_CODES,
+    DROP_WARNING_S,
+    INFLIGHT_WINDOW,
+    RECONNECT_MAX_S,
+    RECONNECT_MIN_S,
+    REPEAT_WARNING_S,
+    STATUS_OFFLINE,
+    STATUS_ONLINE,
+)
 from device.errors import ConfigError
 from device.outbox import MemoryOutbox, SqliteOutbox, open_outbox
 
 logger = logging.getLogger(__name__)
-
-# Events handed to paho and not yet acknowledged, at most. paho's own in-flight limit is lifted so that it
-# never queues behind our back (it would then send newer messages before older ones).
-WINDOW = 20
-RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
-# A warning that repeats while nothing changes is logged again at most this often.
-REPEAT_WARNING_S = 300.0
-DROP_WARNING_S = 60.0
-# Reason codes of a CONNACK that mean the broker did not accept the user name and password.
-_AUTH_CODES = {4, 5, 134, 135}
 
 
 def describe_connect_error(err: BaseException) -> str:
@@ -52,7 +51,7 @@ def describe_connect_error(err: BaseException) -> str:
 
 def describe_refusal(reason: ReasonCode) -> str:
     """A short reason for a CONNACK that refused us."""
-    if reason.value in _AUTH_CODES:
+    if reason.value in AUTH_REFUSED_CODES:
         return (
             f"bad user name or password ({reason}, reason code {reason.value}); "
             "check mqtt.username and MOODCAST_MQTT__PASSWORD"
@@ -255,7 +254,7 @@ class EventPublisher:
     # -- the sender thread --------------------------------------------------------------------------
 
     def _send_loop(self) -> None:
-        """Hand queued events to paho in seq order, at most WINDOW unacknowledged, only while connected."""
+        """Hand queued events to paho in seq order, INFLIGHT_WINDOW unacknowledged at most, if connected."""
         while True:
             with self._cond:
                 self._cond.wait_for(self._has_work)
@@ -263,7 +262,7 @@ class EventPublisher:
                     return
                 state = self._state_payload if self._state_dirty else None
                 self._state_dirty = False
-                batch = self._outbox.head(WINDOW - len(self._handed), skip=self._handed)
+                batch = self._outbox.head(INFLIGHT_WINDOW - len(self._handed), skip=self._handed)
                 for seq, _ in batch:
                     self._handed[seq] = None
                 self._handing = True
@@ -291,7 +290,9 @@ class EventPublisher:
             return True
         if not self._ready:
             return False
-        return self._state_dirty or (len(self._handed) < WINDOW and len(self._outbox) > len(self._handed))
+        return self._state_dirty or (
+            len(self._handed) < INFLIGHT_WINDOW and len(self._outbox) > len(self._handed)
+        )
 
     def _confirm(self, mid: int) -> None:
         """The broker has an event: forget it (called with the lock held)."""

@@ -11,13 +11,10 @@ import cv2
 import numpy as np
 
 from device.config import DisplayConfig
+from device.const import DISPLAY_VARIABLES, HEADLESS_DRIVERS, WINDOW_TITLE
 from device.errors import DisplayError
 
 logger = logging.getLogger(__name__)
-
-WINDOW_TITLE = "moodcast"
-DISPLAY_VARIABLES = ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")
-HEADLESS_DRIVERS = ("offscreen", "dummy")  # they draw nowhere; used only when SDL_VIDEODRIVER names them
 
 
 def _display_named() -> str:

@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from device.overlay import (
-    EMOTION_COLOURS,
-    FALLBACK_COLOUR,
-    STATUS_BACKGROUND,
-    FaceLabel,
-    StatusLine,
-    draw_overlay,
-    emotion_colour,
-)
+from device.const import EMOTION_COLOURS, FALLBACK_COLOUR, STATUS_BACKGROUND
+from device.overlay import FaceLabel, StatusLine, draw_overlay, emotion_colour
 
 FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 GREY = 90

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from device.config import DisplayConfig
+from device.const import EMOTION_COLOURS
 from device.errors import DisplayError
-from device.overlay import EMOTION_COLOURS
 from device.window import WINDOW_TITLE, WindowDisplay, window_available
 from tests.window_child import BACKGROUND, annotated_frame
 
