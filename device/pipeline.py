@@ -53,18 +53,22 @@ class Pipeline:
             shown = [track.shown_box for track in tracker.shown(frame.time_s)]
             timings = {"detect": 0.0, "classify": 0.0, "track": time.perf_counter() - start}
             return FrameResult(shown, [None] * len(shown), events, timings)
-        # Crops always come from the full-resolution frame, whatever image the detector searched.
-        gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        gray = None  # the full-resolution gray frame: track windows and crops are cut from it
         if search is Search.FULL:
             boxes = self.detector.search_full(frame.gray_lores, frame.scale_to_main)
-            wanted = [not known for known in tracker.continuing(boxes, frame.time_s)]
+            wanted = [i for i, known in enumerate(tracker.continuing(boxes, frame.time_s)) if not known]
         else:
+            gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
             boxes = self.detector.search_tracks(gray, tracker.live_boxes(frame.time_s))
-            wanted = [True] * len(boxes)
+            wanted = list(range(len(boxes)))
         detected = time.perf_counter()
-        chosen = [box for box, want in zip(boxes, wanted, strict=True) if want]
-        rows = iter(self.classifier.classify(face_batch(gray, chosen, self.classifier.card.crop)))
-        scores = [next(rows) if want else None for want in wanted]
+        scores: list[np.ndarray | None] = [None] * len(boxes)
+        if wanted:
+            if gray is None:
+                gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+            batch = face_batch(gray, [boxes[i] for i in wanted], self.classifier.card.crop)
+            for index, row in zip(wanted, self.classifier.classify(batch), strict=True):
+                scores[index] = row
         classified = time.perf_counter()
         events = tracker.update(boxes, scores, frame.time_s)
         tracked = time.perf_counter()
