@@ -44,7 +44,9 @@ class DetectConfig:
     width_px: int = _opt(320, "width of the gray image the detector searches", min=64, max=4096)
     scale_factor: float = _opt(1.1, "Haar pyramid step", min=1.01, max=2.0)
     min_neighbors: int = _opt(5, "Haar min neighbours", min=0, max=50)
-    min_size_px: int = _opt(40, "smallest face, in full-frame pixels", min=8)
+    min_size_px: int = _opt(
+        48, "smallest face, in full-frame pixels (the detection image shows it >= 24 px wide)", min=8
+    )
     full_search_interval: int = _opt(
         5, "search the whole frame every N frames, else only around tracks", min=1
     )

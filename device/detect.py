@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import logging
+import math
 from pathlib import Path
 
 import cv2
@@ -11,6 +13,8 @@ import numpy as np
 from device.config import DetectConfig
 from device.const import HAAR_CASCADE, HAAR_WINDOW_PX, TRACK_SIZE_RANGE
 from device.errors import MoodcastError
+
+logger = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
 
@@ -57,6 +61,7 @@ class FaceDetector:
         self.config = config
         self._cascade = load_cascade()
         self._frames_since_full = config.full_search_interval
+        self._size_checked = False
 
     def next_search(self, has_tracks: bool, may_coast: bool) -> Search:
         """Advance one frame and say what to search on it (``may_coast``: every track is confirmed)."""
@@ -70,6 +75,9 @@ class FaceDetector:
 
     def search_full(self, gray_lores: np.ndarray, scale_to_main: float) -> list[Box]:
         """Search the whole small image; ``scale_to_main`` maps its pixels to the main frame's."""
+        if not self._size_checked:
+            self._size_checked = True
+            self._check_smallest_face(gray_lores.shape[1], scale_to_main)
         boxes = self._search(gray_lores, self.config.min_size_px / scale_to_main, None)
         return [tuple(round(v * scale_to_main) for v in box) for box in boxes]
 
@@ -92,6 +100,22 @@ class FaceDetector:
                 if all(iou(box, other) < 0.3 for other in found):
                     found.append(box)
         return found
+
+    def _check_smallest_face(self, width: int, scale_to_main: float) -> None:
+        """Warn once when the small image cannot show a face of ``min_size_px`` as wide as Haar's window."""
+        smallest = math.ceil(HAAR_WINDOW_PX * scale_to_main)
+        if self.config.min_size_px >= smallest:
+            return
+        needed = math.ceil(width * scale_to_main * HAAR_WINDOW_PX / self.config.min_size_px)
+        logger.warning(
+            "detect.min_size_px %d: the %d px wide detection image finds new faces from %d px; "
+            "set detect.width_px to %d to find them down to %d px (each full search costs more)",
+            self.config.min_size_px,
+            width,
+            smallest,
+            needed,
+            self.config.min_size_px,
+        )
 
     def _search(self, gray: np.ndarray, min_size: float, max_size: float | None) -> list[Box]:
         side = max(int(min_size), 1)

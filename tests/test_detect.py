@@ -152,3 +152,20 @@ def test_a_change_of_expression_is_announced_within_half_a_second(classifier):
     assert 0 <= updates[0] - changed <= 0.5 * truth.fps, (
         f"truth changes at frame {changed}, update at {updates[0]}"
     )
+
+
+def test_warns_once_when_the_small_image_cannot_show_the_smallest_face(caplog):
+    """Haar's window is 24 px: at width 320 a 640 px frame's faces under 48 px cannot be found."""
+    frame = read_frames("one-face")[0]
+    gray, scale = make_lores(frame, 320)
+    FaceDetector(DetectConfig()).search_full(gray, scale)
+    assert not caplog.records  # the default (48 px) is what the default image shows
+    detector = FaceDetector(DetectConfig(min_size_px=30))
+    with caplog.at_level("WARNING"):
+        detector.search_full(gray, scale)
+        detector.search_full(gray, scale)
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert (
+        "detect.min_size_px 30" in message and "from 48 px" in message and "detect.width_px to 512" in message
+    )
