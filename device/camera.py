@@ -54,6 +54,15 @@ def make_lores(image_bgr: np.ndarray, width_px: int) -> tuple[np.ndarray, float]
     return small, scale
 
 
+def flip_code(camera: CameraConfig) -> int | None:
+    """``cv2.flip``'s code for the configured flips, or None when the image is used as it comes."""
+    if camera.hflip and camera.vflip:
+        return -1
+    if camera.hflip:
+        return 1
+    return 0 if camera.vflip else None
+
+
 def open_source(camera: CameraConfig, detect: DetectConfig) -> FrameSource:
     """Pick the backend the config names: a video file, an OpenCV camera, or Picamera2."""
     if camera.source == "picamera2":
@@ -74,6 +83,7 @@ class VideoFileSource:
         self.size = (0, 0)
         self.dropped = 0
         self._capture: cv2.VideoCapture | None = None
+        self._flip = flip_code(camera)
         self._index = 0
         self._started = 0.0
 
@@ -98,6 +108,8 @@ class VideoFileSource:
             ok, image = self._capture.read()
         if not ok:
             return None
+        if self._flip is not None:
+            image = cv2.flip(image, self._flip)
         time_s = self._index / self.fps
         if self.config.realtime:
             if self._index == 0:
@@ -149,6 +161,7 @@ class _ThreadedCamera:
         self.detect_width_px = detect.width_px
         self.fps = camera.fps
         self.size = (camera.width_px, camera.height_px)
+        self._flip = flip_code(camera)
         self._slot = _LatestFrame()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -245,7 +258,11 @@ class OpenCVCameraSource(_ThreadedCamera):
         if self._capture is None:
             return None
         ok, image = self._capture.read()
-        return (image, *make_lores(image, self.detect_width_px)) if ok else None
+        if not ok:
+            return None
+        if self._flip is not None:
+            image = cv2.flip(image, self._flip)
+        return (image, *make_lores(image, self.detect_width_px))
 
     def _close_device(self) -> None:
         if self._capture is not None:
@@ -260,6 +277,7 @@ class Picamera2Source(_ThreadedCamera):
 
     def _open_device(self) -> None:
         try:
+            from libcamera import Transform
             from picamera2 import Picamera2
         except ImportError:
             raise CameraError(
@@ -275,6 +293,7 @@ class Picamera2Source(_ThreadedCamera):
                 main={"size": (width, height), "format": "RGB888"},
                 lores={"size": (lores_w, lores_h), "format": "YUV420"},
                 controls={"FrameRate": self.config.fps},
+                transform=Transform(hflip=int(self.config.hflip), vflip=int(self.config.vflip)),  # in the ISP
             )
             camera.configure(config)
             camera.start()

@@ -35,6 +35,8 @@ class CameraConfig:
     fps: float = _opt(30.0, "requested camera frame rate", min=1.0, max=240.0)
     realtime: bool = _opt(True, "play a video file at its own frame rate", flags=("--realtime",))
     loop: bool = _opt(False, "restart a video file at its end")
+    hflip: bool = _opt(False, "mirror the image left to right (with vflip: a camera mounted upside down)")
+    vflip: bool = _opt(False, "flip the image top to bottom")
     stall_timeout_s: float = _opt(5.0, "reopen the camera after this long without a frame", min=0.5)
     max_frames: int = _opt(0, "stop after this many frames (0: never)", min=0)
 

@@ -133,3 +133,26 @@ def test_missing_camera(int8_model):
 def test_picamera2_missing_off_the_pi(int8_model):
     result = daemon("--camera-source", "picamera2", "--model-path", str(int8_model))
     one_line_error(result, "picamera2 is not installed", "python3-picamera2")
+
+
+def test_a_camera_mounted_upside_down_is_turned_upright(tmp_path):
+    """The sample as an upside-down camera films it: no face is found until hflip + vflip turn it upright."""
+    from tools.bench import decode
+
+    upside_down = tmp_path / "upside-down.mp4"
+    writer = cv2.VideoWriter(str(upside_down), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (640, 480))
+    for image in decode(SAMPLE)[0]:
+        writer.write(cv2.flip(image, -1))
+    writer.release()
+
+    as_mounted = daemon("--input", str(upside_down), "--events", "-")
+    assert as_mounted.returncode == 0 and as_mounted.stdout == "", as_mounted.stderr
+    turned = daemon("--input", str(upside_down), "--camera-hflip", "--camera-vflip", "--events", "-")
+    assert turned.returncode == 0, turned.stderr
+    news = [e for e in map(json.loads, turned.stdout.splitlines()) if e["type"] == "new"]
+    truth = load_truth(SAMPLE.with_suffix(".json"))
+    calibration = load_calibration(ROOT / "models" / "crop.json")
+    assert news
+    for event in news:
+        box = to_fer_box(event["box"], *calibration)
+        assert any(iou(box, t.box) >= 0.5 for t in truth.frames[event["frame"]]), event["box"]
