@@ -73,6 +73,7 @@ STATUS_BACKGROUND: tuple[int, int, int] = (32, 32, 32)
 STATUS_TEXT: tuple[int, int, int] = (255, 255, 255)
 BAR_BACKGROUND: tuple[int, int, int] = (80, 80, 80)
 DIM_FACTOR = 0.55  # unconfirmed faces are drawn at this brightness
+TAG_CACHE_SIZE = 128  # rendered label tags kept (one is ~25 kB on a 640x480 frame)
 
 # MQTT publishing.
 # Events handed to paho and not yet acknowledged, at most. paho's own in-flight limit is lifted so that it

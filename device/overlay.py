@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import cv2
@@ -15,6 +16,7 @@ from device.const import (
     OVERLAY_FONT,
     STATUS_BACKGROUND,
     STATUS_TEXT,
+    TAG_CACHE_SIZE,
 )
 
 
@@ -94,22 +96,29 @@ def _draw_tag(
     scale: float,
 ) -> tuple[int, int, int, int]:
     """A filled rectangle with text, its top-left at (x, y_top) clamped into the frame; returns its box."""
-    w, h, th, _ = _tag_size(text, style, scale)
+    tag = _render_tag(text, colour, scale, style.text_px, style.pad_px)
+    h, w = tag.shape[:2]
     frame_h, frame_w = frame.shape[:2]
     x = _clamp(x, 0, max(0, frame_w - w))
     y_top = _clamp(y_top, 0, max(0, frame_h - h))
-    cv2.rectangle(frame, (x, y_top), (x + w - 1, y_top + h - 1), colour, cv2.FILLED)
-    cv2.putText(
-        frame,
-        text,
-        (x + style.pad_px, y_top + style.pad_px + th),
-        OVERLAY_FONT,
-        scale,
-        _text_colour(colour),
-        style.text_px,
-        cv2.LINE_AA,
-    )
+    visible = frame[y_top : y_top + h, x : x + w]
+    visible[...] = tag[: visible.shape[0], : visible.shape[1]]
     return x, y_top, w, h
+
+
+@functools.lru_cache(maxsize=TAG_CACHE_SIZE)
+def _render_tag(
+    text: str, colour: tuple[int, int, int], scale: float, text_px: int, pad_px: int
+) -> np.ndarray:
+    """The tag's pixels, kept: anti-aliased text is the overlay's costly part, and most tags repeat."""
+    (tw, th), base = cv2.getTextSize(text, OVERLAY_FONT, scale, text_px)
+    tag = np.empty((th + base + 2 * pad_px, tw + 2 * pad_px, 3), np.uint8)
+    tag[...] = colour
+    cv2.putText(
+        tag, text, (pad_px, pad_px + th), OVERLAY_FONT, scale, _text_colour(colour), text_px, cv2.LINE_AA
+    )
+    tag.flags.writeable = False
+    return tag
 
 
 def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:

@@ -139,3 +139,25 @@ def test_frame_size_and_type_are_unchanged_and_text_scales(size: tuple[int, int]
 def test_rejects_a_frame_that_is_not_bgr_uint8() -> None:
     with pytest.raises(ValueError, match="BGR uint8"):
         draw_overlay(np.zeros((48, 64), np.uint8), [], STATUS)
+
+
+def test_a_kept_tag_is_drawn_exactly_as_drawing_it_afresh() -> None:
+    """Tags are rendered once and reused: the pixels must equal a rectangle and text drawn on the frame."""
+    import cv2
+
+    from device.const import OVERLAY_FONT, STATUS_TEXT
+    from device.overlay import draw_status
+
+    status = StatusLine(fps=9.5, faces=2, mqtt="mqtt: connected")
+    for _ in range(2):  # the second call is served from the kept tags
+        kept = np.full((480, 640, 3), GREY, np.uint8)
+        x, y, w, h = draw_status(kept, status)
+    fresh = np.full((480, 640, 3), GREY, np.uint8)
+    scale, text_px, pad = 0.8 * 480 / 600, 2, 4
+    (_, th), _ = cv2.getTextSize("9.5 fps | 2 faces | mqtt: connected", OVERLAY_FONT, scale, text_px)
+    cv2.rectangle(fresh, (x, y), (x + w - 1, y + h - 1), STATUS_BACKGROUND, cv2.FILLED)
+    cv2.putText(
+        fresh, "9.5 fps | 2 faces | mqtt: connected", (x + pad, y + pad + th), OVERLAY_FONT, scale,
+        STATUS_TEXT, text_px, cv2.LINE_AA,
+    )  # fmt: skip
+    np.testing.assert_array_equal(kept[y : y + h, x : x + w], fresh[y : y + h, x : x + w])
