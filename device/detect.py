@@ -52,9 +52,9 @@ class FaceDetector:
     nothing to follow); in between, a window around each live track is searched on the full-resolution
     frame, over the scales near the track's, every ``track_search_interval`` frames once every track is
     confirmed: on the frames between, the tracks coast and nothing is searched. Haar's cost in a window
-    depends on the face's size relative to the window, not on the pixels, so the window search costs
-    the same at full resolution and gives the box a whole-frame search would: the crop the classifier
-    sees is the one the reference pipeline would cut.
+    depends mostly on the face's size relative to the window, not on the pixels, so a window costs about
+    as much at full resolution as shrunk, and it gives the box a whole-frame search would (to within
+    Haar's own pixel noise): the crop the classifier sees is the one the reference pipeline would cut.
     """
 
     def __init__(self, config: DetectConfig) -> None:
