@@ -46,7 +46,7 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-train: $(VENV)/.dev             ## ~90 min on a 2-core CPU; resumable with make train-resume
+train: $(VENV)/.dev             ## ~70 min on a 2-core CPU; resumable with make train-resume
 	$(PY) -m train --data $(DATA) --out $(RUN)
 
 train-resume: $(VENV)/.dev

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fer2013.csv or the folder holding train/ and test/",
     )
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="checkpoints, model and report")
-    parser.add_argument("--epochs", type=int, help="default 60, or 2 with --quick")
+    parser.add_argument("--epochs", type=int, help="default 40, or 2 with --quick")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=32, help="channels of the first block")
@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.width, args.patience = 8, 2
     if args.epochs is None:
-        args.epochs = 2 if args.quick else 60
+        args.epochs = 2 if args.quick else 40
     return args
 
 
