@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -69,6 +70,15 @@ def classify_each(classifier: EmotionClassifier, gray: np.ndarray, boxes: list[B
     return np.concatenate(rows) if rows else np.zeros((0, len(classifier.labels)), np.float32)
 
 
+def labelled(
+    boxes: list[Box], scores: Sequence[np.ndarray | None], labels: tuple[str, ...]
+) -> list[tuple[Box, str]]:
+    """Each classified box with its top label (a None row: the box was not classified, and is left out)."""
+    return [
+        (box, labels[int(row.argmax())]) for box, row in zip(boxes, scores, strict=True) if row is not None
+    ]
+
+
 def reference_faces(
     cascade: cv2.CascadeClassifier,
     classifier: EmotionClassifier,
@@ -81,27 +91,35 @@ def reference_faces(
     moved = shift_frame(gray, dx, dy) if shift != (0, 0) else gray
     boxes = detect_reference(cascade, moved)
     scores = classify_each(classifier, moved, boxes)
-    return [
-        ((x - dx, y - dy, w, h), classifier.labels[int(row.argmax())])
-        for (x, y, w, h), row in zip(boxes, scores, strict=True)
-    ]
+    return labelled([(x - dx, y - dy, w, h) for x, y, w, h in boxes], scores, classifier.labels)
+
+
+def reference_self_agreement(
+    cascade: cv2.CascadeClassifier,
+    classifier: EmotionClassifier,
+    grays: list[np.ndarray | None],
+    reference: list[list[tuple[Box, str]] | None],
+) -> tuple[int, int]:
+    """The reference's own label noise: on the frames of ``grays`` (None: skipped), how many of its labels
+    (``reference``) stay the same when the frame moves by each of ``PIXEL_SHIFTS``; ``(same, matched)``."""
+    same = total = 0
+    for shift in PIXEL_SHIFTS:
+        moved = [reference_faces(cascade, classifier, g, shift) if g is not None else None for g in grays]
+        agree = label_agreement(moved, reference)
+        same, total = same + agree[0], total + agree[1]
+    return same, total
 
 
 def labelled_faces(result: FrameResult, labels: tuple[str, ...]) -> list[tuple[Box, str]] | None:
     """The faces the pipeline classified on a frame, with their labels; None when it classified none."""
-    faces = [
-        (box, labels[int(row.argmax())])
-        for box, row in zip(result.boxes, result.scores, strict=True)
-        if row is not None
-    ]
-    return faces or None
+    return labelled(result.boxes, result.scores, labels) or None
 
 
 def run_reference(frames, classifier, fps):
     """As the seeds built it: Haar (1.1, 5, 40x40) on the full gray frame, one invoke per face."""
     cascade = reference_detector()
     tracker = FaceTracker(TrackConfig(), classifier.labels)
-    timings, boxes_all, news, labelled = [], [], [], []
+    timings, boxes_all, news, faces = [], [], [], []
     for index, image in enumerate(frames):
         image = image.copy()
         t0 = time.perf_counter()
@@ -117,17 +135,15 @@ def run_reference(frames, classifier, fps):
         timings.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0))
         boxes_all.append(boxes)
         news += [index for e in events if e.kind == "new"]
-        labelled.append(
-            [(box, classifier.labels[int(row.argmax())]) for box, row in zip(boxes, scores, strict=True)]
-        )
-    return timings, boxes_all, news, labelled
+        faces.append(labelled(boxes, scores, classifier.labels))
+    return timings, boxes_all, news, faces
 
 
 def run_moodcast(frames, classifier, fps):
     """The daemon's own Pipeline with the default config, plus the lores image the camera would hand it."""
     config = DetectConfig()
     pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
-    timings, boxes_all, news, labelled = [], [], [], []
+    timings, boxes_all, news, faces = [], [], [], []
     for index, image in enumerate(frames):
         image = image.copy()
         t0 = time.perf_counter()
@@ -140,8 +156,8 @@ def run_moodcast(frames, classifier, fps):
         timings.append((detect_s, result.timings["classify"], result.timings["track"], t4 - t3, t4 - t0))
         boxes_all.append(result.boxes)
         news += [index for e in result.events if e.kind == "new"]
-        labelled.append(labelled_faces(result, classifier.labels))
-    return timings, boxes_all, news, labelled
+        faces.append(labelled_faces(result, classifier.labels))
+    return timings, boxes_all, news, faces
 
 
 def measure_one(pipeline: str, video: str, model: Path) -> dict:
@@ -154,7 +170,7 @@ def measure_one(pipeline: str, video: str, model: Path) -> dict:
     runner = run_reference if pipeline == "reference" else run_moodcast
     runner(frames[:10], classifier, truth.fps)  # warm-up: cascade and interpreter caches
     started = time.perf_counter()
-    timings, boxes, news, labelled = runner(frames, classifier, truth.fps)
+    timings, boxes, news, faces = runner(frames, classifier, truth.fps)
     elapsed = time.perf_counter() - started
     table = np.asarray(timings) * 1000.0
     stages = {
@@ -182,18 +198,11 @@ def measure_one(pipeline: str, video: str, model: Path) -> dict:
         "precision": score["precision"],
         "new_delay_s": delays,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "labelled": labelled,
+        "labelled": faces,
     }
     if pipeline == "reference":  # its labels' own noise: the same pipeline on the frames moved by one pixel
-        cascade = reference_detector()
-        same = total = 0
-        for shift in PIXEL_SHIFTS:
-            moved = [
-                reference_faces(cascade, classifier, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), shift)
-                for image in frames
-            ]
-            agree = label_agreement(moved, labelled)
-            same, total = same + agree[0], total + agree[1]
+        grays = [cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) for image in frames]
+        same, total = reference_self_agreement(reference_detector(), classifier, grays, faces)
         result["label_agreement"] = same / total if total else float("nan")
     return result
 
