@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data/fer2013
+VOTES ?= ../shared/data/ferplus/votes.csv
 RUN ?= runs/train
 MODEL ?= models/emotion-int8.tflite
 VIDEO ?= samples/one-face.mp4
@@ -47,10 +48,10 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .
 
 train: $(VENV)/.dev             ## ~70 min on a 2-core CPU; resumable with make train-resume
-	$(PY) -m train --data $(DATA) --out $(RUN)
+	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN)
 
 train-resume: $(VENV)/.dev
-	$(PY) -m train --data $(DATA) --out $(RUN) --resume
+	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) --resume
 
 convert: $(VENV)/.dev
 	$(PY) -m convert --model $(RUN)/model.keras --training $(RUN)/training.json --data $(DATA) \

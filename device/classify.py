@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 
 from device.const import CARD_SCHEMA_VERSION, RUNTIMES
 from device.errors import ModelError
-from device.preprocess import CropSpec
+from device.preprocess import CropSpec, check_normalization
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class ModelCard:
     crop: CropSpec
     quantization: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0
 
     @property
     def accuracy(self) -> float | None:
@@ -67,11 +69,17 @@ def load_card(path: Path) -> ModelCard:
             margin_frac=float(crop.get("margin_frac", 0.0)),
             offset_x_frac=float(crop.get("offset_x_frac", 0.0)),
             offset_y_frac=float(crop.get("offset_y_frac", 0.0)),
+            normalization=str(spec.get("normalization", "none")),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"{path}: input needs integer height, width and channels ({err})") from None
     if spec.get("scale") != "0..1":
         raise ModelError(f"{path}: input.scale {spec.get('scale')!r} is not supported; expected '0..1'")
+    try:
+        check_normalization(crop_spec.normalization)
+    except ValueError as err:
+        raise ModelError(f"{path}: input.{err}") from None
+    temperature = _temperature(path, raw.get("calibration"))
     return ModelCard(
         name=str(raw.get("name", Path(path).stem)),
         labels=tuple(labels),
@@ -82,7 +90,33 @@ def load_card(path: Path) -> ModelCard:
         crop=crop_spec,
         quantization=str(raw.get("quantization", "unknown")),
         metrics=raw.get("metrics") or {},
+        temperature=temperature,
     )
+
+
+def _temperature(path: Path, calibration: object) -> float:
+    """The card's ``calibration.temperature`` (1.0 when the card has no calibration); ModelError if not > 0."""
+    if calibration is None:
+        return 1.0
+    value = calibration.get("temperature") if isinstance(calibration, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ModelError(f"{path}: calibration.temperature must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def apply_temperature(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature-scale probabilities ``(N, classes)``: softmax(log p / T), each row summing to 1.
+
+    Temperature scaling (Guo et al., 2017, "On Calibration of Modern Neural Networks") divides the logits by one
+    scalar T fitted on held-out data; since ``p ∝ exp(z)``, ``softmax(z / T) = p^(1/T) / Σ p^(1/T)``, which works
+    on the model's probabilities directly (a class the int8 output rounds to 0 stays 0). T > 1 softens, T < 1
+    sharpens; the top class never changes.
+    """
+    if temperature == 1.0 or not len(scores):
+        return scores
+    powered = np.power(np.maximum(scores, 0.0), np.float32(1.0 / temperature), dtype=np.float32)
+    total = powered.sum(axis=1, keepdims=True)
+    return np.divide(powered, total, out=np.full_like(powered, 1.0 / scores.shape[1]), where=total > 0)
 
 
 def _interpreter_class() -> type:
@@ -143,7 +177,10 @@ class EmotionClassifier:
         return np.dtype(self._input["dtype"])
 
     def classify(self, faces: np.ndarray) -> np.ndarray:
-        """Score a float32 batch ``(N, H, W, C)`` scaled 0..1; return probabilities ``(N, classes)``."""
+        """Score a float32 batch ``(N, H, W, C)`` scaled 0..1; return probabilities ``(N, classes)``.
+
+        The probabilities are temperature-scaled by the card's ``calibration.temperature`` (``apply_temperature``).
+        """
         count = len(faces)
         if count == 0:
             return np.zeros((0, len(self.labels)), np.float32)
@@ -155,7 +192,8 @@ class EmotionClassifier:
             self._batch = count
         self._interpreter.set_tensor(self._input["index"], self._quantize(faces))
         self._interpreter.invoke()
-        return self._dequantize(self._interpreter.get_tensor(self._output["index"]))
+        raw = self._dequantize(self._interpreter.get_tensor(self._output["index"]))
+        return apply_temperature(raw, self.card.temperature)
 
     def _quantize(self, faces: np.ndarray) -> np.ndarray:
         dtype = self.input_dtype

@@ -1,6 +1,6 @@
-"""Train the emotion CNN on FER2013: data → model → train → evaluate → report.
+"""Train the emotion CNN on FER2013: data → targets → model → train → evaluate → report.
 
-python -m train --data ../shared/data/fer2013 --out runs/train
+python -m train --data ../shared/data/fer2013 --votes ../shared/data/ferplus/votes.csv --out runs/train
 """
 
 from __future__ import annotations
@@ -9,24 +9,18 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from device.preprocess import normalize  # noqa: E402
-from train import report  # noqa: E402
-from train.augment import build_augmenter, random_erase  # noqa: E402
-from train.const import IMAGE_SIZE_PX, LABELS  # noqa: E402
-from train.data import DatasetError, load  # noqa: E402
-from train.model import build_model  # noqa: E402
+from device.preprocess import NORMALIZATIONS
+from train import report
+from train.const import LABELS
+from train.data import Dataset, DatasetError, load
+from train.votes import Votes, VotesError, blended_targets, load_votes
 
 logger = logging.getLogger("train")
 
@@ -38,6 +32,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=Path("../shared/data/fer2013"),
         help="fer2013.csv or the folder holding train/ and test/",
+    )
+    parser.add_argument(
+        "--votes",
+        type=Path,
+        help="FER+ votes.csv keyed by the image folders' file names: soft targets, not-a-face faces left out, "
+        "and a FER+ test report (needs --data as folders)",
+    )
+    parser.add_argument(
+        "--vote-blend",
+        type=float,
+        default=0.5,
+        help="target = (1 - b) x FER2013 one-hot + b x FER+ vote shares (default 0.5; 0 = FER2013 only)",
+    )
+    parser.add_argument(
+        "--normalization",
+        choices=NORMALIZATIONS,
+        default="equalize_hist",
+        help="lighting normalisation of each face (device.preprocess), recorded in the model card",
     )
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="checkpoints, model and report")
     parser.add_argument("--epochs", type=int, help="default 40, or 2 with --quick")
@@ -59,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.width, args.patience = 8, 2
     if args.epochs is None:
         args.epochs = 2 if args.quick else 40
+    if not 0.0 <= args.vote_blend <= 1.0:
+        parser.error(f"--vote-blend: expected a number from 0 to 1, got {args.vote_blend}")
     return args
 
 
@@ -70,8 +84,8 @@ def git_commit() -> str:
         return "unknown"
 
 
-def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Square-root inverse-frequency weights, normalised to mean 1 over the samples.
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Square-root inverse-frequency weight per class ``(7,)``, normalised to mean 1 over the samples.
 
     'disgust' has 436 faces against 7215 'happy': full inverse weighting costs overall accuracy,
     no weighting leaves disgust near zero recall; the square root is the middle road.
@@ -79,114 +93,90 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     counts = np.bincount(labels, minlength=len(LABELS)).astype(float)
     weights = 1.0 / np.sqrt(np.maximum(counts, 1))
     weights /= (weights * counts).sum() / counts.sum()
-    return {i: float(w) for i, w in enumerate(weights)}
+    return weights
 
 
-def make_datasets(data, args):
-    augment = build_augmenter(args.seed)
-    num_classes = len(LABELS)
+def training_targets(
+    data: Dataset, votes: Votes | None, blend: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Training faces, their targets ``(N, 7)`` and sample weights ``(N,)``, and facts for the report.
 
-    def prepare(split):
-        return normalize(data[split].images)[..., np.newaxis], data[split].labels
-
-    x_train, y_train = prepare("Training")
-    x_val, y_val = prepare("PublicTest")
-    train_ds = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=args.seed, reshuffle_each_iteration=True)
-        .batch(args.batch_size)
-        .map(
-            lambda x, y: (random_erase(augment(x, training=True)), tf.one_hot(y, num_classes)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    val_ds = (
-        tf.data.Dataset.from_tensor_slices((x_val, tf.one_hot(y_val, num_classes)))
-        .batch(256)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    return train_ds, val_ds, y_train
-
-
-def compile_model(model: keras.Model, args, steps_per_epoch: int) -> None:
-    total = args.epochs * steps_per_epoch
-    warmup = min(2 * steps_per_epoch, total // 5)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=args.learning_rate / 10,
-        decay_steps=max(total - warmup, 1),
-        warmup_target=args.learning_rate,
-        warmup_steps=warmup,
-        alpha=0.01,
-    )
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-2),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
-        metrics=["accuracy"],
-    )
+    With votes, the faces FER+ rejects as not a face are left out and each target blends the FER2013 label with
+    the vote shares (``blended_targets``); without, the target is FER2013's one-hot label. Weights follow the
+    FER2013 label (``class_weights``).
+    """
+    split = data["Training"]
+    images, labels = split.images, split.labels
+    facts: dict = {"targets": "FER2013 one-hot"}
+    if votes is None:
+        targets = np.eye(len(LABELS), dtype=np.float32)[labels]
+    else:
+        keep = ~votes.not_a_face(split.names)
+        counts, _ = votes.emotion_counts(split.names)
+        images, labels = images[keep], labels[keep]
+        targets = blended_targets(labels, counts[keep], blend)
+        facts = {
+            "targets": f"{1 - blend:g} x FER2013 one-hot + {blend:g} x FER+ vote shares",
+            "left_out_not_a_face": int((~keep).sum()),
+        }
+        logger.info("FER+ votes: %s; %d Training faces left out as not a face", facts["targets"], (~keep).sum())
+    weights = class_weights(labels)[labels].astype(np.float32)
+    return images, targets, weights, facts
 
 
-def callbacks(args) -> list[keras.callbacks.Callback]:
-    backup = args.out / "backup"
-    if not args.resume and backup.exists():
-        shutil.rmtree(backup)
-    return [
-        keras.callbacks.BackupAndRestore(str(backup)),
-        keras.callbacks.ModelCheckpoint(
-            str(args.out / "best.keras"), monitor="val_accuracy", save_best_only=True
-        ),
-        keras.callbacks.ModelCheckpoint(str(args.out / "last.keras")),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
-        keras.callbacks.CSVLogger(str(args.out / "history.csv"), append=args.resume),
-    ]
+def evaluate(model, data: Dataset, votes: Votes | None, normalization: str) -> dict[str, dict]:
+    """PrivateTest metrics of the Keras model: against FER2013's labels, and against the FER+ majority."""
+    from train.fit import predict
 
-
-def export_float32(best_path: Path, args) -> keras.Model:
-    """Rebuild the best model under the float32 policy, so conversion sees plain float32 ops."""
-    trained = keras.models.load_model(best_path, compile=False)
-    keras.mixed_precision.set_global_policy("float32")
-    model = build_model((IMAGE_SIZE_PX, IMAGE_SIZE_PX, 1), len(LABELS), args.width)
-    model.set_weights(trained.get_weights())
-    model.save(args.out / "model.keras")
-    return model
+    test = data["PrivateTest"]
+    predicted = predict(model, test.images, normalization).argmax(axis=1)
+    metrics = {"fer2013": report.classification_metrics(test.labels, predicted, list(LABELS))}
+    if votes is not None:
+        majority = votes.majority(test.names)
+        known = majority >= 0
+        metrics["ferplus"] = report.classification_metrics(majority[known], predicted[known], list(LABELS))
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
     commit = git_commit()  # the code that trains, before anything can move HEAD during the run
 
-    # Data
+    # Data (no TensorFlow yet: a wrong path answers in a second)
     try:
         data = load(args.data)
-    except DatasetError as err:
+        votes = load_votes(args.votes) if args.votes else None
+    except (DatasetError, VotesError) as err:
         print(f"train: {err}", file=sys.stderr)
         return 2
-    keras.mixed_precision.set_global_policy(args.precision)
+    if votes is not None and not any(data["Training"].names):
+        print(f"train: {args.data}: --votes needs the image-folder layout (a CSV has no file names)", file=sys.stderr)
+        return 2
+    images, targets, weights, target_facts = training_targets(data, votes, args.vote_blend)
     args.out.mkdir(parents=True, exist_ok=True)
-    train_ds, val_ds, y_train = make_datasets(data, args)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from train import fit
+
+    keras.utils.set_random_seed(args.seed)
+    train_ds = fit.training_dataset(images, targets, weights, args)
+    val = data["PublicTest"]
+    val_ds = fit.validation_dataset(val.images, val.labels, args.normalization)
 
     # Model
-    model = build_model((IMAGE_SIZE_PX, IMAGE_SIZE_PX, 1), len(LABELS), args.width)
-    compile_model(model, args, steps_per_epoch=len(train_ds))
+    model = fit.new_model(args)
+    fit.compile_model(model, args, steps_per_epoch=len(train_ds))
     logger.info("model %s: %d parameters, %s", model.name, model.count_params(), args.precision)
 
     # Train
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=args.epochs,
-        class_weight=class_weights(y_train),
-        callbacks=callbacks(args),
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+    history = fit.fit(model, train_ds, val_ds, args)
 
     # Evaluate on PrivateTest, the final report only
-    model = export_float32(args.out / "best.keras", args)
-    test = data["PrivateTest"]
-    scores = model.predict(normalize(test.images)[..., np.newaxis], batch_size=256, verbose=0)
-    metrics = report.classification_metrics(test.labels, scores.argmax(axis=1), list(LABELS))
+    model = fit.export_float32(args.out / "best.keras", args)
+    metrics = evaluate(model, data, votes, args.normalization)
     report.plot_curves(args.out / "history.csv", args.out / "curves.png")
     facts = {
         "split": "PrivateTest",
@@ -196,13 +186,18 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "width": args.width,
         "parameters": model.count_params(),
+        "normalization": args.normalization,
+        **target_facts,
         "data_sha256": data.sha256,
         "git_commit": commit,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    report.write_report(args.out, metrics, facts)
+    report.write_report(args.out, metrics["fer2013"], facts)
+    if "ferplus" in metrics:
+        report.write_json(args.out / "report-ferplus.json", metrics["ferplus"])
     (args.out / "training.json").write_text(json.dumps(facts, indent=2) + "\n")
-    print(report.format_report(metrics))
+    for name, found in metrics.items():
+        print(f"{name} PrivateTest\n{report.format_report(found)}")
     print(f"model: {args.out / 'model.keras'}  report: {args.out / 'report.json'}")
     return 0
 

@@ -1,22 +1,65 @@
-"""Augmentation for 48x48 faces, applied to batches in the input pipeline (never part of the model)."""
+"""Augmentation for 48x48 faces, applied to batches in the input pipeline (never part of the model).
+
+Two stages: ``photometric`` changes the light on the raw uint8 faces (before the device's lighting
+normalisation, as a camera would), then ``build_augmenter`` and ``random_erase`` change the geometry of the
+normalised 0..1 faces.
+"""
 
 from __future__ import annotations
 
+import cv2
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
+# Photometric ranges, per face: what a hallway camera meets between daylight and a dim evening.
+BRIGHTNESS_RANGE = (0.3, 1.6)  # gain on the grey levels (clipped at 255)
+GAMMA_RANGE = (0.5, 2.0)  # drawn log-uniform
+BLUR_SIGMA_PX = (0.4, 1.2)
+NOISE_STD_LEVELS = (2.0, 8.0)
+JPEG_QUALITY = (30, 90)
+PHOTOMETRIC_PROBABILITY = {"light": 0.8, "blur": 0.2, "noise": 0.3, "jpeg": 0.2}
+
+
+def photometric(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Randomly change brightness, gamma, blur, sensor noise and JPEG quality of uint8 faces ``(N, H, W)``.
+
+    Returns a new uint8 array of the same shape; each change is drawn per face with the probabilities in
+    ``PHOTOMETRIC_PROBABILITY``. The lighting normalisation cancels most of a pure gain or gamma, but not the
+    levels lost in the dark or clipped in the light, nor blur, noise and compression: those are what the
+    network must learn to ignore.
+    """
+    out = np.empty_like(faces)
+    levels = np.arange(256, dtype=np.float32) / 255.0
+    for i, face in enumerate(faces):
+        if rng.random() < PHOTOMETRIC_PROBABILITY["light"]:
+            gamma = float(np.exp(rng.uniform(np.log(GAMMA_RANGE[0]), np.log(GAMMA_RANGE[1]))))
+            gain = rng.uniform(*BRIGHTNESS_RANGE)
+            table = np.clip(255.0 * gain * levels**gamma, 0, 255).round().astype(np.uint8)
+            face = cv2.LUT(face, table)
+        if rng.random() < PHOTOMETRIC_PROBABILITY["blur"]:
+            face = cv2.GaussianBlur(face, (0, 0), rng.uniform(*BLUR_SIGMA_PX))
+        if rng.random() < PHOTOMETRIC_PROBABILITY["noise"]:
+            noise = rng.normal(0.0, rng.uniform(*NOISE_STD_LEVELS), face.shape)
+            face = np.clip(face + noise, 0, 255).astype(np.uint8)
+        if rng.random() < PHOTOMETRIC_PROBABILITY["jpeg"]:
+            quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
+            _, encoded = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            face = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+        out[i] = face
+    return out
+
 
 def build_augmenter(seed: int) -> keras.Sequential:
-    """Flips, small shifts, rotations and zooms, brightness and contrast jitter, for images scaled 0..1."""
+    """Flips, small shifts, rotations and zooms, and contrast jitter, for normalised images scaled 0..1."""
     return keras.Sequential(
         [
             layers.RandomFlip("horizontal", seed=seed),
             layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 1),
             layers.RandomRotation(0.04, fill_mode="nearest", seed=seed + 2),
             layers.RandomZoom((-0.15, 0.1), fill_mode="nearest", seed=seed + 3),
-            layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=seed + 4),
-            layers.RandomContrast(0.3, seed=seed + 5),
+            layers.RandomContrast(0.2, seed=seed + 5),
         ],
         name="augment",
     )

@@ -22,10 +22,15 @@ class DatasetError(Exception):
 
 @dataclass(frozen=True)
 class Split:
-    """The faces of one split: ``images`` uint8 (N, 48, 48), ``labels`` int (N,)."""
+    """The faces of one split: ``images`` uint8 (N, 48, 48), ``labels`` int (N,).
+
+    ``names`` are the faces' paths under the image-folder root (``train/angry/Training_1.jpg``), the key of the
+    FER+ votes; empty strings for faces read from a CSV, which has no file names.
+    """
 
     images: np.ndarray
     labels: np.ndarray
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,14 @@ def load(path: Path) -> Dataset:
     rows = _read_csv(path) if path.is_file() else _read_folders(path)
     splits = {}
     for name in SPLITS:
-        images = [img for split, _, img in rows if split == name]
-        labels = [label for split, label, _ in rows if split == name]
-        if not images:
+        picked = [row for row in rows if row[0] == name]
+        if not picked:
             raise DatasetError(f"{path}: no faces in split {name}; expected {', '.join(SPLITS)}")
-        splits[name] = Split(np.stack(images), np.asarray(labels, np.int64))
+        splits[name] = Split(
+            np.stack([row[2] for row in picked]),
+            np.asarray([row[1] for row in picked], np.int64),
+            tuple(row[3] for row in picked),
+        )
     digest = hashlib.sha256()
     for name in SPLITS:
         digest.update(splits[name].images.tobytes())
@@ -62,8 +70,11 @@ def load(path: Path) -> Dataset:
     return Dataset(splits, digest.hexdigest())
 
 
-def _read_csv(path: Path) -> list[tuple[str, int, np.ndarray]]:
-    rows = []
+Row = tuple[str, int, np.ndarray, str]  # split, label index, 48x48 uint8 face, path under the folder root
+
+
+def _read_csv(path: Path) -> list[Row]:
+    rows: list[Row] = []
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or [])
@@ -85,12 +96,12 @@ def _read_csv(path: Path) -> list[tuple[str, int, np.ndarray]]:
                 )
             if row["Usage"] not in SPLITS:
                 raise DatasetError(f"{path}:{line}: expected Usage in {SPLITS}, got {row['Usage']!r}")
-            rows.append((row["Usage"], label, pixels.reshape(IMAGE_SIZE_PX, IMAGE_SIZE_PX)))
+            rows.append((row["Usage"], label, pixels.reshape(IMAGE_SIZE_PX, IMAGE_SIZE_PX), ""))
     return rows
 
 
-def _read_folders(root: Path) -> list[tuple[str, int, np.ndarray]]:
-    rows = []
+def _read_folders(root: Path) -> list[Row]:
+    rows: list[Row] = []
     for sub in ("train", "test"):
         if not (root / sub).is_dir():
             raise DatasetError(
@@ -108,5 +119,5 @@ def _read_folders(root: Path) -> list[tuple[str, int, np.ndarray]]:
             raise DatasetError(f"{file}: not a readable image")
         if image.shape != (IMAGE_SIZE_PX, IMAGE_SIZE_PX):
             image = cv2.resize(image, (IMAGE_SIZE_PX, IMAGE_SIZE_PX), interpolation=cv2.INTER_AREA)
-        rows.append((split, LABELS.index(label_name), image))
+        rows.append((split, LABELS.index(label_name), image, file.relative_to(root).as_posix()))
     return rows

@@ -14,7 +14,12 @@ import numpy as np  # noqa: E402
 
 
 def classification_metrics(labels: np.ndarray, predicted: np.ndarray, names: list[str]) -> dict:
-    """Accuracy, the confusion matrix (rows true, columns predicted) and per-class P/R/F1."""
+    """Accuracy, macro recall, the confusion matrix (rows true, columns predicted) and per-class P/R/F1.
+
+    Macro recall is the unweighted mean of the per-class recalls of the classes present (the balanced accuracy
+    of scikit-learn's ``balanced_accuracy_score``): a model that calls everything the majority class scores
+    1/classes on it, however large that class.
+    """
     n = len(names)
     confusion = np.zeros((n, n), np.int64)
     np.add.at(confusion, (labels, predicted), 1)
@@ -30,8 +35,10 @@ def classification_metrics(labels: np.ndarray, predicted: np.ndarray, names: lis
             "f1": round(float(f1), 4),
             "support": int(confusion[i].sum()),
         }
+    present = [m["recall"] for m in per_class.values() if m["support"]]
     return {
-        "accuracy": round(float(np.trace(confusion) / confusion.sum()), 4),
+        "accuracy": round(float(np.trace(confusion) / max(confusion.sum(), 1)), 4),
+        "macro_recall": round(float(np.mean(present)) if present else 0.0, 4),
         "per_class": per_class,
         "confusion": confusion.tolist(),
         "labels": names,
@@ -91,9 +98,17 @@ def write_report(out_dir: Path, metrics: dict, extra: dict) -> Path:
     return path
 
 
+def write_json(path: Path, content: dict) -> None:
+    """Write ``content`` as indented JSON to ``path``."""
+    path.write_text(json.dumps(content, indent=2) + "\n")
+
+
 def format_report(metrics: dict) -> str:
     """A plain-text table of the metrics for the terminal."""
-    lines = [f"accuracy {metrics['accuracy']:.4f}", f"{'class':<10}{'prec':>8}{'recall':>8}{'f1':>8}{'n':>7}"]
+    lines = [
+        f"accuracy {metrics['accuracy']:.4f}  macro recall {metrics['macro_recall']:.4f}",
+        f"{'class':<10}{'prec':>8}{'recall':>8}{'f1':>8}{'n':>7}",
+    ]
     for name, m in metrics["per_class"].items():
         lines.append(f"{name:<10}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}{m['support']:>7}")
     return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""The TensorFlow half of training: input pipelines, the optimiser and its schedule, callbacks, export.
+
+Imported only after the command line and the data have been checked, so a usage or data error never waits
+for TensorFlow to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from device.preprocess import normalize
+from train.augment import build_augmenter, photometric, random_erase
+from train.const import IMAGE_SIZE_PX, LABELS
+from train.model import build_model
+
+
+def training_dataset(
+    images: np.ndarray, targets: np.ndarray, weights: np.ndarray, args: argparse.Namespace
+) -> tf.data.Dataset:
+    """Batches of (augmented, normalised faces ``(B, 48, 48, 1)`` 0..1, targets ``(B, 7)``, sample weights ``(B,)``).
+
+    The light is changed on the raw uint8 faces (``photometric``), the faces are normalised by the one device
+    function (``device.preprocess.normalize`` with ``args.normalization``), and only then is the geometry changed.
+    """
+    augment = build_augmenter(args.seed)
+    rng = np.random.default_rng(args.seed)
+
+    def light_and_normalize(batch: np.ndarray) -> np.ndarray:
+        return normalize(photometric(batch, rng), args.normalization)[..., np.newaxis]
+
+    def prepare(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        faces = tf.numpy_function(light_and_normalize, [x], tf.float32, stateful=True)
+        faces = tf.ensure_shape(faces, [None, IMAGE_SIZE_PX, IMAGE_SIZE_PX, 1])
+        return random_erase(augment(faces, training=True)), y, w
+
+    return (
+        tf.data.Dataset.from_tensor_slices((images, targets, weights))
+        .shuffle(len(images), seed=args.seed, reshuffle_each_iteration=True)
+        .batch(args.batch_size)
+        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def validation_dataset(images: np.ndarray, labels: np.ndarray, normalization: str) -> tf.data.Dataset:
+    """PublicTest as (normalised faces, FER2013 one-hot labels): ``val_accuracy`` is FER2013 accuracy."""
+    faces = normalize(images, normalization)[..., np.newaxis]
+    one_hot = np.eye(len(LABELS), dtype=np.float32)[labels]
+    return tf.data.Dataset.from_tensor_slices((faces, one_hot)).batch(256).prefetch(tf.data.AUTOTUNE)
+
+
+def compile_model(model: keras.Model, args: argparse.Namespace, steps_per_epoch: int) -> None:
+    """AdamW with a linear warm-up then cosine decay (Loshchilov & Hutter, SGDR, 2017), label smoothing 0.1."""
+    total = args.epochs * steps_per_epoch
+    warmup = min(2 * steps_per_epoch, total // 5)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=args.learning_rate / 10,
+        decay_steps=max(total - warmup, 1),
+        warmup_target=args.learning_rate,
+        warmup_steps=warmup,
+        alpha=0.01,
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-2),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+        metrics=["accuracy"],
+    )
+
+
+def callbacks(args: argparse.Namespace) -> list[keras.callbacks.Callback]:
+    """Resumable checkpoints (BackupAndRestore), the best and last model, early stopping, the history CSV."""
+    backup = args.out / "backup"
+    if not args.resume and backup.exists():
+        shutil.rmtree(backup)
+    return [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.ModelCheckpoint(
+            str(args.out / "best.keras"), monitor="val_accuracy", save_best_only=True
+        ),
+        keras.callbacks.ModelCheckpoint(str(args.out / "last.keras")),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
+        keras.callbacks.CSVLogger(str(args.out / "history.csv"), append=args.resume),
+    ]
+
+
+def new_model(args: argparse.Namespace) -> keras.Model:
+    """The network under the run's precision policy."""
+    keras.mixed_precision.set_global_policy(args.precision)
+    return build_model((IMAGE_SIZE_PX, IMAGE_SIZE_PX, 1), len(LABELS), args.width)
+
+
+def export_float32(best_path: Path, args: argparse.Namespace) -> keras.Model:
+    """Rebuild the best model under the float32 policy, so conversion sees plain float32 ops."""
+    trained = keras.models.load_model(best_path, compile=False)
+    keras.mixed_precision.set_global_policy("float32")
+    model = build_model((IMAGE_SIZE_PX, IMAGE_SIZE_PX, 1), len(LABELS), args.width)
+    model.set_weights(trained.get_weights())
+    model.save(args.out / "model.keras")
+    return model
+
+
+def fit(
+    model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, args: argparse.Namespace
+) -> keras.callbacks.History:
+    """Train for ``args.epochs`` (continuing from the backup with ``args.resume``); return Keras's history."""
+    return model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks(args), verbose=2)
+
+
+def predict(model: keras.Model, images: np.ndarray, normalization: str) -> np.ndarray:
+    """Probabilities ``(N, 7)`` of the Keras model for uint8 faces ``(N, 48, 48)``."""
+    return model.predict(normalize(images, normalization)[..., np.newaxis], batch_size=256, verbose=0)
