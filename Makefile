@@ -54,7 +54,7 @@ train-resume: $(VENV)/.dev
 	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) --resume
 
 convert: $(VENV)/.dev
-	$(PY) -m convert --model $(RUN)/model.keras --training $(RUN)/training.json --data $(DATA) \
+	$(PY) -m convert --model $(RUN)/model.keras --training $(RUN)/training.json --data $(DATA) --votes $(VOTES) \
 		--crop models/crop.json --out $(MODEL)
 
 bench: $(VENV)/.dev

@@ -1,7 +1,11 @@
-"""Convert the trained Keras model to TFLite, verify it with the device's code and write its model card.
+"""Convert the Keras model to TFLite, verify it with the device's code, calibrate it, write its card.
 
     python -m convert --model runs/train/model.keras --data ../shared/data/fer2013 \
-        --out models/emotion-int8.tflite
+        --votes ../shared/data/ferplus/votes.csv --out models/emotion-int8.tflite
+
+Beside the model it writes the card (``emotion-int8.json``) and the report folder (``emotion-int8-report/``):
+FER2013 and FER+ metrics on PrivateTest, confusion matrices, calibration with its reliability diagram, and the
+robustness table.
 """
 
 from __future__ import annotations
@@ -18,20 +22,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from convert.calibrate import fit_temperature, reliability  # noqa: E402
 from convert.card import build_card, card_metrics, crop_section, read_json, write_card  # noqa: E402
 from convert.errors import AccuracyDropError, ConvertError  # noqa: E402
 from convert.quantize import QUANTIZATIONS, flip_averaged, representative_faces, to_tflite  # noqa: E402
+from convert.robustness import labels_unchanged  # noqa: E402
 from convert.verify import keras_scores, tflite_scores  # noqa: E402
-from device.classify import card_path_for  # noqa: E402
+from device.classify import EmotionClassifier, apply_temperature, card_path_for  # noqa: E402
 from device.errors import ModelError  # noqa: E402
 from device.preprocess import normalize  # noqa: E402
+from train import report  # noqa: E402
 from train.const import LABELS  # noqa: E402
-from train.data import DatasetError, load  # noqa: E402
-from train.report import classification_metrics, format_report  # noqa: E402
+from train.data import Dataset, DatasetError, load  # noqa: E402
+from train.metrics import classification_metrics, format_report  # noqa: E402
+from train.votes import Votes, VotesError, load_votes  # noqa: E402
 
 logger = logging.getLogger("convert")
 
 REPORT_SPLIT = "PrivateTest"
+CALIBRATION_SPLIT = "PublicTest"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=True,
         help="score each face and its mirror image and average (on by default; chosen on PublicTest)",
     )
+    parser.add_argument(
+        "--votes", type=Path, help="FER+ votes.csv: adds FER+ majority metrics to the report and the card"
+    )
     parser.add_argument("--crop", type=Path, default=Path("models/crop.json"), help="crop calibration")
     parser.add_argument("--representative", type=int, default=500, help="Training faces for int8 calibration")
     parser.add_argument("--seed", type=int, default=1234, help="seeds the representative sample")
@@ -83,6 +95,11 @@ def load_keras_model(path: Path) -> keras.Model:
         raise ConvertError(f"{path}: not a readable Keras model ({first}); pass --model") from None
 
 
+def report_dir_for(model_path: Path) -> Path:
+    """The report folder beside the model: ``emotion-int8.tflite`` → ``emotion-int8-report/``."""
+    return model_path.with_name(f"{model_path.stem}-report")
+
+
 def convert(args: argparse.Namespace) -> dict:
     """Run every step in order; return the card written. Raises ConvertError for anything a user can fix."""
     # Inputs
@@ -90,12 +107,14 @@ def convert(args: argparse.Namespace) -> dict:
     if args.flip_average:
         model = flip_averaged(model)
     training = read_json(args.training, "training facts", "pass --training with the run's training.json")
+    normalization = str(training.get("normalization", "none"))
     crop = crop_section(args.crop)
     if crop["source"].startswith("default"):
         logger.warning("%s not found: the card records a zero crop margin and offset", args.crop)
     try:
         data = load(args.data)
-    except DatasetError as err:
+        votes = load_votes(args.votes) if args.votes else None
+    except (DatasetError, VotesError) as err:
         raise ConvertError(str(err)) from None
     if training.get("data_sha256") not in (None, data.sha256):
         logger.warning("%s differs from the data the model was trained on (data_sha256)", args.data)
@@ -104,51 +123,140 @@ def convert(args: argparse.Namespace) -> dict:
     # Convert
     representative = None
     if args.quantization == "int8":
-        faces = normalize(data["Training"].images)[..., np.newaxis]
+        faces = normalize(data["Training"].images, normalization)[..., np.newaxis]
         representative = representative_faces(faces, args.representative, args.seed)
         logger.info("calibrating int8 on %d Training faces (seed %d)", len(representative), args.seed)
     flatbuffer = to_tflite(model, args.quantization, representative)
 
-    # Verify on the report split, the .tflite through the device's own classifier
-    test = data[REPORT_SPLIT]
+    # Verify on the report split and fit the temperature on the validation split, the .tflite through the
+    # device's own classifier (with the provisional card: no temperature yet)
     with tempfile.TemporaryDirectory(prefix="moodcast-verify-") as tmp:
         candidate = Path(tmp) / args.out.name
         candidate.write_bytes(flatbuffer)
         provisional = build_card(
-            list(LABELS), input_shape, crop, args.quantization, None, training, args.flip_average
+            list(LABELS),
+            input_shape,
+            crop,
+            normalization,
+            args.quantization,
+            None,
+            training,
+            args.flip_average,
         )
         write_card(card_path_for(candidate), provisional)
         try:
-            lite_predicted = tflite_scores(candidate, test.images).argmax(axis=1)
+            classifier = EmotionClassifier(candidate)
+            validation = data[CALIBRATION_SPLIT]
+            temperature = fit_temperature(tflite_scores(classifier, validation.images), validation.labels)
+            raw_scores = tflite_scores(classifier, data[REPORT_SPLIT].images)
+            robustness = labels_unchanged(
+                data[REPORT_SPLIT].images, lambda faces: tflite_scores(classifier, faces).argmax(axis=1)
+            )
         except ModelError as err:
             raise ConvertError(f"the converted model fails on the device's runtime: {err}") from None
-    keras_predicted = keras_scores(model, test.images).argmax(axis=1)
+    test = data[REPORT_SPLIT]
+    lite_predicted = raw_scores.argmax(axis=1)
+    keras_predicted = keras_scores(model, test.images, normalization).argmax(axis=1)
     lite = classification_metrics(test.labels, lite_predicted, list(LABELS))
     reference = classification_metrics(test.labels, keras_predicted, list(LABELS))
     drop = reference["accuracy"] - lite["accuracy"]
-    print(summary(args, lite, reference, len(flatbuffer), float((lite_predicted == keras_predicted).mean())))
+    agreement = float((lite_predicted == keras_predicted).mean())
+    print(summary(args, lite, reference, len(flatbuffer), agreement))
     if drop > args.max_drop:
         raise AccuracyDropError(
             f"{args.quantization} model loses {100 * drop:.1f} points against Keras on {REPORT_SPLIT} "
             f"({lite['accuracy']:.4f} vs {reference['accuracy']:.4f}, limit {100 * args.max_drop:.1f}); "
             f"{args.out} not written; calibrate on more faces (--representative) or raise --max-drop"
         )
+    calibration = {
+        "temperature": temperature,
+        "method": "temperature scaling (Guo et al., 2017), NLL of FER2013 labels",
+        "fitted_on": f"FER2013 {CALIBRATION_SPLIT}",
+        "uncalibrated": reliability(raw_scores, test.labels),
+        "calibrated": reliability(apply_temperature(raw_scores, temperature), test.labels),
+    }
+    ferplus = ferplus_metrics(data, votes, lite_predicted)
 
-    # Ship: the model and its card, side by side
+    # Ship: the model, its card and its report, side by side
+    metrics = card_metrics(REPORT_SPLIT, lite, reference["accuracy"], ferplus, robustness)
     card = build_card(
         list(LABELS),
         input_shape,
         crop,
+        normalization,
         args.quantization,
-        card_metrics(REPORT_SPLIT, lite, reference["accuracy"]),
+        metrics,
         training,
         args.flip_average,
+        {key: calibration[key] for key in ("temperature", "method", "fitted_on")}
+        | {"ece": calibration["calibrated"]["ece"], "ece_uncalibrated": calibration["uncalibrated"]["ece"]},
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(flatbuffer)
     write_card(card_path_for(args.out), card)
-    print(f"model: {args.out}  card: {card_path_for(args.out)}")
+    write_report(report_dir_for(args.out), lite, reference, ferplus, calibration, robustness, agreement)
+    print(format_extras(ferplus, calibration, robustness))
+    print(f"model: {args.out}  card: {card_path_for(args.out)}  report: {report_dir_for(args.out)}")
     return card
+
+
+def ferplus_metrics(data: Dataset, votes: Votes | None, predicted: np.ndarray) -> dict | None:
+    """Metrics against the FER+ majority, on the report split's faces whose majority is an emotion."""
+    if votes is None:
+        return None
+    majority = votes.majority(data[REPORT_SPLIT].names)
+    known = majority >= 0
+    if not known.any():
+        raise ConvertError("--votes: no face of the report split has a FER+ majority; are the names right?")
+    return classification_metrics(majority[known], predicted[known], list(LABELS))
+
+
+def write_report(
+    folder: Path,
+    lite: dict,
+    reference: dict,
+    ferplus: dict | None,
+    calibration: dict,
+    robustness: dict[str, float],
+    agreement: float,
+) -> None:
+    """``report.json`` and the PNGs: confusion matrices (FER2013, FER+) and the reliability diagram."""
+    folder.mkdir(parents=True, exist_ok=True)
+    content = {
+        "split": REPORT_SPLIT,
+        "fer2013": lite,
+        "ferplus_majority": ferplus,
+        "keras_fer2013_accuracy": reference["accuracy"],
+        "same_top_class_as_keras": round(agreement, 4),
+        "calibration": calibration,
+        "labels_unchanged": robustness,
+    }
+    report.write_json(folder / "report.json", content)
+    report.plot_confusion(lite, folder / "confusion-fer2013.png", f"FER2013 labels, {REPORT_SPLIT}")
+    if ferplus is not None:
+        report.plot_confusion(ferplus, folder / "confusion-ferplus.png", f"FER+ majority, {REPORT_SPLIT}")
+    report.plot_reliability(
+        {
+            "uncalibrated": calibration["uncalibrated"],
+            f"T = {calibration['temperature']:g}": calibration["calibrated"],
+        },
+        folder / "reliability.png",
+        f"Reliability, FER2013 {REPORT_SPLIT}",
+    )
+
+
+def format_extras(ferplus: dict | None, calibration: dict, robustness: dict[str, float]) -> str:
+    """The terminal lines after the summary: FER+ table, calibration and robustness."""
+    lines = []
+    if ferplus is not None:
+        lines += ["FER+ majority", format_report(ferplus)]
+    lines.append(
+        f"calibration: temperature {calibration['temperature']:g}, "
+        f"ECE {calibration['uncalibrated']['ece']:.4f} "
+        f"→ {calibration['calibrated']['ece']:.4f}"
+    )
+    lines += ["labels unchanged:"] + [f"  {name:<28}{share:.1%}" for name, share in robustness.items()]
+    return "\n".join(lines)
 
 
 def summary(args: argparse.Namespace, lite: dict, reference: dict, size: int, agreement: float) -> str:

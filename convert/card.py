@@ -38,42 +38,85 @@ def crop_section(path: Path) -> dict:
     return {**crop, "source": str(path)}
 
 
+TRAINING_KEYS = ("epochs", "seed", "data_sha256", "git_commit", "targets")
+
+
 def build_card(
     labels: list[str],
     input_shape: tuple[int, int, int],
     crop: dict,
+    normalization: str,
     quantization: str,
     metrics: dict | None,
     training: dict,
     flip_average: bool = False,
+    calibration: dict | None = None,
 ) -> dict:
-    """Assemble the card. ``metrics`` is None for the provisional card the verification step loads."""
+    """Assemble the card. ``metrics`` is None for the provisional card the verification step loads.
+
+    ``normalization`` is the lighting normalisation the model was trained with (``device.preprocess``);
+    ``calibration`` holds the ``temperature`` the device applies to the scores (absent: 1).
+    """
     height, width, channels = input_shape
-    return {
+    card = {
         "schema": CARD_SCHEMA,
         "name": CARD_NAME,
         "labels": list(labels),
-        "input": {"height": height, "width": width, "channels": channels, "scale": "0..1", "crop": crop},
+        "input": {
+            "height": height,
+            "width": width,
+            "channels": channels,
+            "scale": "0..1",
+            "normalization": normalization,
+            "crop": crop,
+        },
         "quantization": quantization,
         "flip_average": flip_average,
         "metrics": metrics or {},
-        "training": {key: training.get(key) for key in ("epochs", "seed", "data_sha256", "git_commit")},
+        "training": {key: training.get(key) for key in TRAINING_KEYS if key in training},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if calibration is not None:
+        card["calibration"] = calibration
+    return card
+
+
+def _per_class(metrics: dict) -> dict:
+    return {
+        name: {"precision": scores["precision"], "recall": scores["recall"]}
+        for name, scores in metrics["per_class"].items()
     }
 
 
-def card_metrics(split: str, metrics: dict, keras_accuracy: float) -> dict:
-    """The card's ``metrics`` from ``train.report.classification_metrics`` of the .tflite's predictions."""
-    return {
+def card_metrics(
+    split: str,
+    metrics: dict,
+    keras_accuracy: float,
+    ferplus: dict | None = None,
+    labels_unchanged: dict[str, float] | None = None,
+) -> dict:
+    """The card's ``metrics`` from ``train.metrics.classification_metrics`` of the .tflite's predictions.
+
+    ``ferplus``: the same against the FER+ majority; ``labels_unchanged``: ``convert.robustness``'s table.
+    """
+    card = {
         "dataset": "FER2013",
         "split": split,
         "accuracy": metrics["accuracy"],
+        "macro_recall": metrics["macro_recall"],
         "keras_accuracy": keras_accuracy,
-        "per_class": {
-            name: {"precision": scores["precision"], "recall": scores["recall"]}
-            for name, scores in metrics["per_class"].items()
-        },
+        "per_class": _per_class(metrics),
     }
+    if ferplus is not None:
+        card["ferplus_majority"] = {
+            "accuracy": ferplus["accuracy"],
+            "macro_recall": ferplus["macro_recall"],
+            "faces": int(sum(m["support"] for m in ferplus["per_class"].values())),
+            "per_class": _per_class(ferplus),
+        }
+    if labels_unchanged is not None:
+        card["labels_unchanged"] = labels_unchanged
+    return card
 
 
 def write_card(path: Path, card: dict) -> None:

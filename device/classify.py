@@ -95,11 +95,16 @@ def load_card(path: Path) -> ModelCard:
 
 
 def _temperature(path: Path, calibration: object) -> float:
-    """The card's ``calibration.temperature`` (1.0 when the card has no calibration); ModelError if not > 0."""
+    """The card's ``calibration.temperature`` (1.0 without calibration); ModelError unless it is > 0."""
     if calibration is None:
         return 1.0
     value = calibration.get("temperature") if isinstance(calibration, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ModelError(f"{path}: calibration.temperature must be a number > 0, got {value!r}")
     return float(value)
 
@@ -107,10 +112,10 @@ def _temperature(path: Path, calibration: object) -> float:
 def apply_temperature(scores: np.ndarray, temperature: float) -> np.ndarray:
     """Temperature-scale probabilities ``(N, classes)``: softmax(log p / T), each row summing to 1.
 
-    Temperature scaling (Guo et al., 2017, "On Calibration of Modern Neural Networks") divides the logits by one
-    scalar T fitted on held-out data; since ``p ∝ exp(z)``, ``softmax(z / T) = p^(1/T) / Σ p^(1/T)``, which works
-    on the model's probabilities directly (a class the int8 output rounds to 0 stays 0). T > 1 softens, T < 1
-    sharpens; the top class never changes.
+    Temperature scaling (Guo et al., 2017, "On Calibration of Modern Neural Networks") divides the logits by
+    one scalar T fitted on held-out data; since ``p ∝ exp(z)``, ``softmax(z / T) = p^(1/T) / Σ p^(1/T)``,
+    which works on the model's probabilities directly (a class the int8 output rounds to 0 stays 0).
+    T > 1 softens, T < 1 sharpens; the top class never changes.
     """
     if temperature == 1.0 or not len(scores):
         return scores
@@ -179,7 +184,7 @@ class EmotionClassifier:
     def classify(self, faces: np.ndarray) -> np.ndarray:
         """Score a float32 batch ``(N, H, W, C)`` scaled 0..1; return probabilities ``(N, classes)``.
 
-        The probabilities are temperature-scaled by the card's ``calibration.temperature`` (``apply_temperature``).
+        They are temperature-scaled by the card's ``calibration.temperature`` (``apply_temperature``).
         """
         count = len(faces)
         if count == 0:

@@ -17,8 +17,8 @@ class CropSpec:
     """How a detector box becomes the model's input, as recorded in the model card.
 
     The box is grown by ``margin_frac`` of its size on every side and its centre moved by
-    ``offset_x_frac``/``offset_y_frac`` of its size, so the crop matches FER2013's framing; the resized crop is
-    then normalised by ``normalization`` (one of ``NORMALIZATIONS``, the card's ``input.normalization``).
+    ``offset_x_frac``/``offset_y_frac`` of its size, so the crop matches FER2013's framing; the resized crop
+    is then normalised by ``normalization`` (one of ``NORMALIZATIONS``, the card's ``input.normalization``).
     """
 
     width_px: int = 48
@@ -33,9 +33,9 @@ def equalize(faces: np.ndarray) -> np.ndarray:
     """Histogram-equalise each uint8 face of ``(H, W)`` or ``(N, H, W)``; same shape, uint8.
 
     Global histogram equalisation (Gonzalez & Woods, *Digital Image Processing*, 3.3.1; OpenCV's
-    ``equalizeHist``) maps each grey level through the face's own cumulative histogram. The map depends only on
-    the order of the grey levels, so a global brightness or gamma change (any monotonic change of the levels)
-    gives nearly the same output: a face in dim light reaches the classifier as it would in good light.
+    ``equalizeHist``) maps each grey level through the face's own cumulative histogram. The map depends only
+    on the order of the grey levels, so a global brightness or gamma change (any monotonic change of the
+    levels) gives nearly the same output: a face in dim light reaches the classifier as it would in good light.
     """
     if faces.ndim == 2:
         return cv2.equalizeHist(faces)
@@ -48,15 +48,17 @@ NORMALIZATIONS = ("none", "equalize_hist")
 def check_normalization(name: str) -> None:
     """Raise ValueError unless ``name`` is one of ``NORMALIZATIONS`` (the card's ``input.normalization``)."""
     if name not in NORMALIZATIONS:
-        raise ValueError(f"normalization {name!r} is not supported; expected one of {', '.join(NORMALIZATIONS)}")
+        raise ValueError(
+            f"normalization {name!r} is not supported; expected one of {', '.join(NORMALIZATIONS)}"
+        )
 
 
 def normalize(gray: np.ndarray, normalization: str = "none") -> np.ndarray:
     """Apply the card's lighting ``normalization`` to uint8 faces, then scale to float32 in 0..1.
 
-    ``gray``: uint8 ``(H, W)`` or ``(N, H, W)``; returns float32 of the same shape (the card's ``scale: "0..1"``).
-    ``"none"`` only scales (models converted before normalisation existed); ``"equalize_hist"`` equalises each face
-    first (``equalize``). Raises ValueError for another name.
+    ``gray``: uint8 ``(H, W)`` or ``(N, H, W)``; returns float32 of the same shape (the card's
+    ``scale: "0..1"``). ``"none"`` only scales (models converted before normalisation existed);
+    ``"equalize_hist"`` equalises each face first (``equalize``). Raises ValueError for another name.
     """
     check_normalization(normalization)
     if normalization == "equalize_hist":
@@ -94,7 +96,7 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], spec: CropSpec) 
 
 
 def face_batch(gray: np.ndarray, boxes: list[tuple[int, int, int, int]], spec: CropSpec) -> np.ndarray:
-    """Crop every box of one frame into a float32 batch ``(N, H, W, 1)`` scaled 0..1, normalised per ``spec``."""
+    """Crop every box of a frame into a float32 batch ``(N, H, W, 1)`` 0..1, normalised per ``spec``."""
     if not boxes:
         return np.zeros((0, spec.height_px, spec.width_px, 1), np.float32)
     crops = np.stack([crop_face(gray, box, spec) for box in boxes])

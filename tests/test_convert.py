@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convert.card import TRAINING_KEYS
 from device.classify import EmotionClassifier, card_path_for
 from tests.fixtures_model import FER_MINI
 from train.const import LABELS
@@ -62,7 +63,7 @@ def test_card_follows_the_schema_and_matches_the_tensors(int8_model: Path, tiny_
     assert 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 <= metrics["keras_accuracy"] <= 1.0
     assert set(metrics["per_class"]) == set(LABELS)
     assert all(set(m) == {"precision", "recall"} for m in metrics["per_class"].values())
-    assert card["training"] == {k: training[k] for k in ("epochs", "seed", "data_sha256", "git_commit")}
+    assert card["training"] == {k: training[k] for k in TRAINING_KEYS}
     assert datetime.fromisoformat(card["created"]).tzinfo is not None
 
     classifier = EmotionClassifier(int8_model)  # the device's loader checks card against tensors
@@ -77,8 +78,8 @@ def test_int8_agrees_with_keras_on_fixture_faces(int8_model: Path, tiny_model_di
 
     images, _ = fixture_faces()
     model = keras.models.load_model(tiny_model_dir / "train" / "model.keras", compile=False)
-    reference = keras_scores(model, images)
-    quantized = tflite_scores(int8_model, images)
+    reference = keras_scores(model, images, EmotionClassifier(int8_model).card.crop.normalization)
+    quantized = tflite_scores(EmotionClassifier(int8_model), images)
     # Every score within two steps of the int8 output (1/256 each) ...
     np.testing.assert_allclose(quantized, reference, atol=2 / 256)
     # ... and the same top class wherever Keras's top two are further apart than int8 can resolve. (The

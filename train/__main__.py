@@ -20,6 +20,7 @@ from device.preprocess import NORMALIZATIONS
 from train import report
 from train.const import LABELS
 from train.data import Dataset, DatasetError, load
+from train.metrics import classification_metrics, format_report
 from train.votes import Votes, VotesError, blended_targets, load_votes
 
 logger = logging.getLogger("train")
@@ -36,8 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--votes",
         type=Path,
-        help="FER+ votes.csv keyed by the image folders' file names: soft targets, not-a-face faces left out, "
-        "and a FER+ test report (needs --data as folders)",
+        help="FER+ votes.csv keyed by the image folders' file names: soft targets, not-a-face faces left "
+        "out, and a FER+ test report (needs --data as folders)",
     )
     parser.add_argument(
         "--vote-blend",
@@ -101,9 +102,9 @@ def training_targets(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Training faces, their targets ``(N, 7)`` and sample weights ``(N,)``, and facts for the report.
 
-    With votes, the faces FER+ rejects as not a face are left out and each target blends the FER2013 label with
-    the vote shares (``blended_targets``); without, the target is FER2013's one-hot label. Weights follow the
-    FER2013 label (``class_weights``).
+    With votes, the faces FER+ rejects as not a face are left out and each target blends the FER2013 label
+    with the vote shares (``blended_targets``); without, the target is FER2013's one-hot label. Weights
+    follow the FER2013 label (``class_weights``).
     """
     split = data["Training"]
     images, labels = split.images, split.labels
@@ -119,7 +120,9 @@ def training_targets(
             "targets": f"{1 - blend:g} x FER2013 one-hot + {blend:g} x FER+ vote shares",
             "left_out_not_a_face": int((~keep).sum()),
         }
-        logger.info("FER+ votes: %s; %d Training faces left out as not a face", facts["targets"], (~keep).sum())
+        logger.info(
+            "FER+ votes: %s; %d Training faces left out as not a face", facts["targets"], (~keep).sum()
+        )
     weights = class_weights(labels)[labels].astype(np.float32)
     return images, targets, weights, facts
 
@@ -130,11 +133,11 @@ def evaluate(model, data: Dataset, votes: Votes | None, normalization: str) -> d
 
     test = data["PrivateTest"]
     predicted = predict(model, test.images, normalization).argmax(axis=1)
-    metrics = {"fer2013": report.classification_metrics(test.labels, predicted, list(LABELS))}
+    metrics = {"fer2013": classification_metrics(test.labels, predicted, list(LABELS))}
     if votes is not None:
         majority = votes.majority(test.names)
         known = majority >= 0
-        metrics["ferplus"] = report.classification_metrics(majority[known], predicted[known], list(LABELS))
+        metrics["ferplus"] = classification_metrics(majority[known], predicted[known], list(LABELS))
     return metrics
 
 
@@ -151,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train: {err}", file=sys.stderr)
         return 2
     if votes is not None and not any(data["Training"].names):
-        print(f"train: {args.data}: --votes needs the image-folder layout (a CSV has no file names)", file=sys.stderr)
+        print(
+            f"train: {args.data}: --votes needs the image-folder layout (a CSV has no file names)",
+            file=sys.stderr,
+        )
         return 2
     images, targets, weights, target_facts = training_targets(data, votes, args.vote_blend)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -197,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         report.write_json(args.out / "report-ferplus.json", metrics["ferplus"])
     (args.out / "training.json").write_text(json.dumps(facts, indent=2) + "\n")
     for name, found in metrics.items():
-        print(f"{name} PrivateTest\n{report.format_report(found)}")
+        print(f"{name} PrivateTest\n{format_report(found)}")
     print(f"model: {args.out / 'model.keras'}  report: {args.out / 'report.json'}")
     return 0
 

@@ -24,8 +24,8 @@ class DatasetError(Exception):
 class Split:
     """The faces of one split: ``images`` uint8 (N, 48, 48), ``labels`` int (N,).
 
-    ``names`` are the faces' paths under the image-folder root (``train/angry/Training_1.jpg``), the key of the
-    FER+ votes; empty strings for faces read from a CSV, which has no file names.
+    ``names`` are the faces' paths under the image-folder root (``train/angry/Training_1.jpg``), the key of
+    the FER+ votes; empty strings for faces read from a CSV, which has no file names.
     """
 
     images: np.ndarray

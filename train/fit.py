@@ -23,10 +23,11 @@ from train.model import build_model
 def training_dataset(
     images: np.ndarray, targets: np.ndarray, weights: np.ndarray, args: argparse.Namespace
 ) -> tf.data.Dataset:
-    """Batches of (augmented, normalised faces ``(B, 48, 48, 1)`` 0..1, targets ``(B, 7)``, sample weights ``(B,)``).
+    """Batches of (augmented normalised faces ``(B, 48, 48, 1)`` 0..1, targets ``(B, 7)``, weights ``(B,)``).
 
     The light is changed on the raw uint8 faces (``photometric``), the faces are normalised by the one device
-    function (``device.preprocess.normalize`` with ``args.normalization``), and only then is the geometry changed.
+    function (``device.preprocess.normalize`` with ``args.normalization``), and only then is the geometry
+    changed.
     """
     augment = build_augmenter(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -56,7 +57,7 @@ def validation_dataset(images: np.ndarray, labels: np.ndarray, normalization: st
 
 
 def compile_model(model: keras.Model, args: argparse.Namespace, steps_per_epoch: int) -> None:
-    """AdamW with a linear warm-up then cosine decay (Loshchilov & Hutter, SGDR, 2017), label smoothing 0.1."""
+    """AdamW, linear warm-up then cosine decay (Loshchilov & Hutter, SGDR, 2017), label smoothing 0.1."""
     total = args.epochs * steps_per_epoch
     warmup = min(2 * steps_per_epoch, total // 5)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -109,7 +110,9 @@ def fit(
     model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, args: argparse.Namespace
 ) -> keras.callbacks.History:
     """Train for ``args.epochs`` (continuing from the backup with ``args.resume``); return Keras's history."""
-    return model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks(args), verbose=2)
+    return model.fit(
+        train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks(args), verbose=2
+    )
 
 
 def predict(model: keras.Model, images: np.ndarray, normalization: str) -> np.ndarray:

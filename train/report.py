@@ -1,4 +1,4 @@
-"""The evaluation report: accuracy, per-class precision/recall/F1, confusion matrix and curves."""
+"""The report's pictures and files: confusion matrices, training curves, reliability diagram."""
 
 from __future__ import annotations
 
@@ -11,38 +11,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-
-def classification_metrics(labels: np.ndarray, predicted: np.ndarray, names: list[str]) -> dict:
-    """Accuracy, macro recall, the confusion matrix (rows true, columns predicted) and per-class P/R/F1.
-
-    Macro recall is the unweighted mean of the per-class recalls of the classes present (the balanced accuracy
-    of scikit-learn's ``balanced_accuracy_score``): a model that calls everything the majority class scores
-    1/classes on it, however large that class.
-    """
-    n = len(names)
-    confusion = np.zeros((n, n), np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    per_class = {}
-    for i, name in enumerate(names):
-        tp = confusion[i, i]
-        precision = tp / confusion[:, i].sum() if confusion[:, i].sum() else 0.0
-        recall = tp / confusion[i].sum() if confusion[i].sum() else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {
-            "precision": round(float(precision), 4),
-            "recall": round(float(recall), 4),
-            "f1": round(float(f1), 4),
-            "support": int(confusion[i].sum()),
-        }
-    present = [m["recall"] for m in per_class.values() if m["support"]]
-    return {
-        "accuracy": round(float(np.trace(confusion) / max(confusion.sum(), 1)), 4),
-        "macro_recall": round(float(np.mean(present)) if present else 0.0, 4),
-        "per_class": per_class,
-        "confusion": confusion.tolist(),
-        "labels": names,
-    }
 
 
 def plot_confusion(metrics: dict, path: Path, title: str) -> None:
@@ -90,6 +58,34 @@ def plot_curves(history_csv: Path, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_reliability(curves: dict[str, dict], path: Path, title: str) -> None:
+    """Draw reliability diagrams to ``path`` (PNG): accuracy against mean confidence per bin, one line each.
+
+    ``curves`` maps a legend name to ``convert.calibrate.reliability``'s result (``{"ece", "bins": [...]}``).
+    A calibrated model lies on the diagonal.
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    for name, curve in curves.items():
+        bins = curve["bins"]
+        ax.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker="o",
+            label=f"{name} (ECE {curve['ece']:.3f})",
+        )
+    ax.set_xlabel("confidence (top score)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_report(out_dir: Path, metrics: dict, extra: dict) -> Path:
     """Write ``report.json`` (metrics plus run facts) and the confusion PNG; return the JSON path."""
     plot_confusion(metrics, out_dir / "confusion.png", f"{extra.get('split', '')}")
@@ -101,14 +97,3 @@ def write_report(out_dir: Path, metrics: dict, extra: dict) -> Path:
 def write_json(path: Path, content: dict) -> None:
     """Write ``content`` as indented JSON to ``path``."""
     path.write_text(json.dumps(content, indent=2) + "\n")
-
-
-def format_report(metrics: dict) -> str:
-    """A plain-text table of the metrics for the terminal."""
-    lines = [
-        f"accuracy {metrics['accuracy']:.4f}  macro recall {metrics['macro_recall']:.4f}",
-        f"{'class':<10}{'prec':>8}{'recall':>8}{'f1':>8}{'n':>7}",
-    ]
-    for name, m in metrics["per_class"].items():
-        lines.append(f"{name:<10}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}{m['support']:>7}")
-    return "\n".join(lines)

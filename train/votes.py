@@ -1,7 +1,8 @@
 """FER+ crowd votes (Barsoum et al., 2016): ten votes per FER2013 face, as training targets and test labels.
 
-The votes file (``../shared/data/ferplus/votes.csv``) has one row per face, keyed by its path under the FER2013
-image folders: ``file,fer2013_label,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF``.
+The votes file (``../shared/data/ferplus/votes.csv``) has one row per face, keyed by its path under the
+FER2013 image folders:
+``file,fer2013_label,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,18 @@ from train.const import LABELS
 
 # FER+'s column for each FER2013 class, in LABELS order; the other columns are contempt, unknown and NF.
 EMOTION_COLUMNS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
-VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+VOTE_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
 VOTES_PER_FACE = 10
 
 
@@ -31,7 +43,7 @@ class Votes:
     counts: dict[str, np.ndarray]
 
     def emotion_counts(self, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Votes for the 7 classes in LABELS order ``(N, 7)`` and whether each face has a row ``(N,)`` bool."""
+        """Votes for the 7 classes in LABELS order ``(N, 7)``, and whether each face has a row ``(N,)``."""
         out = np.zeros((len(names), len(LABELS)), np.float32)
         found = np.zeros(len(names), bool)
         index = [VOTE_COLUMNS.index(column) for column in EMOTION_COLUMNS]
@@ -43,14 +55,14 @@ class Votes:
         return out, found
 
     def not_a_face(self, names: tuple[str, ...]) -> np.ndarray:
-        """True for faces FER+ rejects: no row (FER+ dropped them as not a face) or most votes on NF. ``(N,)``."""
+        """True ``(N,)`` for faces FER+ rejects: no row (dropped as not a face) or most votes on NF."""
         nf = VOTE_COLUMNS.index("NF")
         return np.array(
             [(row := self.counts.get(name)) is None or row[nf] > VOTES_PER_FACE // 2 for name in names], bool
         )
 
     def majority(self, names: tuple[str, ...]) -> np.ndarray:
-        """The FER+ majority label per face as an index into LABELS, or -1 where it is not one of the 7 emotions.
+        """The FER+ majority per face as an index into LABELS, or -1 where it is not one of the 7 emotions.
 
         The majority is the column with the most votes (the first in ``VOTE_COLUMNS`` on a tie); faces whose
         majority is contempt, unknown or NF, or that have no row, get -1: the usual FER+ test set.
@@ -82,14 +94,18 @@ def load_votes(path: Path) -> Votes:
             reader = csv.DictReader(handle)
             missing = [c for c in ("file", *VOTE_COLUMNS) if c not in (reader.fieldnames or [])]
             if missing:
-                raise VotesError(f"{path}: expected columns file,{','.join(VOTE_COLUMNS)}; missing {','.join(missing)}")
+                raise VotesError(
+                    f"{path}: expected columns file,{','.join(VOTE_COLUMNS)}; missing {','.join(missing)}"
+                )
             for line, row in enumerate(reader, start=2):
                 try:
                     votes = np.array([int(row[c]) for c in VOTE_COLUMNS], np.int64)
                 except (TypeError, ValueError):
                     raise VotesError(f"{path}:{line}: vote counts must be whole numbers; {fix}") from None
                 if votes.min() < 0 or votes.sum() == 0:
-                    raise VotesError(f"{path}:{line}: expected non-negative vote counts with at least one vote")
+                    raise VotesError(
+                        f"{path}:{line}: expected non-negative vote counts with at least one vote"
+                    )
                 counts[row["file"]] = votes
         except UnicodeDecodeError:
             raise VotesError(f"{path}: not a UTF-8 text file; {fix}") from None
@@ -103,9 +119,9 @@ def load_votes(path: Path) -> Votes:
 def blended_targets(labels: np.ndarray, emotion_votes: np.ndarray, blend: float) -> np.ndarray:
     """Training targets ``(N, 7)``: ``(1 - blend)`` × the FER2013 one-hot label + ``blend`` × the vote shares.
 
-    ``emotion_votes`` is ``(N, 7)`` (``Votes.emotion_counts``); a face with no vote on any of the 7 emotions (all
-    contempt/unknown) keeps its one-hot label. ``blend`` in 0..1: 0 is FER2013 alone, 1 the FER+ distribution
-    alone (Barsoum et al.'s "probabilistic label drawing" target). Rows sum to 1.
+    ``emotion_votes`` is ``(N, 7)`` (``Votes.emotion_counts``); a face with no vote on any of the 7 emotions
+    (all contempt/unknown) keeps its one-hot label. ``blend`` in 0..1: 0 is FER2013 alone, 1 the FER+
+    distribution alone (Barsoum et al.'s "probabilistic label drawing" target). Rows sum to 1.
     """
     one_hot = np.eye(len(LABELS), dtype=np.float32)[labels]
     totals = emotion_votes.sum(axis=1, keepdims=True)
