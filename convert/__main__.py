@@ -28,9 +28,9 @@ from convert.errors import AccuracyDropError, ConvertError  # noqa: E402
 from convert.quantize import QUANTIZATIONS, flip_averaged, representative_faces, to_tflite  # noqa: E402
 from convert.robustness import labels_unchanged  # noqa: E402
 from convert.verify import keras_scores, tflite_scores  # noqa: E402
-from device.classify import EmotionClassifier, apply_temperature, card_path_for  # noqa: E402
 from device.errors import ModelError  # noqa: E402
-from device.preprocess import normalize  # noqa: E402
+from device.vision.classify import EmotionClassifier, apply_temperature, card_path_for  # noqa: E402
+from device.vision.preprocess import normalize  # noqa: E402
 from train import report  # noqa: E402
 from train.const import LABELS  # noqa: E402
 from train.data import Dataset, DatasetError, load  # noqa: E402

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from device.classify import apply_temperature
+from device.vision.classify import apply_temperature
 
 ECE_BINS = 15
 # The int8 output's smallest step is 1/256: a true class scored 0 is taken as half a step for the likelihood.

@@ -1,4 +1,4 @@
-"""The model card written beside the .tflite (schema in ARCHITECTURE.md), read by ``device.classify``."""
+"""The model card written beside the .tflite (ARCHITECTURE.md schema), read by ``device.vision.classify``."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def build_card(
 ) -> dict:
     """Assemble the card. ``metrics`` is None for the provisional card the verification step loads.
 
-    ``normalization`` is the lighting normalisation the model was trained with (``device.preprocess``);
+    ``normalization`` is the lighting normalisation the model was trained with (``device.vision.preprocess``);
     ``calibration`` holds the ``temperature`` the device applies to the scores (absent: 1).
     """
     height, width, channels = input_shape

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from device.classify import EmotionClassifier
-from device.preprocess import normalize
+from device.vision.classify import EmotionClassifier
+from device.vision.preprocess import normalize
 
 BATCH = 256
 

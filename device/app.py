@@ -11,17 +11,17 @@ from collections import Counter
 import cv2
 import sdnotify
 
-from device.camera import Frame, FrameSource, open_source
-from device.classify import EmotionClassifier
 from device.config import Config
 from device.const import SUMMARY_INTERVAL_S
-from device.detect import FaceDetector
-from device.display import Display, NoDisplay, open_display
-from device.events import EventFactory, EventSink, JsonLinesSink
+from device.display.display import Display, NoDisplay, open_display
+from device.display.overlay import StatusLine, draw_overlay
 from device.metrics import Metrics
-from device.overlay import StatusLine, draw_overlay
-from device.pipeline import Pipeline, face_labels
-from device.track import FaceTracker, TrackEvent
+from device.outputs.events import EventFactory, EventSink, JsonLinesSink
+from device.sources.camera import Frame, FrameSource, open_source
+from device.vision.classify import EmotionClassifier
+from device.vision.detect import FaceDetector
+from device.vision.pipeline import Pipeline, face_labels
+from device.vision.track import FaceTracker, TrackEvent
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class MoodcastApp:
         if self.config.events.path:
             self._sinks.append(JsonLinesSink(self.config.events.path))
         if self.config.mqtt.enabled:
-            from device.publish import EventPublisher
+            from device.outputs.publish import EventPublisher
 
             self._publisher = EventPublisher(self.config.mqtt, self.config.device_id)
             last_seq = self._publisher.last_seq()
@@ -110,7 +110,7 @@ class MoodcastApp:
     def _init_http(self) -> None:
         if not self.config.http.enabled:
             return
-        from device.http import HttpServer
+        from device.web.http import HttpServer
 
         self._http = HttpServer(self.config.http, self.metrics, lambda: self._latest_jpeg, self.healthy)
         self._http.start()

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the daemon, in a registry of its own, served by device.http at /metrics."""
+"""Prometheus metrics of the daemon, in a registry of its own, served by device.web.http at /metrics."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.camera import Picamera2Source, _ThreadedCamera, make_lores
 from device.config import CameraConfig, DetectConfig
+from device.sources.camera import Picamera2Source, _ThreadedCamera, make_lores
 from tools.bench import decode
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "one-face.mp4"

@@ -1,4 +1,4 @@
-"""device.classify on the placeholder int8 and float32 models: batching, quantization, refusals."""
+"""device.vision.classify on the placeholder int8 and float32 models: batching, quantization, refusals."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.classify import EmotionClassifier, card_path_for
 from device.errors import ModelError
-from device.preprocess import normalize
+from device.vision.classify import EmotionClassifier, card_path_for
+from device.vision.preprocess import normalize
 
 
 @pytest.fixture(scope="module")

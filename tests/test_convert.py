@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from convert.card import TRAINING_KEYS
-from device.classify import EmotionClassifier, card_path_for
+from device.vision.classify import EmotionClassifier, card_path_for
 from tests.fixtures_model import FER_MINI
 from train.const import LABELS
 

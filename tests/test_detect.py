@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from device.camera import Frame, make_lores
-from device.classify import EmotionClassifier
 from device.config import DetectConfig, TrackConfig
-from device.detect import FaceDetector
-from device.pipeline import FrameResult, Pipeline
-from device.track import FaceTracker
+from device.sources.camera import Frame, make_lores
+from device.vision.classify import EmotionClassifier
+from device.vision.detect import FaceDetector
+from device.vision.pipeline import FrameResult, Pipeline
+from device.vision.track import FaceTracker
 from tools.bench import decode, labelled_faces, reference_faces, reference_self_agreement
 from tools.groundtruth import (
     label_agreement,

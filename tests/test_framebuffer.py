@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from device.config import DisplayConfig
+from device.display.framebuffer import FramebufferDisplay, framebuffer_available
 from device.errors import DisplayError
-from device.framebuffer import FramebufferDisplay, framebuffer_available
 
 QUADRANT_COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (37, 142, 201)]  # BGR: TL, TR, BL, BR
 

@@ -15,8 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from device.config import HttpConfig
 from device.errors import ConfigError
-from device.http import HttpServer, is_loopback
 from device.metrics import Metrics
+from device.web.http import HttpServer, is_loopback
 
 
 @dataclass
@@ -163,7 +163,7 @@ def test_non_loopback_bind_warns(
     server = HttpServer(
         HttpConfig(enabled=True, host="0.0.0.0", port=0), metrics, pipeline.latest_jpeg, pipeline.is_healthy
     )
-    with caplog.at_level(logging.INFO, logger="device.http"):
+    with caplog.at_level(logging.INFO, logger="device.web.http"):
         server.start()
         server.stop()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from device.const import EMOTION_COLOURS, FALLBACK_COLOUR, STATUS_BACKGROUND
-from device.overlay import FaceLabel, StatusLine, draw_overlay, emotion_colour
+from device.display.overlay import FaceLabel, StatusLine, draw_overlay, emotion_colour
 
 FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 GREY = 90
@@ -146,7 +146,7 @@ def test_a_kept_tag_is_drawn_exactly_as_drawing_it_afresh() -> None:
     import cv2
 
     from device.const import OVERLAY_FONT, STATUS_TEXT
-    from device.overlay import draw_status
+    from device.display.overlay import draw_status
 
     status = StatusLine(fps=9.5, faces=2, mqtt="mqtt: connected")
     for _ in range(2):  # the second call is served from the kept tags

@@ -18,8 +18,8 @@ import pytest
 
 from device.config import MqttConfig
 from device.const import EVENT_SCHEMA_VERSION, STATUS_OFFLINE, STATUS_ONLINE
-from device.outbox import MemoryOutbox, SqliteOutbox
-from device.publish import EventPublisher
+from device.outputs.outbox import MemoryOutbox, SqliteOutbox
+from device.outputs.publish import EventPublisher
 from tests.event_schema import check_event, check_sequence
 from tests.fixtures_broker import Broker, Subscriber, make_tls_files
 
@@ -75,7 +75,7 @@ def mqtt_config(broker: Broker, **changes: Any) -> MqttConfig:
 
 
 class LogWatcher(logging.Handler):
-    """Collects device.publish's log records and lets a test wait for one."""
+    """Collects device.outputs.publish's log records and lets a test wait for one."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -103,7 +103,7 @@ class LogWatcher(logging.Handler):
 
 @pytest.fixture
 def publish_log() -> Iterator[LogWatcher]:
-    logger = logging.getLogger("device.publish")
+    logger = logging.getLogger("device.outputs.publish")
     watcher = LogWatcher()
     old_level = logger.level
     logger.setLevel(logging.DEBUG)
@@ -190,7 +190,7 @@ def test_last_will_offline_when_killed(mqtt_broker: Broker, subscribe) -> None:
     code = (
         "import sys, threading\n"
         "from device.config import MqttConfig\n"
-        "from device.publish import EventPublisher\n"
+        "from device.outputs.publish import EventPublisher\n"
         "pub = EventPublisher(MqttConfig(enabled=True, host='127.0.0.1', port=int(sys.argv[1]),"
         " keepalive_s=5), 'killed')\n"
         "pub.start()\n"

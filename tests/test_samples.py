@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from device.preprocess import CropSpec, crop_box
+from device.vision.preprocess import CropSpec, crop_box
 from tools.groundtruth import (
     detect_video,
     from_fer_box,

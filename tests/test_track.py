@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from device.config import TrackConfig
-from device.track import FaceTracker
+from device.vision.track import FaceTracker
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FPS = 15.0

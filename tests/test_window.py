@@ -16,8 +16,8 @@ import pytest
 
 from device.config import DisplayConfig
 from device.const import EMOTION_COLOURS
+from device.display.window import WINDOW_TITLE, WindowDisplay, window_available
 from device.errors import DisplayError
-from device.window import WINDOW_TITLE, WindowDisplay, window_available
 from tests.window_child import BACKGROUND, annotated_frame
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,8 +13,8 @@ import sys
 import numpy as np
 
 from device.config import DisplayConfig
-from device.overlay import FaceLabel, StatusLine, draw_overlay
-from device.window import WindowDisplay
+from device.display.overlay import FaceLabel, StatusLine, draw_overlay
+from device.display.window import WindowDisplay
 
 BACKGROUND = (10, 60, 110)  # BGR, a colour nothing in the overlay uses
 

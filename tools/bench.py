@@ -21,14 +21,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.camera import Frame, make_lores
-from device.classify import EmotionClassifier
 from device.config import DetectConfig, TrackConfig
-from device.detect import Box, FaceDetector
-from device.overlay import StatusLine, draw_overlay
-from device.pipeline import FrameResult, Pipeline, face_labels
-from device.preprocess import face_batch
-from device.track import FaceTracker
+from device.display.overlay import StatusLine, draw_overlay
+from device.sources.camera import Frame, make_lores
+from device.vision.classify import EmotionClassifier
+from device.vision.detect import Box, FaceDetector
+from device.vision.pipeline import FrameResult, Pipeline, face_labels
+from device.vision.preprocess import face_batch
+from device.vision.track import FaceTracker
 from tools.groundtruth import (
     detect_reference,
     label_agreement,

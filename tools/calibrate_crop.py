@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.preprocess import CropSpec, crop_box
+from device.vision.preprocess import CropSpec, crop_box
 from tools.groundtruth import Box, detect_reference, iou, reference_detector
 from tools.make_sample_video import paste_face, smooth_background
 

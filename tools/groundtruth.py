@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.detect import Box, iou
-from device.preprocess import CropSpec, crop_box
+from device.vision.detect import Box, iou
+from device.vision.preprocess import CropSpec, crop_box
 
 # The reference detector the samples are built and scored against (full-resolution gray frame).
 HAAR_FILE = "haarcascade_frontalface_default.xml"
@@ -105,7 +105,7 @@ def match_pairs(
 
 
 def to_fer_box(det_box: Sequence[int], margin_frac: float, offset_x_frac: float, offset_y_frac: float) -> Box:
-    """Map a detector box to FER2013's framing: exactly ``device.preprocess.crop_box``'s window."""
+    """Map a detector box to FER2013's framing: exactly ``device.vision.preprocess.crop_box``'s window."""
     spec = CropSpec(margin_frac=margin_frac, offset_x_frac=offset_x_frac, offset_y_frac=offset_y_frac)
     x, y, w, h = det_box
     return crop_box((x, y, w, h), spec)

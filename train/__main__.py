@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.preprocess import NORMALIZATIONS
+from device.vision.preprocess import NORMALIZATIONS
 from train import report
 from train.const import LABELS
 from train.data import Dataset, DatasetError, load
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--normalization",
         choices=NORMALIZATIONS,
         default="equalize_hist",
-        help="lighting normalisation of each face (device.preprocess), recorded in the model card",
+        help="lighting normalisation of each face (device.vision.preprocess), recorded in the model card",
     )
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="checkpoints, model and report")
     parser.add_argument("--epochs", type=int, help="default 40, or 2 with --quick")

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from device.preprocess import normalize
+from device.vision.preprocess import normalize
 from train.augment import build_augmenter, photometric, random_erase
 from train.const import IMAGE_SIZE_PX, LABELS
 from train.model import build_model
@@ -25,9 +25,9 @@ def training_dataset(
 ) -> tf.data.Dataset:
     """Batches of (augmented normalised faces ``(B, 48, 48, 1)`` 0..1, targets ``(B, 7)``, weights ``(B,)``).
 
-    The light is changed on the raw uint8 faces (``photometric``), the faces are normalised by the one device
-    function (``device.preprocess.normalize`` with ``args.normalization``), and only then is the geometry
-    changed.
+    The light is changed on the raw uint8 faces (``photometric``), the faces are normalised by the one
+    device function (``device.vision.preprocess.normalize`` with ``args.normalization``), and only then is the
+    geometry changed.
     """
     augment = build_augmenter(args.seed)
     rng = np.random.default_rng(args.seed)

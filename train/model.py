@@ -21,7 +21,7 @@ def build_model(input_shape: tuple[int, int, int], num_classes: int, width: int 
     The first block is a single narrow convolution: at full resolution each channel costs the most,
     so the capacity sits in the later, smaller feature maps. Only int8-friendly ops are used
     (Conv, BatchNorm folded at conversion, ReLU, pooling, Dense, Softmax). Inputs are scaled 0..1
-    by ``device.preprocess.normalize``; the model has no rescaling layer of its own.
+    by ``device.vision.preprocess.normalize``; the model has no rescaling layer of its own.
     """
     inputs = keras.Input(shape=input_shape, name="face")
     x = _conv_block(inputs, width, convs=1, dropout=0.0)

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from device.camera import Frame
-from device.classify import EmotionClassifier
-from device.detect import Box, FaceDetector, Search
-from device.overlay import FaceLabel
-from device.preprocess import face_batch
-from device.track import FaceTracker, Track, TrackEvent
+from device.display.overlay import FaceLabel
+from device.sources.camera import Frame
+from device.vision.classify import EmotionClassifier
+from device.vision.detect import Box, FaceDetector, Search
+from device.vision.preprocess import face_batch
+from device.vision.track import FaceTracker, Track, TrackEvent
 
 
 @dataclass(frozen=True)

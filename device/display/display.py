@@ -64,11 +64,11 @@ def open_display(config: DisplayConfig, frame_size: tuple[int, int], fps: float)
     if backend == "video":
         return VideoFileDisplay(config, frame_size, fps)
     if backend == "fb":
-        from device.framebuffer import FramebufferDisplay
+        from device.display.framebuffer import FramebufferDisplay
 
         return FramebufferDisplay(config)
     if backend == "window":
-        from device.window import WindowDisplay
+        from device.display.window import WindowDisplay
 
         return WindowDisplay(config)
     return NoDisplay()
@@ -76,10 +76,10 @@ def open_display(config: DisplayConfig, frame_size: tuple[int, int], fps: float)
 
 def _pick_auto(config: DisplayConfig) -> str:
     if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
-        from device.window import window_available
+        from device.display.window import window_available
 
         if window_available():
             return "window"
-    from device.framebuffer import framebuffer_available
+    from device.display.framebuffer import framebuffer_available
 
     return "fb" if framebuffer_available(config.fb_device) else "none"

@@ -28,7 +28,7 @@ from device.const import (
     STATUS_ONLINE,
 )
 from device.errors import ConfigError
-from device.outbox import MemoryOutbox, SqliteOutbox, open_outbox
+from device.outputs.outbox import MemoryOutbox, SqliteOutbox, open_outbox
 
 logger = logging.getLogger(__name__)
 

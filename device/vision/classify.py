@@ -14,7 +14,7 @@ import numpy as np
 
 from device.const import CARD_SCHEMA_VERSION, RUNTIMES
 from device.errors import ModelError
-from device.preprocess import CropSpec, check_normalization
+from device.vision.preprocess import CropSpec, check_normalization
 
 logger = logging.getLogger(__name__)
 

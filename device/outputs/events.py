@@ -11,7 +11,7 @@ from typing import IO, Protocol
 
 from device.const import EVENT_SCHEMA_VERSION
 from device.errors import MoodcastError
-from device.track import TrackEvent
+from device.vision.track import TrackEvent
 
 logger = logging.getLogger(__name__)
 

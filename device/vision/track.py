@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from device.config import TrackConfig
-from device.detect import Box, iou
+from device.vision.detect import Box, iou
 
 
 @dataclass

@@ -35,7 +35,8 @@ def equalize(faces: np.ndarray) -> np.ndarray:
     Global histogram equalisation (Gonzalez & Woods, *Digital Image Processing*, 3.3.1; OpenCV's
     ``equalizeHist``) maps each grey level through the face's own cumulative histogram. The map depends only
     on the order of the grey levels, so a global brightness or gamma change (any monotonic change of the
-    levels) gives nearly the same output: a face in dim light reaches the classifier as it would in good light.
+    levels) gives nearly the same output: a face in dim light reaches the classifier as it would in good
+    light.
     """
     if faces.ndim == 2:
         return cv2.equalizeHist(faces)

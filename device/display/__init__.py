@@ -1,0 +1,1 @@
+"""The screen: display backends (framebuffer, window, video, none) and the overlay drawn on frames."""

@@ -1,0 +1,1 @@
+"""Event sinks: the event schema, JSON lines, MQTT publishing and its outbox."""

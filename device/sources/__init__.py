@@ -1,0 +1,1 @@
+"""Frame sources: the FrameSource interface and its camera and video backends (picamera2, OpenCV)."""

@@ -1,0 +1,1 @@
+"""From a frame to face events: detection, the one crop function, classification, tracking, the pipeline."""

@@ -1,0 +1,1 @@
+"""The HTTP server: health, metrics, snapshot and MJPEG stream."""
