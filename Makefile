@@ -61,7 +61,7 @@ bench: $(VENV)/.dev
 	$(PY) -m tools.bench --out runs/bench
 
 samples: $(VENV)/.dev
-	$(PY) -m tools.make_sample_video --data $(DATA) --out samples
+	$(PY) -m tools.make_sample_video --data $(DATA) --votes $(VOTES) --out samples --verify models/crop.json
 
 calibrate: $(VENV)/.dev
 	$(PY) -m tools.calibrate_crop --data $(DATA) --out models/crop.json

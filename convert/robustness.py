@@ -38,7 +38,7 @@ def _jpeg(faces: np.ndarray) -> np.ndarray:
 
 
 def _shift(faces: np.ndarray) -> np.ndarray:
-    """Move the crop window ``BOX_SHIFT_PX`` right, down, left or up (face by face in turn), edges replicated."""
+    """Move the crop window ``BOX_SHIFT_PX`` right, down, left or up (face by face), edges replicated."""
     pad = BOX_SHIFT_PX
     size = faces.shape[1]
     directions = ((pad, 0), (0, pad), (-pad, 0), (0, -pad))

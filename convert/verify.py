@@ -17,7 +17,7 @@ def keras_scores(model: keras.Model, images: np.ndarray, normalization: str = "n
 
 
 def tflite_scores(classifier: EmotionClassifier, images: np.ndarray) -> np.ndarray:
-    """Probabilities ``(N, classes)`` of the .tflite for uint8 faces ``(N, H, W)``, as the device computes them:
+    """Probabilities ``(N, classes)`` of the .tflite for uint8 faces ``(N, H, W)``, as the device has them:
     normalised as its card says, temperature-scaled by its card's calibration."""
     faces = normalize(images, classifier.card.crop.normalization)[..., np.newaxis]
     return np.concatenate([classifier.classify(faces[i : i + BATCH]) for i in range(0, len(faces), BATCH)])

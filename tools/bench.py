@@ -160,6 +160,27 @@ def run_moodcast(frames, classifier, fps):
     return timings, boxes_all, news, faces
 
 
+def shown_labels(
+    frames: list[np.ndarray], classifier: EmotionClassifier, fps: float
+) -> list[list[tuple[Box, str]]]:
+    """The daemon's Pipeline on ``frames``: per frame, the confirmed tracks as the screen shows them
+    (``(box, smoothed label)``)."""
+    config = DetectConfig()
+    pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
+    shown = []
+    for index, image in enumerate(frames):
+        gray, scale = make_lores(image, config.width_px)
+        pipeline.process(Frame(index, index / fps, image, gray, scale))
+        shown.append(
+            [
+                (track.shown_box, track.emotion)
+                for track in pipeline.tracker.shown(index / fps)
+                if track.confirmed and track.shown_box is not None
+            ]
+        )
+    return shown
+
+
 def measure_one(pipeline: str, video: str, model: Path) -> dict:
     """Run one pipeline on one video in this process and return its figures."""
     cv2.setNumThreads(1)

@@ -239,6 +239,26 @@ def label_agreement(ours: Sequence[Labelled | None], theirs: Sequence[Labelled |
     return same, total
 
 
+def track_label_agreement(
+    shown: Sequence[Labelled], truth: GroundTruth, calibration: tuple[float, float, float]
+) -> dict[int, tuple[int, int]]:
+    """Per ground-truth face: ``(frames its track's label equals the truth, frames the face is counted)``.
+
+    ``shown[i]`` holds the confirmed tracks on frame i as ``(detector box, label)``, as the screen and MQTT
+    show them. A face counts on every frame of ``truth.frames`` that lists it; a frame where no track matches
+    it (IoU >= 0.5 after mapping the box to FER framing with ``calibration``) counts as a wrong label.
+    """
+    tally: dict[int, list[int]] = {face_id: [0, 0] for face_id in truth.faces}
+    for index, tracks in enumerate(shown):
+        faces = truth.frames[index]
+        boxes = [to_fer_box(box, *calibration) for box, _ in tracks]
+        matched = dict((j, i) for i, j in match_pairs(boxes, [face.box for face in faces], 0.5))
+        for j, face in enumerate(faces):
+            tally[face.id][1] += 1
+            tally[face.id][0] += int(j in matched and tracks[matched[j]][1] == face.label)
+    return {face_id: (same, total) for face_id, (same, total) in tally.items()}
+
+
 def shift_frame(gray: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """The frame as a camera moved by whole pixels would see it (edges replicated)."""
     matrix = np.float32([[1, 0, dx], [0, 1, dy]])

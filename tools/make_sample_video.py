@@ -24,11 +24,13 @@ from tools.groundtruth import (
     reference_detector,
     score_video,
 )
+from train.votes import Votes, VotesError, load_votes
 
 WIDTH_PX = 640
 HEIGHT_PX = 480
 FPS = 15
 MIN_VISIBLE_FRAC = 0.7
+MIN_AGREEING_VOTES = 7  # of FER+'s 10 raters, for the FER2013 label of every face shown
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
@@ -193,22 +195,29 @@ def _detectable(
 
 
 class FacePicker:
-    """Picks PublicTest faces of a class, in a seeded order, that the reference Haar detects."""
+    """Picks PublicTest faces of a class, in a seeded order, that the reference Haar detects and on whose
+    expression people agree: at least ``MIN_AGREEING_VOTES`` of FER+'s 10 raters chose the FER2013 label."""
 
-    def __init__(self, data: Path, seed: int) -> None:
+    def __init__(self, data: Path, seed: int, votes: Votes) -> None:
         self.rng = np.random.default_rng(seed)
         self.cascade = reference_detector()
         self.pool: dict[str, list[Path]] = {}
+        self.votes = votes
         for label in CLASSES:
             files = sorted((data / "test" / label).glob("PublicTest_*.jpg"))
             order = self.rng.permutation(len(files))
             self.pool[label] = [files[i] for i in order]
         self.used: set[Path] = set()
 
+    def votes_for(self, path: Path) -> dict[str, int]:
+        """FER+'s votes for the face at ``path`` by FER2013 class (the 7 emotions only)."""
+        counts, _ = self.votes.emotion_counts((f"test/{path.parent.name}/{path.name}",))
+        return {label: int(count) for label, count in zip(CLASSES, counts[0], strict=True)}
+
     def pick(self, label: str, sizes: tuple[int, ...] = (96, 120, 150)) -> tuple[np.ndarray, str]:
-        """The next unused detectable face of ``label``, with its file name."""
+        """The next unused detectable face of ``label`` that the raters agree on, with its file name."""
         for path in self.pool[label]:
-            if path in self.used:
+            if path in self.used or self.votes_for(path)[label] < MIN_AGREEING_VOTES:
                 continue
             face = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             if face is None or face.std() < 25:
@@ -216,7 +225,9 @@ class FacePicker:
             if _detectable(face, self.cascade, self.rng, sizes):
                 self.used.add(path)
                 return face, path.name
-        raise RuntimeError(f"no detectable PublicTest face of class {label!r}")
+        raise RuntimeError(
+            f"no detectable PublicTest face of class {label!r} with {MIN_AGREEING_VOTES}+ votes"
+        )
 
 
 def _crossfade_ok(
@@ -229,13 +240,14 @@ def _crossfade_ok(
 # --- rendering ---------------------------------------------------------------------------------------
 
 
-def render(name: str, data: Path, out: Path, seed: int) -> dict:
+def render(name: str, data: Path, out: Path, seed: int, votes: Votes) -> dict:
     """Render one scene to ``out/<name>.mp4`` and ``out/<name>.json``; return a summary."""
     n, actors = SCENES[name]()
     rng = np.random.default_rng(seed + sum(map(ord, name)))
-    picker = FacePicker(data, seed + len(name))
+    picker = FacePicker(data, seed + len(name), votes)
     images: dict[int, list[np.ndarray]] = {}
     sources: dict[int, list[str]] = {}
+    ferplus: dict[int, list[dict[str, int]]] = {}
     for actor in actors:
         imgs, names = [], []
         for label in actor.faces:
@@ -247,6 +259,10 @@ def render(name: str, data: Path, out: Path, seed: int) -> dict:
             names.append(fname)
         images[actor.id] = imgs
         sources[actor.id] = names
+        ferplus[actor.id] = [
+            picker.votes_for(data / "test" / label / fname)
+            for label, fname in zip(actor.faces, names, strict=True)
+        ]
 
     background = smooth_background(WIDTH_PX, HEIGHT_PX, rng)
     out.mkdir(parents=True, exist_ok=True)
@@ -296,6 +312,7 @@ def render(name: str, data: Path, out: Path, seed: int) -> dict:
                 "last_frame": seen[-1],
                 "labels": list(actor.faces),
                 "sources": sources[actor.id],
+                "ferplus_votes": ferplus[actor.id],
             }
         )
     truth = {
@@ -349,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments and render every scene."""
     parser = argparse.ArgumentParser(prog="python -m tools.make_sample_video", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
+    parser.add_argument(
+        "--votes", type=Path, default=Path("../shared/data/ferplus/votes.csv"), help="FER+ votes.csv"
+    )
     parser.add_argument("--out", type=Path, default=Path("samples"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--only", choices=sorted(SCENES), help="render one scene")
@@ -362,9 +382,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "test").is_dir():
         print(f"make_sample_video: no test/ folder under {args.data}; pass --data", file=sys.stderr)
         return 1
+    try:
+        votes = load_votes(args.votes)
+    except VotesError as err:
+        print(f"make_sample_video: {err}", file=sys.stderr)
+        return 1
     cv2.setNumThreads(1)
     for name in [args.only] if args.only else list(SCENES):
-        summary = render(name, args.data, args.out, args.seed)
+        summary = render(name, args.data, args.out, args.seed, votes)
         print(f"make_sample_video: {summary['video']}: {summary['frames']} frames, {summary['bytes']} bytes")
         if args.verify:
             score = score_video(

@@ -1,0 +1,93 @@
+"""train.votes: FER+ votes as targets, as a test labelling, and one clear line for a bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fixtures_model import FER_MINI
+from train.const import LABELS
+from train.votes import VOTE_COLUMNS, VotesError, blended_targets, load_votes
+
+VOTES = FER_MINI / "votes.csv"
+HEADER = "file,fer2013_label," + ",".join(VOTE_COLUMNS)
+
+
+def write(path: Path, *rows: str, header: str = HEADER) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_votes_are_keyed_by_the_image_folder_names() -> None:
+    from train.data import load
+
+    votes = load_votes(VOTES)
+    split = load(FER_MINI)["Training"]
+    counts, found = votes.emotion_counts(split.names)
+    assert counts.shape == (len(split.names), len(LABELS))
+    assert found.sum() >= len(split.names) - 1  # one fixture face has no FER+ row (not a face)
+    assert (counts[found].sum(axis=1) <= 10).all()
+    # The raters mostly agree with FER2013 on happy faces: the happy column carries most happy-face votes.
+    happy = split.labels == LABELS.index("happy")
+    assert counts[happy & found].argmax(axis=1).tolist().count(LABELS.index("happy")) >= 0.8 * happy.sum()
+
+
+def test_majority_and_not_a_face(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "votes.csv",
+        "train/happy/Training_1.jpg,happy,1,8,1,0,0,0,0,0,0,0",  # happy
+        "train/sad/Training_2.jpg,sad,0,0,0,0,0,0,0,0,4,6",  # NF: not a face
+        "train/fear/Training_3.jpg,fear,2,0,0,0,0,0,0,7,1,0",  # contempt: no FER2013 class
+    )
+    votes = load_votes(path)
+    names = ("train/happy/Training_1.jpg", "train/sad/Training_2.jpg", "train/fear/Training_3.jpg", "x.jpg")
+    assert votes.majority(names).tolist() == [LABELS.index("happy"), -1, -1, -1]
+    assert votes.not_a_face(names).tolist() == [False, True, False, True]
+
+
+def test_blended_targets_mix_the_label_and_the_vote_shares() -> None:
+    labels = np.array([LABELS.index("sad"), LABELS.index("angry")])
+    votes = np.zeros((2, len(LABELS)), np.float32)
+    votes[0, LABELS.index("neutral")] = 6
+    votes[0, LABELS.index("sad")] = 2  # second face: no emotion votes at all (all contempt/unknown)
+    targets = blended_targets(labels, votes, 0.5)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0)
+    assert targets[0, LABELS.index("sad")] == pytest.approx(0.5 + 0.5 * 2 / 8)
+    assert targets[0, LABELS.index("neutral")] == pytest.approx(0.5 * 6 / 8)
+    assert targets[1, LABELS.index("angry")] == 1.0
+    np.testing.assert_array_equal(blended_targets(labels, votes, 0.0), np.eye(len(LABELS))[labels])
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (f"{HEADER}\ntrain/a.jpg,angry,1,1,1,1,1,1,x,1,1,1\n", ":2: vote counts must be whole numbers"),
+        ("file,fer2013_label,neutral\ntrain/a.jpg,angry,10\n", "expected columns file,neutral,happiness"),
+        (f"{HEADER}\ntrain/a.jpg,angry,0,0,0,0,0,0,0,0,0,0\n", ":2: expected non-negative vote counts"),
+        (f"{HEADER}\n", "no vote rows"),
+        (b"\xff\xfe\x00garbage", "not a UTF-8 text file"),
+    ],
+)  # fmt: skip
+def test_malformed_votes_file_is_one_line(content: str | bytes, expected: str, tmp_path: Path) -> None:
+    path = tmp_path / "votes.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(VotesError) as err:
+        load_votes(path)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(path)) and expected in message, message
+
+
+def test_train_cli_answers_a_bad_votes_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import train.__main__ as train_cli
+
+    missing = tmp_path / "nope.csv"
+    argv = ["--data", str(FER_MINI), "--votes", str(missing), "--out", str(tmp_path / "run")]
+    assert train_cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"train: {missing}: votes file not found; pass --votes with FER+'s votes.csv "
+                   "(see ../shared/data/ferplus/README.md)"]  # fmt: skip
+    assert not (tmp_path / "run").exists()
