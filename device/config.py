@@ -37,6 +37,11 @@ class CameraConfig:
     loop: bool = _opt(False, "restart a video file at its end")
     hflip: bool = _opt(False, "mirror the image left to right (with vflip: a camera mounted upside down)")
     vflip: bool = _opt(False, "flip the image top to bottom")
+    rotation: int = _opt(
+        0,
+        "turn the image clockwise by this many degrees (a camera mounted on its side)",
+        choices=(0, 90, 180, 270),
+    )
     stall_timeout_s: float = _opt(5.0, "reopen the camera after this long without a frame", min=0.5)
     max_frames: int = _opt(0, "stop after this many frames (0: never)", min=0)
 
@@ -190,6 +195,8 @@ def _coerce(key: str, raw: Any, kind: type, spec: dataclasses.Field) -> Any:
             value = kind(raw.strip() if isinstance(raw, str) else raw)
         except (TypeError, ValueError):
             name = "an integer" if kind is int else "a number"
+            if rules.get("choices"):
+                name = f"one of {', '.join(map(str, rules['choices']))}"
             raise ConfigError(key, f"expected {name}, got {raw!r}", "fix the value") from None
         low, high = rules.get("min"), rules.get("max")
         if (low is not None and value < low) or (high is not None and value > high):
@@ -201,7 +208,9 @@ def _coerce(key: str, raw: Any, kind: type, spec: dataclasses.Field) -> Any:
         value = kind(raw)
     choices = rules.get("choices")
     if choices and value not in choices:
-        raise ConfigError(key, f"expected one of {', '.join(choices)}, got {raw!r}", "fix the value")
+        raise ConfigError(
+            key, f"expected one of {', '.join(map(str, choices))}, got {raw!r}", "fix the value"
+        )
     return value
 
 
