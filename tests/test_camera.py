@@ -116,6 +116,9 @@ class FakeRequest:
     def make_array(self, stream: str) -> np.ndarray:
         return self.image if stream == "main" else self.buffer
 
+    def get_metadata(self) -> dict:
+        return {}
+
 
 def test_picamera2_frames_use_the_y_plane_of_the_lores_stream():
     """Only the camera is replaced: the backend must cut the Y plane out of the padded YUV buffer."""

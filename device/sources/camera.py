@@ -119,6 +119,8 @@ class VideoFileSource:
         self._orient = Orientation.of(camera)
         self._index = 0
         self._started = 0.0
+        self._pass_offset_s = 0.0  # where the current pass through the file starts on the source clock
+        self._last_s = -1.0
 
     def open(self) -> None:
         if not self.path.is_file():
@@ -138,11 +140,12 @@ class VideoFileSource:
         ok, image = self._capture.read()
         if not ok and self.config.loop and self._index:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._pass_offset_s = self._last_s + 1.0 / self.fps
             ok, image = self._capture.read()
         if not ok:
             return None
         image = self._orient(image)
-        time_s = self._index / self.fps
+        time_s = self._timestamp()
         if self.config.realtime:
             if self._index == 0:
                 self._started = time.monotonic()
@@ -152,6 +155,20 @@ class VideoFileSource:
         frame = Frame(self._index, time_s, image, gray, scale)
         self._index += 1
         return frame
+
+    def _timestamp(self) -> float:
+        """The frame just read on the file's own clock: its presentation time, not index / average fps.
+
+        A variable-frame-rate file (phones, screen recorders, webm) spaces its frames unevenly, so
+        events' times and realtime pacing follow the file's timestamps. A frame without a usable one
+        (no timestamp, or not after the last) is placed one nominal frame after the last.
+        """
+        assert self._capture is not None
+        time_s = self._pass_offset_s + self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        if self._index and time_s <= self._last_s:
+            time_s = self._last_s + 1.0 / self.fps
+        self._last_s = time_s
+        return time_s
 
     def close(self) -> None:
         if self._capture is not None:
@@ -233,7 +250,7 @@ class _ThreadedCamera:
                     logger.warning("camera %s delivers frames again", self.config.device)
                     stalled, backoff_s = False, 1.0
                 last_frame = time.monotonic()
-                self._slot.put(Frame(self._index, last_frame - self._origin, *grabbed))
+                self._slot.put(Frame(self._index, self._frame_time_s(last_frame), *grabbed))
                 self._index += 1
                 continue
             if time.monotonic() - last_frame < self.config.stall_timeout_s:
@@ -254,6 +271,10 @@ class _ThreadedCamera:
                 self._open_device()
             except CameraError as err:
                 logger.debug("reopen failed: %s", err)
+
+    def _frame_time_s(self, received_s: float) -> float:
+        """The frame just grabbed on the source clock: by default the monotonic clock when it arrived."""
+        return received_s - self._origin
 
     def _open_device(self) -> None:
         raise NotImplementedError
@@ -308,6 +329,8 @@ class Picamera2Source(_ThreadedCamera):
 
     _camera = None
     _turn = Orientation(None, 0)
+    _sensor_s: float | None = None  # SensorTimestamp of the frame just grabbed (boot clock, seconds)
+    _sensor_zero_s: float | None = None  # the sensor time of the source clock's zero
 
     def _open_device(self) -> None:
         try:
@@ -351,11 +374,25 @@ class Picamera2Source(_ThreadedCamera):
             # RGB888 is laid out B, G, R in memory: OpenCV's BGR order.
             image = request.make_array("main")
             yuv = request.make_array("lores")
+            sensor_ns = request.get_metadata().get("SensorTimestamp")
+        self._sensor_s = sensor_ns / 1e9 if sensor_ns else None
         lores_w, lores_h = self._lores_size
         # The Y plane, sliced to the stream's own size: stride and chroma rows pad the array.
         gray = yuv[:lores_h, :lores_w]
         scale = image.shape[1] / lores_w
         return self._turn(image), self._turn(gray), scale
+
+    def _frame_time_s(self, received_s: float) -> float:
+        """The sensor's own time of the frame (start of exposure), not when Python got to it.
+
+        The first frame is placed on the monotonic clock; later ones follow the sensor's timestamps,
+        so a late wake-up of this thread never bends events' times or durations.
+        """
+        if self._sensor_s is None:
+            return super()._frame_time_s(received_s)
+        if self._sensor_zero_s is None:
+            self._sensor_zero_s = self._sensor_s - super()._frame_time_s(received_s)
+        return self._sensor_s - self._sensor_zero_s
 
     def _close_device(self) -> None:
         if self._camera is not None:
