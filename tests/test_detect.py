@@ -99,7 +99,8 @@ def test_every_face_gets_new_within_half_a_second(sample):
 def test_fast_moving_face_keeps_one_track(classifier):
     """A face crossing the frame at 20 px a frame (300 px/s at 15 fps) keeps its id."""
     frames = read_frames("one-face")
-    face = frames[30][150:300, 60:220].copy()
+    x0, y0, w, h = next(face.box for face in load_truth(SAMPLES / "one-face.json").frames[30])
+    face = frames[30][y0 - 10 : y0 + h + 10, x0 - 10 : x0 + w + 10].copy()  # the whole face, and a margin
     background = np.full((480, 640, 3), 120, np.uint8)
     moving = []
     for i in range(22):
