@@ -124,3 +124,48 @@ def test_refuses_a_missing_card(int8_model: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelError) as err:
         EmotionClassifier(model)
     assert_one_line_naming(err, card)
+
+
+def test_a_missing_model_is_named_before_its_card(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.tflite"  # neither the model nor its card exists
+    with pytest.raises(ModelError) as err:
+        EmotionClassifier(missing)
+    assert str(err.value) == f"{missing}: model file not found; run 'make convert' or fix model.path"
+
+
+def test_a_folder_given_as_the_model_is_called_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelError) as err:
+        EmotionClassifier(tmp_path)
+    assert str(err.value) == f"{tmp_path}: is a folder, expected the .tflite model file; fix model.path"
+
+
+def test_a_runtime_that_fails_to_import_is_one_line_saying_what_to_install(
+    int8_model: Path, tmp_path: Path
+) -> None:
+    """tflite-runtime 2.14 under NumPy 2 raises SystemError (not ImportError) on import, as on a Pi."""
+    import subprocess
+    import sys
+
+    fake = tmp_path / "site" / "ai_edge_litert"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "interpreter.py").write_text(
+        "raise SystemError('initialization of _pywrap_tensorflow_interpreter_wrapper '\n"
+        "                  'raised unreported exception')\n"
+    )
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from device.vision.classify import EmotionClassifier\n"
+        "from device.errors import ModelError\n"
+        "try:\n    EmotionClassifier(sys.argv[2])\nexcept ModelError as err:\n    print(err)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "site"), str(int8_model)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result
+    assert lines[0].startswith(
+        "the TFLite runtime ai_edge_litert is installed but fails to import (SystemError"
+    )
+    assert "pip install 'numpy<2'" in lines[0]

@@ -124,12 +124,34 @@ def apply_temperature(scores: np.ndarray, temperature: float) -> np.ndarray:
     return np.divide(powered, total, out=np.full_like(powered, 1.0 / scores.shape[1]), where=total > 0)
 
 
+def _read_model(path: Path) -> bytes:
+    """The model file's bytes; ModelError naming the real problem (missing, a folder, no permission)."""
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder, expected the .tflite model file; fix model.path")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model file not found; run 'make convert' or fix model.path") from None
+    except PermissionError:
+        raise ModelError(
+            f"{path}: model file is not readable by this user (permission denied); fix its permissions"
+        ) from None
+    except OSError as err:
+        raise ModelError(f"{path}: model file cannot be read ({err.strerror})") from None
+
+
 def _interpreter_class() -> type:
     for module_name in RUNTIMES:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
+        except Exception as err:  # a runtime built against another NumPy fails in many ways
+            raise ModelError(
+                f"the TFLite runtime {module_name.split('.')[0]} is installed but fails to import "
+                f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}); "
+                f"tflite-runtime 2.14 needs NumPy 1.x: pip install 'numpy<2', or install ai-edge-litert"
+            ) from None
         logger.debug("TFLite runtime: %s", module_name)
         return module.Interpreter
     raise ModelError("no TFLite runtime found; install ai-edge-litert (or tflite-runtime on Raspberry Pi OS)")
@@ -140,10 +162,8 @@ class EmotionClassifier:
 
     def __init__(self, model_path: Path, card_path: Path | None = None, threads: int = 1) -> None:
         model_path = Path(model_path)
+        content = _read_model(model_path)
         self.card = load_card(card_path or card_path_for(model_path))
-        if not model_path.is_file():
-            raise ModelError(f"{model_path}: model file not found; run 'make convert' or fix model.path")
-        content = model_path.read_bytes()
         if len(content) < 8 or content[4:8] != b"TFL3":
             raise ModelError(f"{model_path}: not a TFLite flatbuffer (no TFL3 identifier)")
         try:
