@@ -16,26 +16,25 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+from convert.calibrate import fit_temperature, reliability
+from convert.card import QUANTIZATIONS, build_card, card_metrics, crop_section, read_json, write_card
+from convert.errors import AccuracyDropError, ConvertError
+from convert.robustness import labels_unchanged
+from device.errors import ModelError
+from device.vision.classify import EmotionClassifier, apply_temperature, card_path_for
+from device.vision.preprocess import normalize
+from train import report
+from train.const import LABELS
+from train.data import Dataset, DatasetError, load
+from train.metrics import classification_metrics, format_report
+from train.votes import Votes, VotesError, load_votes
 
-from convert.calibrate import fit_temperature, reliability  # noqa: E402
-from convert.card import build_card, card_metrics, crop_section, read_json, write_card  # noqa: E402
-from convert.errors import AccuracyDropError, ConvertError  # noqa: E402
-from convert.quantize import QUANTIZATIONS, flip_averaged, representative_faces, to_tflite  # noqa: E402
-from convert.robustness import labels_unchanged  # noqa: E402
-from convert.verify import keras_scores, tflite_scores  # noqa: E402
-from device.errors import ModelError  # noqa: E402
-from device.vision.classify import EmotionClassifier, apply_temperature, card_path_for  # noqa: E402
-from device.vision.preprocess import normalize  # noqa: E402
-from train import report  # noqa: E402
-from train.const import LABELS  # noqa: E402
-from train.data import Dataset, DatasetError, load  # noqa: E402
-from train.metrics import classification_metrics, format_report  # noqa: E402
-from train.votes import Votes, VotesError, load_votes  # noqa: E402
+if TYPE_CHECKING:
+    import keras
 
 logger = logging.getLogger("convert")
 
@@ -88,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_keras_model(path: Path) -> keras.Model:
     if not path.is_file():
         raise ConvertError(f"{path}: model file not found; run 'make train' or pass --model")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # only now: TensorFlow takes seconds to import, and a bad argument should not wait for it
+
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as err:  # Keras raises ValueError, OSError, zipfile errors… for a bad file
@@ -104,6 +106,9 @@ def convert(args: argparse.Namespace) -> dict:
     """Run every step in order; return the card written. Raises ConvertError for anything a user can fix."""
     # Inputs
     model = load_keras_model(args.model)
+    from convert.quantize import flip_averaged, representative_faces, to_tflite  # TensorFlow, loaded by now
+    from convert.verify import keras_scores, tflite_scores
+
     if args.flip_average:
         model = flip_averaged(model)
     training = read_json(args.training, "training facts", "pass --training with the run's training.json")

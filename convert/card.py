@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from convert.errors import ConvertError
+from device.const import CARD_SCHEMA_VERSION as CARD_SCHEMA  # the device reads what we write
 
-CARD_SCHEMA = 1
 CARD_NAME = "moodcast-emotion"
 CROP_KEYS = ("margin_frac", "offset_x_frac", "offset_y_frac")
+QUANTIZATIONS = ("int8", "float16", "float32")  # the card's "quantization"
 
 
 def read_json(path: Path, what: str, fix: str) -> dict:

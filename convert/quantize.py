@@ -10,9 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from convert.card import QUANTIZATIONS
 from convert.errors import ConvertError
-
-QUANTIZATIONS = ("int8", "float16", "float32")
 
 
 def representative_faces(faces: np.ndarray, count: int, seed: int) -> np.ndarray:

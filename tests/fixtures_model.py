@@ -2,41 +2,103 @@
 
 The model is trained for one epoch on the committed fer-mini faces, so its scores mean nothing; it exists so
 that the device's classifier, the converter and the model card can be tested against a real flatbuffer.
+
+Training and converting take about 40 s, so the result is kept in ``.cache/tiny-model/<key>/`` (git-ignored),
+where the key is a hash of everything that makes it: the fer-mini faces, the sources of train/ and convert/,
+the device's preprocess and classify modules, the arguments and the TensorFlow version. A change to any of
+them builds a new one; ``MOODCAST_TEST_CACHE=0`` builds it afresh in a temporary folder every run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
 FER_MINI = Path(__file__).parent / "fixtures" / "fer-mini"
 TRAIN_ARGS = ["--epochs", "1", "--width", "8", "--precision", "float32", "--seed", "7"]
+QUANTIZATIONS = ("int8", "float32")
+CACHE_DIR = ROOT / ".cache" / "tiny-model"
+# What the model is made from: a change to any of these files makes a new one.
+INPUTS = [
+    FER_MINI,
+    ROOT / "train",
+    ROOT / "convert",
+    ROOT / "device" / "vision" / "preprocess.py",
+    ROOT / "device" / "vision" / "classify.py",
+    Path(__file__),
+]
+
+
+def convert_args(root: Path, quantization: str) -> list[str]:
+    return [
+        "--model", str(root / "train" / "model.keras"),
+        "--data", str(FER_MINI),
+        "--out", str(root / f"emotion-{quantization}.tflite"),
+        "--quantization", quantization,
+        "--crop", str(root / "no-crop.json"),  # absent: the card records zeros and says so
+        "--max-drop", "1",  # a one-epoch model: this fixture is about the files, not the accuracy
+    ]  # fmt: skip
+
+
+def inputs_key() -> str:
+    """A hash of the files, arguments and TensorFlow version the model is made from."""
+    digest = hashlib.sha256()
+    for top in INPUTS:
+        files = sorted(top.rglob("*")) if top.is_dir() else [top]
+        for path in files:
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(repr(TRAIN_ARGS).encode())
+    for package in ("tensorflow-cpu", "tensorflow", "keras"):
+        try:
+            digest.update(f"{package}={metadata.version(package)}".encode())
+        except metadata.PackageNotFoundError:
+            pass
+    return digest.hexdigest()[:16]
+
+
+def build(root: Path) -> None:
+    """Train and convert into ``root`` through the CLIs' own ``main`` (saves a TensorFlow start-up each)."""
+    import convert.__main__ as convert_cli
+    import train.__main__ as train_cli
+
+    assert train_cli.main(["--data", str(FER_MINI), "--out", str(root / "train"), *TRAIN_ARGS]) == 0
+    for quantization in QUANTIZATIONS:
+        assert convert_cli.main(convert_args(root, quantization)) == 0
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with ``train/`` (``python -m train`` output) and ``emotion-{int8,float32}.tflite`` + cards.
 
-    Training and conversion run in this process through the CLIs' own ``main`` (saves a TensorFlow start-up
-    each); the CLIs as subprocesses are tested in test_train.py and test_convert.py.
+    The CLIs as subprocesses are tested in test_train.py and test_convert.py. Treat the folder as read-only:
+    it is shared by every later run with the same inputs.
     """
-    import convert.__main__ as convert_cli
-    import train.__main__ as train_cli
-
-    root = tmp_path_factory.mktemp("tiny-model")
-    assert train_cli.main(["--data", str(FER_MINI), "--out", str(root / "train"), *TRAIN_ARGS]) == 0
-    for quantization in ("int8", "float32"):
-        argv = [
-            "--model", str(root / "train" / "model.keras"),
-            "--data", str(FER_MINI),
-            "--out", str(root / f"emotion-{quantization}.tflite"),
-            "--quantization", quantization,
-            "--crop", str(root / "no-crop.json"),  # absent: the card records zeros and says so
-            "--max-drop", "1",  # a one-epoch model: this fixture is about the files, not the accuracy
-        ]  # fmt: skip
-        assert convert_cli.main(argv) == 0
-    return root
+    if os.environ.get("MOODCAST_TEST_CACHE", "1") == "0":
+        root = tmp_path_factory.mktemp("tiny-model")
+        build(root)
+        return root
+    cached = CACHE_DIR / inputs_key()
+    if all((cached / f"emotion-{q}.tflite").is_file() for q in QUANTIZATIONS):
+        return cached
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="building-", dir=CACHE_DIR))
+    try:
+        build(staging)
+        try:
+            staging.rename(cached)  # atomic: a run beside this one sees all of it or none
+        except OSError:  # another run got there first; theirs is as good
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return cached
 
 
 @pytest.fixture(scope="session")
