@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import sdnotify
@@ -16,12 +17,17 @@ from device.const import SUMMARY_INTERVAL_S
 from device.display.display import Display, NoDisplay, open_display
 from device.display.overlay import StatusLine, draw_overlay
 from device.metrics import Metrics
-from device.outputs.events import EventFactory, EventSink, JsonLinesSink
+from device.outputs.events import EventFactory
+from device.outputs.jsonl import JsonLinesSink
+from device.outputs.sink import EventSink, status_text
 from device.sources.camera import Frame, FrameSource, open_source
 from device.vision.classify import EmotionClassifier
 from device.vision.detect import FaceDetector
 from device.vision.pipeline import Pipeline, face_labels
 from device.vision.track import FaceTracker, TrackEvent
+
+if TYPE_CHECKING:
+    from device.web.http import HttpServer
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +46,13 @@ class MoodcastApp:
         self.stop_event = threading.Event()
         self.metrics = Metrics()
         self._notifier = sdnotify.SystemdNotifier()
-        self._sinks: list[EventSink] = []
-        self._publisher = None
-        self._http = None
+        self.classifier = self._load_classifier()
+        self.pipeline = Pipeline(
+            FaceDetector(config.detect), self.classifier, FaceTracker(config.track, self.classifier.labels)
+        )
+        self.events = EventFactory(config.device_id, time.time())  # renumbered from the outputs in start()
+        self._sinks: list[EventSink] = []  # every event output, looped over like Frigate's communicators
+        self._http: HttpServer | None = None
         self._display: Display = NoDisplay()
         self._source: FrameSource | None = None
         self._latest_jpeg: bytes | None = None
@@ -54,7 +64,6 @@ class MoodcastApp:
     # -- start-up -------------------------------------------------------------------------------
     def start(self) -> None:
         """Open model, camera, display and outputs; any user error raises before frames flow."""
-        self._init_model()
         self._init_source()
         self._init_display()
         self._init_events()
@@ -62,10 +71,10 @@ class MoodcastApp:
         self._notifier.notify("READY=1")
         self._notifier.notify(f"STATUS=running on {self.config.camera.device}")
 
-    def _init_model(self) -> None:
+    def _load_classifier(self) -> EmotionClassifier:
         model = self.config.model
-        self.classifier = EmotionClassifier(model.path, threads=model.threads)
-        card = self.classifier.card
+        classifier = EmotionClassifier(model.path, threads=model.threads)
+        card = classifier.card
         if card.accuracy is None:
             logger.warning(
                 "model %s (%s) has no metrics in its card: a placeholder or unverified model, "
@@ -81,11 +90,7 @@ class MoodcastApp:
                 100 * card.accuracy,
                 card.metrics.get("split", "?"),
             )
-        self.pipeline = Pipeline(
-            FaceDetector(self.config.detect),
-            self.classifier,
-            FaceTracker(self.config.track, self.classifier.labels),
-        )
+        return classifier
 
     def _init_source(self) -> None:
         self._source = open_source(self.config.camera, self.config.detect)
@@ -96,16 +101,17 @@ class MoodcastApp:
         self._display = open_display(self.config.display, self._source.size, self._source.fps)
 
     def _init_events(self) -> None:
-        last_seq = 0
         if self.config.events.path:
             self._sinks.append(JsonLinesSink(self.config.events.path))
         if self.config.mqtt.enabled:
             from device.outputs.publish import EventPublisher
 
-            self._publisher = EventPublisher(self.config.mqtt, self.config.device_id)
-            last_seq = self._publisher.last_seq()
-            self._publisher.start()
+            self._sinks.append(EventPublisher(self.config.mqtt, self.config.device_id))
+        # seq continues from the highest any output remembers (the MQTT outbox file, across restarts)
+        last_seq = max((sink.last_seq() for sink in self._sinks), default=0)
         self.events = EventFactory(self.config.device_id, time.time(), last_seq)
+        for sink in self._sinks:
+            sink.start()
 
     def _init_http(self) -> None:
         if not self.config.http.enabled:
@@ -156,8 +162,10 @@ class MoodcastApp:
             if now - last_watchdog >= watchdog_s:
                 self._notifier.notify("WATCHDOG=1")
                 last_watchdog = now
-            if self._publisher is not None and now - last_state >= self.config.mqtt.state_interval_s:
-                self._publisher.publish_state(self.state())
+            if now - last_state >= self.config.mqtt.state_interval_s:
+                state = self.state()
+                for sink in self._sinks:
+                    sink.publish_state(state)
                 last_state = now
             if now - last_summary >= SUMMARY_INTERVAL_S:
                 self._log_summary(frames_in_summary / (now - last_summary))
@@ -173,27 +181,17 @@ class MoodcastApp:
             payload = self.events.build(event, index, time_s, self._source.size)
             self.metrics.events_total.labels(event.kind).inc()
             for sink in self._sinks:
-                sink.publish(payload)
-            if self._publisher is not None:
-                self._publisher.publish_event(payload)
+                sink.publish_event(payload)
 
     def _show(self, frame: Frame) -> bool:
         image = frame.image
         faces = face_labels(self.pipeline.tracker.shown(frame.time_s), self.classifier.labels)
-        draw_overlay(image, faces, StatusLine(self._fps, len(faces), self._mqtt_status()))
+        draw_overlay(image, faces, StatusLine(self._fps, len(faces), status_text(self._sinks)))
         if self._http is not None:
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
             if ok:
                 self._latest_jpeg = jpeg.tobytes()
         return self._display.show(image)
-
-    def _mqtt_status(self) -> str:
-        if self._publisher is None:
-            return "mqtt: off"
-        stats = self._publisher.stats()
-        if stats["connected"]:
-            return "mqtt: connected"
-        return f"mqtt: offline ({stats['queued']} queued)"
 
     def _observe(self, timings: dict[str, float], faces: int) -> None:
         assert self._source is not None
@@ -205,14 +203,14 @@ class MoodcastApp:
         dropped = self._source.dropped
         metrics.frames_dropped_total.inc(dropped - self._frames_dropped_counted)
         self._frames_dropped_counted = dropped
-        if self._publisher is not None:
-            stats = self._publisher.stats()
-            metrics.events_queued.set(stats["queued"])
-            metrics.mqtt_connected.set(1 if stats["connected"] else 0)
-            metrics.events_dropped_total.inc(stats["dropped"] - self._events_dropped_counted)
-            self._events_dropped_counted = stats["dropped"]
+        stats = [sink.stats() for sink in self._sinks]
+        metrics.events_queued.set(sum(s.queued for s in stats))
+        metrics.mqtt_connected.set(1 if any(s.connected for s in stats) else 0)
+        dropped_events = sum(s.dropped for s in stats)
+        metrics.events_dropped_total.inc(dropped_events - self._events_dropped_counted)
+        self._events_dropped_counted = dropped_events
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         """The retained dashboard summary: confirmed faces, the dominant emotion, fps."""
         tracks = [t for t in self.pipeline.tracker.tracks if t.confirmed]
         emotions = Counter(t.emotion for t in tracks)
@@ -227,7 +225,7 @@ class MoodcastApp:
 
     def _log_summary(self, fps: float) -> None:
         assert self._source is not None
-        queued = self._publisher.stats()["queued"] if self._publisher is not None else 0
+        queued = sum(sink.stats().queued for sink in self._sinks)
         logger.info(
             "%.1f fps, %d faces tracked, %d frames dropped, %d events queued",
             fps,
@@ -246,8 +244,6 @@ class MoodcastApp:
         self._display.close()
         for sink in self._sinks:
             sink.close()
-        if self._publisher is not None:
-            self._publisher.stop()
         if self._http is not None:
             self._http.stop()
         logger.info("stopped")

@@ -125,8 +125,8 @@ def publishers() -> Iterator[Callable[[MqttConfig, str], EventPublisher]]:
 
     yield make
     for pub in made:
-        if pub._thread is not None and pub._thread.is_alive():
-            pub.stop(timeout_s=1.0)
+        if pub.running:
+            pub.close(timeout_s=1.0)
 
 
 # -- the contract -------------------------------------------------------------------------------------
@@ -165,10 +165,10 @@ def test_status_events_state_and_discovery(mqtt_broker: Broker, publishers, subs
         assert config["availability_topic"] == f"{prefix}/status"
         assert "value_json" in config["value_template"]
         assert config["device"]["identifiers"] == ["moodcast_contract"]
-    assert pub.stats() == {"published": 10, "queued": 0, "dropped": 0, "connected": True}
+    assert dataclasses.asdict(pub.stats()) == {"published": 10, "queued": 0, "dropped": 0, "connected": True}
     assert pub.last_seq() == 10
 
-    pub.stop()
+    pub.close()
     assert live.wait_for(lambda msgs: STATUS_OFFLINE in live.on(f"{prefix}/status"), WAIT_S)
     after = subscribe(mqtt_broker, [f"{prefix}/status"])
     assert after.wait_for(lambda msgs: len(msgs) == 1, WAIT_S)
@@ -180,7 +180,7 @@ def test_no_discovery_when_off(mqtt_broker: Broker, publishers, subscribe) -> No
     sub = subscribe(mqtt_broker, ["ha-off/#", "moodcast/nodisc/status"])
     pub.start()
     assert sub.wait_for(lambda msgs: any(m.payload == STATUS_ONLINE for m in msgs), WAIT_S)
-    pub.stop()
+    pub.close()
     assert sub.wait_for(lambda msgs: any(m.payload == STATUS_OFFLINE for m in msgs), WAIT_S)
     assert not [m for m in sub.messages if m.topic.startswith("ha-off/")]
 
@@ -218,14 +218,14 @@ def test_broker_down_at_start(broker_factory, publishers, subscribe, publish_log
     warning = publish_log.wait_for("unreachable")
     assert f"127.0.0.1:{broker.port}" in warning and "connection refused" in warning
     assert not pub.connected
-    assert pub.stats()["queued"] == 20
+    assert pub.stats().queued == 20
 
     broker.start()
     sub = subscribe(broker, ["moodcast/late/events"])
     assert sub.wait_for(has_seqs("moodcast/late/events", range(1, 21)), WAIT_S), sub.messages
     assert seqs(sub, "moodcast/late/events") == list(range(1, 21))
     assert len(publish_log.lines()) == 1  # one warning for the whole outage, not one per attempt
-    assert pub.stats()["dropped"] == 0
+    assert pub.stats().dropped == 0
 
 
 def test_broker_killed_and_restarted(broker_factory, publishers, subscribe, publish_log: LogWatcher) -> None:
@@ -250,7 +250,7 @@ def test_broker_killed_and_restarted(broker_factory, publishers, subscribe, publ
 
     assert sub.wait_for(has_seqs(topic, range(1, 31)), 3 * WAIT_S), seqs(sub, topic)
     in_order_without_gaps(seqs(sub, topic), range(1, 31))
-    assert pub.stats()["dropped"] == 0
+    assert pub.stats().dropped == 0
 
 
 def test_outbox_bound_drops_oldest(broker_factory, publishers, subscribe, publish_log: LogWatcher) -> None:
@@ -259,7 +259,7 @@ def test_outbox_bound_drops_oldest(broker_factory, publishers, subscribe, publis
     pub.start()
     for seq in range(1, 9):
         pub.publish_event(make_event(seq, "bound"))
-    assert pub.stats() == {"published": 0, "queued": 5, "dropped": 3, "connected": False}
+    assert dataclasses.asdict(pub.stats()) == {"published": 0, "queued": 5, "dropped": 3, "connected": False}
     drops = [line for line in publish_log.lines() if "outbox full" in line]
     assert len(drops) == 1 and "mqtt.outbox_max" in drops[0]  # rate-limited: not one line per event
     assert pub.last_seq() == 8
@@ -277,22 +277,22 @@ def test_persistent_outbox_survives_restart(broker_factory, publishers, subscrib
     first.start()
     for seq in range(1, 6):
         first.publish_event(make_event(seq, "keep"))
-    first.stop(timeout_s=1.0)
+    first.close(timeout_s=1.0)
 
     broker.start()
     sub = subscribe(broker, ["moodcast/keep/events"])
     second = publishers(config, "keep")
     assert second.last_seq() == 5
-    assert second.stats()["queued"] == 5
+    assert second.stats().queued == 5
     second.start()
     second.publish_event(make_event(second.last_seq() + 1, "keep"))
     assert sub.wait_for(has_seqs("moodcast/keep/events", range(1, 7)), WAIT_S)
     assert seqs(sub, "moodcast/keep/events") == list(range(1, 7))
-    second.stop()
+    second.close()
     assert second.last_seq() == 6
 
     third = publishers(config, "keep")  # all delivered, yet numbering still continues
-    assert third.last_seq() == 6 and third.stats()["queued"] == 0
+    assert third.last_seq() == 6 and third.stats().queued == 0
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])

@@ -1,16 +1,12 @@
-"""Face events in the schema of ARCHITECTURE.md, and their sinks (JSON lines here; MQTT in publish.py)."""
+"""Face events in the schema of ARCHITECTURE.md: tracker events become numbered payloads for the outputs."""
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, Protocol
+from typing import Any
 
 from device.const import EVENT_SCHEMA_VERSION
-from device.errors import MoodcastError
 from device.vision.track import TrackEvent
 
 logger = logging.getLogger(__name__)
@@ -34,11 +30,13 @@ class EventFactory:
         self.clock_origin_s = clock_origin_s
         self.seq = last_seq
 
-    def build(self, event: TrackEvent, frame: int, now_s: float, frame_size: tuple[int, int]) -> dict:
+    def build(
+        self, event: TrackEvent, frame: int, now_s: float, frame_size: tuple[int, int]
+    ) -> dict[str, Any]:
         """The payload for one event; ``now_s`` is the frame's time on the source clock."""
         self.seq += 1
         track = event.track
-        payload = {
+        payload: dict[str, Any] = {
             "schema": EVENT_SCHEMA_VERSION,
             "type": event.kind,
             "device": self.device_id,
@@ -61,32 +59,3 @@ class EventFactory:
                 for label, count in sorted(track.emotion_frames.items(), key=lambda kv: -kv[1])
             }
         return payload
-
-
-class EventSink(Protocol):
-    """Where events go: ``publish`` must not block the pipeline; ``close`` flushes."""
-
-    def publish(self, event: dict) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class JsonLinesSink:
-    """Writes one JSON object per line to stdout (``-``) or appends to a file."""
-
-    def __init__(self, path: str) -> None:
-        self._owned = path != "-"
-        try:
-            # The sink owns the file for its whole life and closes it in close().
-            self._out: IO[str] = Path(path).open("a", buffering=1) if self._owned else sys.stdout  # noqa: SIM115
-        except OSError as err:
-            problem = f"events.path: cannot open {path} ({err.strerror}); fix the path"
-            raise MoodcastError(problem) from None
-
-    def publish(self, event: dict) -> None:
-        self._out.write(json.dumps(event, separators=(",", ":")) + "\n")
-
-    def close(self) -> None:
-        self._out.flush()
-        if self._owned:
-            self._out.close()

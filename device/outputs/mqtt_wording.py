@@ -1,0 +1,75 @@
+"""The wording of MQTT connection problems for the one warning line; paho's log without its retry noise."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+
+from paho.mqtt.reasoncodes import ReasonCode
+
+from device.const import AUTH_REFUSED_CODES
+
+
+def describe_connect_error(err: BaseException) -> str:
+    """A short reason for a failed TCP/TLS connect, for the one warning line."""
+    if isinstance(err, socket.gaierror):
+        return f"host name not resolved ({err.strerror or err})"
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused (is the broker running and listening on that port?)"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        detail = err.verify_message or err.reason
+        return f"TLS failure: certificate verify failed, {detail} (check mqtt.ca_file and the broker)"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS failure: {err.reason or err} (check mqtt.tls and the certificate files)"
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    return str(err) or type(err).__name__
+
+
+def describe_refusal(reason: ReasonCode) -> str:
+    """A short reason for a CONNACK that refused us."""
+    if reason.value in AUTH_REFUSED_CODES:
+        return (
+            f"bad user name or password ({reason}, reason code {reason.value}); "
+            "check mqtt.username and MOODCAST_MQTT__PASSWORD"
+        )
+    return f"refused by the broker ({reason}, reason code {reason.value})"
+
+
+def probe_connect(
+    host: str, port: int, context: ssl.SSLContext | None, timeout_s: float
+) -> BaseException | None:
+    """Why a TCP (and TLS) connect to ``host:port`` fails, or None when it succeeds now.
+
+    paho's ``on_connect_fail`` is not told why the attempt failed, so after a failure we repeat the
+    connect the same way (same host, port and TLS context) and word what that raises.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            if context is not None:
+                with context.wrap_socket(sock, server_hostname=host):
+                    pass
+    except (
+        OSError
+    ) as err:  # socket.gaierror, ConnectionRefusedError, ssl.SSLError and TimeoutError are all OSErrors
+        return err
+    return None
+
+
+class PahoNoise(logging.Filter):
+    """paho logs 'Client is not connected' as an ERROR on every retry; we warn once per outage instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith("Client is not connected"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def paho_logger() -> logging.Logger:
+    """paho's logger (held at WARNING by device.log), without its per-retry noise."""
+    logger = logging.getLogger("paho.mqtt.client")
+    if not any(isinstance(f, PahoNoise) for f in logger.filters):
+        logger.addFilter(PahoNoise())
+    return logger
