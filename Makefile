@@ -24,8 +24,10 @@ $(VENV)/.dev: $(VENV)/.device
 setup-device: $(VENV)/.device   ## the daemon's dependencies only (no TensorFlow)
 setup: $(VENV)/.dev             ## everything: daemon, training, tests
 
+demo: SHELL := /bin/bash
+demo: .SHELLFLAGS := -o pipefail -c   # the daemon's exit status, not tee's, decides
 demo: $(VENV)/.device           ## the daemon on the sample video: annotated video + events on stdout
-	@mkdir -p $(OUT)
+	@rm -f $(OUT)/annotated.mp4 $(OUT)/events.jsonl && mkdir -p $(OUT)
 	$(PY) -m device --input $(VIDEO) --no-realtime --model-path $(MODEL) \
 		--display-backend video --display-video-path $(OUT)/annotated.mp4 --events - | tee $(OUT)/events.jsonl
 	@echo "annotated video: $(OUT)/annotated.mp4   events: $(OUT)/events.jsonl"

@@ -19,7 +19,11 @@ die() {
 }
 
 COMMAND=${1:-}
-[[ -n "${PI:-}" ]] || die "no Pi given: make $COMMAND PI=user@host (e.g. PI=pi@raspberrypi.local)"
+case $COMMAND in
+    check) TARGET=deploy-check ;;  # the make target a user typed, for the messages
+    *) TARGET=$COMMAND ;;
+esac
+[[ -n "${PI:-}" ]] || die "no Pi given: make $TARGET PI=user@host (e.g. PI=pi@raspberrypi.local)"
 STAGING=${PI_STAGING:-.cache/moodcast/upload}
 
 # One ssh connection for every step (one password prompt at most), closed on exit.

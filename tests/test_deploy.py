@@ -43,10 +43,11 @@ def test_device_requirements_match_pyproject() -> None:
     assert not any("tensorflow" in dep.lower() for dep in got), "the Pi must never install TensorFlow"
 
 
-def test_deploy_without_pi_says_what_to_do() -> None:
+@pytest.mark.parametrize("target", ["deploy", "deploy-check", "rollback"])
+def test_deploy_without_pi_says_what_to_do(target: str) -> None:
     env = {key: value for key, value in os.environ.items() if key != "PI"}
     result = subprocess.run(
-        ["make", "-s", "-f", "deploy/deploy.mk", "deploy"],
+        ["make", "-s", "-f", "deploy/deploy.mk", target],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -55,7 +56,7 @@ def test_deploy_without_pi_says_what_to_do() -> None:
     )
     assert result.returncode != 0
     first = result.stderr.splitlines()[0]  # make adds its own "Error 1" line after ours
-    assert first.startswith("deploy: error:") and "PI=user@host" in first
+    assert first.startswith("deploy: error:") and f"make {target} PI=user@host" in first
 
 
 def _free_port() -> int:

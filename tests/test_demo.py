@@ -1,0 +1,35 @@
+"""``make demo``: its exit status is the daemon's, and it never presents a previous run's output as new."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_failed_demo_fails_and_leaves_no_stale_output(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "annotated.mp4").write_bytes(b"the previous run's video")
+    missing = tmp_path / "missing.mp4"
+    result = subprocess.run(
+        ["make", "-s", "demo", f"VIDEO={missing}", f"OUT={out}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0, result.stdout
+    assert "annotated video:" not in result.stdout
+    assert not (out / "annotated.mp4").exists()
+    assert str(missing) in result.stderr
+
+
+def test_the_readme_check_config_command_works_on_a_fresh_clone() -> None:
+    import re
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    (line,) = re.findall(r"^\.venv/bin/moodcast (--config \S+ --check-config)", readme, re.MULTILINE)
+    result = subprocess.run(
+        [sys.executable, "-m", "device", *line.split()], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
