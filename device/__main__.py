@@ -14,6 +14,7 @@ from device.config import Config, add_cli_arguments, load_config
 from device.const import APP_NAME
 from device.errors import MoodcastError
 from device.log import setup_logging
+from device.preflight import file_problems
 
 logger = logging.getLogger("device")
 
@@ -61,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{APP_NAME}: {err}", file=sys.stderr)
         return 1
     if args.check_config:
+        problems = file_problems(config)
+        for problem in problems:
+            print(f"{APP_NAME}: {problem}", file=sys.stderr)
+        if problems:
+            return 1
         print(f"{APP_NAME}: config OK", file=sys.stderr)
         return 0
     if args.print_config:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Mapping
@@ -22,14 +24,19 @@ from device.errors import ConfigError
 
 
 def _opt(default: Any, help: str, **rules: Any) -> Any:
-    """A config field with its help text and validation rules (min, max, choices, secret, flags)."""
+    """A config field with its help text and validation rules (min, max, choices, secret, url, flags)."""
     return field(default=default, metadata={"help": help, **rules})
 
 
 @dataclass(frozen=True)
 class CameraConfig:
     source: str = _opt("opencv", "frame source backend", choices=("opencv", "picamera2"))
-    device: str = _opt("0", "OpenCV camera index or video file path", flags=("--input",))
+    device: str = _opt(
+        "0",
+        "camera index, /dev/videoN, video file, or rtsp:// http(s):// stream URL",
+        flags=("--input",),
+        url=True,
+    )
     width_px: int = _opt(640, "capture width", min=16, max=4096)
     height_px: int = _opt(480, "capture height", min=16, max=4096)
     fps: float = _opt(30.0, "requested camera frame rate", min=1.0, max=240.0)
@@ -152,8 +159,18 @@ class Config:
         for key, spec, value in iter_fields(self):
             if spec.metadata.get("secret") and value:
                 value = "***"
+            if spec.metadata.get("url"):
+                value = redact_url(value)
             out[key] = str(value) if isinstance(value, Path) else value
         return out
+
+
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/?#\s]*@")  # up to the authority's last @
+
+
+def redact_url(text: str) -> str:
+    """``rtsp://user:pass@cam/x`` → ``rtsp://***@cam/x``: credentials in a URL never reach a log or a page."""
+    return _URL_CREDENTIALS.sub("***@", text)
 
 
 def iter_fields(config: Config) -> list[tuple[str, dataclasses.Field, Any]]:
@@ -198,6 +215,8 @@ def _coerce(key: str, raw: Any, kind: type, spec: dataclasses.Field) -> Any:
             if rules.get("choices"):
                 name = f"one of {', '.join(map(str, rules['choices']))}"
             raise ConfigError(key, f"expected {name}, got {raw!r}", "fix the value") from None
+        if kind is float and not math.isfinite(value):
+            raise ConfigError(key, f"expected a finite number, got {raw!r}", "fix the value")
         low, high = rules.get("min"), rules.get("max")
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f"{low}-{high}" if high is not None else f">= {low}"
@@ -234,8 +253,20 @@ def read_toml(path: Path) -> dict[str, Any]:
             return _flatten_toml(tomllib.load(handle), str(path))
     except FileNotFoundError:
         raise ConfigError("config", f"{path}: no such file", "create it or pass --config") from None
+    except IsADirectoryError:
+        raise ConfigError("config", f"{path}: is a folder, not a TOML file", "pass the file itself") from None
+    except PermissionError:
+        raise ConfigError(
+            "config", f"{path}: not readable by this user (permission denied)", "fix its permissions"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            "config", f"{path}: not UTF-8 text (byte {err.start})", "save the file as UTF-8 TOML"
+        ) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError("config", f"{path}: not valid TOML ({err})", "fix the file") from None
+    except OSError as err:
+        raise ConfigError("config", f"{path}: cannot be read ({err.strerror})", "fix the path") from None
 
 
 def env_key(key: str) -> str:
@@ -318,6 +349,23 @@ def _build(values: dict[str, Any]) -> Config:
     return config
 
 
+def topic_prefix_problem(prefix: str) -> str:
+    """What makes ``prefix`` unusable as the first levels of an MQTT topic name, or "" when nothing does.
+
+    MQTT 3.1.1 section 4.7: topic names must not contain the wildcards ``+`` and ``#``, nor U+0000; an empty
+    level (a leading, trailing or doubled ``/``) is legal but almost always a typo, and a broker may refuse
+    it, so it is refused here.
+    """
+    if not prefix:
+        return "empty"
+    for char in ("+", "#", "\0"):
+        if char in prefix:
+            return f"{prefix!r} contains {char!r}, a wildcard or NUL that topic names must not hold"
+    if "" in prefix.split("/"):
+        return f"{prefix!r} has an empty level (a leading, trailing or doubled '/')"
+    return ""
+
+
 def _verify(config: Config) -> None:
     """Cross-field rules, each naming the key to fix."""
     mqtt = config.mqtt
@@ -331,6 +379,16 @@ def _verify(config: Config) -> None:
         raise ConfigError(
             "mqtt.key_file", "a client certificate needs both cert_file and key_file", "set both or neither"
         )
+    if mqtt.enabled and not mqtt.host.strip():
+        raise ConfigError(
+            "mqtt.host", "empty, so no broker can be reached", "set the broker's host name or address"
+        )
+    for key in ("prefix", "discovery_prefix"):
+        problem = topic_prefix_problem(getattr(mqtt, key))
+        if problem:
+            raise ConfigError(
+                f"mqtt.{key}", problem, "use levels of letters, digits, '-' and '_' joined by '/'"
+            )
     for key in ("ca_file", "cert_file", "key_file"):
         path = getattr(mqtt, key)
         if path and not Path(path).is_file():

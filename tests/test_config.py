@@ -107,3 +107,47 @@ def test_readme_documents_every_key():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for key, _spec, _value in iter_fields(load_config(None, environ={}, cli={})):
         assert f"`{key}`" in readme, f"README's config table lacks {key}"
+
+
+@pytest.mark.parametrize(
+    ("environ", "key", "expected"),
+    [
+        ({"MOODCAST_TRACK__SMOOTHING": "nan"}, "track.smoothing", "expected a finite number, got 'nan'"),
+        ({"MOODCAST_CAMERA__STALL_TIMEOUT_S": "inf"}, "camera.stall_timeout_s", "expected a finite number"),
+        ({"MOODCAST_TRACK__HEARTBEAT_S": "-inf"}, "track.heartbeat_s", "expected a finite number"),
+        ({"MOODCAST_MQTT__PREFIX": "home/+/cams"}, "mqtt.prefix", "contains '+', a wildcard"),
+        ({"MOODCAST_MQTT__PREFIX": "home/#"}, "mqtt.prefix", "contains '#', a wildcard"),
+        ({"MOODCAST_MQTT__PREFIX": "home//cams"}, "mqtt.prefix", "has an empty level"),
+        ({"MOODCAST_MQTT__PREFIX": ""}, "mqtt.prefix", "empty"),
+        ({"MOODCAST_MQTT__DISCOVERY_PREFIX": "ha/"}, "mqtt.discovery_prefix", "has an empty level"),
+        ({"MOODCAST_MQTT__ENABLED": "true", "MOODCAST_MQTT__HOST": ""}, "mqtt.host", "empty, so no broker"),
+    ],
+)  # fmt: skip
+def test_values_a_broker_or_a_json_parser_would_reject_are_refused(environ, key, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ=environ, cli={})
+    assert err.value.key == key and expected in str(err.value), str(err.value)
+
+
+def test_a_config_path_that_is_not_a_readable_utf8_file_is_one_line(tmp_path):
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('[mqtt]\nhost = "caf\xe9"\n'.encode("latin-1"))
+    for path, expected in ((latin1, "not UTF-8 text"), (tmp_path, "is a folder, not a TOML file")):
+        result = run_cli("--config", str(path), "--check-config")
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"config: {path}: {expected}" in lines[0], lines
+
+
+def test_check_config_names_every_missing_file(tmp_path):
+    model = tmp_path / "model.tflite"
+    model.write_bytes(b"TFL3")
+    result = run_cli("--check-config", "--model-path", str(model), "--input", str(tmp_path / "clip.mp4"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"moodcast: model.path: {tmp_path / 'model.json'}: model card not found",
+        f"moodcast: camera.device: {tmp_path / 'clip.mp4'}: video file not found",
+    ]
+    result = run_cli("--check-config", "--model-path", str(tmp_path))
+    assert f"moodcast: model.path: {tmp_path}: is a folder, expected the model file" in result.stderr
+    assert run_cli("--check-config", "--input", "0").returncode == 0  # a camera index is not a file

@@ -1,0 +1,40 @@
+"""``--check-config``'s second half: every file the config names exists and can be read by this user."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from device.config import Config
+
+
+def _file_problem(path: Path, what: str) -> str:
+    """One line naming ``path`` and what is wrong with it as ``what``, or "" when it is a readable file."""
+    if path.is_dir():
+        return f"{path}: is a folder, expected the {what}"
+    if not path.exists():
+        return f"{path}: {what} not found"
+    if not os.access(path, os.R_OK):
+        return f"{path}: {what} is not readable by this user (permission denied)"
+    return ""
+
+
+def file_problems(config: Config) -> list[str]:
+    """The problems with the files ``config`` names, one line each, each starting with its config key.
+
+    Checked: ``model.path`` and its card (the .json beside it), ``camera.device`` when it names a video file
+    (not a camera index, a device under /dev/ or a stream URL), and the MQTT TLS files when TLS is on.
+    """
+    model = config.model.path
+    checks = [("model.path", model, "model file"), ("model.path", model.with_suffix(".json"), "model card")]
+    device = config.camera.device
+    if config.camera.source == "opencv" and not (
+        device.isdigit() or device.startswith("/dev/") or "://" in device
+    ):
+        checks.append(("camera.device", Path(device), "video file"))
+    if config.mqtt.enabled and config.mqtt.tls:
+        for key in ("ca_file", "cert_file", "key_file"):
+            if getattr(config.mqtt, key):
+                checks.append((f"mqtt.{key}", Path(getattr(config.mqtt, key)), key.replace("_", " ")))
+    found = [(key, _file_problem(path, what)) for key, path, what in checks]
+    return [f"{key}: {problem}" for key, problem in found if problem]
