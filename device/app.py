@@ -185,7 +185,7 @@ class MoodcastApp:
 
     def _show(self, frame: Frame) -> bool:
         image = frame.image
-        faces = face_labels(self.pipeline.tracker.shown(frame.time_s), self.classifier.labels)
+        faces = face_labels(self.pipeline.tracker.shown(), self.classifier.labels)
         draw_overlay(image, faces, StatusLine(self._fps, len(faces), status_text(self._sinks)))
         if self._http is not None:
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])

@@ -59,8 +59,8 @@ def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
         frames.append(image)
 
 
-def draw(image: np.ndarray, tracker: FaceTracker, labels: tuple[str, ...], time_s: float) -> None:
-    faces = face_labels(tracker.shown(time_s), labels)
+def draw(image: np.ndarray, tracker: FaceTracker, labels: tuple[str, ...]) -> None:
+    faces = face_labels(tracker.shown(), labels)
     draw_overlay(image, faces, StatusLine(0.0, len(faces), "mqtt: off"))
 
 
@@ -130,7 +130,7 @@ def run_reference(frames, classifier, fps):
         t2 = time.perf_counter()
         events = tracker.update(boxes, scores, index / fps)
         t3 = time.perf_counter()
-        draw(image, tracker, classifier.labels, index / fps)
+        draw(image, tracker, classifier.labels)
         t4 = time.perf_counter()
         timings.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0))
         boxes_all.append(boxes)
@@ -150,7 +150,7 @@ def run_moodcast(frames, classifier, fps):
         gray, scale = make_lores(image, config.width_px)
         result = pipeline.process(Frame(index, index / fps, image, gray, scale))
         t3 = time.perf_counter()
-        draw(image, pipeline.tracker, classifier.labels, index / fps)
+        draw(image, pipeline.tracker, classifier.labels)
         t4 = time.perf_counter()
         detect_s = result.timings["detect"] + (t3 - t0 - sum(result.timings.values()))
         timings.append((detect_s, result.timings["classify"], result.timings["track"], t4 - t3, t4 - t0))
@@ -174,8 +174,8 @@ def shown_labels(
         shown.append(
             [
                 (track.shown_box, track.emotion)
-                for track in pipeline.tracker.shown(index / fps)
-                if track.confirmed and track.shown_box is not None
+                for track in pipeline.tracker.shown()
+                if track.confirmed
             ]
         )
     return shown

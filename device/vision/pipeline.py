@@ -50,7 +50,7 @@ class Pipeline:
         search = self.detector.next_search(bool(tracker.tracks), tracker.all_confirmed)
         if search is Search.NONE:
             events = tracker.coast(frame.time_s)
-            shown = [track.shown_box for track in tracker.shown(frame.time_s)]
+            shown = [track.shown_box for track in tracker.shown()]
             timings = {"detect": 0.0, "classify": 0.0, "track": time.perf_counter() - start}
             return FrameResult(shown, [None] * len(shown), events, timings)
         gray = None  # the full-resolution gray frame: track windows and crops are cut from it

@@ -28,8 +28,10 @@ class Track:
     announced_emotion: str = ""
     last_event_s: float = 0.0
     emotion_frames: dict[str, int] = field(default_factory=dict)
-    shown_box: Box | None = None  # where the face is drawn: its detection, or its prediction while coasting
+    shown_box: Box = (0, 0, 0, 0)  # where the face is drawn: its detection, or its prediction while coasting
     shown_s: float = -1.0  # the frame time of shown_box
+    seen_frame: int = -1  # the tracker's frame count when a search last found this face
+    shown_frame: int = -1  # the tracker's frame count when shown_box was placed
 
     def predicted(self, now_s: float) -> Box:
         """The box moved on by its velocity to ``now_s``."""
@@ -57,7 +59,8 @@ class FaceTracker:
         self.labels = labels
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
-        self._last_search_s = -1.0
+        self._frame = -1  # frames seen by update() or coast(): which tracks are on a frame is told by this
+        self._last_search_frame = -1
 
     def update(self, boxes: list[Box], scores: Sequence[np.ndarray | None], now_s: float) -> list[TrackEvent]:
         """Fold one frame's detections into the tracks; return the events.
@@ -65,13 +68,14 @@ class FaceTracker:
         ``scores`` has a row per box, or None for a box that was not classified on this frame: that box
         moves its track without a new reading, and must continue a live track (see ``continuing``).
         """
+        self._frame += 1
         matched_tracks, matched_boxes = self._associate(boxes, now_s)
         starting = sorted(set(range(len(boxes))) - set(matched_boxes))
         unclassified = [boxes[index] for index in starting if scores[index] is None]
         if unclassified:
             raise ValueError(f"boxes {unclassified} start tracks but were not classified")
         events: list[TrackEvent] = []
-        self._last_search_s = now_s
+        self._last_search_frame = self._frame
         alpha = self.config.smoothing
         for track_index, box_index in zip(matched_tracks, matched_boxes, strict=True):
             track = self.tracks[track_index]
@@ -82,22 +86,27 @@ class FaceTracker:
                 track.velocity = (0.5 * track.velocity[0] + 0.5 * vx, 0.5 * track.velocity[1] + 0.5 * vy)
             track.box = track.shown_box = boxes[box_index]
             track.shown_s = now_s
-            if scores[box_index] is not None:
-                track.scores = (1 - alpha) * track.scores + alpha * scores[box_index]
+            track.seen_frame = track.shown_frame = self._frame
+            reading = scores[box_index]
+            if reading is not None:
+                track.scores = (1 - alpha) * track.scores + alpha * reading
             track.last_seen_s = now_s
             track.hits += 1
             self._note_emotion(track)
             events.extend(self._progress(track, now_s))
         for box_index in starting:
-            box = boxes[box_index]
+            box, reading = boxes[box_index], scores[box_index]
+            assert reading is not None  # checked above: every starting box was classified
             track = Track(
                 next(self._ids),
                 box,
-                scores[box_index].astype(np.float32),
+                reading.astype(np.float32),
                 now_s,
                 now_s,
                 shown_box=box,
                 shown_s=now_s,
+                seen_frame=self._frame,
+                shown_frame=self._frame,
             )
             self._note_emotion(track)
             self.tracks.append(track)
@@ -112,14 +121,16 @@ class FaceTracker:
 
     def coast(self, now_s: float) -> list[TrackEvent]:
         """A frame with no search: the tracks found by the last search move on by their velocity."""
+        self._frame += 1
         for track in self.tracks:
-            if track.last_seen_s == self._last_search_s:
+            if track.seen_frame == self._last_search_frame:
                 track.shown_box, track.shown_s = track.predicted(now_s), now_s
+                track.shown_frame = self._frame
         return self._expire(now_s)
 
-    def shown(self, now_s: float) -> list[Track]:
-        """The tracks placed on the frame at ``now_s``, detected or coasting."""
-        return [track for track in self.tracks if track.shown_s == now_s]
+    def shown(self) -> list[Track]:
+        """The tracks placed on the newest frame (the last update() or coast()), detected or coasting."""
+        return [track for track in self.tracks if track.shown_frame == self._frame]
 
     @property
     def all_confirmed(self) -> bool:
