@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import sdnotify
 
-from device.config import Config
+from device.config import Config, redact_url
 from device.const import SUMMARY_INTERVAL_S
 from device.display.display import Display, NoDisplay, open_display
 from device.display.overlay import StatusLine, draw_overlay
@@ -69,7 +69,7 @@ class MoodcastApp:
         self._init_events()
         self._init_http()
         self._notifier.notify("READY=1")
-        self._notifier.notify(f"STATUS=running on {self.config.camera.device}")
+        self._notifier.notify(f"STATUS=running on {redact_url(self.config.camera.device)}")
 
     def _load_classifier(self) -> EmotionClassifier:
         model = self.config.model

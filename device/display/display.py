@@ -40,7 +40,7 @@ class VideoFileDisplay:
         path = config.video_path
         if path.parent and not path.parent.is_dir():
             raise DisplayError(f"display.video_path: folder {path.parent} does not exist; create it")
-        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
+        fourcc = cv2.VideoWriter.fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
         self._writer = cv2.VideoWriter(str(path), fourcc, fps or 15.0, frame_size)
         if not self._writer.isOpened():
             raise DisplayError(f"display.video_path: cannot write {path}; use a .mp4 or .avi path")

@@ -12,6 +12,7 @@ import numpy as np
 
 from device.config import DisplayConfig
 from device.const import SUPPORTED_BPP, SYSFS_GRAPHICS
+from device.display.letterbox import Placement, place, scale_to
 from device.errors import DisplayError
 
 logger = logging.getLogger(__name__)
@@ -25,16 +26,6 @@ class FramebufferGeometry:
     height_px: int
     bits_per_pixel: int
     stride_bytes: int
-
-
-@dataclass(frozen=True)
-class _Placement:
-    """Where a frame of one size lands on the screen: scaled size and top-left offset."""
-
-    width_px: int
-    height_px: int
-    x_px: int
-    y_px: int
 
 
 def _sysfs_dir(device: Path, sysfs_root: Path) -> Path:
@@ -112,12 +103,13 @@ class FramebufferDisplay:
         geo = self.geometry
         self._buffer = np.zeros((geo.height_px, geo.stride_bytes), dtype=np.uint8)
         visible = self._buffer[:, : geo.width_px * geo.bits_per_pixel // 8]
+        self._pixels: np.ndarray  # the visible part of the buffer, one element a pixel
         if geo.bits_per_pixel == 32:
             self._pixels = visible.reshape(geo.height_px, geo.width_px, 4)  # B, G, R, X in memory
             self._pixels[..., 3] = 255
         else:
             self._pixels = visible.view("<u2").reshape(geo.height_px, geo.width_px)
-        self._placement = _Placement(geo.width_px, geo.height_px, 0, 0)
+        self._placement = Placement(geo.width_px, geo.height_px, 0, 0)
         self._frame_shape: tuple[int, ...] = ()
         logger.info(
             "framebuffer %s opened: %dx%d, %d bpp, stride %d",
@@ -128,13 +120,6 @@ class FramebufferDisplay:
             geo.stride_bytes,
         )
 
-    def _place(self, frame_w: int, frame_h: int) -> _Placement:
-        geo = self.geometry
-        scale = min(geo.width_px / frame_w, geo.height_px / frame_h)
-        width = max(1, min(geo.width_px, round(frame_w * scale)))
-        height = max(1, min(geo.height_px, round(frame_h * scale)))
-        return _Placement(width, height, (geo.width_px - width) // 2, (geo.height_px - height) // 2)
-
     def show(self, frame: np.ndarray) -> bool:
         """Write one BGR uint8 frame to the screen; always True (a framebuffer has no quit key)."""
         if self._fd is None:
@@ -142,25 +127,23 @@ class FramebufferDisplay:
         if frame.shape != self._frame_shape:
             # A new frame size: repaint the bars black before placing the image anew.
             self._frame_shape = frame.shape
-            self._placement = self._place(frame.shape[1], frame.shape[0])
+            geo = self.geometry
+            self._placement = place(frame.shape[1], frame.shape[0], geo.width_px, geo.height_px)
             if self.geometry.bits_per_pixel == 32:
                 self._pixels[..., :3] = 0
             else:
                 self._pixels[...] = 0
             logger.debug("framebuffer: %s frame placed at %s", frame.shape, self._placement)
-        place = self._placement
-        if (place.width_px, place.height_px) != (frame.shape[1], frame.shape[0]):
-            shrinking = place.width_px < frame.shape[1]
-            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-            frame = cv2.resize(frame, (place.width_px, place.height_px), interpolation=interpolation)
-        rows = slice(place.y_px, place.y_px + place.height_px)
-        cols = slice(place.x_px, place.x_px + place.width_px)
+        spot = self._placement
+        frame = scale_to(frame, spot)
+        rows = slice(spot.y_px, spot.y_px + spot.height_px)
+        cols = slice(spot.x_px, spot.x_px + spot.width_px)
         if self.geometry.bits_per_pixel == 32:
             self._pixels[rows, cols] = cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA)  # X byte 255
         else:
             self._pixels[rows, cols] = _bgr_to_rgb565(frame)
         try:
-            os.pwrite(self._fd, self._buffer, 0)
+            os.pwrite(self._fd, self._buffer.data, 0)
         except OSError as err:
             raise DisplayError(
                 f"display.fb_device: writing to {self._device} failed ({err.strerror})"

@@ -12,6 +12,7 @@ import numpy as np
 
 from device.config import DisplayConfig
 from device.const import DISPLAY_VARIABLES, HEADLESS_DRIVERS, WINDOW_TITLE
+from device.display.letterbox import letterbox
 from device.errors import DisplayError
 
 logger = logging.getLogger(__name__)
@@ -52,19 +53,6 @@ def window_available() -> bool:
         return False
     pygame.display.quit()
     return True
-
-
-def letterbox(frame: np.ndarray, width_px: int, height_px: int) -> tuple[np.ndarray, int, int]:
-    """Scale a frame to fit (width_px, height_px) keeping its aspect; returns it and its top-left offset."""
-    frame_h, frame_w = frame.shape[:2]
-    if (frame_w, frame_h) == (width_px, height_px):
-        return frame, 0, 0
-    scale = min(width_px / frame_w, height_px / frame_h)
-    new_w = max(1, min(width_px, round(frame_w * scale)))
-    new_h = max(1, min(height_px, round(frame_h * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    scaled = cv2.resize(frame, (new_w, new_h), interpolation=interpolation)
-    return scaled, (width_px - new_w) // 2, (height_px - new_h) // 2
 
 
 class WindowDisplay:
