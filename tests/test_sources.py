@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import queue
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -217,3 +222,127 @@ def test_picamera2_frames_are_timed_by_the_sensor():
         source._grab()
         stamps.append(source._frame_time_s(time.monotonic()))
     assert [t - stamps[0] for t in stamps] == pytest.approx([0.0, 0.033, 0.3], abs=1e-6)
+
+
+# -- sources: /dev/videoN and network streams ------------------------------------------------------
+
+
+def test_a_missing_device_node_is_named_as_a_camera():
+    result = daemon("--input", "/dev/video63")
+    one_line_error(result, "camera.device", "no camera device /dev/video63")
+    assert "video file" not in result.stderr
+
+
+def test_a_device_node_that_is_no_camera_is_opened_as_one_and_refused():
+    """/dev/null is a character device that exists, like /dev/video0: tried as a camera, not as a file."""
+    result = daemon("--input", "/dev/null")
+    one_line_error(result, "camera.device", "cannot open camera /dev/null")
+    assert "video file" not in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Running:
+    """A daemon in a subprocess; its stdout (events) and stderr (log) lines are read as they come."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "device", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.events: queue.Queue[dict] = queue.Queue()
+        self.log: list[str] = []
+        self._logged = threading.Condition()
+        self._pumps = [
+            threading.Thread(target=self._pump_events, daemon=True),
+            threading.Thread(target=self._pump_log, daemon=True),
+        ]
+        for pump in self._pumps:
+            pump.start()
+
+    def _pump_events(self) -> None:
+        for line in self.process.stdout:
+            self.events.put(json.loads(line))
+
+    def _pump_log(self) -> None:
+        for line in self.process.stderr:
+            with self._logged:
+                self.log.append(line)
+                self._logged.notify_all()
+
+    def wait_log(self, needle: str, timeout_s: float) -> None:
+        with self._logged:
+            found = self._logged.wait_for(lambda: any(needle in line for line in self.log), timeout_s)
+        assert found, f"{needle!r} not logged within {timeout_s} s:\n{''.join(self.log)}"
+
+    def next_event(self, kind: str, timeout_s: float) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                break
+            if event["type"] == kind:
+                return event
+        raise AssertionError(f"no {kind} event within {timeout_s} s:\n{''.join(self.log)}")
+
+    def stop(self) -> str:
+        """SIGTERM, wait, and the whole log."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for pump in self._pumps:
+            pump.join(timeout=5)
+        return "".join(self.log)
+
+
+def serving(port: int) -> Running:
+    """A first daemon playing the sample in a loop, its annotated frames on /stream.mjpg."""
+    server = Running(
+        "--input", str(SAMPLE), "--camera-loop", "--realtime", "--http-enabled", "--http-port", str(port),
+    )  # fmt: skip
+    server.wait_log(f"serving on http://127.0.0.1:{port}", 60)
+    return server
+
+
+def test_a_stream_is_read_for_real_and_reconnected_after_its_server_restarts():
+    port = free_port()
+    url = f"http://viewer:s3cret@127.0.0.1:{port}/stream.mjpg"
+    server = serving(port)
+    viewer = Running("--input", url, "--events", "-", "--camera-stall-timeout-s", "1", "--log-level", "debug")
+    try:
+        first = viewer.next_event("new", 60)
+        assert first["frame_size"] == [640, 480]
+        server.stop()
+        viewer.wait_log("no frame for 1 s; reopening", 30)
+        while not viewer.events.empty():  # what came before the drop
+            viewer.events.get()
+        server = serving(port)
+        viewer.wait_log("delivers frames again", 60)
+        again = viewer.next_event("new", 60)
+        assert again["seq"] > first["seq"]
+    finally:
+        server_log = server.stop()
+        viewer_log = viewer.stop()
+    assert "Traceback" not in server_log + viewer_log, server_log + viewer_log
+    assert "s3cret" not in viewer_log and "viewer:" not in viewer_log
+    assert "no frame for 1 s; reopening" in viewer_log and "delivers frames again" in viewer_log, viewer_log
+    assert "stream http://***@127.0.0.1" in viewer_log, viewer_log  # the URL is logged, its password is not
+
+
+def test_print_config_masks_a_stream_urls_credentials():
+    result = daemon("--input", "rtsp://admin:s3cret@cam.lan:554/stream1", "--print-config")
+    assert result.returncode == 0, result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    assert "rtsp://***@cam.lan:554/stream1" in result.stdout

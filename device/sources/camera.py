@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -12,10 +14,12 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from device.config import CameraConfig, DetectConfig
+from device.config import CameraConfig, DetectConfig, redact_url
 from device.errors import CameraError
 
 logger = logging.getLogger(__name__)
+
+STREAM_TIMEOUT_S = 5.0  # longest wait to open or read a network stream, so shutdown is never held longer
 
 
 @dataclass(frozen=True)
@@ -96,11 +100,29 @@ class Orientation:
         return (height, width) if self.swaps_axes else (width, height)
 
 
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
+
+
+def is_stream(device: str) -> bool:
+    """A network camera's URL (RTSP, HTTP MJPEG), read through OpenCV's FFmpeg backend."""
+    return device.lower().startswith(STREAM_SCHEMES)
+
+
+def is_camera_node(device: str) -> bool:
+    """``/dev/videoN`` and its udev links (``/dev/v4l/by-id/...``): a character device, or a path in /dev/."""
+    try:
+        return stat.S_ISCHR(os.stat(device).st_mode)
+    except OSError:
+        return device.startswith("/dev/")
+
+
 def open_source(camera: CameraConfig, detect: DetectConfig) -> FrameSource:
-    """Pick the backend the config names: a video file, an OpenCV camera, or Picamera2."""
+    """Pick the backend the config names: Picamera2, an OpenCV camera or stream, or a video file."""
     if camera.source == "picamera2":
         return Picamera2Source(camera, detect)
-    if camera.device.isdigit():
+    if is_stream(camera.device):
+        return StreamSource(camera, detect)
+    if camera.device.isdigit() or is_camera_node(camera.device):
         return OpenCVCameraSource(camera, detect)
     return VideoFileSource(camera, detect)
 
@@ -207,6 +229,7 @@ class _ThreadedCamera:
 
     def __init__(self, camera: CameraConfig, detect: DetectConfig) -> None:
         self.config = camera
+        self.name = redact_url(camera.device)  # what logs and errors say: never a URL's credentials
         self.detect_width_px = detect.width_px
         self.fps = camera.fps
         self._orient = Orientation.of(camera)
@@ -247,7 +270,7 @@ class _ThreadedCamera:
             grabbed = self._grab()
             if grabbed is not None:
                 if stalled:
-                    logger.warning("camera %s delivers frames again", self.config.device)
+                    logger.warning("camera %s delivers frames again", self.name)
                     stalled, backoff_s = False, 1.0
                 last_frame = time.monotonic()
                 self._slot.put(Frame(self._index, self._frame_time_s(last_frame), *grabbed))
@@ -259,7 +282,7 @@ class _ThreadedCamera:
             if not stalled:
                 logger.warning(
                     "camera %s: no frame for %.0f s; reopening it (backoff up to 30 s)",
-                    self.config.device,
+                    self.name,
                     self.config.stall_timeout_s,
                 )
                 stalled = True
@@ -288,26 +311,40 @@ class _ThreadedCamera:
 
 
 class OpenCVCameraSource(_ThreadedCamera):
-    """A USB/V4L2 camera by index, read through OpenCV in the capture thread."""
+    """A USB/V4L2 camera by index or device node, read through OpenCV in the capture thread."""
 
     _capture: cv2.VideoCapture | None = None
 
     def _open_device(self) -> None:
-        capture = cv2.VideoCapture(int(self.config.device))
-        if not capture.isOpened():
+        device = self.config.device
+        if device.isdigit():
+            capture = cv2.VideoCapture(int(device))
+        elif not os.path.exists(device):
             raise CameraError(
-                f"camera.device: cannot open camera {self.config.device}; is it connected, "
+                f"camera.device: no camera device {device}; is it connected? 'ls /dev/video*' lists "
+                "those there are"
+            )
+        else:
+            capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
+        if not capture.isOpened():
+            capture.release()
+            raise CameraError(
+                f"camera.device: cannot open camera {device}; is it connected, a video capture device, "
                 "and is the user in the 'video' group?"
             )
         capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.width_px)
         capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height_px)
         capture.set(cv2.CAP_PROP_FPS, self.config.fps)
+        self._opened(capture)
+        logger.info("camera %s opened: %dx%d at %.1f fps", self.name, *self.size, self.fps)
+
+    def _opened(self, capture: cv2.VideoCapture) -> None:
         self.size = self._orient.size(
             int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         )
-        self.fps = capture.get(cv2.CAP_PROP_FPS) or self.config.fps
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1.0 <= fps <= 240.0 else self.config.fps  # streams often report none or nonsense
         self._capture = capture
-        logger.info("camera %s opened: %dx%d at %.1f fps", self.config.device, *self.size, self.fps)
 
     def _grab(self) -> tuple[np.ndarray, np.ndarray, float] | None:
         if self._capture is None:
@@ -322,6 +359,28 @@ class OpenCVCameraSource(_ThreadedCamera):
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+
+class StreamSource(OpenCVCameraSource):
+    """A network camera (RTSP, HTTP MJPEG) through OpenCV's FFmpeg backend; reconnects when the stream drops.
+
+    A dropped stream is a stalled camera: after ``camera.stall_timeout_s`` without a frame the capture
+    thread reopens it, waiting 1, 2, 4 ... up to 30 s between tries. Its URL's credentials are in no
+    log line or error: ``self.name`` is the URL with them masked.
+    """
+
+    def _open_device(self) -> None:
+        timeout_ms = round(1000 * min(max(self.config.stall_timeout_s, 1.0), STREAM_TIMEOUT_S))
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+        capture = cv2.VideoCapture(self.config.device, cv2.CAP_FFMPEG, timeouts)
+        if not capture.isOpened():
+            capture.release()
+            raise CameraError(
+                f"camera.device: cannot open stream {self.name}; check the URL, that the camera is on and "
+                "reachable from here, and its user name and password"
+            )
+        self._opened(capture)
+        logger.info("stream %s opened: %dx%d at %.1f fps", self.name, *self.size, self.fps)
 
 
 class Picamera2Source(_ThreadedCamera):
