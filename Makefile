@@ -9,7 +9,7 @@ MODEL ?= models/emotion-int8.tflite
 VIDEO ?= samples/one-face.mp4
 OUT ?= runs/demo
 
-.PHONY: setup setup-device demo run test test-slow lint format train train-resume convert bench samples calibrate clean
+.PHONY: setup setup-device demo run test test-slow lint typecheck format train train-resume convert bench samples calibrate clean
 
 $(VENV)/.device: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+typecheck: $(VENV)/.dev          ## mypy on device/, train/ and convert/ (settings in pyproject.toml)
+	$(VENV)/bin/mypy
+
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
@@ -69,6 +72,6 @@ calibrate: $(VENV)/.dev
 	$(PY) -m tools.calibrate_crop --data $(DATA) --out models/crop.json
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache
 
 -include deploy/deploy.mk

@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -123,7 +123,8 @@ def convert(args: argparse.Namespace) -> dict:
         raise ConvertError(str(err)) from None
     if training.get("data_sha256") not in (None, data.sha256):
         logger.warning("%s differs from the data the model was trained on (data_sha256)", args.data)
-    input_shape = tuple(int(d) for d in model.input_shape[1:])
+    height, width, channels = (int(d) for d in model.input_shape[1:])
+    input_shape = (height, width, channels)
 
     # Convert
     representative = None
@@ -173,7 +174,7 @@ def convert(args: argparse.Namespace) -> dict:
             f"({lite['accuracy']:.4f} vs {reference['accuracy']:.4f}, limit {100 * args.max_drop:.1f}); "
             f"{args.out} not written; calibrate on more faces (--representative) or raise --max-drop"
         )
-    calibration = {
+    calibration: dict[str, Any] = {
         "temperature": temperature,
         "method": "temperature scaling (Guo et al., 2017), NLL of FER2013 labels",
         "fitted_on": f"FER2013 {CALIBRATION_SPLIT}",

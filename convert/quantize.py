@@ -58,9 +58,11 @@ def to_tflite(model: keras.Model, quantization: str, representative: np.ndarray 
         model.export(str(saved), format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
         if quantization == "int8":
+            faces = representative  # checked above: not None for int8
 
             def calibration() -> Iterator[list[np.ndarray]]:
-                for face in representative:
+                assert faces is not None
+                for face in faces:
                     yield [face[np.newaxis].astype(np.float32)]
 
             converter.optimizations = [tf.lite.Optimize.DEFAULT]

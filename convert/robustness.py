@@ -30,10 +30,13 @@ def _blur(faces: np.ndarray) -> np.ndarray:
 
 
 def _jpeg(faces: np.ndarray) -> np.ndarray:
-    out = []
+    out: list[np.ndarray] = []
     for face in faces:
         _, encoded = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        out.append(cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE))
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+        if decoded is None:
+            raise ValueError("a face did not survive JPEG encoding")
+        out.append(decoded)
     return np.stack(out)
 
 

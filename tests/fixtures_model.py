@@ -11,6 +11,7 @@ them builds a new one; ``MOODCAST_TEST_CACHE=0`` builds it afresh in a temporary
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -57,10 +58,8 @@ def inputs_key() -> str:
                 digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(repr(TRAIN_ARGS).encode())
     for package in ("tensorflow-cpu", "tensorflow", "keras"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             digest.update(f"{package}={metadata.version(package)}".encode())
-        except metadata.PackageNotFoundError:
-            pass
     return digest.hexdigest()[:16]
 
 
@@ -92,10 +91,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     staging = Path(tempfile.mkdtemp(prefix="building-", dir=CACHE_DIR))
     try:
         build(staging)
-        try:
-            staging.rename(cached)  # atomic: a run beside this one sees all of it or none
-        except OSError:  # another run got there first; theirs is as good
-            pass
+        # atomic: a run beside this one sees all of it or none; if one got there first, theirs is as good
+        with contextlib.suppress(OSError):
+            staging.rename(cached)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return cached

@@ -172,11 +172,7 @@ def shown_labels(
         gray, scale = make_lores(image, config.width_px)
         pipeline.process(Frame(index, index / fps, image, gray, scale))
         shown.append(
-            [
-                (track.shown_box, track.emotion)
-                for track in pipeline.tracker.shown()
-                if track.confirmed
-            ]
+            [(track.shown_box, track.emotion) for track in pipeline.tracker.shown() if track.confirmed]
         )
     return shown
 

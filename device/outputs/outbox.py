@@ -66,7 +66,7 @@ class MemoryOutbox:
 
     def head(self, count: int, skip: Collection[int] = ()) -> list[tuple[int, str]]:
         with self._lock:
-            out = []
+            out: list[tuple[int, str]] = []
             for seq, payload in self._items.items():
                 if len(out) >= count:
                     break

@@ -38,7 +38,11 @@ class FrameSource(Protocol):
 
     fps: float
     size: tuple[int, int]
-    dropped: int
+
+    @property
+    def dropped(self) -> int:
+        """Frames the camera made that the pipeline never took (always 0 for a video file)."""
+        ...
 
     def open(self) -> None: ...
 
@@ -149,7 +153,7 @@ class VideoFileSource:
             raise CameraError(f"camera.device: video file {self.path} not found; fix the path")
         capture = cv2.VideoCapture(str(self.path))
         ok, first = capture.read() if capture.isOpened() else (False, None)
-        if not ok:
+        if not ok or first is None:
             raise CameraError(f"camera.device: {self.path} is not a readable video; check the file")
         capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self._capture = capture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -27,9 +28,15 @@ class Search(enum.Enum):
     NONE = "none"  # nothing: every track is confirmed and they coast to the next search
 
 
+def as_box(values: Iterable[float]) -> Box:
+    """Four numbers as a Box ``(x, y, w, h)`` of whole pixels (rounded)."""
+    x, y, w, h = values
+    return (round(x), round(y), round(w), round(h))
+
+
 def load_cascade(name: str = HAAR_CASCADE) -> cv2.CascadeClassifier:
     """Load a cascade shipped with OpenCV (``cv2.data``)."""
-    path = Path(cv2.data.haarcascades) / name
+    path = Path(cv2.data.haarcascades) / name  # type: ignore[attr-defined]  # not in OpenCV's stubs
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():
         raise MoodcastError(f"{path}: Haar cascade missing or unreadable; reinstall opencv-python-headless<5")
@@ -79,7 +86,7 @@ class FaceDetector:
             self._size_checked = True
             self._check_smallest_face(gray_lores.shape[1], scale_to_main)
         boxes = self._search(gray_lores, self.config.min_size_px / scale_to_main, None)
-        return [tuple(round(v * scale_to_main) for v in box) for box in boxes]
+        return [as_box(v * scale_to_main for v in box) for box in boxes]
 
     def search_tracks(self, gray_main: np.ndarray, tracks_main: list[Box]) -> list[Box]:
         """Search a window around each track (``track_window_frac`` of its size on every side)."""
@@ -126,4 +133,4 @@ class FaceDetector:
             minSize=(side, side),
             maxSize=(int(max_size), int(max_size)) if max_size else (0, 0),
         )
-        return [tuple(int(v) for v in box) for box in found]
+        return [as_box(box) for box in found]
