@@ -3,8 +3,6 @@
 import logging
 from pathlib import Path
 
-import cv2
-
 APP_NAME = "moodcast"
 ENV_PREFIX = "MOODCAST_"
 DEFAULT_CONFIG_PATH = "/etc/moodcast/moodcast.toml"
@@ -57,7 +55,7 @@ STAGE_BUCKETS_S = (
 )  # fmt: skip
 
 # Overlay drawing.
-OVERLAY_FONT = cv2.FONT_HERSHEY_SIMPLEX
+OVERLAY_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX, as a number: importing this module must not load OpenCV
 # BGR, one distinct colour per FER2013 label; anything else is drawn in FALLBACK_COLOUR.
 EMOTION_COLOURS: dict[str, tuple[int, int, int]] = {
     "angry": (40, 40, 230),  # red

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from device.const import EMOTION_COLOURS, FALLBACK_COLOUR, STATUS_BACKGROUND
-from device.display.overlay import FaceLabel, StatusLine, draw_overlay, emotion_colour
+from device.display.overlay import StatusLine, draw_overlay, emotion_colour
+from device.vision.pipeline import FaceLabel
 
 FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 GREY = 90

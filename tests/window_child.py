@@ -13,8 +13,9 @@ import sys
 import numpy as np
 
 from device.config import DisplayConfig
-from device.display.overlay import FaceLabel, StatusLine, draw_overlay
+from device.display.overlay import StatusLine, draw_overlay
 from device.display.window import WindowDisplay
+from device.vision.pipeline import FaceLabel
 
 BACKGROUND = (10, 60, 110)  # BGR, a colour nothing in the overlay uses
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -18,18 +18,7 @@ from device.const import (
     STATUS_TEXT,
     TAG_CACHE_SIZE,
 )
-
-
-@dataclass(frozen=True)
-class FaceLabel:
-    """What the overlay shows for one face; box is (x, y, w, h) in the frame's pixels."""
-
-    face_id: int
-    box: tuple[int, int, int, int]
-    emotion: str
-    confidence: float
-    scores: dict[str, float] = field(default_factory=dict)
-    confirmed: bool = True
+from device.vision.pipeline import FaceLabel
 
 
 @dataclass(frozen=True)

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from device.display.overlay import FaceLabel
 from device.sources.camera import Frame
 from device.vision.classify import EmotionClassifier
 from device.vision.detect import Box, FaceDetector, Search
 from device.vision.preprocess import face_batch
 from device.vision.track import FaceTracker, Track, TrackEvent
+
+
+@dataclass(frozen=True)
+class FaceLabel:
+    """One tracked face as the screen shows it (see face_labels); box is (x, y, w, h) in frame pixels."""
+
+    face_id: int
+    box: tuple[int, int, int, int]
+    emotion: str
+    confidence: float
+    scores: dict[str, float] = field(default_factory=dict)
+    confirmed: bool = True
 
 
 @dataclass(frozen=True)
