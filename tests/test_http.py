@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import http.client
 import logging
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,6 +23,8 @@ from device.config import HttpConfig
 from device.errors import ConfigError
 from device.metrics import Metrics
 from device.web.http import HttpServer, is_loopback
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -170,8 +178,20 @@ def test_non_loopback_bind_warns(
     assert len(warnings) == 1 and "personal data" in warnings[0].getMessage()
 
 
-def test_loopback_bind_does_not_warn(server: HttpServer, caplog: pytest.LogCaptureFixture) -> None:
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+def test_loopback_bind_does_not_warn(
+    pipeline: FakePipeline, metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server starts inside the test, so caplog holds its start-up log: the INFO line and no warning."""
+    server = HttpServer(
+        HttpConfig(enabled=True, host="127.0.0.1", port=0), metrics, pipeline.latest_jpeg, pipeline.is_healthy
+    )
+    with caplog.at_level(logging.INFO, logger="device.web.http"):
+        server.start()
+        port = server.port
+        server.stop()
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "device.web.http"]
+    assert (logging.INFO, f"http: serving on http://127.0.0.1:{port}") in logged
+    assert not [message for level, message in logged if level >= logging.WARNING]
 
 
 def test_port_in_use_is_a_config_error(server: HttpServer, pipeline: FakePipeline, metrics: Metrics) -> None:
@@ -183,3 +203,72 @@ def test_port_in_use_is_a_config_error(server: HttpServer, pipeline: FakePipelin
     )
     with pytest.raises(ConfigError, match=rf"^http.port: cannot listen on 127.0.0.1:{server.port}"):
         second.start()
+
+
+# -- the real daemon ----------------------------------------------------------------------------------
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_daemon_serves_its_own_frames_and_metrics(int8_model: Path) -> None:
+    """``python -m device`` on the one-face clip with HTTP on: the app's own JPEG and metrics, no fake."""
+    port = free_loopback_port()
+    sample = ROOT / "samples" / "one-face.mp4"
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "device", "--input", str(sample), "--realtime", "--camera-loop",
+         "--model-path", str(int8_model), "--http-enabled", "--http-host", "127.0.0.1",
+         "--http-port", str(port), "--display-backend", "none"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert daemon.stderr is not None
+        started = threading.Event()
+        log: list[str] = []
+
+        def read_log() -> None:
+            assert daemon.stderr is not None
+            for line in daemon.stderr:
+                log.append(line)
+                if f"serving on http://127.0.0.1:{port}" in line:
+                    started.set()
+
+        threading.Thread(target=read_log, daemon=True).start()
+        assert started.wait(60), "".join(log)
+        deadline = time.monotonic() + 30
+        status, kind, body = fetch(port, "/snapshot.jpg")
+        while status == 503 and time.monotonic() < deadline:  # no frame drawn yet
+            daemon_alive = daemon.poll() is None
+            assert daemon_alive, "".join(log)
+            threading.Event().wait(0.1)
+            status, kind, body = fetch(port, "/snapshot.jpg")
+        assert (status, kind) == (200, "image/jpeg")
+        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        capture = cv2.VideoCapture(str(sample))
+        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        capture.release()
+        assert image is not None and (image.shape[1], image.shape[0]) == size
+
+        assert fetch(port, "/healthz")[::2] == (200, b"ok\n")
+        status, kind, body = fetch(port, "/metrics")
+        assert (status, kind) == (200, CONTENT_TYPE_LATEST)
+        samples = dict(line.rsplit(" ", 1) for line in body.decode().splitlines() if not line.startswith("#"))
+        assert float(samples["moodcast_frames_total"]) > 0
+        assert float(samples['moodcast_stage_seconds_count{stage="draw"}']) > 0  # the JPEG is drawn
+        assert float(samples["moodcast_mqtt_connected"]) == 0
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0, "".join(log)
+
+
+def fetch(port: int, path: str) -> tuple[int, str, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        connection.close()

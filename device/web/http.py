@@ -6,7 +6,8 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -76,6 +77,18 @@ class HttpServer:
     def stopping(self) -> threading.Event:
         """Set by stop(); open streams end when it is set."""
         return self._stop
+
+    @contextmanager
+    def stream_slot(self) -> Iterator[bool]:
+        """One of the MAX_STREAMS viewer slots for /stream.mjpg, held while the block runs; False when all
+        are taken."""
+        if not self._streams.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._streams.release()
 
     def start(self) -> None:
         """Bind and serve in a daemon thread; a port in use or a bad address is a ConfigError."""
@@ -166,25 +179,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self) -> None:
         app = self.server_app
-        if not app._streams.acquire(blocking=False):
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", b"too many viewers\n")
-            return
-        try:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.close_connection = True
-            if self.command == "HEAD":
+        with app.stream_slot() as admitted:
+            if not admitted:
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", b"too many viewers\n")
                 return
-            logger.debug("http: stream to %s opened", self.address_string())
-            self._stream_frames(app)
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            pass  # the viewer went away
-        finally:
-            app._streams.release()
-            logger.debug("http: stream to %s closed", self.address_string())
+            try:
+                self.send_response(HTTPStatus.OK)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                if self.command == "HEAD":
+                    return
+                logger.debug("http: stream to %s opened", self.address_string())
+                self._stream_frames(app)
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                pass  # the viewer went away
+            finally:
+                logger.debug("http: stream to %s closed", self.address_string())
 
     def _stream_frames(self, app: HttpServer) -> None:
         sent: bytes | None = None
