@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import required
+
 REPO = Path(__file__).resolve().parents[1]
 IMPORT_CHECK = "import cv2, paho.mqtt.client, device.config; print(device.config.__file__)"
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -69,7 +71,9 @@ def _free_port() -> int:
 def sshd(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A throwaway sshd on a free loopback port that lets the current user in with a throwaway key."""
     if not (Path(SSHD).exists() and shutil.which("rsync") and shutil.which("ssh-keygen")):
-        pytest.skip("needs openssh-server, openssh-client and rsync (apt-get install openssh-server rsync)")
+        required.missing(
+            "needs openssh-server, openssh-client and rsync (apt-get install openssh-server rsync)"
+        )
     keys = tmp_path / "ssh"
     keys.mkdir()
     for name in ("host_key", "client_key"):

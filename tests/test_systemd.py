@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from device.config import Config, env_key, iter_fields, load_config
+from tests import required
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd/moodcast.service"
@@ -18,10 +19,14 @@ EXEC_PYTHON = "/opt/moodcast/current/venv/bin/python"
 # `systemd-analyze security --offline=yes` measured 1.5 ("OK"); the unit says what keeps it from lower.
 EXPOSURE_CEILING = 1.5
 
-needs_analyze = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None,
-    reason="systemd-analyze is not installed (apt-get install systemd)",
-)
+
+@pytest.fixture
+def systemd_analyze() -> None:
+    if shutil.which("systemd-analyze") is None:
+        required.missing("systemd-analyze is not installed (apt-get install systemd)")
+
+
+needs_analyze = pytest.mark.usefixtures("systemd_analyze")
 
 
 def _directives(path: Path) -> dict[str, list[str]]:

@@ -18,6 +18,7 @@ from device.config import DisplayConfig
 from device.const import EMOTION_COLOURS
 from device.display.window import WINDOW_TITLE, WindowDisplay, window_available
 from device.errors import DisplayError
+from tests import required
 from tests.window_child import BACKGROUND, annotated_frame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +31,9 @@ def xvfb() -> Iterator[str]:
     """A private Xvfb server; yields its display name (":N"), which Xvfb picks and reports itself."""
     missing = [tool for tool in ("Xvfb", "xwd", "xwininfo") if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (Debian: apt-get install xvfb x11-apps x11-utils)")
+        required.missing(
+            f"{', '.join(missing)} not installed (Debian: apt-get install xvfb x11-apps x11-utils)"
+        )
     read_end, write_end = os.pipe()
     log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server, closed below
     server = subprocess.Popen(
