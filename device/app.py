@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# A change of the retained state (faces, dominant emotion, camera) is published at most this often;
+# an unchanged one every mqtt.state_interval_s.
+STATE_CHANGE_MIN_INTERVAL_S = 1.0
+
 
 def watchdog_interval_s() -> float:
     """Half the watchdog timeout systemd gives us (``WATCHDOG_USEC``, sd_watchdog_enabled(3)), else 5 s."""
@@ -60,6 +64,13 @@ class MoodcastApp:
         self._fps = 0.0
         self._frames_dropped_counted = 0
         self._events_dropped_counted = 0
+        self._events_lost_counted = 0
+        self._outbox_damaged_counted = 0
+        self._watchdog_s = watchdog_interval_s()
+        self._last_watchdog = 0.0
+        self._state_sent: dict[str, Any] | None = None  # the last state published, without fps
+        self._state_sent_at = 0.0
+        self._camera_lost = False
 
     # -- start-up -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -109,7 +120,7 @@ class MoodcastApp:
             self._sinks.append(EventPublisher(self.config.mqtt, self.config.device_id))
         # seq continues from the highest any output remembers (the MQTT outbox file, across restarts)
         last_seq = max((sink.last_seq() for sink in self._sinks), default=0)
-        self.events = EventFactory(self.config.device_id, time.time(), last_seq)
+        self.events = EventFactory(self.config.device_id, time.time(), last_seq, run=self.events.run)
         for sink in self._sinks:
             sink.start()
 
@@ -131,14 +142,14 @@ class MoodcastApp:
         assert self._source is not None
         max_frames = self.config.camera.max_frames
         draw = not isinstance(self._display, NoDisplay) or self._http is not None
-        watchdog_s = watchdog_interval_s()
-        last_watchdog = last_summary = last_state = time.monotonic()
+        last_summary = time.monotonic()
         frames_in_summary = 0
         last: Frame | None = None
         previous_start = time.perf_counter()
+        self._alive()  # the first state goes out now, so even a run shorter than its timer publishes it
         while not self.stop_event.is_set():
             started = time.perf_counter()
-            frame = self._source.read(self.stop_event)
+            frame = self._source.read(self.stop_event, idle=self._alive)
             if frame is None:
                 break
             captured = time.perf_counter()
@@ -159,14 +170,7 @@ class MoodcastApp:
             frames_in_summary += 1
             now = time.monotonic()
             self._last_frame_s = now
-            if now - last_watchdog >= watchdog_s:
-                self._notifier.notify("WATCHDOG=1")
-                last_watchdog = now
-            if now - last_state >= self.config.mqtt.state_interval_s:
-                state = self.state()
-                for sink in self._sinks:
-                    sink.publish_state(state)
-                last_state = now
+            self._alive()
             if now - last_summary >= SUMMARY_INTERVAL_S:
                 self._log_summary(frames_in_summary / (now - last_summary))
                 last_summary, frames_in_summary = now, 0
@@ -174,6 +178,39 @@ class MoodcastApp:
                 break
         if last is not None:
             self._emit(self.pipeline.tracker.finish(), last.index, last.time_s)
+
+    def _alive(self) -> None:
+        """The loop is alive: feed the systemd watchdog, follow the camera's state, publish the state.
+
+        Called once per frame and, while the camera delivers nothing, from the wait for the next frame:
+        the watchdog then catches a hung loop, not a missing camera."""
+        assert self._source is not None
+        now = time.monotonic()
+        if now - self._last_watchdog >= self._watchdog_s:
+            self._notifier.notify("WATCHDOG=1")
+            self._last_watchdog = now
+        lost = bool(getattr(self._source, "lost", False))
+        if lost != self._camera_lost:
+            self._camera_lost = lost
+            camera = redact_url(self.config.camera.device)
+            status = f"camera {camera} lost; reopening it" if lost else f"running on {camera}"
+            self._notifier.notify(f"STATUS={status}")
+        self.metrics.camera_connected.set(0 if lost else 1)
+        self._publish_state(now)
+
+    def _publish_state(self, now: float) -> None:
+        """Publish the retained state when it changed (at most every STATE_CHANGE_MIN_INTERVAL_S) and
+        every ``mqtt.state_interval_s`` in any case."""
+        if not self._sinks:
+            return
+        state = self.state()
+        summary = {key: value for key, value in state.items() if key != "fps"}
+        since = now - self._state_sent_at
+        changed = summary != self._state_sent
+        if (changed and since >= STATE_CHANGE_MIN_INTERVAL_S) or since >= self.config.mqtt.state_interval_s:
+            for sink in self._sinks:
+                sink.publish_state(state)
+            self._state_sent, self._state_sent_at = summary, now
 
     def _emit(self, events: list[TrackEvent], index: int, time_s: float) -> None:
         assert self._source is not None
@@ -209,13 +246,20 @@ class MoodcastApp:
         dropped_events = sum(s.dropped for s in stats)
         metrics.events_dropped_total.inc(dropped_events - self._events_dropped_counted)
         self._events_dropped_counted = dropped_events
+        lost, damaged = sum(s.lost for s in stats), sum(s.damaged_files for s in stats)
+        metrics.events_lost_total.inc(lost - self._events_lost_counted)
+        metrics.outbox_damaged_total.inc(damaged - self._outbox_damaged_counted)
+        self._events_lost_counted, self._outbox_damaged_counted = lost, damaged
 
     def state(self) -> dict[str, Any]:
-        """The retained dashboard summary: confirmed faces, the dominant emotion, fps."""
+        """The retained dashboard summary: confirmed faces, the dominant emotion, fps, and the camera
+        (``ok``, or ``lost`` while it delivers nothing and is being reopened: no faces are then known)."""
+        if self._camera_lost:
+            return {"faces": 0, "dominant": None, "fps": 0.0, "camera": "lost"}
         tracks = [t for t in self.pipeline.tracker.tracks if t.confirmed]
         emotions = Counter(t.emotion for t in tracks)
         dominant = emotions.most_common(1)[0][0] if emotions else None
-        return {"faces": len(tracks), "dominant": dominant, "fps": round(self._fps, 1)}
+        return {"faces": len(tracks), "dominant": dominant, "fps": round(self._fps, 1), "camera": "ok"}
 
     def _update_fps(self, frame_interval_s: float) -> None:
         if frame_interval_s > 0:

@@ -32,6 +32,17 @@ class Metrics:
         self.events_dropped_total = Counter(
             "events_dropped", "Events dropped because the outbox was full", namespace=namespace, registry=reg
         )
+        self.events_lost_total = Counter(
+            "events_lost", "Undelivered events given up because the outbox file was damaged",
+            namespace=namespace, registry=reg,
+        )  # fmt: skip
+        self.outbox_damaged_total = Counter(
+            "outbox_damaged", "Damaged outbox files moved aside at start", namespace=namespace, registry=reg
+        )
+        self.camera_connected = Gauge(
+            "camera_connected", "1 while the camera delivers frames, 0 while it is lost and being reopened",
+            namespace=namespace, registry=reg,
+        )  # fmt: skip
         self.mqtt_connected = Gauge(
             "mqtt_connected", "1 while connected to the MQTT broker", namespace=namespace, registry=reg
         )

@@ -29,6 +29,8 @@ def check_event(event: dict, labels: tuple[str, ...]) -> None:
         assert name in event, f"missing {name}: {event}"
         assert isinstance(event[name], kind), f"{name} has type {type(event[name]).__name__}: {event}"
     assert event["schema"] == 1
+    # Added within schema 1, so older events without it stay valid: the id of the daemon's run.
+    assert isinstance(event.get("run", ""), str)
     assert event["type"] in ("new", "update", "end")
     assert ISO_UTC.match(event["ts"]) and ISO_UTC.match(event["first_seen"])
     assert event["emotion"] in labels

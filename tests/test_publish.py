@@ -165,7 +165,14 @@ def test_status_events_state_and_discovery(mqtt_broker: Broker, publishers, subs
         assert config["availability_topic"] == f"{prefix}/status"
         assert "value_json" in config["value_template"]
         assert config["device"]["identifiers"] == ["moodcast_contract"]
-    assert dataclasses.asdict(pub.stats()) == {"published": 10, "queued": 0, "dropped": 0, "connected": True}
+    assert dataclasses.asdict(pub.stats()) == {
+        "published": 10,
+        "queued": 0,
+        "dropped": 0,
+        "connected": True,
+        "lost": 0,
+        "damaged_files": 0,
+    }
     assert pub.last_seq() == 10
 
     pub.close()
@@ -259,7 +266,14 @@ def test_outbox_bound_drops_oldest(broker_factory, publishers, subscribe, publis
     pub.start()
     for seq in range(1, 9):
         pub.publish_event(make_event(seq, "bound"))
-    assert dataclasses.asdict(pub.stats()) == {"published": 0, "queued": 5, "dropped": 3, "connected": False}
+    assert dataclasses.asdict(pub.stats()) == {
+        "published": 0,
+        "queued": 5,
+        "dropped": 3,
+        "connected": False,
+        "lost": 0,
+        "damaged_files": 0,
+    }
     drops = [line for line in publish_log.lines() if "outbox full" in line]
     assert len(drops) == 1 and "mqtt.outbox_max" in drops[0]  # rate-limited: not one line per event
     assert pub.last_seq() == 8

@@ -66,6 +66,15 @@ class Delivery:
             return self._last_seq
 
     @property
+    def lost(self) -> int:
+        """Undelivered events given up with a damaged outbox file at start."""
+        return self._outbox.lost
+
+    @property
+    def damaged_files(self) -> int:
+        return self._outbox.damaged_files
+
+    @property
     def is_connected(self) -> bool:
         return self._connected
 
@@ -82,6 +91,8 @@ class Delivery:
         with self._cond:
             self._connected = True
             self._online_mid = online_mid
+            if self._state is not None:  # the retained state goes out again on every connect
+                self._state_dirty = True
 
     def disconnected(self) -> bool:
         """The connection is gone; return whether it was up (and we are not stopping)."""

@@ -13,10 +13,21 @@ def node_id(device_id: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_-]", "_", device_id)
 
 
+def entity_slug(text: str) -> str:
+    """``text`` as Home Assistant allows it in an entity id: lower case letters, digits and ``_``."""
+    return re.sub(r"[^a-z0-9_]", "_", text.lower())
+
+
 def discovery_configs(
     discovery_prefix: str, device_id: str, state_topic: str, status_topic: str
 ) -> dict[str, dict[str, Any]]:
-    """Retained discovery configs by topic: the face count and the dominant emotion."""
+    """Retained discovery configs by topic: the face count, the dominant emotion and a camera problem.
+
+    The entity id is suggested twice, so that it is the same on every Home Assistant in use:
+    ``default_entity_id`` (``sensor.moodcast_<node>_faces``), read since 2025.10, and the older
+    ``object_id``, which 2025.10 deprecated and 2026.4 ignores. Releases before 2025.10 drop the key they
+    do not know from a discovery payload, so each release reads the one it knows.
+    """
     node = node_id(device_id)
     device = {
         "identifiers": [f"{APP_NAME}_{node}"],
@@ -31,25 +42,33 @@ def discovery_configs(
         "payload_not_available": STATUS_OFFLINE,
         "device": device,
     }
-    sensors = {
-        "faces": {
+    sensors: dict[tuple[str, str], dict[str, Any]] = {
+        ("sensor", "faces"): {
             "name": "Faces",
             "value_template": "{{ value_json.faces }}",
             "state_class": "measurement",
             "icon": "mdi:face-recognition",
         },
-        "dominant_emotion": {
+        ("sensor", "dominant_emotion"): {
             "name": "Dominant emotion",
             "value_template": "{{ value_json.dominant if value_json.dominant else 'none' }}",
             "icon": "mdi:emoticon-outline",
         },
+        # on while the camera delivers nothing and the daemon is reopening it (the state's "camera")
+        ("binary_sensor", "camera_problem"): {
+            "name": "Camera problem",
+            "device_class": "problem",
+            "entity_category": "diagnostic",
+            "value_template": "{{ 'ON' if value_json.camera == 'lost' else 'OFF' }}",
+        },
     }
     return {
-        f"{discovery_prefix}/sensor/{node}/{obj}/config": {
+        f"{discovery_prefix}/{component}/{node}/{obj}/config": {
             **sensor,
             "unique_id": f"{APP_NAME}_{node}_{obj}",
-            "object_id": f"{APP_NAME}_{node}_{obj}",
+            "default_entity_id": f"{component}.{entity_slug(f'{APP_NAME}_{node}_{obj}')}",
+            "object_id": entity_slug(f"{APP_NAME}_{node}_{obj}"),
             **common,
         }
-        for obj, sensor in sensors.items()
+        for (component, obj), sensor in sensors.items()
     }

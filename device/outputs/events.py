@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,12 +24,16 @@ class EventFactory:
 
     Track times are seconds on the source's clock; ``clock_origin_s`` is the wall time of that
     clock's zero, so a video file gives repeatable relative times and a camera gives real ones.
+    ``run`` is a random id of this run of the daemon, in every event: ``seq`` never goes back within a
+    run, and continues across runs while the outbox file's ``.seq`` is kept; a new ``run`` tells a
+    subscriber when numbering may have started again (docs/MQTT.md).
     """
 
-    def __init__(self, device_id: str, clock_origin_s: float, last_seq: int = 0) -> None:
+    def __init__(self, device_id: str, clock_origin_s: float, last_seq: int = 0, run: str = "") -> None:
         self.device_id = device_id
         self.clock_origin_s = clock_origin_s
         self.seq = last_seq
+        self.run = run or secrets.token_hex(4)
 
     def build(
         self, event: TrackEvent, frame: int, now_s: float, frame_size: tuple[int, int]
@@ -44,6 +49,7 @@ class EventFactory:
             "ts": iso_time(self.clock_origin_s + now_s),
             "frame": frame,
             "seq": self.seq,
+            "run": self.run,
             "emotion": event.emotion,
             "confidence": round(event.confidence, 4),
             "scores": event.scores,

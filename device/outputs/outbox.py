@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Collection
 from pathlib import Path
@@ -19,6 +21,8 @@ class Outbox(Protocol):
     """Events keyed by ``seq``, oldest first, at most ``max_items`` of them."""
 
     max_items: int
+    lost: int  # undelivered events found in a damaged outbox file and given up (0: none)
+    damaged_files: int  # damaged outbox files moved aside at start
 
     def put(self, seq: int, payload: str, keep: Collection[int] = ()) -> list[int]:
         """Add one event; past the bound drop the oldest not in ``keep`` and return the dropped seqs."""
@@ -46,6 +50,8 @@ class MemoryOutbox:
 
     def __init__(self, max_items: int) -> None:
         self.max_items = max_items
+        self.lost = 0
+        self.damaged_files = 0
         self._items: OrderedDict[int, str] = OrderedDict()
         self._last_seq = 0
         self._lock = threading.Lock()
@@ -94,33 +100,99 @@ class SqliteOutbox:
     """The outbox in one SQLite table, so queued events survive a restart of the daemon.
 
     ``seq INTEGER PRIMARY KEY AUTOINCREMENT`` makes SQLite remember the highest seq ever inserted (in
-    ``sqlite_sequence``), which is what :meth:`last_seq` reads after every event has been delivered.
+    ``sqlite_sequence``), which is what :meth:`last_seq` reads after every event has been delivered. The
+    highest seq is also kept apart from the queue, in ``<path>.seq``, so that numbering never goes back
+    when the queue file is emptied, deleted or found damaged. A damaged file (not a database, or cut short
+    by a power loss) is moved aside to ``<path>.damaged-<time>`` and an empty outbox takes its place:
+    ``lost`` counts the events that could still be read from it (its undelivered events, now gone).
     """
 
     def __init__(self, path: str | Path, max_items: int) -> None:
         self.max_items = max_items
         self.path = Path(path)
+        self.seq_path = self.path.with_name(self.path.name + ".seq")
+        self.lost = 0  # undelivered events in a damaged file that was moved aside
+        self.damaged_files = 0
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS outbox"
-                " (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL)"
-            )
-            count = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            try:
+                self._db, count = self._open()
+            except sqlite3.DatabaseError as err:  # not a database, or malformed: keep the daemon running
+                self._move_aside(err)
+                self._db, count = self._open()
         except (OSError, sqlite3.Error) as err:
             raise ConfigError(
                 "mqtt.outbox_path", f"{self.path}: cannot open as an SQLite outbox ({err})", "fix the path"
             ) from None
+        self._saved_seq = self._read_seq_file()
         if count:
             logger.info("MQTT outbox %s holds %d undelivered events from before", self.path, count)
+
+    def _open(self) -> tuple[sqlite3.Connection, int]:
+        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS outbox"
+                " (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL)"
+            )
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+            count = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db, count
+
+    def _move_aside(self, err: sqlite3.Error) -> None:
+        """Rename the damaged file (and its WAL) out of the way, counting the events still readable in it."""
+        readable = _readable_rows(self.path)
+        self.lost = readable or 0
+        self.damaged_files += 1
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = self.path.with_name(self.path.name + suffix)
+            if part.exists():
+                os.replace(part, aside.with_name(aside.name + suffix))
+        logger.warning(
+            "MQTT outbox %s is damaged (%s): moved it to %s and started an empty outbox "
+            "(%s undelivered events lost); delete the moved file once you no longer need it",
+            self.path,
+            err,
+            aside,
+            "an unknown number of" if readable is None else readable,
+        )
+
+    def _read_seq_file(self) -> int:
+        try:
+            return int(self.seq_path.read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as err:
+            logger.warning(
+                "MQTT outbox: cannot read the last seq from %s (%s); ignoring it", self.seq_path, err
+            )
+            return 0
+
+    def _save_seq(self, seq: int) -> None:
+        """Remember the highest seq apart from the queue (write a new file, then rename it over the old)."""
+        if seq <= self._saved_seq:
+            return
+        self._saved_seq = seq
+        tmp = self.seq_path.with_name(self.seq_path.name + ".tmp")
+        try:
+            tmp.write_text(f"{seq}\n")
+            os.replace(tmp, self.seq_path)
+        except OSError as err:
+            logger.debug("MQTT outbox: cannot write %s: %s", self.seq_path, err)
 
     def put(self, seq: int, payload: str, keep: Collection[int] = ()) -> list[int]:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO outbox (seq, payload) VALUES (?, ?)", (seq, payload))
+            self._save_seq(seq)
             excess = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] - self.max_items
             dropped: list[int] = []
             if excess > 0:
@@ -145,7 +217,7 @@ class SqliteOutbox:
     def last_seq(self) -> int:
         with self._lock:
             row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
-        return int(row[0]) if row else 0
+            return max(int(row[0]) if row else 0, self._saved_seq)
 
     def __len__(self) -> int:
         with self._lock:
@@ -154,6 +226,18 @@ class SqliteOutbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _readable_rows(path: Path) -> int | None:
+    """How many events a damaged outbox file still shows (None when its table cannot be read)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
 
 
 def open_outbox(path: str, max_items: int) -> MemoryOutbox | SqliteOutbox:

@@ -139,6 +139,7 @@ class EventPublisher(EventSink):
     def publish_state(self, state: dict[str, Any]) -> None:
         """Publish the retained summary (``faces``, ``dominant``, ``fps``); the latest one wins."""
         self._delivery.set_state(json.dumps(state, separators=(",", ":")))
+        self._log_drops()
 
     @property
     def running(self) -> bool:
@@ -155,12 +156,20 @@ class EventPublisher(EventSink):
         published, queued = self._delivery.counts()
         with self._lock:
             dropped = self._dropped
-        return SinkStats(published=published, queued=queued, dropped=dropped, connected=self.connected)
+        return SinkStats(
+            published=published,
+            queued=queued,
+            dropped=dropped,
+            connected=self.connected,
+            lost=self._delivery.lost,
+            damaged_files=self._delivery.damaged_files,
+        )
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Deliver what can be delivered within ``timeout_s``, publish ``offline``, disconnect."""
         deadline = time.monotonic() + timeout_s
         left = self._delivery.stop(deadline - time.monotonic())
+        self._log_drops(final=True)
         if self.connected:
             info = self._client.publish(self.status_topic, STATUS_OFFLINE, qos=1, retain=True)
             try:
@@ -196,22 +205,36 @@ class EventPublisher(EventSink):
         self._client.publish(self.state_topic, payload, qos=self.config.qos, retain=True)
 
     def _count_drops(self, count: int) -> None:
-        """Count events dropped past the bound; warn on the first and then at most every minute."""
+        """Count events dropped past the bound; warn on the first, then with the running count at most
+        every ``DROP_WARNING_S`` (see :meth:`_log_drops`)."""
         with self._lock:
             self._dropped += count
             self._drops_unlogged += count
+        self._log_drops()
+
+    def _log_drops(self, final: bool = False) -> None:
+        """Log the drops not yet logged: the first at once, the rest when ``DROP_WARNING_S`` has passed
+        since the last line (checked on every event and every state update) or, with ``final``, now."""
+        with self._lock:
+            if not self._drops_unlogged:
+                return
             now = time.monotonic()
-            if self._drop_logged_at == 0.0 or now - self._drop_logged_at >= DROP_WARNING_S:
-                logger.warning(
-                    "MQTT outbox full (%d events, broker %s away): dropped the %d oldest (%d in all); "
-                    "raise mqtt.outbox_max to keep more",
-                    self._outbox_max,
-                    self.where,
-                    self._drops_unlogged,
-                    self._dropped,
-                )
-                self._drop_logged_at = now
-                self._drops_unlogged = 0
+            first = self._drop_logged_at == 0.0
+            if not (first or final or now - self._drop_logged_at >= DROP_WARNING_S):
+                return
+            since = "" if first else f" in the last {now - self._drop_logged_at:.0f} s"
+            unlogged, total = self._drops_unlogged, self._dropped
+            self._drop_logged_at = now
+            self._drops_unlogged = 0
+        logger.warning(
+            "MQTT outbox full (%d events, broker %s away): dropped the %d oldest%s (%d in all); "
+            "raise mqtt.outbox_max to keep more",
+            self._outbox_max,
+            self.where,
+            unlogged,
+            since,
+            total,
+        )
 
     # -- paho callbacks (paho's network thread) -----------------------------------------------------
 

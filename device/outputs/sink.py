@@ -13,12 +13,16 @@ class SinkStats:
     """What an output has done, for /metrics and the status line.
 
     ``connected`` is None for an output that has no connection (a file), else whether it is up now.
+    ``lost`` counts undelivered events given up because the outbox file was damaged, ``damaged_files``
+    the damaged outbox files moved aside.
     """
 
     published: int = 0
     queued: int = 0
     dropped: int = 0
     connected: bool | None = None
+    lost: int = 0
+    damaged_files: int = 0
 
 
 class EventSink(ABC):

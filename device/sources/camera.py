@@ -7,6 +7,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -34,10 +35,16 @@ class Frame:
 
 
 class FrameSource(Protocol):
-    """Delivers frames until the source ends (``None``) or ``stop`` is set."""
+    """Delivers frames until the source ends (``None``) or ``stop`` is set.
+
+    ``lost`` is True while a live camera delivers nothing and is being reopened; ``read`` then keeps
+    waiting, and calls ``idle`` (if given) about every half second from the reader's thread, so that the
+    reader can show it is alive (the systemd watchdog) while it waits for the camera.
+    """
 
     fps: float
     size: tuple[int, int]
+    lost: bool
 
     @property
     def dropped(self) -> int:
@@ -46,7 +53,7 @@ class FrameSource(Protocol):
 
     def open(self) -> None: ...
 
-    def read(self, stop: threading.Event) -> Frame | None: ...
+    def read(self, stop: threading.Event, idle: Callable[[], None] | None = None) -> Frame | None: ...
 
     def close(self) -> None: ...
 
@@ -141,6 +148,7 @@ class VideoFileSource:
         self.fps = 0.0
         self.size = (0, 0)
         self.dropped = 0
+        self.lost = False  # a file is never lost
         self._capture: cv2.VideoCapture | None = None
         self._orient = Orientation.of(camera)
         self._index = 0
@@ -161,7 +169,7 @@ class VideoFileSource:
         self.size = self._orient.size(first.shape[1], first.shape[0])
         logger.info("video %s opened: %dx%d at %.1f fps", self.path, *self.size, self.fps)
 
-    def read(self, stop: threading.Event) -> Frame | None:
+    def read(self, stop: threading.Event, idle: Callable[[], None] | None = None) -> Frame | None:
         assert self._capture is not None, "open() first"
         ok, image = self._capture.read()
         if not ok and self.config.loop and self._index:
@@ -243,6 +251,7 @@ class _ThreadedCamera:
         self._thread: threading.Thread | None = None
         self._index = 0
         self._origin = time.monotonic()
+        self.lost = False  # no frame for stall_timeout_s: the capture thread is reopening the camera
 
     @property
     def dropped(self) -> int:
@@ -253,11 +262,13 @@ class _ThreadedCamera:
         self._thread = threading.Thread(target=self._capture_loop, name="capture", daemon=True)
         self._thread.start()
 
-    def read(self, stop: threading.Event) -> Frame | None:
+    def read(self, stop: threading.Event, idle: Callable[[], None] | None = None) -> Frame | None:
         while not stop.is_set():
             frame = self._slot.wait_newer(timeout_s=0.5)
             if frame is not None:
                 return frame
+            if idle is not None:
+                idle()
         return None
 
     def close(self) -> None:
@@ -276,6 +287,7 @@ class _ThreadedCamera:
                 if stalled:
                     logger.warning("camera %s delivers frames again", self.name)
                     stalled, backoff_s = False, 1.0
+                    self.lost = False
                 last_frame = time.monotonic()
                 self._slot.put(Frame(self._index, self._frame_time_s(last_frame), *grabbed))
                 self._index += 1
@@ -290,6 +302,7 @@ class _ThreadedCamera:
                     self.config.stall_timeout_s,
                 )
                 stalled = True
+                self.lost = True
             self._close_device()
             if self._stop.wait(backoff_s):
                 break

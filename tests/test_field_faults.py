@@ -1,0 +1,235 @@
+"""Field faults (issue 15): a damaged or lost outbox, an outbox overflowing for long, the retained state of a
+short run, Home Assistant's discovery schema across releases, and a camera unplugged under the watchdog."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import socket
+import sqlite3
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from device.app import MoodcastApp
+from device.config import CameraConfig, Config, HttpConfig, ModelConfig
+from device.outputs.discovery import discovery_configs
+from device.outputs.events import EventFactory
+from device.outputs.outbox import SqliteOutbox
+from tests import test_publish
+from tests.fixtures_broker import Broker, free_port
+from tests.test_camera import ScriptedCamera
+from tests.test_publish import WAIT_S, make_event, mqtt_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_MODEL = ROOT / "models" / "emotion-int8.tflite"
+publishers = test_publish.publishers  # the fixture: publishers closed after each test
+
+
+# -- the outbox file ------------------------------------------------------------------------------------
+
+
+def fill_outbox(path: Path, count: int) -> None:
+    box = SqliteOutbox(path, 10_000)
+    for seq in range(1, count + 1):
+        box.put(seq, json.dumps(make_event(seq, "dmg")) + " " * 400)  # a few rows a page: a many-page file
+    box.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "cut in half"])
+def test_a_damaged_outbox_is_moved_aside_and_numbering_goes_on(
+    damage: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    if damage == "garbage":
+        path.write_bytes(b"garbage\n" * 64)
+    else:
+        fill_outbox(path, 300)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING, logger="device.outputs.outbox"):
+        box = SqliteOutbox(path, 100)  # raised a ConfigError (the daemon stopped) before
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    moved = [p for p in tmp_path.iterdir() if ".damaged-" in p.name and not p.name.endswith(("-wal", "-shm"))]
+    assert len(moved) == 1 and str(path) in warnings[0] and str(moved[0]) in warnings[0]
+    assert box.damaged_files == 1 and len(box) == 0
+    expected_last = 0 if damage == "garbage" else 300  # kept in outbox.sqlite.seq, apart from the queue
+    assert box.last_seq() == expected_last
+    box.put(expected_last + 1, "{}")
+    assert box.head(5) == [(expected_last + 1, "{}")]
+    box.close()
+
+
+def test_seq_never_goes_back_when_the_outbox_is_emptied_or_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    fill_outbox(path, 5)
+    with sqlite3.connect(path) as db:  # emptied by hand, sqlite_sequence included
+        db.execute("DELETE FROM outbox")
+        db.execute("DELETE FROM sqlite_sequence")
+    box = SqliteOutbox(path, 100)
+    assert box.last_seq() == 5
+    box.put(6, "{}")
+    box.close()
+    for part in tmp_path.glob("outbox.sqlite*"):
+        if not part.name.endswith(".seq"):
+            part.unlink()  # deleted
+    assert SqliteOutbox(path, 100).last_seq() == 6
+
+
+def test_each_run_has_its_own_id_in_every_event() -> None:
+    first, second = EventFactory("dev", 0.0), EventFactory("dev", 0.0)
+    assert re.fullmatch(r"[0-9a-f]{8}", first.run) and first.run != second.run
+
+
+def test_overflow_warnings_carry_the_running_count(broker_factory, publishers, caplog) -> None:
+    broker = broker_factory(start=False)
+    pub = publishers(mqtt_config(broker, outbox_max=5), "overflow")
+    pub.start()
+    with caplog.at_level(logging.WARNING, logger="device.outputs.publish"):
+        for seq in range(1, 301):
+            pub.publish_event(make_event(seq, "overflow"))
+        pub.close(timeout_s=0.5)
+    lines = [r.getMessage() for r in caplog.records if "outbox full" in r.getMessage()]
+    counts = [int(re.search(r"dropped the (\d+) oldest", line).group(1)) for line in lines]
+    assert 1 <= len(lines) <= 3, lines  # bounded: not one line per event
+    assert sum(counts) == 295, lines  # ... yet every drop is told
+    assert "(295 in all)" in lines[-1]
+
+
+# -- Home Assistant discovery -----------------------------------------------------------------------------
+
+# The keys of Home Assistant's MQTT sensor and binary_sensor discovery schemas that moodcast may use
+# (homeassistant/components/mqtt: MQTT_ENTITY_COMMON_SCHEMA, MQTT_AVAILABILITY_SCHEMA, sensor.py,
+# binary_sensor.py). Releases before 2025.10 drop a key they do not know from a discovery payload.
+HA_KEYS = {
+    "sensor": {"name", "unique_id", "object_id", "default_entity_id", "icon", "device", "entity_category",
+               "availability_topic", "payload_available", "payload_not_available", "state_topic",
+               "value_template", "state_class", "device_class", "unit_of_measurement"},
+    "binary_sensor": {"name", "unique_id", "object_id", "default_entity_id", "icon", "device",
+                      "entity_category", "availability_topic", "payload_available", "payload_not_available",
+                      "state_topic", "value_template", "device_class", "payload_on", "payload_off"},
+}  # fmt: skip
+ENTITY_ID = re.compile(r"^(sensor|binary_sensor)\.[a-z0-9_]+$")
+
+
+def test_discovery_payloads_suit_old_and_new_home_assistant() -> None:
+    configs = discovery_configs("homeassistant", "Pi-Hall.2", "moodcast/Pi-Hall.2/state", "moodcast/x/status")
+    components = {}
+    for topic, config in configs.items():
+        _, component, node, obj, last = topic.split("/")
+        assert last == "config" and node == "Pi-Hall_2"
+        assert set(config) <= HA_KEYS[component], set(config) - HA_KEYS[component]
+        # 2025.10 and later: default_entity_id, a whole entity id of the topic's domain
+        assert ENTITY_ID.match(config["default_entity_id"]), config["default_entity_id"]
+        domain, object_id = config["default_entity_id"].split(".")
+        assert domain == component
+        # 2024 to 2025.9: object_id, the same entity id without its domain
+        assert config["object_id"] == object_id == f"moodcast_pi_hall_2_{obj}"
+        components[obj] = component
+    assert components == {"faces": "sensor", "dominant_emotion": "sensor", "camera_problem": "binary_sensor"}
+
+
+# -- the daemon in process: the camera is the only thing replaced -------------------------------------------
+
+
+class NotifySocket:
+    """A datagram socket in the place of systemd's notify socket; records what the daemon says."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def test_camera_unplugged_keeps_the_watchdog_fed_and_is_reported(
+    mqtt_broker: Broker, subscribe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notify = NotifySocket(tmp_path / "notify.sock")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    camera = ScriptedCamera(CameraConfig(device="0", stall_timeout_s=0.5), period_s=0.02)
+    monkeypatch.setattr("device.app.open_source", lambda *_: camera)
+    http_port = free_port()
+    config = Config(
+        device_id="unplug",
+        model=ModelConfig(path=SHIPPED_MODEL),
+        mqtt=dataclasses.replace(mqtt_config(mqtt_broker), state_interval_s=60.0),
+        http=HttpConfig(enabled=True, port=http_port),
+    )
+    states = subscribe(mqtt_broker, ["moodcast/unplug/state"])
+    app = MoodcastApp(config)
+    app.start()
+    runner = threading.Thread(target=app.run, name="pipeline", daemon=True)
+    runner.start()
+    try:
+
+        def camera_is(word: str):
+            return lambda msgs: any(json.loads(m.payload).get("camera") == word for m in msgs)
+
+        assert states.wait_for(camera_is("ok"), WAIT_S)  # published at once, not after 60 s
+        camera.stalled.set()  # unplugged
+        assert states.wait_for(camera_is("lost"), WAIT_S), states.messages
+        pings_at_loss = notify.messages.count("WATCHDOG=1")
+        assert states.wait_for(lambda _: camera.opens >= 3, WAIT_S)  # retried with backoff (1 s, 2 s)
+        assert notify.messages.count("WATCHDOG=1") >= pings_at_loss + 5, "the watchdog starved"
+        assert any(m.startswith("STATUS=camera 0 lost") for m in notify.messages), notify.messages
+        with pytest.raises(urllib.error.HTTPError) as health:
+            urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=5)
+        assert health.value.code == 503
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5).read().decode()
+        assert "moodcast_camera_connected 0.0" in metrics
+        states.messages.clear()
+        camera.stalled.clear()  # plugged back in
+        assert states.wait_for(camera_is("ok"), WAIT_S), states.messages
+        assert urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=5).status == 200
+    finally:
+        app.stop_event.set()
+        runner.join(10)
+        app.stop()
+        notify.close()
+
+
+def test_a_damaged_outbox_file_is_counted_in_metrics(
+    mqtt_broker: Broker, tmp_path: Path, monkeypatch
+) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    outbox.write_bytes(b"\x00garbage" * 100)
+    http_port = free_port()
+    config = Config(
+        device_id="dmgmetrics",
+        camera=CameraConfig(device=str(ROOT / "samples" / "one-face.mp4"), realtime=False, max_frames=5),
+        model=ModelConfig(path=SHIPPED_MODEL),
+        mqtt=dataclasses.replace(mqtt_config(mqtt_broker), outbox_path=str(outbox)),
+        http=HttpConfig(enabled=True, port=http_port),
+    )
+    app = MoodcastApp(config)
+    app.start()  # stopped with "file is not a database; fix the path" before
+    try:
+        app.run()
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5).read().decode()
+    finally:
+        app.stop()
+    assert "moodcast_outbox_damaged_total 1.0" in metrics
+    assert "moodcast_events_lost_total" in metrics
