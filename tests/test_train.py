@@ -169,3 +169,61 @@ def test_cli_missing_data_exits_2(tmp_path: Path) -> None:
     ours = [line for line in result.stderr.splitlines() if line.startswith("train:")]
     assert ours == [f"train: {tmp_path / 'nowhere'}: {NO_DATA}"]
     assert "Traceback" not in result.stderr
+
+
+def make_extra_folder(root: Path, per_class: dict[str, int]) -> Path:
+    """An image folder of fixture faces, 96x96 PNGs as a daemon's feedback might hold them."""
+    import cv2
+
+    for label, count in per_class.items():
+        (root / label).mkdir(parents=True)
+        for file in sorted((FER_MINI / "train" / label).glob("*.jpg"))[:count]:
+            face = cv2.resize(cv2.imread(str(file), cv2.IMREAD_GRAYSCALE), (96, 96))
+            cv2.imwrite(str(root / label / f"{file.stem}.png"), face)
+    return root
+
+
+def test_extra_data_loads_any_size_into_48px_faces(tmp_path: Path) -> None:
+    from train.data import load_extra
+
+    extra = load_extra(make_extra_folder(tmp_path / "extra", {"happy": 3, "sad": 2}))
+    assert extra.images.shape == (5, 48, 48) and extra.images.dtype == np.uint8
+    assert sorted(extra.labels.tolist()) == [LABELS.index("happy")] * 3 + [LABELS.index("sad")] * 2
+    assert all(name.endswith(".png") for name in extra.names)
+
+
+@pytest.mark.parametrize(
+    ("layout", "expected"),
+    [
+        ({}, "no such folder; pass --extra-data"),
+        ({"joyful": ["a.png"]}, "unknown class folder 'joyful'"),
+        ({"happy": ["broken.png"]}, "broken.png: not a readable image"),
+        ({"happy": []}, "no faces; expected .jpg, .jpeg, .png images"),
+    ],
+)  # fmt: skip
+def test_bad_extra_data_is_one_line_exit_2(
+    layout: dict[str, list[str]], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "extra"
+    for label, files in layout.items():
+        (folder / label).mkdir(parents=True)
+        for name in files:
+            (folder / label / name).write_bytes(b"not an image")
+    code = run_train("--data", FER_MINI, "--extra-data", folder, "--out", tmp_path / "run")
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("train: ") and expected in err[0], err
+
+
+@pytest.mark.slow
+def test_a_tiny_run_trains_on_extra_data_and_reports_it_apart(tmp_path: Path) -> None:
+    extra = make_extra_folder(tmp_path / "feedback", {"happy": 4, "fear": 3})
+    out = tmp_path / "run"
+    assert (
+        run_train("--data", FER_MINI, "--extra-data", extra, "--extra-weight", "3", "--out", out, *TRAIN_ARGS)
+        == 0
+    )
+    training = json.loads((out / "training.json").read_text())
+    assert (training["extra_faces"], training["extra_weight"]) == (7, 3.0)
+    report = json.loads((out / "report-extra.json").read_text())
+    assert sum(m["support"] for m in report["per_class"].values()) == 7

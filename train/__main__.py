@@ -19,7 +19,7 @@ import numpy as np
 from device.vision.preprocess import NORMALIZATIONS
 from train import report
 from train.const import LABELS
-from train.data import Dataset, DatasetError, load
+from train.data import Dataset, DatasetError, Split, load, load_extra, merge_splits
 from train.metrics import classification_metrics, format_report
 from train.votes import Votes, VotesError, blended_targets, load_votes
 
@@ -52,6 +52,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="equalize_hist",
         help="lighting normalisation of each face (device.vision.preprocess), recorded in the model card",
     )
+    parser.add_argument(
+        "--extra-data",
+        type=Path,
+        action="append",
+        default=[],
+        help="more training faces, e.g. a household's corrections from the daemon's feedback: a folder of "
+        "<class>/ image folders (repeatable); weighted by --extra-weight and reported apart",
+    )
+    parser.add_argument(
+        "--extra-weight", type=float, default=2.0, help="sample weight of each --extra-data face (default 2)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="checkpoints, model and report")
     parser.add_argument("--epochs", type=int, help="default 40, or 2 with --quick")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -72,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.width, args.patience = 8, 2
     if args.epochs is None:
         args.epochs = 2 if args.quick else 40
+    if not args.extra_weight > 0:
+        parser.error(f"--extra-weight: expected a number > 0, got {args.extra_weight}")
     if not 0.0 <= args.vote_blend <= 1.0:
         parser.error(f"--vote-blend: expected a number from 0 to 1, got {args.vote_blend}")
     return args
@@ -98,13 +111,14 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
 
 
 def training_targets(
-    data: Dataset, votes: Votes | None, blend: float
+    data: Dataset, votes: Votes | None, blend: float, extra: Split | None = None, extra_weight: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Training faces, their targets ``(N, 7)`` and sample weights ``(N,)``, and facts for the report.
 
     With votes, the faces FER+ rejects as not a face are left out and each target blends the FER2013 label
     with the vote shares (``blended_targets``); without, the target is FER2013's one-hot label. Weights
-    follow the FER2013 label (``class_weights``).
+    follow the FER2013 label (``class_weights``). ``extra`` faces (``--extra-data``) follow, one-hot, each
+    weighted ``extra_weight``.
     """
     split = data["Training"]
     images, labels = split.images, split.labels
@@ -124,6 +138,12 @@ def training_targets(
             "FER+ votes: %s; %d Training faces left out as not a face", facts["targets"], (~keep).sum()
         )
     weights = class_weights(labels)[labels].astype(np.float32)
+    if extra is not None:
+        images = np.concatenate([images, extra.images])
+        targets = np.concatenate([targets, np.eye(len(LABELS), dtype=np.float32)[extra.labels]])
+        weights = np.concatenate([weights, np.full(len(extra.labels), extra_weight, np.float32)])
+        facts["extra_faces"] = int(len(extra.labels))
+        facts["extra_weight"] = extra_weight
     return images, targets, weights, facts
 
 
@@ -150,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = load(args.data)
         votes = load_votes(args.votes) if args.votes else None
+        extras = [load_extra(folder) for folder in args.extra_data]
     except (DatasetError, VotesError) as err:
         print(f"train: {err}", file=sys.stderr)
         return 2
@@ -159,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    images, targets, weights, target_facts = training_targets(data, votes, args.vote_blend)
+    extra = merge_splits(extras) if extras else None
+    images, targets, weights, target_facts = training_targets(
+        data, votes, args.vote_blend, extra, args.extra_weight
+    )
     args.out.mkdir(parents=True, exist_ok=True)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -183,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     # Evaluate on PrivateTest, the final report only
     model = fit.export_float32(args.out / "best.keras", args)
     metrics = evaluate(model, data, votes, args.normalization)
+    if extra is not None:  # training faces: how well the model learned them, not a test
+        predicted = fit.predict(model, extra.images, args.normalization).argmax(axis=1)
+        metrics["extra"] = classification_metrics(extra.labels, predicted, list(LABELS))
     report.plot_curves(args.out / "history.csv", args.out / "curves.png")
     facts = {
         "split": "PrivateTest",
@@ -201,9 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     report.write_report(args.out, metrics["fer2013"], facts)
     if "ferplus" in metrics:
         report.write_json(args.out / "report-ferplus.json", metrics["ferplus"])
+    if "extra" in metrics:
+        report.write_json(args.out / "report-extra.json", metrics["extra"])
     (args.out / "training.json").write_text(json.dumps(facts, indent=2) + "\n")
     for name, found in metrics.items():
-        print(f"{name} PrivateTest\n{format_report(found)}")
+        where = "(training faces, not a test)" if name == "extra" else "PrivateTest"
+        print(f"{name} {where}\n{format_report(found)}")
     print(f"model: {args.out / 'model.keras'}  report: {args.out / 'report.json'}")
     return 0
 

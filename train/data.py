@@ -121,3 +121,52 @@ def _read_folders(root: Path) -> list[Row]:
             image = cv2.resize(image, (IMAGE_SIZE_PX, IMAGE_SIZE_PX), interpolation=cv2.INTER_AREA)
         rows.append((split, LABELS.index(label_name), image, file.relative_to(root).as_posix()))
     return rows
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def load_extra(root: Path) -> Split:
+    """Extra training faces from an image folder: ``root/<class>/*.{jpg,jpeg,png}`` or FER2013's
+    ``root/train/<class>/...`` (what the daemon's feedback writes). Any size; read grey, resized to 48x48.
+
+    Raises DatasetError with one line for a missing folder, a folder of an unknown class, an unreadable
+    image or a folder with no faces.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(
+            f"{root}: no such folder; pass --extra-data with a folder of <class>/ image folders"
+        )
+    base = root / "train" if (root / "train").is_dir() else root
+    rows: list[Row] = []
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        if folder.name not in LABELS:
+            raise DatasetError(f"{folder}: unknown class folder {folder.name!r}; expected one of {LABELS}")
+        for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
+            image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
+            if image is None:
+                raise DatasetError(f"{file}: not a readable image")
+            if image.shape != (IMAGE_SIZE_PX, IMAGE_SIZE_PX):
+                interpolation = cv2.INTER_AREA if image.shape[0] > IMAGE_SIZE_PX else cv2.INTER_LINEAR
+                image = cv2.resize(image, (IMAGE_SIZE_PX, IMAGE_SIZE_PX), interpolation=interpolation)
+            rows.append(("Extra", LABELS.index(folder.name), image, file.relative_to(root).as_posix()))
+    if not rows:
+        raise DatasetError(
+            f"{root}: no faces; expected {', '.join(IMAGE_SUFFIXES)} images in <class>/ folders"
+        )
+    logger.info("loaded extra faces %s: %d", root, len(rows))
+    return Split(
+        np.stack([row[2] for row in rows]),
+        np.asarray([row[1] for row in rows], np.int64),
+        tuple(row[3] for row in rows),
+    )
+
+
+def merge_splits(splits: list[Split]) -> Split:
+    """One split of all the faces of ``splits``, in order."""
+    return Split(
+        np.concatenate([s.images for s in splits]),
+        np.concatenate([s.labels for s in splits]),
+        tuple(name for s in splits for name in s.names),
+    )
