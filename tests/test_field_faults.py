@@ -22,7 +22,7 @@ from device.outputs.discovery import discovery_configs
 from device.outputs.events import EventFactory
 from device.outputs.outbox import SqliteOutbox
 from tests import test_publish
-from tests.fixtures_broker import Broker, free_port
+from tests.fixtures_broker import Broker, free_port, make_tls_files
 from tests.test_camera import ScriptedCamera
 from tests.test_publish import WAIT_S, make_event, mqtt_config
 
@@ -233,3 +233,61 @@ def test_a_damaged_outbox_file_is_counted_in_metrics(
         app.stop()
     assert "moodcast_outbox_damaged_total 1.0" in metrics
     assert "moodcast_events_lost_total" in metrics
+
+
+# -- brokers as configured in the wild --------------------------------------------------------------------
+
+publish_log = test_publish.publish_log  # the fixture: device.outputs.publish's log lines
+
+
+@pytest.mark.parametrize(
+    ("broker_lines", "qos", "told"),
+    [
+        (["retain_available false"], 1, "retain_available false"),
+        (["max_qos 1"], 2, "maximum QoS is 1"),
+    ],
+)
+def test_a_broker_with_limits_still_gets_everything(
+    broker_lines, qos, told, broker_factory, publishers, subscribe, publish_log
+) -> None:
+    broker = broker_factory(extra=broker_lines)
+    device = f"limits{qos}"
+    sub = subscribe(broker, [f"moodcast/{device}/#"])
+    pub = publishers(dataclasses.replace(mqtt_config(broker), qos=qos), device)
+    pub.start()  # every connect was refused (or cut) and nothing was delivered before
+    for seq in range(1, 6):
+        pub.publish_event(make_event(seq, device))
+    pub.publish_state({"faces": 1, "dominant": "happy", "fps": 10.0, "camera": "ok"})
+    events = f"moodcast/{device}/events"
+    assert sub.wait_for(
+        lambda msgs: {json.loads(m.payload)["seq"] for m in msgs if m.topic == events} == set(range(1, 6)),
+        WAIT_S,
+    ), sub.messages
+    assert sub.wait_for(lambda msgs: any(m.topic.endswith("/state") for m in msgs), WAIT_S)
+    assert sub.wait_for(lambda msgs: any(m.payload == "online" for m in msgs), WAIT_S)
+    limits = [line for line in publish_log.lines() if "limits what it accepts" in line]
+    assert len(limits) == 1 and told in limits[0], publish_log.lines()
+    pub.close()
+
+
+def test_tls_mismatches_are_named_once_with_the_key_to_fix(
+    broker_factory, publishers, tmp_path, publish_log, caplog
+) -> None:
+    tls = make_tls_files(tmp_path / "tls", "mtls")
+    broker = broker_factory(
+        extra=[f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}", "require_certificate true"]
+    )
+    with caplog.at_level(logging.WARNING, logger="paho"):
+        plain = publishers(mqtt_config(broker), "plainontls")
+        plain.start()
+        warning = publish_log.wait_for("closed the connection before accepting it")
+        assert "mqtt.tls" in warning and f"127.0.0.1:{broker.port}" in warning
+        plain.close(timeout_s=0.5)
+
+        nocert = publishers(mqtt_config(broker, tls=True, ca_file=str(tls.ca)), "nocert")
+        nocert.start()
+        warning = publish_log.wait_for("requires a client certificate")
+        assert "mqtt.cert_file" in warning and "mqtt.key_file" in warning
+        assert not nocert.connected
+        nocert.close(timeout_s=0.5)
+    assert not [r for r in caplog.records if "failed to receive on socket" in r.getMessage()]

@@ -65,6 +65,11 @@ class Delivery:
         with self._cond:
             return self._last_seq
 
+    def set_forget_on_disconnect(self, forget: bool) -> None:
+        """The broker's limits made events QoS 0 (or no longer): the client keeps none across a disconnect."""
+        with self._cond:
+            self._forget_on_disconnect = forget
+
     @property
     def lost(self) -> int:
         """Undelivered events given up with a damaged outbox file at start."""

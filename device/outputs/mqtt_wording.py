@@ -57,11 +57,43 @@ def probe_connect(
     return None
 
 
+def diagnose_closed(host: str, port: int, context: ssl.SSLContext | None, timeout_s: float) -> str | None:
+    """Why a broker closed the connection before its CONNACK, when the TLS settings are the cause.
+
+    A plain client on a TLS port, or a TLS client without the client certificate the broker requires,
+    is cut off without a word; paho then only says 'failed to receive on socket' on every retry.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            if context is None:  # does the port speak TLS?
+                probe = ssl.create_default_context()
+                probe.check_hostname, probe.verify_mode = False, ssl.CERT_NONE
+                with probe.wrap_socket(sock, server_hostname=host):
+                    return "the port speaks TLS and mqtt.tls is off; set mqtt.tls = true (and mqtt.ca_file)"
+            with context.wrap_socket(sock, server_hostname=host) as tls:
+                tls.settimeout(1.0)
+                tls.recv(1)  # TLS 1.3: a broker that wants our certificate says so after the handshake
+    except ssl.SSLError as err:
+        text = f"{err.reason or err}".lower()
+        if context is not None and ("certificate_required" in text or "handshake_failure" in text):
+            return (
+                "the broker requires a client certificate and none was accepted; "
+                "set mqtt.cert_file and mqtt.key_file"
+            )
+        return None
+    except OSError:
+        return None
+    return None
+
+
 class PahoNoise(logging.Filter):
-    """paho logs 'Client is not connected' as an ERROR on every retry; we warn once per outage instead."""
+    """paho logs 'Client is not connected' and 'failed to receive on socket' as ERRORs on every retry;
+    we warn once per outage instead, with the reason."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR and str(record.msg).startswith("Client is not connected"):
+        if record.levelno >= logging.ERROR and str(record.msg).startswith(
+            ("Client is not connected", "failed to receive on socket")
+        ):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True

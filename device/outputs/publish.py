@@ -31,13 +31,22 @@ from device.const import (
 from device.errors import ConfigError
 from device.outputs.delivery import Delivery
 from device.outputs.discovery import discovery_configs
-from device.outputs.mqtt_wording import describe_connect_error, describe_refusal, paho_logger, probe_connect
+from device.outputs.mqtt_wording import (
+    describe_connect_error,
+    describe_refusal,
+    diagnose_closed,
+    paho_logger,
+    probe_connect,
+)
 from device.outputs.outbox import open_outbox
 from device.outputs.sink import EventSink, SinkStats
 
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 5.0  # paho's own connect timeout
+# MQTT 5 CONNACK reason codes of a broker that refuses our Last Will: retained, or above its QoS.
+RETAIN_NOT_SUPPORTED = 0x9A
+QOS_NOT_SUPPORTED = 0x9B
 
 
 def tls_context(cfg: MqttConfig) -> ssl.SSLContext:
@@ -74,6 +83,10 @@ class EventPublisher(EventSink):
         self._drops_unlogged = 0
         self._drop_logged_at = 0.0
         self._warning: tuple[str, float] | None = None
+        # What the broker allows, from its CONNACK (MQTT 5 properties) or its refusal of our Last Will.
+        self._retain = True
+        self._max_qos = 2
+        self._limits_told: tuple[bool, int] = (True, config.qos)  # (retain, QoS of events) last told
         self._tls: ssl.SSLContext | None = tls_context(config) if config.tls else None
         self._thread: threading.Thread | None = None
         self._client = self._make_client()
@@ -83,14 +96,13 @@ class EventPublisher(EventSink):
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id or f"{APP_NAME}-{self.device_id}",
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
+            protocol=mqtt.MQTTv5,  # its CONNACK tells the broker's limits (retain, maximum QoS)
         )
         client.enable_logger(paho_logger())
         client.suppress_exceptions = True
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.max_inflight_messages_set(0)
-        client.will_set(self.status_topic, STATUS_OFFLINE, qos=1, retain=True)
+        self._set_will(client)
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password or None)
         if self._tls is not None:
@@ -109,7 +121,9 @@ class EventPublisher(EventSink):
         """Connect in the background and start the sender; never raises because the broker is down."""
         logger.info("MQTT: publishing to %s as %s/...", self.where, self.prefix)
         try:
-            self._client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
+            self._client.connect_async(
+                self.config.host, self.config.port, keepalive=self.config.keepalive_s, clean_start=True
+            )
         except (OSError, ValueError) as err:  # paho checks the host and port here, without connecting
             self._warn(
                 "bad", f"MQTT broker {self.where}: cannot connect ({err}); check mqtt.host and mqtt.port"
@@ -171,7 +185,9 @@ class EventPublisher(EventSink):
         left = self._delivery.stop(deadline - time.monotonic())
         self._log_drops(final=True)
         if self.connected:
-            info = self._client.publish(self.status_topic, STATUS_OFFLINE, qos=1, retain=True)
+            info = self._client.publish(
+                self.status_topic, STATUS_OFFLINE, qos=min(1, self._max_qos), retain=self._retain
+            )
             try:
                 info.wait_for_publish(max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError) as err:
@@ -196,13 +212,53 @@ class EventPublisher(EventSink):
     # -- what the sender thread hands to paho ----------------------------------------------------------
 
     def _send_event(self, payload: str) -> int | None:
-        info = self._client.publish(self.events_topic, payload, qos=self.config.qos)
-        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and self.config.qos == 0:
+        qos = min(self.config.qos, self._max_qos)
+        info = self._client.publish(self.events_topic, payload, qos=qos)
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0:
             return None  # paho does not keep QoS 0 while disconnected: send it again later
         return info.mid
 
     def _send_state(self, payload: str) -> None:
-        self._client.publish(self.state_topic, payload, qos=self.config.qos, retain=True)
+        self._client.publish(
+            self.state_topic, payload, qos=min(self.config.qos, self._max_qos), retain=self._retain
+        )
+
+    def _set_will(self, client: mqtt.Client) -> None:
+        client.will_set(self.status_topic, STATUS_OFFLINE, qos=min(1, self._max_qos), retain=self._retain)
+
+    def _adopt_limits(self, client: mqtt.Client, properties: Any, refused: int | None = None) -> None:
+        """Take the broker's limits from its CONNACK properties (MQTT 5) or from its refusal of our Last
+        Will, and warn once when they make us publish differently from the config."""
+        if refused == RETAIN_NOT_SUPPORTED or getattr(properties, "RetainAvailable", 1) == 0:
+            self._retain = False
+        max_qos = getattr(properties, "MaximumQoS", None)
+        if max_qos is not None:
+            self._max_qos = int(max_qos)
+        elif refused == QOS_NOT_SUPPORTED:
+            self._max_qos = 0
+        self._set_will(client)  # the next (re)connect uses it
+        self._delivery.set_forget_on_disconnect(min(self.config.qos, self._max_qos) == 0)
+        told = (self._retain, min(self.config.qos, self._max_qos))
+        if told == self._limits_told:
+            return
+        self._limits_told = told
+        changes = []
+        if not self._retain:
+            changes.append(
+                "it keeps no retained messages (retain_available false): status, state and discovery "
+                "are published without retain, so a subscriber sees them only from its next update"
+            )
+        if told[1] < self.config.qos:
+            changes.append(
+                f"its maximum QoS is {told[1]} (max_qos): events go at QoS {told[1]}, "
+                f"not mqtt.qos {self.config.qos}"
+            )
+        logger.warning(
+            "MQTT broker %s limits what it accepts: %s; lift the limit in the broker's config, "
+            "or set mqtt.qos to match",
+            self.where,
+            "; ".join(changes),
+        )
 
     def _count_drops(self, count: int) -> None:
         """Count events dropped past the bound; warn on the first, then with the running count at most
@@ -244,6 +300,9 @@ class EventPublisher(EventSink):
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
+        if reason.value in (RETAIN_NOT_SUPPORTED, QOS_NOT_SUPPORTED):
+            self._adopt_limits(client, properties, refused=reason.value)  # paho reconnects with a new Will
+            return
         if reason.is_failure:
             self._warn(
                 "refused:" + str(reason.value),
@@ -252,12 +311,15 @@ class EventPublisher(EventSink):
             )
             return
         self._warning = None
-        info = client.publish(self.status_topic, STATUS_ONLINE, qos=1, retain=True)
+        self._adopt_limits(client, properties)
+        info = client.publish(
+            self.status_topic, STATUS_ONLINE, qos=min(1, self._max_qos), retain=self._retain
+        )
         self._delivery.connected(info.mid)
         logger.info("MQTT: connected to %s", self.where)
         if self.config.discovery:
             for topic, config in self.discovery_configs().items():
-                client.publish(topic, json.dumps(config), qos=1, retain=True)
+                client.publish(topic, json.dumps(config), qos=min(1, self._max_qos), retain=self._retain)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         err = probe_connect(self.config.host, self.config.port, self._tls, PROBE_TIMEOUT_S)
@@ -277,6 +339,15 @@ class EventPublisher(EventSink):
                 f"MQTT broker {self.where}: connection lost ({reason}); "
                 "reconnecting, events are kept meanwhile",
             )
+        elif self._warning is None or self._warning[0].startswith("closed"):
+            # Closed before any CONNACK: most often TLS settings that do not match the broker's port.
+            why = diagnose_closed(self.config.host, self.config.port, self._tls, PROBE_TIMEOUT_S)
+            if why is not None:
+                self._warn(
+                    "closed:" + why,
+                    f"MQTT broker {self.where} closed the connection before accepting it: {why}; "
+                    f"retrying every {RECONNECT_MAX_S} s at most",
+                )
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
