@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 from collections.abc import Iterable
@@ -18,14 +17,6 @@ from device.errors import MoodcastError
 logger = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
-
-
-class Search(enum.Enum):
-    """What the detector searches on a frame."""
-
-    FULL = "full"  # the whole small image: finds new faces; boxes accurate to its pixels
-    TRACKS = "tracks"  # full-resolution windows around the live tracks: the reference's boxes
-    NONE = "none"  # nothing: every track is confirmed and they coast to the next search
 
 
 def as_box(values: Iterable[float]) -> Box:
@@ -53,12 +44,10 @@ def iou(a: Box, b: Box) -> float:
 
 
 class FaceDetector:
-    """Finds faces and returns boxes in main-frame pixels.
+    """Finds faces and returns boxes in main-frame pixels; which search a frame gets is schedule.py's call.
 
-    The whole small image is searched every ``full_search_interval`` frames (and whenever there is
-    nothing to follow); in between, a window around each live track is searched on the full-resolution
-    frame, over the scales near the track's, every ``track_search_interval`` frames once every track is
-    confirmed: on the frames between, the tracks coast and nothing is searched. Haar's cost in a window
+    ``search_full`` searches the whole small image; ``search_tracks`` searches a window around each live
+    track on the full-resolution frame, over the scales near the track's. Haar's cost in a window
     depends mostly on the face's size relative to the window, not on the pixels, so a window costs about
     as much at full resolution as shrunk, and it gives the box a whole-frame search would (to within
     Haar's own pixel noise): the crop the classifier sees is the one the reference pipeline would cut.
@@ -67,18 +56,7 @@ class FaceDetector:
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
         self._cascade = load_cascade()
-        self._frames_since_full = config.full_search_interval
         self._size_checked = False
-
-    def next_search(self, has_tracks: bool, may_coast: bool) -> Search:
-        """Advance one frame and say what to search on it (``may_coast``: every track is confirmed)."""
-        self._frames_since_full += 1
-        if not has_tracks or self._frames_since_full >= self.config.full_search_interval:
-            self._frames_since_full = 0
-            return Search.FULL
-        if may_coast and self._frames_since_full % self.config.track_search_interval:
-            return Search.NONE
-        return Search.TRACKS
 
     def search_full(self, gray_lores: np.ndarray, scale_to_main: float) -> list[Box]:
         """Search the whole small image; ``scale_to_main`` maps its pixels to the main frame's."""

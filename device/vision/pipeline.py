@@ -10,8 +10,9 @@ import numpy as np
 
 from device.sources.camera import Frame
 from device.vision.classify import EmotionClassifier
-from device.vision.detect import Box, FaceDetector, Search
+from device.vision.detect import Box, FaceDetector
 from device.vision.preprocess import face_batch
+from device.vision.schedule import Search, SearchSchedule
 from device.vision.track import FaceTracker, Track, TrackEvent
 
 
@@ -51,6 +52,7 @@ class Pipeline:
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, tracker: FaceTracker) -> None:
         self.detector = detector
+        self.schedule = SearchSchedule(detector.config)
         self.classifier = classifier
         self.tracker = tracker
 
@@ -58,7 +60,7 @@ class Pipeline:
         """Run one frame through detection, classification and tracking."""
         start = time.perf_counter()
         tracker = self.tracker
-        search = self.detector.next_search(bool(tracker.tracks), tracker.all_confirmed)
+        search = self.schedule.next(bool(tracker.tracks), tracker.all_confirmed)
         if search is Search.NONE:
             events = tracker.coast(frame.time_s)
             shown = [track.shown_box for track in tracker.shown()]

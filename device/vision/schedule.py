@@ -1,0 +1,39 @@
+"""The detection schedule: which search each frame gets (whole image, windows around tracks, or none).
+
+The whole small image is searched every ``detect.full_search_interval`` frames, and whenever there is
+nothing to follow; in between, windows around the live tracks are searched, every
+``detect.track_search_interval`` frames once every track is confirmed, and on the frames between those the
+tracks coast (``FaceTracker.coast``). The pipeline asks this once per frame; the detector only searches.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from device.config import DetectConfig
+
+
+class Search(enum.Enum):
+    """What the detector searches on a frame."""
+
+    FULL = "full"  # the whole small image: finds new faces; boxes accurate to its pixels
+    TRACKS = "tracks"  # full-resolution windows around the live tracks: the reference's boxes
+    NONE = "none"  # nothing: every track is confirmed and they coast to the next search
+
+
+class SearchSchedule:
+    """Counts frames and says which search each one gets."""
+
+    def __init__(self, config: DetectConfig) -> None:
+        self.config = config
+        self._frames_since_full = config.full_search_interval
+
+    def next(self, has_tracks: bool, may_coast: bool) -> Search:
+        """Advance one frame and say what to search on it (``may_coast``: every track is confirmed)."""
+        self._frames_since_full += 1
+        if not has_tracks or self._frames_since_full >= self.config.full_search_interval:
+            self._frames_since_full = 0
+            return Search.FULL
+        if may_coast and self._frames_since_full % self.config.track_search_interval:
+            return Search.NONE
+        return Search.TRACKS
