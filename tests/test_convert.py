@@ -71,6 +71,7 @@ def test_card_follows_the_schema_and_matches_the_tensors(int8_model: Path, tiny_
     assert classifier.input_dtype == np.int8
 
 
+@pytest.mark.slow  # imports TensorFlow (5-15 s on a busy 2-core machine): make test-slow
 def test_int8_agrees_with_keras_on_fixture_faces(int8_model: Path, tiny_model_dir: Path) -> None:
     import keras
 
@@ -90,6 +91,7 @@ def test_int8_agrees_with_keras_on_fixture_faces(int8_model: Path, tiny_model_di
     assert same[decisive].mean() >= 0.9 if decisive.any() else True
 
 
+@pytest.mark.slow  # imports TensorFlow (5-15 s on a busy 2-core machine): make test-slow
 def test_float16_conversion_and_crop_calibration(tiny_model_dir: Path, tmp_path: Path) -> None:
     crop = {"margin_frac": 0.12, "offset_x_frac": -0.01, "offset_y_frac": 0.05, "detected": 10}
     (tmp_path / "crop.json").write_text(json.dumps(crop))
@@ -111,6 +113,7 @@ def test_float16_conversion_and_crop_calibration(tiny_model_dir: Path, tmp_path:
     np.testing.assert_allclose(float16.classify(faces), float32.classify(faces), atol=1e-3)
 
 
+@pytest.mark.slow  # imports TensorFlow (5-15 s on a busy 2-core machine): make test-slow
 def test_max_drop_guard_fails_with_one_line_and_writes_nothing(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -126,6 +129,7 @@ def test_max_drop_guard_fails_with_one_line_and_writes_nothing(
     assert not out.exists() and not card_path_for(out).exists()
 
 
+@pytest.mark.slow  # imports TensorFlow (5-15 s on a busy 2-core machine): make test-slow
 def test_unreadable_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "model.keras"
     bad.write_bytes(b"not a zip archive")
@@ -147,6 +151,7 @@ def test_cli_missing_model_exits_2_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # imports TensorFlow (5-15 s on a busy 2-core machine): make test-slow
 def test_flip_averaged_model_scores_a_face_and_its_mirror_alike():
     """The wrapper averages each face with its mirror image, so both score the same; the base does not."""
     import keras

@@ -112,6 +112,7 @@ def test_fast_moving_face_keeps_one_track(classifier):
     assert [e.kind for r in results for e in r.events].count("new") == 1
 
 
+@pytest.mark.slow  # the reference pipeline on every frame of both clips (10-20 s): make test-slow
 def test_tracked_faces_are_classified_at_the_reference_box(sample, classifier):
     """The classifier sees the crop the reference would cut, to the reference's own pixel noise.
 
