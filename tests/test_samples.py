@@ -152,7 +152,7 @@ def test_every_face_shown_is_one_people_agree_on(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_the_shipped_model_labels_every_sample_face_as_its_truth(name: str) -> None:
     """What the demo shows: each face's track label (smoothed, as on the screen and in MQTT events) equals
-    its ground truth on at least 80 % of the frames the face is counted in (a missed frame counts as wrong)."""
+    its ground truth on at least 80 % of the frames the face is counted in (a missed frame counts wrong)."""
     from device.vision.classify import EmotionClassifier
     from tools.bench import decode, shown_labels
     from tools.groundtruth import track_label_agreement
