@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device.const import DEFAULT_MODEL_PATH, ENV_PREFIX
+from device.const import DEFAULT_MODEL_PATH, ENV_PREFIX, HAAR_WINDOW_PX
 from device.errors import ConfigError
 
 
@@ -55,7 +55,12 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class DetectConfig:
-    width_px: int = _opt(320, "width of the gray image the detector searches", min=64, max=4096)
+    width_px: int = _opt(
+        0,
+        "width of the gray image the detector searches (0: what shows a min_size_px face 24 px wide)",
+        min=0,
+        max=4096,
+    )
     scale_factor: float = _opt(1.1, "Haar pyramid step", min=1.01, max=2.0)
     min_neighbors: int = _opt(5, "Haar min neighbours", min=0, max=50)
     min_size_px: int = _opt(
@@ -68,6 +73,15 @@ class DetectConfig:
         3, "between full searches, search around confirmed tracks every N frames (they coast between)", min=1
     )
     track_window_frac: float = _opt(0.3, "window margin around a track, in face sizes", min=0.1)
+    verify: bool = _opt(True, "a second, stricter cascade must accept a face before it starts a track")
+
+    def lores_width_px(self, frame_width_px: int) -> int:
+        """The detection image's width for frames this wide: ``width_px``, or (0) the narrowest that
+        shows a ``min_size_px`` face as wide as Haar's window, never wider than the frame."""
+        if self.width_px:
+            return min(self.width_px, frame_width_px)
+        wanted = math.ceil(frame_width_px * HAAR_WINDOW_PX / self.min_size_px / 2) * 2
+        return min(wanted, frame_width_px)
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,9 @@ class ModelConfig:
 class TrackConfig:
     iou_threshold: float = _opt(0.3, "least IoU to continue a track", min=0.0, max=1.0)
     confirm_frames: int = _opt(3, "detections before a track is announced", min=1)
-    lost_after_s: float = _opt(1.0, "end a track unseen this long", min=0.0)
+    lost_after_s: float = _opt(
+        2.5, "end a track unseen this long; until then a face found again near it keeps its id", min=0.0
+    )
     smoothing: float = _opt(0.4, "EMA weight of the newest scores", min=0.01, max=1.0)
     hysteresis: float = _opt(
         0.08, "a new label must lead the current one by this much smoothed score", min=0.0, max=1.0

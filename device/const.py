@@ -22,6 +22,21 @@ HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
 # A track's window is searched for faces of these sizes relative to the track's: the range over which
 # the cascade's raw hits on one face spread, so the grouped box is the one a whole-frame search returns.
 TRACK_SIZE_RANGE = (0.7, 1.45)
+# Identity through gaps: a track the last search missed takes back a face of its size (within the ratio)
+# whose centre is within REACQUIRE_DISTANCE_FRAC face sizes of where it was or was heading, if their gray
+# histograms (APPEARANCE_BINS bins) have a Bhattacharyya coefficient of at least REACQUIRE_MIN_SIMILARITY.
+REACQUIRE_DISTANCE_FRAC = 1.0
+REACQUIRE_SIZE_RATIO = 1.5
+REACQUIRE_MIN_SIMILARITY = 0.8
+APPEARANCE_BINS = 16
+# The verifier: a second, stricter frontal cascade run on each box that would start a track, cut with a
+# margin and scaled so the face is VERIFY_FACE_PX wide. It accepts the box when its best hit's level weight
+# reaches VERIFY_MIN_WEIGHT: on faces pasted on photographs the 1st percentile is 55.3, on Haar's false
+# hits on face-free photographs (moons, coins, a cat's eye) at most 55.1 (tools/bench.py measures it).
+VERIFY_CASCADE = "haarcascade_frontalface_alt2.xml"
+VERIFY_MARGIN_FRAC = 0.3
+VERIFY_FACE_PX = 72
+VERIFY_MIN_WEIGHT = 55.2
 
 # Linux framebuffer display.
 SYSFS_GRAPHICS = Path("/sys/class/graphics")

@@ -40,7 +40,7 @@ class ScriptedCamera(_ThreadedCamera):
             return None
         image = FRAMES[self._next % len(FRAMES)]
         self._next += 1
-        return (image, *make_lores(image, self.detect_width_px))
+        return (image, *make_lores(image, self.detect.lores_width_px(image.shape[1])))
 
     def _close_device(self) -> None:
         self.closes += 1

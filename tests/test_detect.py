@@ -45,7 +45,7 @@ def run_pipeline(
     pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
     results = []
     for index, image in enumerate(frames):
-        gray, scale = make_lores(image, config.width_px)
+        gray, scale = make_lores(image, config.lores_width_px(image.shape[1]))
         results.append(pipeline.process(Frame(index, index / fps, image, gray, scale)))
     return results
 

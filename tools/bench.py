@@ -147,7 +147,7 @@ def run_moodcast(frames, classifier, fps):
     for index, image in enumerate(frames):
         image = image.copy()
         t0 = time.perf_counter()
-        gray, scale = make_lores(image, config.width_px)
+        gray, scale = make_lores(image, config.lores_width_px(image.shape[1]))
         result = pipeline.process(Frame(index, index / fps, image, gray, scale))
         t3 = time.perf_counter()
         draw(image, pipeline.tracker, classifier.labels)
@@ -169,7 +169,7 @@ def shown_labels(
     pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
     shown = []
     for index, image in enumerate(frames):
-        gray, scale = make_lores(image, config.width_px)
+        gray, scale = make_lores(image, config.lores_width_px(image.shape[1]))
         pipeline.process(Frame(index, index / fps, image, gray, scale))
         shown.append(
             [(track.shown_box, track.emotion) for track in pipeline.tracker.shown() if track.confirmed]

@@ -144,7 +144,7 @@ class VideoFileSource:
     def __init__(self, camera: CameraConfig, detect: DetectConfig) -> None:
         self.path = Path(camera.device)
         self.config = camera
-        self.detect_width_px = detect.width_px
+        self.detect = detect
         self.fps = 0.0
         self.size = (0, 0)
         self.dropped = 0
@@ -185,7 +185,7 @@ class VideoFileSource:
                 self._started = time.monotonic()
             if stop.wait(max(0.0, self._started + time_s - time.monotonic())):
                 return None
-        gray, scale = make_lores(image, self.detect_width_px)
+        gray, scale = make_lores(image, self.detect.lores_width_px(image.shape[1]))
         frame = Frame(self._index, time_s, image, gray, scale)
         self._index += 1
         return frame
@@ -242,7 +242,7 @@ class _ThreadedCamera:
     def __init__(self, camera: CameraConfig, detect: DetectConfig) -> None:
         self.config = camera
         self.name = redact_url(camera.device)  # what logs and errors say: never a URL's credentials
-        self.detect_width_px = detect.width_px
+        self.detect = detect
         self.fps = camera.fps
         self._orient = Orientation.of(camera)
         self.size = self._orient.size(camera.width_px, camera.height_px)
@@ -370,7 +370,7 @@ class OpenCVCameraSource(_ThreadedCamera):
         if not ok:
             return None
         image = self._orient(image)
-        return (image, *make_lores(image, self.detect_width_px))
+        return (image, *make_lores(image, self.detect.lores_width_px(image.shape[1])))
 
     def _close_device(self) -> None:
         if self._capture is not None:
@@ -424,7 +424,7 @@ class Picamera2Source(_ThreadedCamera):
         try:
             camera = Picamera2()
             width, height = self.config.width_px, self.config.height_px
-            lores_w = min(self.detect_width_px, width) // 2 * 2
+            lores_w = self.detect.lores_width_px(width) // 2 * 2
             lores_h = round(height * lores_w / width) // 2 * 2
             config = camera.create_video_configuration(
                 main={"size": (width, height), "format": "RGB888"},

@@ -10,10 +10,10 @@ import numpy as np
 
 from device.sources.camera import Frame
 from device.vision.classify import EmotionClassifier
-from device.vision.detect import Box, FaceDetector
+from device.vision.detect import Box, FaceDetector, FaceVerifier, as_box
 from device.vision.preprocess import face_batch
 from device.vision.schedule import Search, SearchSchedule
-from device.vision.track import FaceTracker, Track, TrackEvent
+from device.vision.track import FaceTracker, Track, TrackEvent, appearance
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class Pipeline:
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, tracker: FaceTracker) -> None:
         self.detector = detector
         self.schedule = SearchSchedule(detector.config)
+        self.verifier = FaceVerifier() if detector.config.verify else None
         self.classifier = classifier
         self.tracker = tracker
 
@@ -69,10 +70,26 @@ class Pipeline:
         gray = None  # the full-resolution gray frame: track windows and crops are cut from it
         if search is Search.FULL:
             boxes = self.detector.search_full(frame.gray_lores, frame.scale_to_main)
-            wanted = [i for i, known in enumerate(tracker.continuing(boxes, frame.time_s)) if not known]
         else:
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
             boxes = self.detector.search_tracks(gray, tracker.live_boxes(frame.time_s))
+        if gray is None:  # a whole-frame search: the faces' looks from the small image
+            scale = frame.scale_to_main
+            looks = [appearance(frame.gray_lores, as_box(v / scale for v in box)) for box in boxes]
+        else:
+            looks = [appearance(gray, box) for box in boxes]
+        known = tracker.continuing(boxes, frame.time_s, looks)
+        if self.verifier is not None and not all(known):
+            # A box that would start a track must pass the verifier: a false face never becomes a track.
+            if gray is None:
+                gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+            keep = [k or self.verifier.accepts(gray, box) for k, box in zip(known, boxes, strict=True)]
+            boxes = [box for box, kept in zip(boxes, keep, strict=True) if kept]
+            looks = [look for look, kept in zip(looks, keep, strict=True) if kept]
+            known = [k for k, kept in zip(known, keep, strict=True) if kept]
+        if search is Search.FULL:
+            wanted = [i for i, k in enumerate(known) if not k]
+        else:
             wanted = list(range(len(boxes)))
         detected = time.perf_counter()
         scores: list[np.ndarray | None] = [None] * len(boxes)
@@ -83,7 +100,7 @@ class Pipeline:
             for index, row in zip(wanted, self.classifier.classify(batch), strict=True):
                 scores[index] = row
         classified = time.perf_counter()
-        events = tracker.update(boxes, scores, frame.time_s)
+        events = tracker.update(boxes, scores, frame.time_s, looks)
         tracked = time.perf_counter()
         return FrameResult(
             boxes,

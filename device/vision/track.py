@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from device.config import TrackConfig
+from device.const import (
+    APPEARANCE_BINS,
+    REACQUIRE_DISTANCE_FRAC,
+    REACQUIRE_MIN_SIMILARITY,
+    REACQUIRE_SIZE_RATIO,
+)
 from device.vision.detect import Box, iou
 
 
@@ -32,6 +38,7 @@ class Track:
     shown_s: float = -1.0  # the frame time of shown_box
     seen_frame: int = -1  # the tracker's frame count when a search last found this face
     shown_frame: int = -1  # the tracker's frame count when shown_box was placed
+    appearance: np.ndarray | None = None  # a small gray histogram of the face (see appearance())
 
     def predicted(self, now_s: float) -> Box:
         """The box moved on by its velocity to ``now_s``."""
@@ -62,14 +69,23 @@ class FaceTracker:
         self._frame = -1  # frames seen by update() or coast(): which tracks are on a frame is told by this
         self._last_search_frame = -1
 
-    def update(self, boxes: list[Box], scores: Sequence[np.ndarray | None], now_s: float) -> list[TrackEvent]:
+    def update(
+        self,
+        boxes: list[Box],
+        scores: Sequence[np.ndarray | None],
+        now_s: float,
+        looks: Sequence[np.ndarray | None] | None = None,
+    ) -> list[TrackEvent]:
         """Fold one frame's detections into the tracks; return the events.
 
         ``scores`` has a row per box, or None for a box that was not classified on this frame: that box
         moves its track without a new reading, and must continue a live track (see ``continuing``).
+        ``looks`` has each box's ``appearance()`` (or None): a face found again after a gap must look
+        like the track it continues.
         """
         self._frame += 1
-        matched_tracks, matched_boxes = self._associate(boxes, now_s)
+        looks = list(looks) if looks is not None else [None] * len(boxes)
+        matched_tracks, matched_boxes = self._associate(boxes, now_s, looks)
         starting = sorted(set(range(len(boxes))) - set(matched_boxes))
         unclassified = [boxes[index] for index in starting if scores[index] is None]
         if unclassified:
@@ -92,6 +108,9 @@ class FaceTracker:
                 track.scores = (1 - alpha) * track.scores + alpha * reading
             track.last_seen_s = now_s
             track.hits += 1
+            look = looks[box_index]
+            if look is not None:
+                track.appearance = look if track.appearance is None else 0.8 * track.appearance + 0.2 * look
             self._note_emotion(track)
             events.extend(self._progress(track, now_s))
         for box_index in starting:
@@ -107,6 +126,7 @@ class FaceTracker:
                 shown_s=now_s,
                 seen_frame=self._frame,
                 shown_frame=self._frame,
+                appearance=looks[box_index],
             )
             self._note_emotion(track)
             self.tracks.append(track)
@@ -114,9 +134,12 @@ class FaceTracker:
         events.extend(self._expire(now_s))
         return events
 
-    def continuing(self, boxes: list[Box], now_s: float) -> list[bool]:
+    def continuing(
+        self, boxes: list[Box], now_s: float, looks: Sequence[np.ndarray | None] | None = None
+    ) -> list[bool]:
         """Which of these boxes would continue a live track (the rest would start new ones)."""
-        _, matched_boxes = self._associate(boxes, now_s)
+        looks = list(looks) if looks is not None else [None] * len(boxes)
+        _, matched_boxes = self._associate(boxes, now_s, looks)
         return [index in matched_boxes for index in range(len(boxes))]
 
     def coast(self, now_s: float) -> list[TrackEvent]:
@@ -147,7 +170,12 @@ class FaceTracker:
         """Where the detector should look for the live tracks on the next frame."""
         return [track.predicted(now_s) for track in self.tracks]
 
-    def _associate(self, boxes: list[Box], now_s: float) -> tuple[list[int], list[int]]:
+    def _associate(
+        self, boxes: list[Box], now_s: float, looks: Sequence[np.ndarray | None]
+    ) -> tuple[list[int], list[int]]:
+        """Match boxes to tracks: by IoU with the predicted box first; then, as ByteTrack gives lost
+        tracks a second chance, a track the last search missed takes a box of its size near where it was
+        or was heading, if the box looks like it (``REACQUIRE_*`` in const.py)."""
         pairs = []
         for t, track in enumerate(self.tracks):
             predicted = track.predicted(now_s)
@@ -158,6 +186,28 @@ class FaceTracker:
         matched_tracks: list[int] = []
         matched_boxes: list[int] = []
         for _, t, b in sorted(pairs, reverse=True):
+            if t not in matched_tracks and b not in matched_boxes:
+                matched_tracks.append(t)
+                matched_boxes.append(b)
+        second = []
+        for t, track in enumerate(self.tracks):
+            if t in matched_tracks or track.seen_frame == self._last_search_frame:
+                continue  # matched, or found by the last search: it moves by IoU alone
+            size = max(track.box[2], track.box[3])
+            for b, box in enumerate(boxes):
+                ratio = box[2] / size
+                if b in matched_boxes or not 1 / REACQUIRE_SIZE_RATIO <= ratio <= REACQUIRE_SIZE_RATIO:
+                    continue
+                predicted = track.predicted(now_s)
+                distance = min(_centre_distance(predicted, box), _centre_distance(track.box, box))
+                look, known = looks[b], track.appearance
+                unlike = False
+                if look is not None and known is not None:
+                    unlike = similarity(known, look) < REACQUIRE_MIN_SIMILARITY
+                if distance > REACQUIRE_DISTANCE_FRAC * size or unlike:
+                    continue
+                second.append((distance / size, t, b))
+        for _, t, b in sorted(second):
             if t not in matched_tracks and b not in matched_boxes:
                 matched_tracks.append(t)
                 matched_boxes.append(b)
@@ -212,3 +262,26 @@ class FaceTracker:
             confidence=float(track.scores[self.labels.index(track.emotion)]),
             scores={label: round(float(s), 4) for label, s in zip(self.labels, track.scores, strict=True)},
         )
+
+
+def _centre_distance(a: Box, b: Box) -> float:
+    return float(np.hypot(a[0] + a[2] / 2 - b[0] - b[2] / 2, a[1] + a[3] / 2 - b[1] - b[3] / 2))
+
+
+def appearance(gray: np.ndarray, box: Box) -> np.ndarray | None:
+    """A face's look: the normalised gray histogram of the middle of its box (in ``gray``'s pixels).
+
+    Cheap, and the same at any scale, so a box on the small image and one on the full frame compare.
+    """
+    x, y, w, h = box
+    x0, y0 = max(x + w // 5, 0), max(y + h // 5, 0)
+    patch = gray[y0 : max(y + h - h // 5, y0), x0 : max(x + w - w // 5, x0)]
+    if patch.size < 16:
+        return None
+    hist = np.bincount((patch.ravel() // (256 // APPEARANCE_BINS)).astype(np.intp), minlength=APPEARANCE_BINS)
+    return (hist / hist.sum()).astype(np.float32)
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Bhattacharyya coefficient of two normalised histograms: 1.0 for the same, 0.0 for disjoint."""
+    return float(np.sum(np.sqrt(a * b)))
