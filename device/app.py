@@ -13,12 +13,13 @@ import cv2
 import sdnotify
 
 from device.config import Config, redact_url
-from device.const import SUMMARY_INTERVAL_S
+from device.const import DASHBOARD_SAMPLE_S, FEEDBACK_FRAME_S, SUMMARY_INTERVAL_S
 from device.display.display import Display, NoDisplay, open_display
 from device.display.overlay import StatusLine, draw_overlay
 from device.metrics import Metrics
 from device.outputs.events import EventFactory
 from device.outputs.jsonl import JsonLinesSink
+from device.outputs.mood import RoomMood
 from device.outputs.sink import EventSink, status_text
 from device.sources.camera import Frame, FrameSource, open_source
 from device.vision.classify import EmotionClassifier
@@ -27,6 +28,8 @@ from device.vision.pipeline import Pipeline, face_labels
 from device.vision.track import FaceTracker, TrackEvent
 
 if TYPE_CHECKING:
+    from device.web.dashboard import Dashboard
+    from device.web.feedback import FeedbackStore
     from device.web.http import HttpServer
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,11 @@ class MoodcastApp:
         self.events = EventFactory(config.device_id, time.time())  # renumbered from the outputs in start()
         self._sinks: list[EventSink] = []  # every event output, looped over like Frigate's communicators
         self._http: HttpServer | None = None
+        self.mood = RoomMood(self.classifier.labels, config.mood.window_s)
+        self._dashboard: Dashboard | None = None
+        self._feedback: FeedbackStore | None = None
+        self._sampled_at = -DASHBOARD_SAMPLE_S
+        self._feedback_at = -FEEDBACK_FRAME_S
         self._display: Display = NoDisplay()
         self._source: FrameSource | None = None
         self._latest_jpeg: bytes | None = None
@@ -118,6 +126,14 @@ class MoodcastApp:
             from device.outputs.publish import EventPublisher
 
             self._sinks.append(EventPublisher(self.config.mqtt, self.config.device_id))
+        if self.config.http.enabled:  # the web page's faces come from the events, like any output's
+            from device.web.dashboard import Dashboard
+            from device.web.history import HistoryStore
+
+            history = self.config.history
+            store = HistoryStore(history.path, history.retention_h, self.classifier.labels)
+            self._dashboard = Dashboard(self.classifier.labels, self.mood, store)
+            self._sinks.append(self._dashboard)
         # seq continues from the highest any output remembers (the MQTT outbox file, across restarts)
         last_seq = max((sink.last_seq() for sink in self._sinks), default=0)
         self.events = EventFactory(self.config.device_id, time.time(), last_seq, run=self.events.run)
@@ -127,9 +143,31 @@ class MoodcastApp:
     def _init_http(self) -> None:
         if not self.config.http.enabled:
             return
+        from device.web.analyze import Analyzer
         from device.web.http import HttpServer
 
-        self._http = HttpServer(self.config.http, self.metrics, lambda: self._latest_jpeg, self.healthy)
+        if self.config.feedback.enabled:
+            from device.web.feedback import FeedbackStore
+
+            self._feedback = FeedbackStore(
+                self.config.feedback, self.classifier.card.crop, self.classifier.labels
+            )
+            logger.warning(
+                "feedback on: corrected faces are stored as 48x48 images in %s", self.config.feedback.dir
+            )
+        dashboard = self._dashboard
+        self._http = HttpServer(
+            self.config.http,
+            self.metrics,
+            lambda: self._latest_jpeg,
+            self.healthy,
+            analyzer=Analyzer(self.config),
+            dashboard=dashboard,
+            feedback=self._feedback,
+            history=None
+            if dashboard is None
+            else lambda hours: dashboard.history.buckets(time.time(), hours),
+        )
         self._http.start()
 
     # -- the loop -------------------------------------------------------------------------------
@@ -157,6 +195,7 @@ class MoodcastApp:
             previous_start = captured
             result = self.pipeline.process(frame)
             self._emit(result.events, frame.index, frame.time_s)
+            self._sample(frame)
             last = frame
             timings = {"capture": captured - started, **result.timings}
             if draw:
@@ -204,7 +243,7 @@ class MoodcastApp:
         if not self._sinks:
             return
         state = self.state()
-        summary = {key: value for key, value in state.items() if key != "fps"}
+        summary = {key: value for key, value in state.items() if key not in ("fps", "mood_shares")}
         since = now - self._state_sent_at
         changed = summary != self._state_sent
         if (changed and since >= STATE_CHANGE_MIN_INTERVAL_S) or since >= self.config.mqtt.state_interval_s:
@@ -219,6 +258,22 @@ class MoodcastApp:
             self.metrics.events_total.labels(event.kind).inc()
             for sink in self._sinks:
                 sink.publish_event(payload)
+
+    def _sample(self, frame: Frame) -> None:
+        """Once a second, the room mood and the page's series; with feedback on, keep the raw frame and its
+        faces' boxes every FEEDBACK_FRAME_S (before the overlay is drawn on it)."""
+        now = time.monotonic()
+        if now - self._sampled_at >= DASHBOARD_SAMPLE_S:
+            self._sampled_at = now
+            tracks = [t for t in self.pipeline.tracker.tracks if t.confirmed]
+            self.mood.observe(now, [t.emotion for t in tracks])
+            if self._dashboard is not None:
+                rows = [(t.face_id, t.emotion, [float(s) for s in t.scores]) for t in tracks]
+                self._dashboard.observe(time.time(), rows)
+        if self._feedback is not None and now - self._feedback_at >= FEEDBACK_FRAME_S:
+            self._feedback_at = now
+            shown = self.pipeline.tracker.shown()
+            self._feedback.keep(frame.image, {t.face_id: t.shown_box for t in shown if t.confirmed})
 
     def _show(self, frame: Frame) -> bool:
         image = frame.image
@@ -255,11 +310,25 @@ class MoodcastApp:
         """The retained dashboard summary: confirmed faces, the dominant emotion, fps, and the camera
         (``ok``, or ``lost`` while it delivers nothing and is being reopened: no faces are then known)."""
         if self._camera_lost:
-            return {"faces": 0, "dominant": None, "fps": 0.0, "camera": "lost"}
+            return {
+                "faces": 0,
+                "dominant": None,
+                "fps": 0.0,
+                "camera": "lost",
+                "mood": None,
+                "mood_shares": {},
+            }
         tracks = [t for t in self.pipeline.tracker.tracks if t.confirmed]
         emotions = Counter(t.emotion for t in tracks)
         dominant = emotions.most_common(1)[0][0] if emotions else None
-        return {"faces": len(tracks), "dominant": dominant, "fps": round(self._fps, 1), "camera": "ok"}
+        return {
+            "faces": len(tracks),
+            "dominant": dominant,
+            "fps": round(self._fps, 1),
+            "camera": "ok",
+            "mood": self.mood.dominant(),  # the room mood over mood.window_s, and each emotion's share
+            "mood_shares": self.mood.shares(),
+        }
 
     def _update_fps(self, frame_interval_s: float) -> None:
         if frame_interval_s > 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -144,9 +145,39 @@ class MqttConfig:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    enabled: bool = _opt(False, "serve /healthz, /metrics, /snapshot.jpg, /stream.mjpg")
+    enabled: bool = _opt(
+        False, "serve the web page, the API, /healthz, /metrics, /snapshot.jpg, /stream.mjpg"
+    )
     host: str = _opt("127.0.0.1", "address to bind")
     port: int = _opt(8480, "port to bind", min=1, max=65535)
+    token: str = _opt(
+        "", "bearer token every route but /healthz requires (needed off loopback), from the environment only",
+        secret=True,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MoodConfig:
+    window_s: float = _opt(
+        60.0,
+        "room mood: each emotion's share across faces, averaged over this many seconds",
+        min=1.0,
+        max=3600.0,
+    )
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    path: str = _opt("", "SQLite file of the page's history: labels, scores and times only ('' for memory)")
+    retention_h: float = _opt(24.0, "keep history this many hours", min=1.0, max=8760.0)
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    enabled: bool = _opt(
+        False, "let the page store a corrected face's 48x48 crop for training (stores faces)"
+    )
+    dir: Path = _opt(Path("feedback"), "folder of corrected crops: <dir>/<class>/<name>.png")
 
 
 @dataclass(frozen=True)
@@ -167,6 +198,9 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    mood: MoodConfig = field(default_factory=MoodConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def masked(self) -> dict[str, Any]:
@@ -182,6 +216,16 @@ class Config:
 
 
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/?#\s]*@")  # up to the authority's last @
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and 'localhost'; False for 0.0.0.0, '' and other addresses or names."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def redact_url(text: str) -> str:
@@ -409,6 +453,13 @@ def _verify(config: Config) -> None:
         path = getattr(mqtt, key)
         if path and not Path(path).is_file():
             raise ConfigError(f"mqtt.{key}", f"{path}: no such file", "fix the path")
+    http = config.http
+    if http.enabled and not http.token and not is_loopback(http.host):
+        raise ConfigError(
+            "http.token",
+            f"http.host {http.host!r} is reachable from other machines and no token is set",
+            f"set {env_key('http.token')} in the environment file, or bind http.host to 127.0.0.1",
+        )
     if "/" in config.device_id or "+" in config.device_id or "#" in config.device_id:
         raise ConfigError(
             "device_id",

@@ -104,22 +104,32 @@ def test_overflow_warnings_carry_the_running_count(broker_factory, publishers, c
 
 # -- Home Assistant discovery -----------------------------------------------------------------------------
 
-# The keys of Home Assistant's MQTT sensor and binary_sensor discovery schemas that moodcast may use
+# The keys of Home Assistant's MQTT sensor, binary_sensor and event discovery schemas that moodcast may use
 # (homeassistant/components/mqtt: MQTT_ENTITY_COMMON_SCHEMA, MQTT_AVAILABILITY_SCHEMA, sensor.py,
-# binary_sensor.py). Releases before 2025.10 drop a key they do not know from a discovery payload.
+# binary_sensor.py, event.py). Releases before 2025.10 drop a key they do not know from a discovery payload.
 HA_KEYS = {
     "sensor": {"name", "unique_id", "object_id", "default_entity_id", "icon", "device", "entity_category",
                "availability_topic", "payload_available", "payload_not_available", "state_topic",
-               "value_template", "state_class", "device_class", "unit_of_measurement"},
+               "value_template", "state_class", "device_class", "unit_of_measurement",
+               "json_attributes_topic", "json_attributes_template"},
+    "event": {"name", "unique_id", "object_id", "default_entity_id", "icon", "device", "entity_category",
+              "availability_topic", "payload_available", "payload_not_available", "state_topic",
+              "value_template", "device_class", "event_types"},
     "binary_sensor": {"name", "unique_id", "object_id", "default_entity_id", "icon", "device",
                       "entity_category", "availability_topic", "payload_available", "payload_not_available",
                       "state_topic", "value_template", "device_class", "payload_on", "payload_off"},
 }  # fmt: skip
-ENTITY_ID = re.compile(r"^(sensor|binary_sensor)\.[a-z0-9_]+$")
+ENTITY_ID = re.compile(r"^(sensor|binary_sensor|event)\.[a-z0-9_]+$")
 
 
 def test_discovery_payloads_suit_old_and_new_home_assistant() -> None:
-    configs = discovery_configs("homeassistant", "Pi-Hall.2", "moodcast/Pi-Hall.2/state", "moodcast/x/status")
+    configs = discovery_configs(
+        "homeassistant",
+        "Pi-Hall.2",
+        "moodcast/Pi-Hall.2/state",
+        "moodcast/x/status",
+        "moodcast/Pi-Hall.2/events",
+    )
     components = {}
     for topic, config in configs.items():
         _, component, node, obj, last = topic.split("/")
@@ -132,7 +142,13 @@ def test_discovery_payloads_suit_old_and_new_home_assistant() -> None:
         # 2024 to 2025.9: object_id, the same entity id without its domain
         assert config["object_id"] == object_id == f"moodcast_pi_hall_2_{obj}"
         components[obj] = component
-    assert components == {"faces": "sensor", "dominant_emotion": "sensor", "camera_problem": "binary_sensor"}
+    assert components == {
+        "faces": "sensor",
+        "dominant_emotion": "sensor",
+        "room_mood": "sensor",
+        "camera_problem": "binary_sensor",
+        "face": "event",
+    }
 
 
 # -- the daemon in process: the camera is the only thing replaced -------------------------------------------

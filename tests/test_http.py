@@ -190,7 +190,7 @@ def test_loopback_bind_does_not_warn(
         port = server.port
         server.stop()
     logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "device.web.http"]
-    assert (logging.INFO, f"http: serving on http://127.0.0.1:{port}") in logged
+    assert (logging.INFO, f"http: serving on http://127.0.0.1:{port} (no token)") in logged
     assert not [message for level, message in logged if level >= logging.WARNING]
 
 

@@ -19,9 +19,16 @@ def entity_slug(text: str) -> str:
 
 
 def discovery_configs(
-    discovery_prefix: str, device_id: str, state_topic: str, status_topic: str
+    discovery_prefix: str, device_id: str, state_topic: str, status_topic: str, events_topic: str = ""
 ) -> dict[str, dict[str, Any]]:
-    """Retained discovery configs by topic: the face count, the dominant emotion and a camera problem.
+    """Retained discovery configs by topic: the face count, the dominant emotion, the room mood, a camera
+    problem and, given the events topic, an ``event`` entity that fires on every face event.
+
+    The room mood sensor's state is the emotion with the largest share across faces over ``mood.window_s``
+    (the state's ``mood``), its attributes each emotion's share. The event entity's ``value_template`` turns
+    a face event into Home Assistant's event payload: ``event_type`` (``new``, ``update``, ``end``) plus the
+    face id, emotion and confidence as the event's attributes, so an automation can trigger on an emotion
+    without a template of its own.
 
     The entity id is suggested twice, so that it is the same on every Home Assistant in use:
     ``default_entity_id`` (``sensor.moodcast_<node>_faces``), read since 2025.10, and the older
@@ -54,6 +61,13 @@ def discovery_configs(
             "value_template": "{{ value_json.dominant if value_json.dominant else 'none' }}",
             "icon": "mdi:emoticon-outline",
         },
+        ("sensor", "room_mood"): {
+            "name": "Room mood",
+            "value_template": "{{ value_json.mood if value_json.mood else 'none' }}",
+            "json_attributes_topic": state_topic,
+            "json_attributes_template": "{{ (value_json.mood_shares or {}) | tojson }}",
+            "icon": "mdi:emoticon-happy-outline",
+        },
         # on while the camera delivers nothing and the daemon is reopening it (the state's "camera")
         ("binary_sensor", "camera_problem"): {
             "name": "Camera problem",
@@ -62,6 +76,17 @@ def discovery_configs(
             "value_template": "{{ 'ON' if value_json.camera == 'lost' else 'OFF' }}",
         },
     }
+    if events_topic:
+        sensors[("event", "face")] = {
+            "name": "Face event",
+            "state_topic": events_topic,
+            "event_types": ["new", "update", "end"],
+            "value_template": (
+                "{{ {'event_type': value_json.type, 'face_id': value_json.face_id,"
+                " 'emotion': value_json.emotion, 'confidence': value_json.confidence} | tojson }}"
+            ),
+            "icon": "mdi:face-recognition",
+        }
     return {
         f"{discovery_prefix}/{component}/{node}/{obj}/config": {
             **sensor,
@@ -69,6 +94,7 @@ def discovery_configs(
             "default_entity_id": f"{component}.{entity_slug(f'{APP_NAME}_{node}_{obj}')}",
             "object_id": entity_slug(f"{APP_NAME}_{node}_{obj}"),
             **common,
+            **({"state_topic": sensor["state_topic"]} if "state_topic" in sensor else {}),
         }
         for (component, obj), sensor in sensors.items()
     }

@@ -206,7 +206,11 @@ class EventPublisher(EventSink):
     def discovery_configs(self) -> dict[str, dict[str, Any]]:
         """Retained Home Assistant discovery configs by topic (see discovery.py)."""
         return discovery_configs(
-            self.config.discovery_prefix, self.device_id, self.state_topic, self.status_topic
+            self.config.discovery_prefix,
+            self.device_id,
+            self.state_topic,
+            self.status_topic,
+            self.events_topic,
         )
 
     # -- what the sender thread hands to paho ----------------------------------------------------------

@@ -1,41 +1,65 @@
-"""Optional HTTP server: /healthz, /metrics, /snapshot.jpg and /stream.mjpg of the running daemon."""
+"""Optional HTTP server: the web page at /, its JSON API under /api/v1/, /healthz, /metrics, /snapshot.jpg and
+/stream.mjpg of the running daemon. With ``http.token`` set, every route but /healthz needs it: as
+``Authorization: Bearer <token>``, or the cookie the page's login form sets."""
 
 from __future__ import annotations
 
-import ipaddress
+import hmac
+import json
 import logging
 import socket
 import threading
+import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from device.config import HttpConfig
+from device.config import HttpConfig, is_loopback
 from device.const import (
+    ANALYZE_MAX_BYTES,
+    MAX_JSON_BODY,
     MAX_STREAMS,
     MJPEG_BOUNDARY,
     SHUTDOWN_POLL_S,
     SOCKET_TIMEOUT_S,
     STREAM_INTERVAL_S,
     STREAM_KEEPALIVE_S,
+    TOKEN_COOKIE,
 )
 from device.errors import ConfigError
 from device.metrics import Metrics
 
+if TYPE_CHECKING:
+    from device.web.analyze import Analyzer
+    from device.web.dashboard import Dashboard
+    from device.web.feedback import FeedbackStore
+
+__all__ = ["HttpServer", "is_loopback"]
+
 logger = logging.getLogger(__name__)
 
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and 'localhost'; False for 0.0.0.0, '' and other addresses or names."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+LOGIN_PAGE = b"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>moodcast: sign in</title>
+<link rel="stylesheet" href="/static/style.css"></head><body><main class="login">
+<h1>moodcast</h1><form method="post" action="/login"><label>Token
+<input type="password" name="token" autocomplete="current-password" required></label>
+<button type="submit">Sign in</button></form>
+<p>The token is the daemon's MOODCAST_HTTP__TOKEN.</p></main></body></html>
+"""
 
 
 class _Server(ThreadingHTTPServer):
@@ -56,11 +80,20 @@ class HttpServer:
         metrics: Metrics,
         latest_jpeg: Callable[[], bytes | None],
         healthy: Callable[[], bool],
+        *,
+        analyzer: Analyzer | None = None,
+        dashboard: Dashboard | None = None,
+        feedback: FeedbackStore | None = None,
+        history: Callable[[float], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
         self.latest_jpeg = latest_jpeg
         self.healthy = healthy
+        self.analyzer = analyzer
+        self.dashboard = dashboard
+        self.feedback = feedback
+        self.history = history
         self._stop = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -106,14 +139,33 @@ class HttpServer:
             target=self._server.serve_forever, args=(SHUTDOWN_POLL_S,), name="http", daemon=True
         )
         self._thread.start()
+        token = "token required" if self.config.token else "no token"
         if is_loopback(host):
-            logger.info("http: serving on http://%s:%d", host, self.port)
+            logger.info("http: serving on http://%s:%d (%s)", host, self.port, token)
         else:
             logger.warning(
-                "http: serving on %s:%d, reachable from other machines; /snapshot.jpg and /stream.mjpg "
-                "show faces, which are personal data: bind http.host to 127.0.0.1 unless you mean it",
-                host, self.port,
+                "http: serving on %s:%d (%s), reachable from other machines; the page, /snapshot.jpg and "
+                "/stream.mjpg show faces, which are personal data: bind http.host to 127.0.0.1 unless "
+                "you mean it",
+                host, self.port, token,
             )  # fmt: skip
+
+    def authorized(self, authorization: str, cookie_header: str) -> bool:
+        """True without a token; else when the Authorization header or the login cookie carries it."""
+        token = self.config.token
+        if not token:
+            return True
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return True
+        try:
+            cookie = SimpleCookie(cookie_header)
+        except CookieError:
+            return False
+        morsel = cookie.get(TOKEN_COOKIE)
+        return morsel is not None and hmac.compare_digest(
+            urllib.parse.unquote(morsel.value).encode(), token.encode()
+        )
 
     def stop(self) -> None:
         """End open streams, stop serving and close the socket."""
@@ -126,6 +178,8 @@ class HttpServer:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
+        if self.analyzer is not None:
+            self.analyzer.close()
         logger.info("http: stopped")
 
 
@@ -154,12 +208,47 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _send_json(self, status: HTTPStatus, value: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(value, separators=(",", ":")).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value_ in (headers or {}).items():
+            self.send_header(name, value_)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None) -> None:
+        """A 4xx/5xx as JSON: ``{"error": "<one line>", "status": 413}``."""
+        self._send_json(status, {"error": message, "status": int(status)}, headers)
+
+    def _authorized(self, path: str) -> bool:
+        """Answer 401 (the login page for the page itself) and return False unless the request may go on."""
+        app = self.server_app
+        if path == "/healthz" or path.startswith("/static/") or path == "/login":
+            return True
+        if app.authorized(self.headers.get("Authorization", ""), self.headers.get("Cookie", "")):
+            return True
+        if path == "/" and self.command in ("GET", "HEAD"):
+            self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", LOGIN_PAGE)
+        else:
+            self._error(
+                HTTPStatus.UNAUTHORIZED,
+                "a bearer token is required: send 'Authorization: Bearer <token>'",
+                {"WWW-Authenticate": 'Bearer realm="moodcast"'},
+            )
+        return False
+
     def do_HEAD(self) -> None:
         self.do_GET()
 
     def do_GET(self) -> None:
         app = self.server_app
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
+        if not self._authorized(path):
+            return
         if path == "/healthz":
             ok = app.healthy()
             status = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
@@ -174,8 +263,164 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(HTTPStatus.OK, "image/jpeg", jpeg)
         elif path == "/stream.mjpg":
             self._stream()
+        elif path in ("/", "/index.html"):
+            self._static("index.html")
+        elif path.startswith("/static/"):
+            self._static(path.removeprefix("/static/"))
+        elif path == "/api/v1/info":
+            self._send_json(HTTPStatus.OK, self._info())
+        elif path == "/api/v1/faces" and app.dashboard is not None:
+            self._send_json(HTTPStatus.OK, app.dashboard.faces())
+        elif path == "/api/v1/mood" and app.dashboard is not None:
+            self._send_json(HTTPStatus.OK, app.dashboard.mood_json())
+        elif path == "/api/v1/history" and app.history is not None:
+            params = urllib.parse.parse_qs(query)
+            try:
+                hours = min(max(float(params.get("hours", ["24"])[0]), 0.1), 24.0 * 365)
+            except ValueError:
+                self._error(HTTPStatus.BAD_REQUEST, "hours: expected a number")
+                return
+            self._send_json(HTTPStatus.OK, app.history(hours))
+        elif path in ("/api/v1/analyze", "/api/v1/feedback", "/login"):
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} takes POST", {"Allow": "POST"})
         else:
-            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n")
+            self._error(HTTPStatus.NOT_FOUND, f"no such path: {path}")
+
+    def do_POST(self) -> None:
+        path, _, query = self.path.partition("?")
+        if path == "/login":
+            self._login()
+            return
+        if not self._authorized(path):
+            self.close_connection = True  # the body is not read
+            return
+        if path == "/api/v1/analyze":
+            self._analyze(urllib.parse.parse_qs(query))
+        elif path == "/api/v1/feedback":
+            self._feedback()
+        else:
+            self.close_connection = True
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} does not take POST", {"Allow": "GET, HEAD"})
+
+    def _refuse_method(self) -> None:
+        self.close_connection = True
+        self._error(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            f"{self.command} is not supported here",
+            {"Allow": "GET, HEAD, POST"},
+        )
+
+    do_PUT = do_DELETE = do_PATCH = _refuse_method
+
+    def _read_body(self, limit: int) -> bytes | None:
+        """The request body, or None after answering 411/413 (the connection then closes)."""
+        length_header = self.headers.get("Content-Length")
+        if length_header is None or not length_header.strip().isdigit():
+            self.close_connection = True
+            self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
+            return None
+        length = int(length_header)
+        if length > limit:
+            self.close_connection = True
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {limit // 1024} kB")
+            return None
+        return self.rfile.read(length)
+
+    def _info(self) -> dict[str, Any]:
+        app = self.server_app
+        info: dict[str, Any] = {"feedback": app.feedback is not None, "token": bool(app.config.token)}
+        if app.dashboard is not None:
+            info["labels"] = list(app.dashboard.labels)
+            info["mood_window_s"] = app.dashboard.mood.window_s
+        if app.analyzer is not None:
+            info["model"] = app.analyzer.model
+        return info
+
+    def _static(self, name: str) -> None:
+        file = STATIC_DIR / name
+        if "/" in name or name.startswith(".") or file.suffix not in STATIC_TYPES or not file.is_file():
+            self._error(HTTPStatus.NOT_FOUND, f"no such file: {name}")
+            return
+        self._send(HTTPStatus.OK, STATIC_TYPES[file.suffix], file.read_bytes())
+
+    def _login(self) -> None:
+        body = self._read_body(MAX_JSON_BODY)
+        if body is None:
+            return
+        given = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
+        app = self.server_app
+        if not app.config.token or not hmac.compare_digest(given.encode(), app.config.token.encode()):
+            time.sleep(0.5)  # slows guessing
+            self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", LOGIN_PAGE)
+            return
+        self.send_response(HTTPStatus.SEE_OTHER)
+        self.send_header("Location", "/")
+        self.send_header(
+            "Set-Cookie", f"{TOKEN_COOKIE}={urllib.parse.quote(given)}; Path=/; HttpOnly; SameSite=Strict"
+        )
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _analyze(self, params: dict[str, list[str]]) -> None:
+        from device.web.analyze import AnalyzeError, decode_image, image_from_body
+
+        app = self.server_app
+        if app.analyzer is None:
+            self.close_connection = True
+            self._error(HTTPStatus.NOT_FOUND, "the analyser is off")
+            return
+        body = self._read_body(ANALYZE_MAX_BYTES + 64 * 1024)  # room for multipart headers
+        if body is None:
+            return
+        annotate = params.get("annotate", ["false"])[0].lower() in ("1", "true", "yes")
+        try:
+            image = decode_image(image_from_body(self.headers.get("Content-Type", ""), body))
+            result = app.analyzer.submit(image, annotate)
+        except AnalyzeError as err:
+            headers = {"Retry-After": "1"} if err.status == HTTPStatus.TOO_MANY_REQUESTS else None
+            self._error(err.status, err.message, headers)
+            return
+        except Exception:
+            logger.exception("http: analyze failed")
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "the analysis failed; see the daemon's log")
+            return
+        if annotate and result.jpeg is not None:
+            self._send(HTTPStatus.OK, "image/jpeg", result.jpeg)
+            return
+        self._send_json(
+            HTTPStatus.OK,
+            {
+                "model": app.analyzer.model,
+                "width": result.width_px,
+                "height": result.height_px,
+                "faces": result.faces,
+            },
+        )
+
+    def _feedback(self) -> None:
+        from device.web.analyze import AnalyzeError
+
+        app = self.server_app
+        body = self._read_body(MAX_JSON_BODY)
+        if body is None:
+            return
+        if app.feedback is None:
+            self._error(HTTPStatus.NOT_FOUND, "feedback is off; set feedback.enabled = true to turn it on")
+            return
+        try:
+            request = json.loads(body)
+            face_id, label = int(request["face_id"]), str(request["label"])
+        except (ValueError, KeyError, TypeError):
+            self._error(HTTPStatus.BAD_REQUEST, 'expected JSON {"face_id": 3, "label": "sad"}')
+            return
+        try:
+            path = app.feedback.save(face_id, label)
+        except AnalyzeError as err:
+            self._error(err.status, err.message)
+            return
+        self._send_json(
+            HTTPStatus.CREATED, {"saved": f"{label}/{path.name}", "face_id": face_id, "label": label}
+        )
 
     def _stream(self) -> None:
         app = self.server_app

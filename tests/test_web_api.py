@@ -1,0 +1,255 @@
+"""The web API of a real daemon on the one-face clip: analyse real images, each bad request's 4xx, the
+token, the page's JSON, feedback crops; the room mood and the Home Assistant discovery payloads."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from device.config import load_config
+from device.errors import ConfigError
+from device.outputs.discovery import discovery_configs
+from device.outputs.mood import RoomMood
+from tests.web_daemon import ROOT, Daemon, encode, sample_frame, start_daemon
+
+TOKEN = "t0k-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    tmp = tmp_path_factory.mktemp("web")
+    running = start_daemon(
+        tmp,
+        "--feedback-enabled",
+        "--feedback-dir",
+        str(tmp / "feedback"),
+        "--log-level",
+        "debug",
+        token=TOKEN,
+    )
+    yield running
+    log = running.stop()
+    assert TOKEN not in log, "the token reached the log"
+
+
+def multipart(data: bytes, name: str = "face.png", kind: str = "image/png") -> tuple[bytes, str]:
+    boundary = "moodcast-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+            f"Content-Type: {kind}\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_analyze_finds_and_classifies_the_face_in_a_jpeg(daemon: Daemon) -> None:
+    status, headers, body = daemon.request(
+        "POST", "/api/v1/analyze", encode(sample_frame()), {"Content-Type": "image/jpeg"}
+    )
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["model"]["name"] == "moodcast-emotion" and len(answer["model"]["version"]) == 12
+    assert (answer["width"], answer["height"]) == (640, 480)
+    assert len(answer["faces"]) == 1
+    face = answer["faces"][0]
+    assert len(face["box"]) == 4 and face["box"][2] >= 48
+    assert set(face["scores"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+    assert face["emotion"] == max(face["scores"], key=face["scores"].get)
+    assert abs(sum(face["scores"].values()) - 1.0) < 0.02
+
+
+def test_analyze_takes_a_png_in_a_multipart_form_and_annotates(daemon: Daemon) -> None:
+    frame = sample_frame()
+    body, kind = multipart(encode(frame, ".png"))
+    status, headers, data = daemon.request(
+        "POST", "/api/v1/analyze?annotate=true", body, {"Content-Type": kind}
+    )
+    assert status == 200, data
+    assert headers["content-type"] == "image/jpeg"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape == frame.shape
+    assert not np.array_equal(image, frame)  # something was drawn
+
+
+def test_analyze_an_image_without_faces_gives_none(daemon: Daemon) -> None:
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    status, _, body = daemon.request("POST", "/api/v1/analyze", encode(blank, ".png"))
+    assert status == 200 and json.loads(body)["faces"] == []
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "expected"),
+    [
+        ("POST", b"hello, not an image", 415),
+        ("POST", b"", 400),
+        ("POST", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40, 400),  # a JPEG with no frame header
+        ("GET", None, 405),
+        ("PUT", b"x", 405),
+    ],
+)
+def test_each_bad_request_gets_its_4xx_as_json(
+    daemon: Daemon, method: str, body: bytes | None, expected: int
+) -> None:
+    status, headers, data = daemon.request(method, "/api/v1/analyze", body)
+    assert status == expected, data
+    assert headers["content-type"] == "application/json"
+    assert json.loads(data)["error"]
+
+
+def test_an_image_over_4096_px_a_side_is_413(daemon: Daemon) -> None:
+    wide = np.zeros((8, 4097, 3), np.uint8)
+    status, _, data = daemon.request("POST", "/api/v1/analyze", encode(wide, ".png"))
+    assert status == 413 and "4096" in json.loads(data)["error"]
+
+
+def test_a_body_over_10_mb_is_refused_before_it_is_read(daemon: Daemon) -> None:
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: image/jpeg\r\nContent-Length: {11 * 2**20}\r\n\r\n".encode()
+        )
+        answer = ""
+        while '"error"' not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk.decode("latin-1")
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert '"error"' in answer
+
+
+def test_every_route_but_healthz_needs_the_token(daemon: Daemon) -> None:
+    assert daemon.request("GET", "/healthz", token="")[0] == 200
+    for path in ("/api/v1/faces", "/metrics", "/snapshot.jpg", "/api/v1/history"):
+        status, headers, _ = daemon.request("GET", path, token="")
+        assert status == 401 and headers["www-authenticate"].startswith("Bearer"), path
+        assert daemon.request("GET", path, token="wrong")[0] == 401, path
+        assert daemon.request("GET", path)[0] == 200, path
+    status, _, page = daemon.request("GET", "/", token="")
+    assert status == 401 and b'name="token"' in page  # the login form
+    assert daemon.request("POST", "/api/v1/analyze", b"x", token="")[0] == 401
+
+
+def test_the_login_form_sets_a_cookie_the_page_then_uses(daemon: Daemon) -> None:
+    status, headers, _ = daemon.request(
+        "POST",
+        "/login",
+        f"token={TOKEN}".encode(),
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        token="",
+    )
+    assert status == 303
+    cookie = headers["set-cookie"].split(";")[0]
+    assert "HttpOnly" in headers["set-cookie"]
+    status, _, page = daemon.request("GET", "/", headers={"Cookie": cookie}, token="")
+    assert status == 200 and b"/static/app.js" in page
+    assert daemon.request("POST", "/login", b"token=nope", token="")[0] == 401
+
+
+def test_the_page_and_its_json(daemon: Daemon) -> None:
+    status, headers, page = daemon.request("GET", "/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b"https://" not in page  # offline: nothing from elsewhere
+    for name in ("app.js", "style.css"):
+        status, _, data = daemon.request("GET", f"/static/{name}")
+        assert status == 200 and b"https://" not in data
+    assert daemon.request("GET", "/static/../http.py")[0] == 404
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not daemon.json("/api/v1/faces")["faces"]:
+        time.sleep(0.5)
+    faces = daemon.json("/api/v1/faces")
+    assert faces["faces"] and {"id", "emotion", "confidence", "on_screen_s"} <= set(faces["faces"][0])
+    mood = daemon.json("/api/v1/mood")
+    assert mood["window_s"] == 60.0 and mood["series"]
+    info = daemon.json("/api/v1/info")
+    assert info["feedback"] is True and info["model"]["name"] == "moodcast-emotion"
+
+
+def test_feedback_saves_the_face_crop_under_its_label(
+    daemon: Daemon, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not daemon.json("/api/v1/faces")["faces"]:
+        time.sleep(0.5)
+    face_id = daemon.json("/api/v1/faces")["faces"][0]["id"]
+    status, _, data = daemon.request(
+        "POST", "/api/v1/feedback", json.dumps({"face_id": face_id, "label": "sad"}).encode()
+    )
+    assert status == 201, data
+    saved = json.loads(data)["saved"]
+    folder = Path(daemon.log_path.parent / "feedback")
+    crop = cv2.imread(str(folder / saved), cv2.IMREAD_UNCHANGED)
+    assert crop is not None and crop.shape == (48, 48)
+    bad = daemon.request(
+        "POST", "/api/v1/feedback", json.dumps({"face_id": face_id, "label": "bored"}).encode()
+    )
+    assert bad[0] == 400
+    assert (
+        daemon.request("POST", "/api/v1/feedback", json.dumps({"face_id": 99999, "label": "sad"}).encode())[0]
+        == 404
+    )
+
+
+def test_off_loopback_without_a_token_the_daemon_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="http.token") as err:
+        load_config(environ={}, cli={"http.enabled": True, "http.host": "0.0.0.0"})
+    assert "MOODCAST_HTTP__TOKEN" in str(err.value) and "\n" not in str(err.value)
+    assert load_config(
+        environ={"MOODCAST_HTTP__TOKEN": "x"}, cli={"http.enabled": True, "http.host": "0.0.0.0"}
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "device", "--http-enabled", "--http-host", "0.0.0.0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert run.returncode == 1 and len(run.stderr.strip().splitlines()) == 1 and "http.token" in run.stderr
+
+
+def test_print_config_masks_the_token() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "device", "--print-config"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "MOODCAST_HTTP__TOKEN": TOKEN},
+    )  # fmt: skip
+    assert run.returncode == 0 and TOKEN not in run.stdout
+    assert json.loads(run.stdout)["http.token"] == "***"
+
+
+def test_room_mood_is_the_share_across_faces_over_the_window() -> None:
+    mood = RoomMood(("happy", "sad"), window_s=10)
+    mood.observe(0.0, ["happy", "sad"])
+    mood.observe(1.0, ["happy", "happy"])
+    mood.observe(2.0, [])  # no face: does not count
+    assert mood.shares() == {"happy": 0.75, "sad": 0.25} and mood.dominant() == "happy"
+    mood.observe(20.0, ["sad"])
+    assert mood.shares() == {"happy": 0.0, "sad": 1.0}
+
+
+def test_discovery_has_a_room_mood_sensor_and_a_face_event_entity() -> None:
+    configs = discovery_configs(
+        "homeassistant",
+        "pi-hall",
+        "moodcast/pi-hall/state",
+        "moodcast/pi-hall/status",
+        "moodcast/pi-hall/events",
+    )
+    mood = configs["homeassistant/sensor/pi-hall/room_mood/config"]
+    assert mood["state_topic"] == "moodcast/pi-hall/state" and "value_json.mood" in mood["value_template"]
+    assert mood["json_attributes_topic"] == "moodcast/pi-hall/state"
+    event = configs["homeassistant/event/pi-hall/face/config"]
+    assert event["state_topic"] == "moodcast/pi-hall/events"
+    assert event["event_types"] == ["new", "update", "end"]
+    assert "event_type" in event["value_template"] and "confidence" in event["value_template"]
+    assert "value_template" in event and "unique_id" in event and "device" in event
