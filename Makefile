@@ -8,6 +8,7 @@ RUN ?= runs/train
 MODEL ?= models/emotion-int8.tflite
 VIDEO ?= samples/one-face.mp4
 OUT ?= runs/demo
+EXTRA ?=   # extra training faces in <class>/ folders (the daemon's feedback.dir), space-separated
 
 .PHONY: setup setup-device demo run test test-slow lint typecheck format train train-resume convert bench samples calibrate clean
 
@@ -53,7 +54,7 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .
 
 train: $(VENV)/.dev             ## ~70 min on a 2-core CPU; resumable with make train-resume
-	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN)
+	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(foreach dir,$(EXTRA),--extra-data $(dir))
 
 train-resume: $(VENV)/.dev
 	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) --resume
