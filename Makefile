@@ -10,7 +10,7 @@ VIDEO ?= samples/one-face.mp4
 OUT ?= runs/demo
 EXTRA ?=   # extra training faces in <class>/ folders (the daemon's feedback.dir), space-separated
 
-.PHONY: setup setup-device demo run test test-slow lint typecheck format train train-resume convert bench samples calibrate clean
+.PHONY: setup setup-device demo run test test-slow lint typecheck format train train-resume convert bench samples scenes calibrate clean
 
 $(VENV)/.device: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,9 @@ bench: $(VENV)/.dev
 
 samples: $(VENV)/.dev
 	$(PY) -m tools.make_sample_video --data $(DATA) --votes $(VOTES) --out samples --verify models/crop.json
+
+scenes: $(VENV)/.dev            ## the benchmark's scene clips (samples/scenes): FER2013 faces on real photographs
+	$(PY) -m tools.make_scene_clips --data $(DATA) --votes $(VOTES) --out samples/scenes
 
 calibrate: $(VENV)/.dev
 	$(PY) -m tools.calibrate_crop --data $(DATA) --out models/crop.json
