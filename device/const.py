@@ -22,6 +22,9 @@ HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
 # A track's window is searched for faces of these sizes relative to the track's: the range over which
 # the cascade's raw hits on one face spread, so the grouped box is the one a whole-frame search returns.
 TRACK_SIZE_RANGE = (0.7, 1.45)
+# Every other whole-frame search runs on a detection image this much wider: Haar's pyramid then samples
+# other face sizes and pixel phases, so a face the usual image misses (one in a crowd of 20) is found there.
+WIDER_SEARCH_FACTOR = 1.1
 # Identity through gaps: a track the last search missed takes back a face of its size (within the ratio)
 # whose centre is within REACQUIRE_DISTANCE_FRAC face sizes of where it was or was heading, if their gray
 # histograms (APPEARANCE_BINS bins) have a Bhattacharyya coefficient of at least REACQUIRE_MIN_SIMILARITY.

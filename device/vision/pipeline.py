@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from device.const import WIDER_SEARCH_FACTOR
 from device.sources.camera import Frame
 from device.vision.classify import EmotionClassifier
-from device.vision.detect import Box, FaceDetector, FaceVerifier, as_box
+from device.vision.detect import Box, FaceDetector, FaceVerifier, as_box, iou
 from device.vision.preprocess import face_batch
 from device.vision.schedule import Search, SearchSchedule
 from device.vision.track import FaceTracker, Track, TrackEvent, appearance
@@ -68,12 +69,30 @@ class Pipeline:
             timings = {"detect": 0.0, "classify": 0.0, "track": time.perf_counter() - start}
             return FrameResult(shown, [None] * len(shown), events, timings)
         gray = None  # the full-resolution gray frame: track windows and crops are cut from it
-        if search is Search.FULL:
+        full = search is not Search.TRACKS
+        lores_width = frame.gray_lores.shape[1]
+        if search is Search.FULL_WIDER and lores_width < frame.image.shape[1]:
+            gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+            wider, scale = wider_image(gray, lores_width)
+            boxes = self.detector.search_full(wider, scale)
+        elif full:
             boxes = self.detector.search_full(frame.gray_lores, frame.scale_to_main)
         else:
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
             boxes = self.detector.search_tracks(gray, tracker.live_boxes(frame.time_s))
-        if gray is None:  # a whole-frame search: the faces' looks from the small image
+        if full and tracker.tracks:
+            # Live tracks the whole-frame search did not find (a face in a crowd that Haar misses at the
+            # small image's scale) are searched for in their windows, on the full-resolution frame.
+            threshold = tracker.config.iou_threshold
+            missed = [
+                t for t in tracker.live_boxes(frame.time_s) if all(iou(t, b) < threshold for b in boxes)
+            ]
+            if missed:
+                if gray is None:
+                    gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+                found = self.detector.search_tracks(gray, missed)
+                boxes = boxes + [b for b in found if all(iou(b, other) < 0.3 for other in boxes)]
+        if gray is None:  # a whole-frame search alone: the faces' looks from the small image
             scale = frame.scale_to_main
             looks = [appearance(frame.gray_lores, as_box(v / scale for v in box)) for box in boxes]
         else:
@@ -87,10 +106,7 @@ class Pipeline:
             boxes = [box for box, kept in zip(boxes, keep, strict=True) if kept]
             looks = [look for look, kept in zip(looks, keep, strict=True) if kept]
             known = [k for k, kept in zip(known, keep, strict=True) if kept]
-        if search is Search.FULL:
-            wanted = [i for i, k in enumerate(known) if not k]
-        else:
-            wanted = list(range(len(boxes)))
+        wanted = [i for i, k in enumerate(known) if not k] if full else list(range(len(boxes)))
         detected = time.perf_counter()
         scores: list[np.ndarray | None] = [None] * len(boxes)
         if wanted:
@@ -108,6 +124,16 @@ class Pipeline:
             events,
             {"detect": detected - start, "classify": classified - detected, "track": tracked - classified},
         )
+
+
+def wider_image(gray_main: np.ndarray, lores_width_px: int) -> tuple[np.ndarray, float]:
+    """The detection image of a ``Search.FULL_WIDER`` frame: ``WIDER_SEARCH_FACTOR`` times the usual width
+    (even, at most the frame's), and its scale to the main frame."""
+    height, width = gray_main.shape[:2]
+    wide = min(round(lores_width_px * WIDER_SEARCH_FACTOR / 2) * 2, width)
+    scale = width / wide
+    small = cv2.resize(gray_main, (wide, max(round(height / scale), 1)), interpolation=cv2.INTER_AREA)
+    return small, scale
 
 
 def face_labels(tracks: list[Track], labels: tuple[str, ...]) -> list[FaceLabel]:

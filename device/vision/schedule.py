@@ -1,7 +1,9 @@
 """The detection schedule: which search each frame gets (whole image, windows around tracks, or none).
 
 The whole small image is searched every ``detect.full_search_interval`` frames, and whenever there is
-nothing to follow; in between, windows around the live tracks are searched, every
+nothing to follow; every other one of those searches uses an image ``WIDER_SEARCH_FACTOR`` wider
+(``Search.FULL_WIDER``), so a face that Haar's pyramid misses at one scale is found at the other.
+In between, windows around the live tracks are searched, every
 ``detect.track_search_interval`` frames once every track is confirmed, and on the frames between those the
 tracks coast (``FaceTracker.coast``). The pipeline asks this once per frame; the detector only searches.
 """
@@ -17,6 +19,7 @@ class Search(enum.Enum):
     """What the detector searches on a frame."""
 
     FULL = "full"  # the whole small image: finds new faces; boxes accurate to its pixels
+    FULL_WIDER = "full-wider"  # the same, on an image WIDER_SEARCH_FACTOR wider (every other full search)
     TRACKS = "tracks"  # full-resolution windows around the live tracks: the reference's boxes
     NONE = "none"  # nothing: every track is confirmed and they coast to the next search
 
@@ -27,13 +30,15 @@ class SearchSchedule:
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
         self._frames_since_full = config.full_search_interval
+        self._full_searches = 0
 
     def next(self, has_tracks: bool, may_coast: bool) -> Search:
         """Advance one frame and say what to search on it (``may_coast``: every track is confirmed)."""
         self._frames_since_full += 1
         if not has_tracks or self._frames_since_full >= self.config.full_search_interval:
             self._frames_since_full = 0
-            return Search.FULL
+            self._full_searches += 1
+            return Search.FULL_WIDER if self._full_searches % 2 == 0 else Search.FULL
         if may_coast and self._frames_since_full % self.config.track_search_interval:
             return Search.NONE
         return Search.TRACKS
