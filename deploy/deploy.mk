@@ -4,11 +4,12 @@
 #   make logs PI=...                         follow the service's journal
 #   make rollback PI=...                     switch back to the previous release and restart
 #   make undeploy PI=... [PURGE=1]           stop and remove (PURGE=1: config, state and user too)
+#   make arm64-check                         no Pi: install and run in an arm64 Debian root under qemu (root)
 # Options (also from the environment): PI_PORT, PI_KEY, PI_SSH_OPTS; more in deploy/deploy.sh.
 
 DEPLOY_SH := $(dir $(lastword $(MAKEFILE_LIST)))deploy.sh
 
-.PHONY: deploy deploy-check logs rollback undeploy
+.PHONY: deploy deploy-check logs rollback undeploy arm64-check
 
 deploy: ## Deploy to a Raspberry Pi: make deploy PI=user@host
 	@bash $(DEPLOY_SH) deploy
@@ -24,3 +25,6 @@ rollback: ## Switch the Pi back to its previous release: make rollback PI=user@h
 
 undeploy: ## Remove moodcast from the Pi: make undeploy PI=user@host [PURGE=1]
 	@bash $(DEPLOY_SH) undeploy
+
+arm64-check: $(VENV)/.device ## The Pi install on arm64 without a Pi: debootstrap + qemu, events vs this machine's
+	@bash $(dir $(DEPLOY_SH))arm64-check.sh
