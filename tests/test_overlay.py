@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from device.const import EMOTION_COLOURS, FALLBACK_COLOUR, STATUS_BACKGROUND
-from device.display.overlay import StatusLine, draw_overlay, emotion_colour
+from device.display.overlay import StatusLine, draw_overlay, draw_status, emotion_colour, layout_overlay
 from device.vision.pipeline import FaceLabel
 
 FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -162,3 +164,62 @@ def test_a_kept_tag_is_drawn_exactly_as_drawing_it_afresh() -> None:
         STATUS_TEXT, text_px, cv2.LINE_AA,
     )  # fmt: skip
     np.testing.assert_array_equal(kept[y : y + h, x : x + w], fresh[y : y + h, x : x + w])
+
+
+def crowd_faces() -> tuple[np.ndarray, list[FaceLabel]]:
+    """The first frame of samples/scenes/crowd-20.mp4 and its 20 faces as tracks, at their truth boxes."""
+    import cv2
+
+    from tools.groundtruth import load_truth
+
+    scenes = Path(__file__).resolve().parent.parent / "samples" / "scenes"
+    capture = cv2.VideoCapture(str(scenes / "crowd-20.mp4"))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    truth = load_truth(scenes / "crowd-20.json")
+    scores = dict(zip(FER_LABELS, np.linspace(0.4, 0.02, len(FER_LABELS)).tolist(), strict=True))
+    faces = [
+        FaceLabel(f.id, f.box, FER_LABELS[f.id % 7], 0.4, dict(scores), confirmed=f.id % 5 != 0)
+        for f in truth.frames[0]
+    ]
+    assert len(faces) == 20
+    return frame, faces
+
+
+def test_in_a_crowd_no_tag_or_panel_covers_another_face() -> None:
+    frame, faces = crowd_faces()
+    status = StatusLine(14.2, len(faces), "mqtt: connected")
+    ordered = sorted(faces, key=lambda f: f.confirmed)
+    placements = layout_overlay(frame.shape, ordered, status)
+    for face, placement in zip(ordered, placements, strict=True):
+        for other in ordered:
+            if other is face:
+                continue
+            assert not overlaps(placement.tag, other.box), (face.face_id, other.face_id)
+            if placement.panel is not None:
+                assert not overlaps(placement.panel, other.box), (face.face_id, other.face_id)
+    # What is drawn is that layout: inside each face, away from its own box line and tag (and the status line
+    # at the top-left, which stays where it is), nothing changes.
+    before = frame.copy()
+    sx, sy, sw, sh = draw_status(frame.copy(), status)
+    draw_overlay(frame, faces, status)
+    for face, placement in zip(ordered, placements, strict=True):
+        x, y, w, h = face.box
+        inside = np.zeros(frame.shape[:2], bool)
+        inside[y + 8 : y + h - 8, x + 8 : x + w - 8] = True
+        tx, ty, tw, th = placement.tag
+        inside[ty : ty + th, tx : tx + tw] = False
+        inside[: sy + sh, : sx + sw] = False
+        assert (frame[inside] == before[inside]).all(), face.face_id
+
+
+def test_a_lone_face_keeps_its_full_tag_and_panel() -> None:
+    placement = layout_overlay((480, 640, 3), [face((200, 200, 120, 140))], STATUS)[0]
+    assert placement.text.endswith("%") and placement.panel is not None
+    assert placement.tag[1] + placement.tag[3] <= 200  # above the box
+    assert placement.panel[0] >= 320  # right of it
+
+
+def overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]

@@ -110,43 +110,152 @@ def _render_tag(
     return tag
 
 
-def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+Rect = tuple[int, int, int, int]  # (x, y, w, h) in frame pixels
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
-def _draw_scores(frame: np.ndarray, face: FaceLabel, tag: tuple[int, int, int, int], style: _Style) -> None:
-    """A bar chart of the three highest scores on a dark panel: right of the box, else left, else below."""
+@dataclass(frozen=True)
+class Placement:
+    """Where one face's tag and score panel go (``panel`` None: no room that leaves other faces clear)."""
+
+    tag: Rect
+    text: str
+    scale: float
+    panel: Rect | None
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """The score panel's geometry for a frame: its size and its rows."""
+
+    width: int
+    height: int
+    scale: float
+    text_px: int
+    pad: int
+    name_w: int
+    name_h: int
+    row_h: int
+    bar_w: int
+
+    @classmethod
+    def for_style(cls, style: _Style, rows: int) -> _Panel:
+        scale = style.font_scale * 0.55
+        text_px = max(1, style.text_px - 1)
+        (name_w, name_h), base = cv2.getTextSize("surprise", OVERLAY_FONT, scale, text_px)
+        pad = max(2, style.pad_px // 2)
+        bar_w = max(30, name_w)
+        row_h = name_h + base + pad
+        return cls(
+            name_w + bar_w + 3 * pad, row_h * rows + pad, scale, text_px, pad, name_w, name_h, row_h, bar_w
+        )
+
+
+def _first_free(
+    size: tuple[int, int], spots: list[tuple[int, int]], blocked: list[Rect], frame_w: int, frame_h: int
+) -> Rect | None:
+    """The first of ``spots`` (top-left corners, moved into the frame) where a ``size`` rectangle
+    overlaps none of ``blocked``."""
+    w, h = size
+    for x, y in spots:
+        rect = (_clamp(x, 0, max(0, frame_w - w)), _clamp(y, 0, max(0, frame_h - h)), w, h)
+        if not any(_overlaps(rect, other) for other in blocked):
+            return rect
+    return None
+
+
+def _tag_texts(face: FaceLabel, scale: float) -> list[tuple[str, float]]:
+    """The tag's wordings, longest first: a crowd gets the shorter ones where the long one has no room."""
+    return [
+        (f"#{face.face_id} {face.emotion} {face.confidence * 100:.0f}%", scale),
+        (f"#{face.face_id} {face.emotion}", scale),
+        (face.emotion, scale * 0.75),
+    ]
+
+
+def layout_overlay(
+    frame_shape: tuple[int, ...], faces: list[FaceLabel], status: StatusLine
+) -> list[Placement]:
+    """Place each face's tag and score panel (in ``faces``' order) so that none covers another face.
+
+    A tag goes above its box when there is room, else just inside its top edge, else below it, in a
+    shorter wording if need be; a panel goes right of the box, else left, else below or above, and is left
+    out when every spot would cover another face, a tag or the status line.
+    """
+    frame_h, frame_w = frame_shape[:2]
+    style = _Style.for_frame(np.empty((frame_h, frame_w, 1), np.uint8))
+    status_w, status_h, _, _ = _tag_size(_status_text(status), style, style.font_scale * 0.8)
+    status_box = (0, 0, status_w, status_h)
+    placed: list[Rect] = [status_box]
+    out = []
+    for index, face in enumerate(faces):
+        others = [other.box for k, other in enumerate(faces) if k != index]
+        x, y, w, h = face.box
+        thickness = style.line_px if face.confirmed else max(1, style.line_px // 3)
+        half = thickness // 2
+        scale = style.font_scale if face.confirmed else style.font_scale * 0.8
+        tag = None
+        for text, text_scale in _tag_texts(face, scale):
+            tag_w, tag_h, _, _ = _tag_size(text, style, text_scale)
+            above = y - half - tag_h if y - half - tag_h >= 0 else y + half + 1
+            if _overlaps((x - half, above, tag_w, tag_h), status_box):
+                above = max(above, status_box[1] + status_box[3])
+            right = x + w + half - tag_w
+            spots = [(x - half, above), (x - half, y + half + 1), (right, y - half - tag_h)]
+            spots += [(right, y + half + 1), (x - half, y + h + half)]
+            tag = _first_free((tag_w, tag_h), spots, others + placed, frame_w, frame_h)
+            if tag is not None:
+                break
+        if tag is None:  # no room anywhere: the shortest wording just inside the box's own top edge
+            tag_w, tag_h, _, _ = _tag_size(text, style, text_scale)
+            tag = (
+                _clamp(x - half, 0, max(0, frame_w - tag_w)),
+                _clamp(y + half + 1, 0, max(0, frame_h - tag_h)),
+                tag_w,
+                tag_h,
+            )
+        placed.append(tag)
+        panel = None
+        rows = min(3, len(face.scores))
+        if rows:
+            geometry = _Panel.for_style(style, rows)
+            gap = style.line_px + style.pad_px
+            cw, ch = geometry.width, geometry.height
+            spots = [(x + w + gap, y), (x - gap - cw, y), (x, y + h + gap)]
+            spots += [(x + w + gap, tag[1] + tag[3] + geometry.pad), (x, y - gap - ch)]
+            fits = [(sx, sy) for sx, sy in spots if sx >= 0 and sx + cw <= frame_w] or spots
+            panel = _first_free((cw, ch), fits, [*others, face.box, *placed], frame_w, frame_h)
+            if panel is not None:
+                placed.append(panel)
+        out.append(Placement(tag, text, text_scale, panel))
+    return out
+
+
+def _draw_scores(frame: np.ndarray, face: FaceLabel, panel: Rect, style: _Style) -> None:
+    """A bar chart of the three highest scores on a dark panel at ``panel``."""
     top = sorted(face.scores.items(), key=lambda item: item[1], reverse=True)[:3]
     if not top:
         return
-    scale = style.font_scale * 0.55
-    text_px = max(1, style.text_px - 1)
-    (name_w, name_h), base = cv2.getTextSize("surprise", OVERLAY_FONT, scale, text_px)
-    pad = max(2, style.pad_px // 2)
-    bar_w = max(30, name_w)
-    row_h = name_h + base + pad
-    chart_w = name_w + bar_w + 3 * pad
-    chart_h = row_h * len(top) + pad
-    frame_h, frame_w = frame.shape[:2]
-    x, y, w, h = face.box
-    gap = style.line_px + style.pad_px
-    if x + w + gap + chart_w <= frame_w:
-        cx, cy = x + w + gap, y
-    elif x - gap - chart_w >= 0:
-        cx, cy = x - gap - chart_w, y
-    else:
-        cx, cy = x, y + h + gap
-    cx = _clamp(cx, 0, max(0, frame_w - chart_w))
-    cy = _clamp(cy, 0, max(0, frame_h - chart_h))
-    if _overlaps((cx, cy, chart_w, chart_h), tag):
-        cy = _clamp(tag[1] + tag[3] + pad, 0, max(0, frame_h - chart_h))
+    geometry = _Panel.for_style(style, len(top))
+    cx, cy, chart_w, chart_h = panel
+    name_w, name_h, pad, scale, text_px = (
+        geometry.name_w,
+        geometry.name_h,
+        geometry.pad,
+        geometry.scale,
+        geometry.text_px,
+    )
     cv2.rectangle(frame, (cx, cy), (cx + chart_w - 1, cy + chart_h - 1), STATUS_BACKGROUND, cv2.FILLED)
     for row, (name, score) in enumerate(top):
-        row_y = cy + pad + row * row_h
+        row_y = cy + pad + row * geometry.row_h
         cv2.putText(
             frame, name, (cx + pad, row_y + name_h), OVERLAY_FONT, scale, STATUS_TEXT, text_px, cv2.LINE_AA
         )
         bx = cx + name_w + 2 * pad
+        bar_w = geometry.bar_w
         cv2.rectangle(frame, (bx, row_y), (bx + bar_w - 1, row_y + name_h), BAR_BACKGROUND, cv2.FILLED)
         filled = round(bar_w * min(max(score, 0.0), 1.0))
         if filled > 0:
@@ -154,24 +263,14 @@ def _draw_scores(frame: np.ndarray, face: FaceLabel, tag: tuple[int, int, int, i
             cv2.rectangle(frame, (bx, row_y), (bx + filled - 1, row_y + name_h), bar_colour, cv2.FILLED)
 
 
-def _draw_face(
-    frame: np.ndarray, face: FaceLabel, style: _Style, status_box: tuple[int, int, int, int]
-) -> None:
+def _draw_face(frame: np.ndarray, face: FaceLabel, style: _Style, placement: Placement) -> None:
     colour = emotion_colour(face.emotion, face.confirmed)
     x, y, w, h = face.box
     thickness = style.line_px if face.confirmed else max(1, style.line_px // 3)
     cv2.rectangle(frame, (x, y), (x + w - 1, y + h - 1), colour, thickness, cv2.LINE_8)
-    text = f"#{face.face_id} {face.emotion} {face.confidence * 100:.0f}%"
-    scale = style.font_scale if face.confirmed else style.font_scale * 0.8
-    tag_w, tag_h, _, _ = _tag_size(text, style, scale)
-    half = thickness // 2
-    tag_x = _clamp(x - half, 0, max(0, frame.shape[1] - tag_w))
-    # Above the box when there is room, else just inside its top edge; never under the status line.
-    tag_y = y - half - tag_h if y - half - tag_h >= 0 else y + half + 1
-    if _overlaps((tag_x, tag_y, tag_w, tag_h), status_box):
-        tag_y = max(tag_y, status_box[1] + status_box[3])
-    tag = _draw_tag(frame, text, tag_x, tag_y, colour, style, scale)
-    _draw_scores(frame, face, tag, style)
+    _draw_tag(frame, placement.text, placement.tag[0], placement.tag[1], colour, style, placement.scale)
+    if placement.panel is not None:
+        _draw_scores(frame, face, placement.panel, style)
 
 
 def _status_text(status: StatusLine) -> str:
@@ -190,9 +289,8 @@ def draw_overlay(frame: np.ndarray, faces: list[FaceLabel], status: StatusLine) 
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"expected a BGR uint8 frame of shape (h, w, 3), got {frame.dtype} {frame.shape}")
     style = _Style.for_frame(frame)
-    status_w, status_h, _, _ = _tag_size(_status_text(status), style, style.font_scale * 0.8)
-    status_box = (0, 0, status_w, status_h)
     # Unconfirmed faces first, so confirmed ones are drawn on top of them; the status line last of all.
-    for face in sorted(faces, key=lambda f: f.confirmed):
-        _draw_face(frame, face, style, status_box)
+    ordered = sorted(faces, key=lambda f: f.confirmed)
+    for face, placement in zip(ordered, layout_overlay(frame.shape, ordered, status), strict=True):
+        _draw_face(frame, face, style, placement)
     draw_status(frame, status)
