@@ -65,6 +65,8 @@ if [ ! -e "$BINFMT/qemu-aarch64" ]; then # no binfmt-support (or a container): r
         >"$BINFMT/register" 2>/dev/null ||
         die "no binfmt support for arm64: registering qemu-aarch64 in $BINFMT failed (apt-get install binfmt-support qemu-user-static)"
 fi
+[ -e "$BINFMT/qemu-aarch64" ] ||
+    die "no binfmt support for arm64: qemu-aarch64 is not registered in $BINFMT (apt-get install binfmt-support qemu-user-static)"
 grep -qx enabled "$BINFMT/qemu-aarch64" ||
     die "binfmt_misc: qemu-aarch64 is registered but disabled: update-binfmts --enable qemu-aarch64"
 

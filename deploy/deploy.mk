@@ -26,5 +26,7 @@ rollback: ## Switch the Pi back to its previous release: make rollback PI=user@h
 undeploy: ## Remove moodcast from the Pi: make undeploy PI=user@host [PURGE=1]
 	@bash $(DEPLOY_SH) undeploy
 
+ARM64_SUITE ?= bookworm
+
 arm64-check: $(VENV)/.device ## The Pi install on arm64 without a Pi: debootstrap + qemu, events vs this machine's
-	@bash $(dir $(DEPLOY_SH))arm64-check.sh
+	@ARM64_SUITE=$(ARM64_SUITE) VIDEO=$(VIDEO) bash $(dir $(DEPLOY_SH))arm64-check.sh
