@@ -100,7 +100,7 @@ def test_resume_continues_from_the_last_finished_epoch(
 ) -> None:
     import keras
 
-    import train.__main__ as train_cli
+    import train.fit as train_fit
 
     class Interrupt(Exception):
         pass
@@ -111,12 +111,12 @@ def test_resume_continues_from_the_last_finished_epoch(
 
     out = tmp_path / "run"
     argv = ["--data", FER_MINI, "--out", out, "--epochs", "2", "--width", "8", "--precision", "float32"]
-    real_callbacks = train_cli.callbacks
-    monkeypatch.setattr(train_cli, "callbacks", lambda args: [*real_callbacks(args), StopAfterFirstEpoch()])
+    real_callbacks = train_fit.callbacks
+    monkeypatch.setattr(train_fit, "callbacks", lambda args: [*real_callbacks(args), StopAfterFirstEpoch()])
     with pytest.raises(Interrupt):
         run_train(*argv)
     assert (out / "backup").is_dir()
-    monkeypatch.setattr(train_cli, "callbacks", real_callbacks)
+    monkeypatch.setattr(train_fit, "callbacks", real_callbacks)
 
     assert run_train(*argv, "--resume") == 0
     with (out / "history.csv").open() as handle:
