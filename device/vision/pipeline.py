@@ -74,7 +74,13 @@ class Pipeline:
         if search is Search.FULL_WIDER and lores_width < frame.image.shape[1]:
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
             wider, scale = wider_image(gray, lores_width)
-            boxes = self.detector.search_full(wider, scale)
+            # Only new faces are taken from it: the tracked ones are searched in their windows below, so a
+            # track's box never comes from this image's coarser, differently quantised scales.
+            live = tracker.live_boxes(frame.time_s)
+            threshold = tracker.config.iou_threshold
+            boxes = [
+                b for b in self.detector.search_full(wider, scale) if all(iou(b, t) < threshold for t in live)
+            ]
         elif full:
             boxes = self.detector.search_full(frame.gray_lores, frame.scale_to_main)
         else:
