@@ -50,6 +50,7 @@ need qemu-aarch64-static qemu-user-static
 need unshare util-linux
 need chroot coreutils
 need timeout coreutils
+need flock util-linux
 [ -x "$HOST_PY" ] || die "$HOST_PY not found: make setup-device (the x86 run of the daemon uses it)"
 [ -f "$REPO/$VIDEO" ] || die "$VIDEO: not found (VIDEO is relative to the repository)"
 
@@ -83,17 +84,32 @@ exec chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbi
 }
 
 # --- the root ----------------------------------------------------------------------------------------------
+# One check per root at a time (make arm64-check and make test-slow may overlap): they share the root and its venv.
+mkdir -p "$(dirname "$CACHE")"
+exec 9>"$CACHE.lock"
+if ! flock -n 9; then
+    say "waiting for another arm64-check on $CACHE (up to 1 hour)"
+    flock -w 3600 9 || die "another arm64-check held $CACHE for an hour; is one stuck? (lock: $CACHE.lock)"
+fi
 KEY="$SUITE arm64 minbase $INCLUDE"
 if [ -f "$CACHE/.moodcast-root" ] && [ "$(cat "$CACHE/.moodcast-root")" = "$KEY" ]; then
     say "root: reusing $CACHE ($SUITE, arm64)"
 else
     MIRROR=${ARM64_MIRROR:-$(mirror)}
     say "root: building $SUITE arm64 in $CACHE from $MIRROR (debootstrap under qemu: about 8 minutes, once)"
+    for mounted in proc sys dev/pts; do # a killed debootstrap may leave its mounts behind
+        umount "$CACHE.partial/$mounted" 2>/dev/null || true
+    done
     rm -rf "$CACHE" "$CACHE.partial"
     mkdir -p "$(dirname "$CACHE")" "$(dirname "$OUT")"
     start=$SECONDS
-    if ! timeout "${ARM64_DEBOOTSTRAP_TIMEOUT_S:-1800}" "${NICE[@]}" debootstrap --arch=arm64 --variant=minbase \
-        --include="$INCLUDE" "$SUITE" "$CACHE.partial" "$MIRROR" >"$OUT.debootstrap.log" 2>&1; then
+    limit=${ARM64_DEBOOTSTRAP_TIMEOUT_S:-1800}
+    rc=0
+    timeout "$limit" "${NICE[@]}" debootstrap --arch=arm64 --variant=minbase \
+        --include="$INCLUDE" "$SUITE" "$CACHE.partial" "$MIRROR" >"$OUT.debootstrap.log" 2>&1 || rc=$?
+    if [ "$rc" = 124 ]; then
+        die "debootstrap of $SUITE arm64 took over $limit s (a busy machine? ARM64_DEBOOTSTRAP_TIMEOUT_S raises it)"
+    elif [ "$rc" != 0 ]; then
         tail -n 5 "$OUT.debootstrap.log" >&2 || true
         die "debootstrap of $SUITE arm64 failed (log: $OUT.debootstrap.log; is $MIRROR reachable?)"
     fi
@@ -155,9 +171,11 @@ in_root "${ARM64_DAEMON_TIMEOUT_S:-900}" sh -c 'cd /opt/moodcast/current && exec
     die "the daemon failed on arm64 (above); run it by hand: chroot $CACHE /opt/moodcast/current/venv/bin/python -m device"
 say "daemon: arm64 run of $VIDEO took $((SECONDS - start)) s under qemu"
 cp "$CACHE/root/moodcast-check/events.jsonl" "$OUT/arm64.jsonl"
+# the same release (code and model) as the arm64 run, even if the working tree changed meanwhile
 start=$SECONDS
-(cd "$REPO" && timeout 600 "${NICE[@]}" "$HOST_PY" -m device --input "$VIDEO" "${args[@]}" \
-    --events-path "$OUT/host.jsonl") || die "the daemon failed on this machine (above)"
+rm -f "$OUT/host.jsonl"
+(cd "$CACHE/opt/moodcast/current" && timeout 600 "${NICE[@]}" "$HOST_PY" -m device --input "$CACHE$video" \
+    "${args[@]}" --events-path "$OUT/host.jsonl") || die "the daemon failed on this machine (above)"
 say "daemon: $(uname -m) run took $((SECONDS - start)) s"
 result=$("$HOST_PY" "$REPO/tools/compare_events.py" "$OUT/host.jsonl" "$OUT/arm64.jsonl") ||
     die "$(uname -m) vs arm64 on $VIDEO: ${result:-events unreadable} (events in $OUT)"

@@ -45,6 +45,7 @@ class Track:
 def load(path: str) -> tuple[list[Track], int]:
     """The run's tracks in order of appearance, and the last frame any event names."""
     tracks: dict[int, Track] = {}
+    runs: set[str | None] = set()
     last = 0
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
@@ -55,6 +56,9 @@ def load(path: str) -> tuple[list[Track], int]:
                 kind, face, frame = event["type"], int(event["face_id"]), int(event["frame"])
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"{path}:{number}: not a face event ({e})") from e
+            runs.add(event.get("run"))
+            if len(runs) > 1:
+                raise ValueError(f"{path}:{number}: events of more than one run (empty the file first)")
             last = max(last, frame)
             if kind == "new":
                 tracks[face] = Track(frame, tuple(event["box"]))  # type: ignore[arg-type]
