@@ -23,6 +23,7 @@ from device.outputs.mood import RoomMood
 from tests.web_daemon import ROOT, Daemon, encode, sample_frame, start_daemon
 
 TOKEN = "t0k-" + uuid.uuid4().hex
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +187,7 @@ def test_feedback_saves_the_face_crop_under_its_label(
         time.sleep(0.5)
     face_id = daemon.json("/api/v1/faces")["faces"][0]["id"]
     status, _, data = daemon.request(
-        "POST", "/api/v1/feedback", json.dumps({"face_id": face_id, "label": "sad"}).encode()
+        "POST", "/api/v1/feedback", json.dumps({"face_id": face_id, "label": "sad"}).encode(), JSON
     )
     assert status == 201, data
     saved = json.loads(data)["saved"]
@@ -194,13 +195,76 @@ def test_feedback_saves_the_face_crop_under_its_label(
     crop = cv2.imread(str(folder / saved), cv2.IMREAD_UNCHANGED)
     assert crop is not None and crop.shape == (48, 48)
     bad = daemon.request(
-        "POST", "/api/v1/feedback", json.dumps({"face_id": face_id, "label": "bored"}).encode()
+        "POST", "/api/v1/feedback", json.dumps({"face_id": face_id, "label": "bored"}).encode(), JSON
     )
     assert bad[0] == 400
-    assert (
-        daemon.request("POST", "/api/v1/feedback", json.dumps({"face_id": 99999, "label": "sad"}).encode())[0]
-        == 404
+    unknown = json.dumps({"face_id": 99999, "label": "sad"}).encode()
+    assert daemon.request("POST", "/api/v1/feedback", unknown, JSON)[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            b'{"face_id": 1e400, "label": "sad"}',
+            "face_id",
+        ),  # json reads it as inf: int() raised OverflowError
+        (b'{"face_id": true, "label": "sad"}', "face_id"),
+        (b'{"face_id": 25.7, "label": "sad"}', "face_id"),
+        (b'{"face_id": "1", "label": "sad"}', "face_id"),
+        (b'{"label": "sad"}', "face_id"),
+        (b'{"face_id": 1, "label": 7}', "label"),
+        (b"[1, 2]", "face_id"),
+        (b"not json", "face_id"),
+    ],
+)
+def test_feedback_takes_only_a_json_integer_face_id(daemon: Daemon, body: bytes, field: str) -> None:
+    status, headers, data = daemon.request("POST", "/api/v1/feedback", body, JSON)
+    assert status == 400, data
+    assert headers["content-type"] == "application/json"
+    assert field in json.loads(data)["error"]
+
+
+@pytest.mark.parametrize(
+    "kind", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_feedback_needs_a_json_content_type(daemon: Daemon, kind: str | None) -> None:
+    # a browser sends these cross-site without a preflight; the page itself sends application/json
+    body = json.dumps({"face_id": 1, "label": "sad"}).encode()
+    status, headers, data = daemon.request(
+        "POST", "/api/v1/feedback", body, {"Content-Type": kind} if kind else {}
     )
+    assert status == 415, data
+    assert "application/json" in json.loads(data)["error"]
+    page = daemon.request("GET", "/static/app.js")[2].decode()
+    assert '"/api/v1/feedback"' in page and '"Content-Type": "application/json"' in page
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "PUT", "DELETE", "PATCH", "FROB"])
+@pytest.mark.parametrize(("path", "allow"), [("/api/v1/feedback", "POST"), ("/api/v1/faces", "GET, HEAD")])
+def test_each_unsupported_method_is_a_json_405(daemon: Daemon, method: str, path: str, allow: str) -> None:
+    status, headers, data = daemon.request(method, path)
+    assert status == 405, data
+    assert headers["content-type"] == "application/json" and headers["allow"] == allow
+    assert method in json.loads(data)["error"]
+
+
+@pytest.mark.parametrize("hours", ["nan", "inf", "-inf", "-1", "0", "1e9", "soon"])
+def test_history_refuses_hours_that_are_not_a_finite_number_in_range(daemon: Daemon, hours: str) -> None:
+    status, headers, data = daemon.request("GET", f"/api/v1/history?hours={hours}")
+    assert status == 400, data
+    assert "hours" in json.loads(data)["error"]  # and the body is valid JSON
+    status, _, data = daemon.request("GET", "/api/v1/history?hours=0.5")
+    assert status == 200 and json.loads(data)["hours"] == 0.5
+
+
+def test_the_sign_in_page_says_when_the_token_is_wrong_and_has_an_icon(daemon: Daemon) -> None:
+    status, _, page = daemon.request("GET", "/", token="")
+    assert status == 401 and b'rel="icon"' in page and b"wrong" not in page
+    status, _, page = daemon.request(
+        "POST", "/login", b"token=nope", {"Content-Type": "application/x-www-form-urlencoded"}, token=""
+    )
+    assert status == 401 and b'name="token"' in page and b"token is wrong" in page
 
 
 def test_off_loopback_without_a_token_the_daemon_refuses_to_start(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import socket
 import threading
 import time
@@ -54,12 +55,15 @@ STATIC_TYPES = {
 }
 LOGIN_PAGE = b"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>moodcast: sign in</title>
-<link rel="stylesheet" href="/static/style.css"></head><body><main class="login">
-<h1>moodcast</h1><form method="post" action="/login"><label>Token
+<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/style.css"></head><body>
+<main class="login"><h1>moodcast</h1>%s<form method="post" action="/login"><label>Token
 <input type="password" name="token" autocomplete="current-password" required></label>
 <button type="submit">Sign in</button></form>
 <p>The token is the daemon's MOODCAST_HTTP__TOKEN.</p></main></body></html>
 """
+WRONG_TOKEN = b'<p class="login-error" role="alert">That token is wrong; try again.</p>'
+POST_ROUTES = ("/api/v1/analyze", "/api/v1/feedback", "/login")
+HISTORY_MAX_H = 24.0 * 365
 
 
 class _Server(ThreadingHTTPServer):
@@ -232,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
         if app.authorized(self.headers.get("Authorization", ""), self.headers.get("Cookie", "")):
             return True
         if path == "/" and self.command in ("GET", "HEAD"):
-            self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", LOGIN_PAGE)
+            self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", LOGIN_PAGE % b"")
         else:
             self._error(
                 HTTPStatus.UNAUTHORIZED,
@@ -276,12 +280,14 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/api/v1/history" and app.history is not None:
             params = urllib.parse.parse_qs(query)
             try:
-                hours = min(max(float(params.get("hours", ["24"])[0]), 0.1), 24.0 * 365)
+                hours = float(params.get("hours", ["24"])[0])
             except ValueError:
-                self._error(HTTPStatus.BAD_REQUEST, "hours: expected a number")
+                hours = math.nan
+            if not 0.1 <= hours <= HISTORY_MAX_H:  # also refuses nan and inf
+                self._error(HTTPStatus.BAD_REQUEST, f"hours: expected a number from 0.1 to {HISTORY_MAX_H:g}")
                 return
             self._send_json(HTTPStatus.OK, app.history(hours))
-        elif path in ("/api/v1/analyze", "/api/v1/feedback", "/login"):
+        elif path in POST_ROUTES:
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} takes POST", {"Allow": "POST"})
         else:
             self._error(HTTPStatus.NOT_FOUND, f"no such path: {path}")
@@ -303,14 +309,27 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} does not take POST", {"Allow": "GET, HEAD"})
 
     def _refuse_method(self) -> None:
+        """405 as JSON for a method no route takes (PUT, OPTIONS, TRACE, ...), with the path's Allow."""
         self.close_connection = True
+        path = self.path.partition("?")[0]
+        allow = "POST" if path in POST_ROUTES else "GET, HEAD"
         self._error(
             HTTPStatus.METHOD_NOT_ALLOWED,
             f"{self.command} is not supported here",
-            {"Allow": "GET, HEAD, POST"},
+            {"Allow": allow, "Connection": "close"},
         )
 
-    do_PUT = do_DELETE = do_PATCH = _refuse_method
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse_method
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The base class's errors (a method without a do_ handler, a malformed request line or header) as
+        JSON rather than its HTML page; an unknown method is a 405."""
+        self.close_connection = True
+        if code == HTTPStatus.NOT_IMPLEMENTED and self.command:
+            self._refuse_method()
+            return
+        status = HTTPStatus(code)
+        self._error(status, message or status.phrase, {"Connection": "close"})
 
     def _read_body(self, limit: int) -> bytes | None:
         """The request body, or None after answering 411/413 (the connection then closes)."""
@@ -325,6 +344,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {limit // 1024} kB")
             return None
         return self.rfile.read(length)
+
+    def _json_content_type(self) -> bool:
+        """True for ``Content-Type: application/json``; else answer 415 and close. A browser sends a
+        cross-site POST as text/plain or a form without asking first, never as JSON."""
+        kind = self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        if kind == "application/json":
+            return True
+        self.close_connection = True  # the body is not read
+        self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Content-Type: expected application/json")
+        return False
 
     def _info(self) -> dict[str, Any]:
         app = self.server_app
@@ -351,7 +380,7 @@ class _Handler(BaseHTTPRequestHandler):
         app = self.server_app
         if not app.config.token or not hmac.compare_digest(given.encode(), app.config.token.encode()):
             time.sleep(0.5)  # slows guessing
-            self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", LOGIN_PAGE)
+            self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", LOGIN_PAGE % WRONG_TOKEN)
             return
         self.send_response(HTTPStatus.SEE_OTHER)
         self.send_header("Location", "/")
@@ -401,6 +430,8 @@ class _Handler(BaseHTTPRequestHandler):
         from device.web.analyze import AnalyzeError
 
         app = self.server_app
+        if not self._json_content_type():
+            return
         body = self._read_body(MAX_JSON_BODY)
         if body is None:
             return
@@ -409,9 +440,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             request = json.loads(body)
-            face_id, label = int(request["face_id"]), str(request["label"])
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
+            request = None
+        if not isinstance(request, dict):
             self._error(HTTPStatus.BAD_REQUEST, 'expected JSON {"face_id": 3, "label": "sad"}')
+            return
+        face_id, label = request.get("face_id"), request.get("label")
+        if type(face_id) is not int:  # not a bool, a float (25.7, 1e400) or a string
+            self._error(HTTPStatus.BAD_REQUEST, "face_id: expected a JSON integer, as in the faces' ids")
+            return
+        if not isinstance(label, str):
+            self._error(HTTPStatus.BAD_REQUEST, "label: expected a string, one of the model's labels")
             return
         try:
             path = app.feedback.save(face_id, label)
