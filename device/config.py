@@ -451,6 +451,8 @@ def _verify(config: Config) -> None:
             )
     for key in ("ca_file", "cert_file", "key_file"):
         path = getattr(mqtt, key)
+        if path and Path(path).is_dir():
+            raise ConfigError(f"mqtt.{key}", f"{path} is a folder, expected a PEM file", "fix the path")
         if path and not Path(path).is_file():
             raise ConfigError(f"mqtt.{key}", f"{path}: no such file", "fix the path")
     http = config.http

@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 from device.config import Config
+from device.errors import ConfigError
+from device.outputs.outbox import outbox_path_problem
+from device.outputs.publish import tls_context
 
 
 def _file_problem(path: Path, what: str) -> str:
@@ -23,7 +26,8 @@ def file_problems(config: Config) -> list[str]:
     """The problems with the files ``config`` names, one line each, each starting with its config key.
 
     Checked: ``model.path`` and its card (the .json beside it), ``camera.device`` when it names a video file
-    (not a camera index, a device under /dev/ or a stream URL), and the MQTT TLS files when TLS is on.
+    (not a camera index, a device under /dev/ or a stream URL), the MQTT outbox path, and the MQTT TLS files
+    when TLS is on (that they load, and that the client key is the certificate's).
     """
     model = config.model.path
     checks = [("model.path", model, "model file"), ("model.path", model.with_suffix(".json"), "model card")]
@@ -37,4 +41,12 @@ def file_problems(config: Config) -> list[str]:
             if getattr(config.mqtt, key):
                 checks.append((f"mqtt.{key}", Path(getattr(config.mqtt, key)), key.replace("_", " ")))
     found = [(key, _file_problem(path, what)) for key, path, what in checks]
-    return [f"{key}: {problem}" for key, problem in found if problem]
+    if config.mqtt.enabled and config.mqtt.outbox_path:
+        found.append(("mqtt.outbox_path", outbox_path_problem(Path(config.mqtt.outbox_path))))
+    problems = [f"{key}: {problem}" for key, problem in found if problem]
+    if not problems and config.mqtt.enabled and config.mqtt.tls:
+        try:
+            tls_context(config.mqtt)  # a key that is not the certificate's, a file that is not PEM
+        except ConfigError as err:
+            problems.append(str(err))
+    return problems

@@ -307,3 +307,59 @@ def test_tls_mismatches_are_named_once_with_the_key_to_fix(
         assert not nocert.connected
         nocert.close(timeout_s=0.5)
     assert not [r for r in caplog.records if "failed to receive on socket" in r.getMessage()]
+
+
+def run_check(*args: str) -> list[str]:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "device", "--check-config", *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1, result.stderr
+    return result.stderr.strip().splitlines()
+
+
+def test_a_folder_as_the_outbox_is_refused_not_moved_aside(tmp_path: Path) -> None:
+    """A folder (say /var/lib/moodcast, holding the history and feedback) must never be renamed as damage."""
+    from device.errors import ConfigError
+
+    folder = tmp_path / "state"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("precious")
+    with pytest.raises(ConfigError) as err:
+        SqliteOutbox(folder, 10)
+    assert str(err.value).startswith(
+        f"mqtt.outbox_path: {folder} is a folder, expected the outbox file's path"
+    )
+    assert (folder / "keep.txt").read_text() == "precious" and not list(tmp_path.glob("state.damaged-*"))
+    lines = run_check("--mqtt-enabled", "--mqtt-outbox-path", str(folder))
+    assert lines == [f"moodcast: mqtt.outbox_path: {folder} is a folder, expected the outbox file's path"]
+
+
+def test_a_client_key_that_is_not_the_certificates_is_named(tmp_path: Path) -> None:
+    server = make_tls_files(tmp_path / "a", "a")
+    other = make_tls_files(tmp_path / "b", "b")
+    tls = ["--mqtt-enabled", "--mqtt-tls", "--mqtt-ca-file", str(server.ca)]
+    lines = run_check(*tls, "--mqtt-cert-file", str(server.cert), "--mqtt-key-file", str(other.key))
+    assert len(lines) == 1 and lines[0].startswith(
+        f"moodcast: mqtt.key_file: {other.key} is not the private key of {server.cert}"
+    ), lines
+    lines = run_check(*tls[:-1], str(server.key))  # a key given as the CA
+    assert len(lines) == 1 and lines[0].startswith(
+        f"moodcast: mqtt.ca_file: {server.key}: not a CA certificate"
+    )
+    lines = run_check(*tls[:-1], str(tmp_path))
+    assert lines == [f"moodcast: mqtt.ca_file: {tmp_path} is a folder, expected a PEM file; fix the path"]
+
+
+def test_a_folder_as_the_video_is_called_a_folder_when_the_daemon_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "device", "--input", str(tmp_path), "--display-backend", "none"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"camera.device: {tmp_path} is a folder, expected a video file; fix the path" in result.stderr

@@ -116,6 +116,11 @@ class SqliteOutbox:
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            problem = outbox_path_problem(self.path)
+            if problem:  # never taken for damage: moving it aside would move a folder or fail again
+                raise ConfigError(
+                    "mqtt.outbox_path", problem, "give a file path in a folder the daemon can write"
+                )
             try:
                 self._db, count = self._open()
             except sqlite3.DatabaseError as err:  # not a database, or malformed: keep the daemon running
@@ -238,6 +243,19 @@ def _readable_rows(path: Path) -> int | None:
             db.close()
     except sqlite3.Error:
         return None
+
+
+def outbox_path_problem(path: Path) -> str:
+    """What keeps ``path`` from holding the outbox, or "" when nothing does: a folder in its place, or a
+    folder the daemon cannot write in (SQLite writes its journal beside the file)."""
+    if path.is_dir():
+        return f"{path} is a folder, expected the outbox file's path"
+    folder = path.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"{path}: cannot write in {folder} (permission denied)"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"{path}: not readable and writable by this user (permission denied)"
+    return ""
 
 
 def open_outbox(path: str, max_items: int) -> MemoryOutbox | SqliteOutbox:

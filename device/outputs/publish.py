@@ -53,11 +53,25 @@ def tls_context(cfg: MqttConfig) -> ssl.SSLContext:
     """The TLS context paho's ``tls_set`` would build (verify the broker; our client certificate if set)."""
     try:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg.ca_file or None)
-        if cfg.cert_file:
-            context.load_cert_chain(cfg.cert_file, cfg.key_file or None)
     except (OSError, ValueError) as err:
-        key = "mqtt.ca_file" if cfg.ca_file else "mqtt.cert_file"
-        raise ConfigError(key, f"cannot load the TLS files ({err})", "check the certificate files") from None
+        raise ConfigError(
+            "mqtt.ca_file", f"{cfg.ca_file}: not a CA certificate in PEM ({err})", "give the broker's CA file"
+        ) from None
+    if cfg.cert_file:
+        try:
+            context.load_cert_chain(cfg.cert_file, cfg.key_file or None)
+        except (OSError, ValueError) as err:
+            # OpenSSL says KEY_VALUES_MISMATCH when the key is not the certificate's; anything else is a file
+            # that is not a PEM certificate or key.
+            key, problem = (
+                ("mqtt.key_file", f"{cfg.key_file} is not the private key of {cfg.cert_file}")
+                if "KEY_VALUES_MISMATCH" in str(err)
+                else (
+                    "mqtt.cert_file",
+                    f"cannot load {cfg.cert_file} / {cfg.key_file} as PEM certificate and key",
+                )
+            )
+            raise ConfigError(key, f"{problem} ({err})", "check the client certificate files") from None
     return context
 
 

@@ -157,8 +157,15 @@ class VideoFileSource:
         self._last_s = -1.0
 
     def open(self) -> None:
+        if self.path.is_dir():
+            raise CameraError(f"camera.device: {self.path} is a folder, expected a video file; fix the path")
         if not self.path.is_file():
             raise CameraError(f"camera.device: video file {self.path} not found; fix the path")
+        if not os.access(self.path, os.R_OK):
+            raise CameraError(
+                f"camera.device: {self.path} is not readable by this user (permission denied); "
+                "fix its permissions"
+            )
         capture = cv2.VideoCapture(str(self.path))
         ok, first = capture.read() if capture.isOpened() else (False, None)
         if not ok or first is None:
