@@ -6,8 +6,10 @@ docs/web.png."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,17 +84,60 @@ def test_the_page_live(browser: Any, daemon: Daemon) -> None:
     browser.refresh()
     history = browser.find_element(By.ID, "history-chart")
     wait_for("history buckets", lambda: int(history.get_attribute("data-buckets") or 0) >= 1)
-    assert browser.find_element(By.ID, "history-note").text
+    note_text = browser.find_element(By.ID, "history-note").text
+    assert note_text and not re.search(r"\b1 five-minute periods|\b1 faces", note_text), note_text
 
     # feedback from the page: pick another label on the face's card
     card = wait_for("a card", lambda: browser.find_elements(By.CSS_SELECTOR, "#faces .card"))[0]
-    shown = card.get_attribute("data-emotion")
+    shown, face_id = card.get_attribute("data-emotion"), card.get_attribute("data-face-id")
     right = "surprise" if shown != "surprise" else "sad"
     Select(card.find_element(By.TAG_NAME, "select")).select_by_value(right)
-    note = wait_for("the feedback answer", lambda: card.find_elements(By.CLASS_NAME, "feedback-result"))[0]
+    answer = f'#faces .card[data-face-id="{face_id}"] .feedback-result'
+    note = wait_for("the feedback answer", lambda: browser.find_elements(By.CSS_SELECTOR, answer))[0]
     assert "saved" in note.text, note.text
     crops = list((daemon.log_path.parent / "feedback" / right).glob("*.png"))
     assert len(crops) == 1 and cv2.imread(str(crops[0]), cv2.IMREAD_UNCHANGED).shape == (48, 48)
+    # after the correction the cards refresh again (the menu no longer holds the focus)
+    browser.execute_script(
+        "document.querySelectorAll('#faces .card').forEach((c) => { c.dataset.old = '1'; });"
+    )
+    wait_for(
+        "the cards to refresh after a correction",
+        lambda: (
+            browser.find_elements(By.CSS_SELECTOR, "#faces .card")
+            and not browser.find_elements(By.CSS_SELECTOR, "#faces .card[data-old]")
+        ),
+        timeout_s=10,
+    )
+    assert "saved" in browser.find_element(By.CSS_SELECTOR, answer).text  # the answer outlives the refresh
+
+    # the "Emotion scores" chart follows the newest face in view once its face has left, unless picked by hand
+    browser.execute_script(
+        """const real = window.fetch;
+        window.fetch = (path, options) => window.fakeFaces && String(path).startsWith("/api/v1/faces")
+          ? Promise.resolve(new Response(JSON.stringify(window.fakeFaces)))
+          : real(path, options);"""
+    )
+    pick = browser.find_element(By.ID, "face-pick")
+
+    def fake(in_view: list[int], series: list[int]) -> None:
+        now = time.time()
+        points = [[now - 2, [0.1] * 7], [now - 1, [0.2] * 7]]
+        faces = [{"id": i, "emotion": "happy", "confidence": 0.9, "on_screen_s": 3} for i in in_view]
+        labels = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+        browser.execute_script(
+            "window.fakeFaces = arguments[0];",
+            {"labels": labels, "faces": faces, "series": {str(i): points for i in series}},
+        )
+
+    fake([1002], [1001, 1002])
+    wait_for("the chart on face 1002", lambda: pick.get_attribute("value") == "1002", timeout_s=10)
+    fake([1003], [1001, 1002, 1003])  # 1002 left; its series lasts a while
+    wait_for("the chart to follow face 1003", lambda: pick.get_attribute("value") == "1003", timeout_s=10)
+    Select(pick).select_by_value("1001")  # a face no longer in view, picked by hand, stays
+    time.sleep(2.5)
+    assert pick.get_attribute("value") == "1001"
+    browser.execute_script("window.fakeFaces = null;")
 
     time.sleep(1.5)  # one more chart refresh for the screenshot
     screenshot = daemon.log_path.parent / "web.png"
@@ -103,3 +148,31 @@ def test_the_page_live(browser: Any, daemon: Daemon) -> None:
 
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def daemon_with_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    running = start_daemon(tmp_path_factory.mktemp("sign-in"), token="t0k-" + uuid.uuid4().hex)
+    yield running
+    running.stop()
+
+
+def test_the_sign_in_page(browser: Any, daemon_with_token: Daemon) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get_log("browser")  # drop the earlier test's
+    browser.get(f"http://127.0.0.1:{daemon_with_token.port}/")
+    heading, form = browser.find_element(By.TAG_NAME, "h1"), browser.find_element(By.TAG_NAME, "form")
+    # one column: the heading above the form, not beside it
+    assert form.rect["y"] >= heading.rect["y"] + heading.rect["height"], (heading.rect, form.rect)
+    assert abs(form.rect["x"] - heading.rect["x"]) < 2, (heading.rect, form.rect)
+    assert not browser.find_elements(By.CLASS_NAME, "login-error")
+    browser.find_element(By.NAME, "token").send_keys("wrong")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    error = wait_for("the wrong-token message", lambda: browser.find_elements(By.CLASS_NAME, "login-error"))[
+        0
+    ]
+    assert "wrong" in error.text
+    time.sleep(0.5)
+    favicon = [entry for entry in browser.get_log("browser") if "favicon" in entry["message"]]
+    assert not favicon, favicon

@@ -8,7 +8,10 @@ const COLOURS = {
 };
 const colour = (label) => COLOURS[label] || "#969696";
 let info = { labels: [], feedback: false, mood_window_s: 60 };
-let pickedFace = "";
+let pickedFace = "";  // the face on the "Emotion scores" chart
+let userPicked = false;  // picked in its menu: kept while its series lasts, else the newest face in view
+const notes = new Map();  // face id -> [text, until ms]: a correction's answer, kept across refreshes
+const NOTE_MS = 8000;
 
 async function getJson(path) {
   const response = await fetch(path, { credentials: "same-origin", cache: "no-store" });
@@ -67,24 +70,41 @@ function card(face) {
     select.setAttribute("aria-label", `right label for face ${face.id}`);
     select.innerHTML = `<option value="">Wrong? pick the right one</option>` +
       info.labels.filter((l) => l !== face.emotion).map((l) => `<option value="${l}">${l}</option>`).join("");
-    select.addEventListener("change", () => sendFeedback(face.id, select.value, div));
+    select.addEventListener("change", () => sendFeedback(face.id, select, div));
     div.appendChild(select);
   }
+  const note = notes.get(face.id);
+  if (note && note[1] > Date.now()) addNote(div, note[0]);
   return div;
 }
 
-async function sendFeedback(faceId, label, div) {
-  if (!label) return;
-  const response = await fetch("/api/v1/feedback", {
-    method: "POST", credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ face_id: faceId, label }),
-  });
-  const answer = await response.json();
+function addNote(div, text) {
   const note = document.createElement("div");
   note.className = "meta feedback-result";
-  note.textContent = response.ok ? `saved as ${answer.label}, thank you` : answer.error;
+  note.textContent = text;
   div.appendChild(note);
+}
+
+async function sendFeedback(faceId, select, div) {
+  const label = select.value;
+  if (!label) return;
+  let text;
+  try {
+    const response = await fetch("/api/v1/feedback", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ face_id: faceId, label }),
+    });
+    const answer = await response.json();
+    text = response.ok ? `saved as ${answer.label}, thank you` : answer.error;
+  } catch (err) {
+    text = `not saved: ${err.message}`;
+  }
+  notes.set(faceId, [text, Date.now() + NOTE_MS]);
+  addNote(div, text);
+  // done: let go of the menu, or refreshFaces keeps skipping the cards as a correction in progress
+  select.value = "";
+  select.blur();
 }
 
 async function refreshFaces() {
@@ -97,7 +117,14 @@ async function refreshFaces() {
   }
   const pick = document.getElementById("face-pick");
   const ids = Object.keys(data.series);
-  if (!ids.includes(pickedFace)) pickedFace = ids.length ? ids[ids.length - 1] : "";
+  const inView = data.faces.map((f) => String(f.id)).filter((id) => ids.includes(id));
+  const keep = ids.includes(pickedFace) && (userPicked || inView.includes(pickedFace));
+  if (!keep) {
+    // the charted face has left (or its series ended): follow the newest face in view
+    userPicked = false;
+    const newest = inView.length ? inView : ids;
+    pickedFace = newest.length ? newest.reduce((a, b) => (Number(b) > Number(a) ? b : a)) : "";
+  }
   pick.innerHTML = ids.map((id) => `<option value="${id}"${id === pickedFace ? " selected" : ""}>face #${id}</option>`).join("");
   lineChart(document.getElementById("face-chart"), data.labels, pickedFace ? data.series[pickedFace] : [], 300);
 }
@@ -137,8 +164,9 @@ async function refreshHistory() {
   ctx.fillStyle = "#9aa0a6"; ctx.font = "11px system-ui";
   ctx.fillText("24 h ago", pad, h - 4); ctx.fillText("now", w - pad - 20, h - 4);
   canvas.dataset.buckets = String(data.buckets.length);
-  document.getElementById("history-note").textContent = data.buckets.length
-    ? `${data.buckets.length} five-minute periods with faces; at most ${maxFaces} faces in one`
+  const n = data.buckets.length, plural = (k, word) => `${k} ${word}${k === 1 ? "" : "s"}`;
+  document.getElementById("history-note").textContent = n
+    ? `${plural(n, "five-minute period")} with faces; at most ${plural(maxFaces, "face")} in one`
     : "No faces in the last 24 hours.";
 }
 
@@ -152,7 +180,11 @@ function every(ms, task) {
   run();
 }
 
-document.getElementById("face-pick").addEventListener("change", (e) => { pickedFace = e.target.value; });
+document.getElementById("face-pick").addEventListener("change", (e) => {
+  pickedFace = e.target.value;
+  userPicked = true;
+  e.target.blur();
+});
 getJson("/api/v1/info").then((data) => {
   info = data;
   legend();
