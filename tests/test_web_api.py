@@ -317,3 +317,15 @@ def test_discovery_has_a_room_mood_sensor_and_a_face_event_entity() -> None:
     assert event["event_types"] == ["new", "update", "end"]
     assert "event_type" in event["value_template"] and "confidence" in event["value_template"]
     assert "value_template" in event and "unique_id" in event and "device" in event
+
+
+def test_the_mqtt_docs_list_every_discovery_topic_and_state_and_event_field() -> None:
+    topics = discovery_configs("homeassistant", "DEVICE", "s", "st", "e")
+    fields = ('"faces"', '"dominant"', '"fps"', '"camera"', '"mood"', '"mood_shares"', '"run"')
+    for doc in (ROOT / "README.md", ROOT / "docs" / "MQTT.md"):
+        text = doc.read_text()
+        for topic in topics:
+            written = topic.replace("/DEVICE/", "/<device_id>/")
+            assert f"`{written}`" in text, (doc.name, written)
+        for field in fields:
+            assert field in text, (doc.name, field)
