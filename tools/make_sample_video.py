@@ -326,7 +326,7 @@ def render(name: str, data: Path, out: Path, seed: int, votes: Votes) -> dict:
         "frames": frames,
         "partial": partial,
     }
-    (out / f"{name}.json").write_text(_dump(truth))
+    (out / f"{name}.json").write_text(dump_truth(truth))
     check = cv2.VideoCapture(str(video_path))
     read_back = int(check.get(cv2.CAP_PROP_FRAME_COUNT))
     check.release()
@@ -352,7 +352,7 @@ def _visible_frac(box: tuple[int, int, int, int], above: list[tuple[int, int, in
     return float(mask.mean())
 
 
-def _dump(truth: dict) -> str:
+def dump_truth(truth: dict) -> str:
     """JSON with one line per frame, so the file stays readable and diffs stay small."""
     head = {k: v for k, v in truth.items() if k not in ("frames", "partial")}
     text = json.dumps(head, indent=2)[:-2]

@@ -11,7 +11,6 @@ person in them. Each clip gets a ground-truth JSON in the format of ``samples/*.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import cv2
 import numpy as np
 
 from tools.groundtruth import clip_box
-from tools.make_sample_video import FacePicker, paste_face
+from tools.make_sample_video import FacePicker, dump_truth, paste_face
 from train.votes import VotesError, load_votes
 
 FPS = 15
@@ -298,7 +297,7 @@ def render(name: str, picker: FacePicker, data: Path, out: Path) -> dict:
         "frames": frames,
         "partial": partial,
     }
-    (out / f"{name}.json").write_text(dump(truth))
+    (out / f"{name}.json").write_text(dump_truth(truth))
     check = cv2.VideoCapture(str(video_path))
     read_back = int(check.get(cv2.CAP_PROP_FRAME_COUNT))
     check.release()
@@ -333,16 +332,6 @@ class H264Writer:
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
-
-
-def dump(truth: dict) -> str:
-    """JSON with one line per frame, so the file stays readable and diffs stay small."""
-    head = {k: v for k, v in truth.items() if k not in ("frames", "partial")}
-    text = json.dumps(head, indent=2)[:-2]
-    for key in ("frames", "partial"):
-        rows = ",\n    ".join(json.dumps(r) for r in truth[key])
-        text += f',\n  "{key}": [\n    {rows}\n  ]'
-    return text + "\n}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
