@@ -8,13 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from device.config import DetectConfig, TrackConfig
-from device.sources.camera import Frame, make_lores
+from device.config import DetectConfig
+from device.sources.camera import make_lores
 from device.vision.classify import EmotionClassifier
 from device.vision.detect import FaceDetector
-from device.vision.pipeline import FrameResult, Pipeline
-from device.vision.track import FaceTracker
-from tools.bench import decode, labelled_faces, reference_faces, reference_self_agreement
+from tools.bench import decode, labelled_faces, reference_faces, reference_self_agreement, run_pipeline
 from tools.groundtruth import (
     label_agreement,
     load_calibration,
@@ -35,19 +33,6 @@ def classifier() -> EmotionClassifier:
 
 def read_frames(name: str) -> list[np.ndarray]:
     return decode(SAMPLES / f"{name}.mp4")[0]
-
-
-def run_pipeline(
-    frames: list[np.ndarray], classifier: EmotionClassifier, fps: float = 15.0
-) -> list[FrameResult]:
-    """The daemon's Pipeline with the default config, frame by frame, as the daemon feeds it."""
-    config = DetectConfig()
-    pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
-    results = []
-    for index, image in enumerate(frames):
-        gray, scale = make_lores(image, config.lores_width_px(image.shape[1]))
-        results.append(pipeline.process(Frame(index, index / fps, image, gray, scale)))
-    return results
 
 
 @pytest.fixture(scope="module", params=["one-face", "four-faces"])

@@ -8,13 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from device.config import DetectConfig, TrackConfig
-from device.sources.camera import Frame, make_lores
+from device.config import DetectConfig
 from device.vision.classify import EmotionClassifier
-from device.vision.detect import FaceDetector
-from device.vision.pipeline import FrameResult, Pipeline
-from device.vision.track import FaceTracker
-from tools.bench import decode
+from device.vision.pipeline import FrameResult
+from tools.bench import decode, run_pipeline
 from tools.groundtruth import load_truth
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,19 +22,6 @@ FPS = 15.0
 @pytest.fixture(scope="module")
 def classifier() -> EmotionClassifier:
     return EmotionClassifier(ROOT / "models" / "emotion-int8.tflite")
-
-
-def run_pipeline(
-    frames: list[np.ndarray], classifier: EmotionClassifier, detect: DetectConfig | None = None
-) -> list[FrameResult]:
-    """The daemon's Pipeline frame by frame, as the daemon feeds it (default config unless told)."""
-    config = detect or DetectConfig()
-    pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
-    results = []
-    for index, image in enumerate(frames):
-        gray, scale = make_lores(image, config.lores_width_px(image.shape[1]))
-        results.append(pipeline.process(Frame(index, index / FPS, image, gray, scale)))
-    return results
 
 
 def sample_face(name: str = "one-face", index: int = 30) -> np.ndarray:
@@ -75,7 +59,7 @@ def test_a_far_face_at_1080p_is_found(classifier):
     assert len(new_ids(results)) == 1
     box = results[-1].boxes[0]
     assert abs(box[0] + box[2] / 2 - 1328) < 15 and abs(box[1] + box[3] / 2 - 428) < 15, box
-    assert new_ids(run_pipeline(frames, classifier, DetectConfig(width_px=320))) == []
+    assert new_ids(run_pipeline(frames, classifier, FPS, DetectConfig(width_px=320))) == []
 
 
 def clutter_frame(scale: float) -> np.ndarray:
@@ -91,7 +75,7 @@ def clutter_frame(scale: float) -> np.ndarray:
 def test_a_clutter_frame_produces_no_event(classifier):
     """Haar takes a coin for a face on every search; the verifier stops it before it becomes a track."""
     frames = [clutter_frame(1.4)] * 12
-    unverified = run_pipeline(frames, classifier, DetectConfig(verify=False))
+    unverified = run_pipeline(frames, classifier, FPS, DetectConfig(verify=False))
     assert new_ids(unverified), "the clutter no longer fools Haar: pick another frame"
     results = run_pipeline(frames, classifier)
     assert [e for r in results for e in r.events] == []

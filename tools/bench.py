@@ -187,6 +187,22 @@ def run_moodcast(frames, classifier, fps, min_size_px=None):
     return timings, boxes_all, news, faces, shown
 
 
+def run_pipeline(
+    frames: list[np.ndarray],
+    classifier: EmotionClassifier,
+    fps: float = 15.0,
+    detect: DetectConfig | None = None,
+) -> list[FrameResult]:
+    """The daemon's Pipeline frame by frame, as the daemon feeds it (the default config unless ``detect``)."""
+    config = detect or DetectConfig()
+    pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
+    results = []
+    for index, image in enumerate(frames):
+        gray, scale = make_lores(image, config.lores_width_px(image.shape[1]))
+        results.append(pipeline.process(Frame(index, index / fps, image, gray, scale)))
+    return results
+
+
 def shown_labels(
     frames: list[np.ndarray], classifier: EmotionClassifier, fps: float
 ) -> list[list[tuple[Box, str]]]:
