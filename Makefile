@@ -65,6 +65,7 @@ convert: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) -m tools.bench --out runs/bench
+	$(PY) -m tools.web_load --out runs/bench
 
 samples: $(VENV)/.dev
 	$(PY) -m tools.make_sample_video --data $(DATA) --votes $(VOTES) --out samples --verify models/crop.json

@@ -20,7 +20,7 @@ from device.config import load_config
 from device.errors import ConfigError
 from device.outputs.discovery import discovery_configs
 from device.outputs.mood import RoomMood
-from tests.web_daemon import ROOT, Daemon, encode, sample_frame, start_daemon
+from tools.web_daemon import ROOT, Daemon, encode, sample_frame, start_daemon
 
 TOKEN = "t0k-" + uuid.uuid4().hex
 JSON = {"Content-Type": "application/json"}

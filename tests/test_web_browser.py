@@ -18,7 +18,7 @@ import cv2
 import pytest
 
 from tests.required import missing
-from tests.web_daemon import ROOT, Daemon, start_daemon
+from tools.web_daemon import ROOT, Daemon, start_daemon
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,4 +1,5 @@
-"""A real ``python -m device`` with HTTP on, for the web tests: started on a sample video, stopped cleanly."""
+"""A real ``python -m device`` with HTTP on, for the web tests and the web-load benchmark: started on a sample
+video, stopped cleanly."""
 
 from __future__ import annotations
 
