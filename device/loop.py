@@ -1,0 +1,186 @@
+"""FrameLoop: each frame from the source through the pipeline to the outputs and the screen, and counted."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import cv2
+
+from device.config import Config
+from device.const import DASHBOARD_SAMPLE_S, FEEDBACK_FRAME_S, SUMMARY_INTERVAL_S
+from device.display.display import Display, NoDisplay
+from device.display.overlay import StatusLine, draw_overlay
+from device.heartbeat import Heartbeat
+from device.metrics import Metrics
+from device.outputs.events import EventFactory
+from device.outputs.mood import RoomMood
+from device.outputs.sink import EventSink, status_text
+from device.sources.camera import Frame, FrameSource
+from device.vision.pipeline import Pipeline, face_labels
+from device.vision.track import TrackEvent
+
+if TYPE_CHECKING:
+    from device.web.dashboard import Dashboard
+    from device.web.feedback import FeedbackStore
+
+logger = logging.getLogger(__name__)
+
+
+class FrameLoop:
+    """The daemon's one frame loop, run in the calling thread over the components the app started."""
+
+    def __init__(
+        self,
+        config: Config,
+        stop_event: threading.Event,
+        metrics: Metrics,
+        pipeline: Pipeline,
+        heartbeat: Heartbeat,
+        *,
+        source: FrameSource,
+        display: Display,
+        events: EventFactory,
+        sinks: Sequence[EventSink],
+        mood: RoomMood,
+        dashboard: Dashboard | None,
+        feedback: FeedbackStore | None,
+    ) -> None:
+        self.config = config
+        self.stop_event = stop_event
+        self.metrics = metrics
+        self.pipeline = pipeline
+        self.heartbeat = heartbeat
+        self.source = source
+        self.display = display
+        self.events = events
+        self.sinks = sinks
+        self.mood = mood
+        self.dashboard = dashboard
+        self.feedback = feedback
+        self.latest_jpeg: bytes | None = None  # the last annotated frame, for /snapshot.jpg and the stream
+        self._sampled_at = -DASHBOARD_SAMPLE_S
+        self._feedback_at = -FEEDBACK_FRAME_S
+        self._fps = 0.0
+        self._frames_dropped_counted = 0
+        self._events_dropped_counted = 0
+        self._events_lost_counted = 0
+        self._outbox_damaged_counted = 0
+
+    def run(self) -> None:
+        """Process frames until the source ends, the viewer quits, or ``stop_event`` is set."""
+        max_frames = self.config.camera.max_frames
+        draw = not isinstance(self.display, NoDisplay) or self.config.http.enabled
+        last_summary = time.monotonic()
+        frames_in_summary = 0
+        last: Frame | None = None
+        previous_start = time.perf_counter()
+        self._alive()  # the first state goes out now, so even a run shorter than its timer publishes it
+        while not self.stop_event.is_set():
+            started = time.perf_counter()
+            frame = self.source.read(self.stop_event, idle=self._alive)
+            if frame is None:
+                break
+            captured = time.perf_counter()
+            self._update_fps(captured - previous_start)
+            previous_start = captured
+            result = self.pipeline.process(frame)
+            self._emit(result.events, frame.index, frame.time_s)
+            self._sample(frame)
+            last = frame
+            timings = {"capture": captured - started, **result.timings}
+            if draw:
+                drawn = time.perf_counter()
+                keep_going = self._show(frame)
+                timings["draw"] = time.perf_counter() - drawn
+                if not keep_going:
+                    logger.info("display closed by the viewer; stopping")
+                    break
+            self._observe(timings, len(result.boxes))
+            frames_in_summary += 1
+            now = time.monotonic()
+            self.heartbeat.frame_done(now)
+            self._alive()
+            if now - last_summary >= SUMMARY_INTERVAL_S:
+                self._log_summary(frames_in_summary / (now - last_summary))
+                last_summary, frames_in_summary = now, 0
+            if max_frames and frame.index + 1 >= max_frames:
+                break
+        if last is not None:
+            self._emit(self.pipeline.tracker.finish(), last.index, last.time_s)
+
+    def _alive(self) -> None:
+        """Once per frame and while the camera delivers nothing: see :meth:`Heartbeat.beat`."""
+        self.heartbeat.beat(bool(getattr(self.source, "lost", False)), self._fps)
+
+    def _emit(self, events: list[TrackEvent], index: int, time_s: float) -> None:
+        for event in events:
+            payload = self.events.build(event, index, time_s, self.source.size)
+            self.metrics.events_total.labels(event.kind).inc()
+            for sink in self.sinks:
+                sink.publish_event(payload)
+
+    def _sample(self, frame: Frame) -> None:
+        """Once a second, the room mood and the page's series; with feedback on, keep the raw frame and its
+        faces' boxes every FEEDBACK_FRAME_S (before the overlay is drawn on it)."""
+        now = time.monotonic()
+        if now - self._sampled_at >= DASHBOARD_SAMPLE_S:
+            self._sampled_at = now
+            tracks = [t for t in self.pipeline.tracker.tracks if t.confirmed]
+            self.mood.observe(now, [t.emotion for t in tracks])
+            if self.dashboard is not None:
+                rows = [(t.face_id, t.emotion, [float(s) for s in t.scores]) for t in tracks]
+                self.dashboard.observe(time.time(), rows)
+        if self.feedback is not None and now - self._feedback_at >= FEEDBACK_FRAME_S:
+            self._feedback_at = now
+            shown = self.pipeline.tracker.shown()
+            self.feedback.keep(frame.image, {t.face_id: t.shown_box for t in shown if t.confirmed})
+
+    def _show(self, frame: Frame) -> bool:
+        image = frame.image
+        faces = face_labels(self.pipeline.tracker.shown(), self.pipeline.classifier.labels)
+        draw_overlay(image, faces, StatusLine(self._fps, len(faces), status_text(self.sinks)))
+        if self.config.http.enabled:
+            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if ok:
+                self.latest_jpeg = jpeg.tobytes()
+        return self.display.show(image)
+
+    def _observe(self, timings: dict[str, float], faces: int) -> None:
+        metrics = self.metrics
+        metrics.frames_total.inc()
+        metrics.faces.set(faces)
+        for stage, seconds in timings.items():
+            metrics.observe_stage(stage, seconds)
+        dropped = self.source.dropped
+        metrics.frames_dropped_total.inc(dropped - self._frames_dropped_counted)
+        self._frames_dropped_counted = dropped
+        stats = [sink.stats() for sink in self.sinks]
+        metrics.events_queued.set(sum(s.queued for s in stats))
+        metrics.mqtt_connected.set(1 if any(s.connected for s in stats) else 0)
+        dropped_events = sum(s.dropped for s in stats)
+        metrics.events_dropped_total.inc(dropped_events - self._events_dropped_counted)
+        self._events_dropped_counted = dropped_events
+        lost, damaged = sum(s.lost for s in stats), sum(s.damaged_files for s in stats)
+        metrics.events_lost_total.inc(lost - self._events_lost_counted)
+        metrics.outbox_damaged_total.inc(damaged - self._outbox_damaged_counted)
+        self._events_lost_counted, self._outbox_damaged_counted = lost, damaged
+
+    def _update_fps(self, frame_interval_s: float) -> None:
+        if frame_interval_s > 0:
+            rate = 1.0 / frame_interval_s
+            self._fps = rate if self._fps == 0 else 0.9 * self._fps + 0.1 * rate
+            self.metrics.fps.set(self._fps)
+
+    def _log_summary(self, fps: float) -> None:
+        queued = sum(sink.stats().queued for sink in self.sinks)
+        logger.info(
+            "%.1f fps, %d faces tracked, %d frames dropped, %d events queued",
+            fps,
+            len(self.pipeline.tracker.tracks),
+            self.source.dropped,
+            queued,
+        )
