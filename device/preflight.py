@@ -7,8 +7,8 @@ from pathlib import Path
 
 from device.config import Config
 from device.errors import ConfigError
+from device.outputs.mqtt_client import tls_context
 from device.outputs.outbox import outbox_path_problem
-from device.outputs.publish import tls_context
 
 
 def _file_problem(path: Path, what: str) -> str:
