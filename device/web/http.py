@@ -1,41 +1,33 @@
 """Optional HTTP server: the web page at /, its JSON API under /api/v1/, /healthz, /metrics, /snapshot.jpg and
 /stream.mjpg of the running daemon. With ``http.token`` set, every route but /healthz needs it: as
-``Authorization: Bearer <token>``, or the cookie the page's login form sets."""
+``Authorization: Bearer <token>``, or the cookie the page's login form sets.
+
+This module runs the server and routes each request by method and path; the endpoints are in ``api.py`` (the
+JSON API), ``media.py`` (static files, snapshot and stream) and ``auth.py`` (the token check and the sign-in),
+on the response helpers of ``responder.py``.
+"""
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
-import math
 import socket
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
-from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from device.config import HttpConfig, is_loopback
-from device.const import (
-    ANALYZE_MAX_BYTES,
-    MAX_JSON_BODY,
-    MAX_STREAMS,
-    MJPEG_BOUNDARY,
-    SHUTDOWN_POLL_S,
-    SOCKET_TIMEOUT_S,
-    STREAM_INTERVAL_S,
-    STREAM_KEEPALIVE_S,
-    TOKEN_COOKIE,
-)
+from device.const import MAX_STREAMS, SHUTDOWN_POLL_S
 from device.errors import ConfigError
 from device.metrics import Metrics
+from device.web.api import ApiRoutes
+from device.web.auth import AuthRoutes
+from device.web.media import MediaRoutes
 
 if TYPE_CHECKING:
     from device.web.analyze import Analyzer
@@ -46,24 +38,7 @@ __all__ = ["HttpServer", "is_loopback"]
 
 logger = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).parent / "static"
-STATIC_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-}
-LOGIN_PAGE = b"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>moodcast: sign in</title>
-<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/style.css"></head><body>
-<main class="login"><h1>moodcast</h1>%s<form method="post" action="/login"><label>Token
-<input type="password" name="token" autocomplete="current-password" required></label>
-<button type="submit">Sign in</button></form>
-<p>The token is the daemon's MOODCAST_HTTP__TOKEN.</p></main></body></html>
-"""
-WRONG_TOKEN = b'<p class="login-error" role="alert">That token is wrong; try again.</p>'
 POST_ROUTES = ("/api/v1/analyze", "/api/v1/feedback", "/login")
-HISTORY_MAX_H = 24.0 * 365
 
 
 class _Server(ThreadingHTTPServer):
@@ -154,23 +129,6 @@ class HttpServer:
                 host, self.port, token,
             )  # fmt: skip
 
-    def authorized(self, authorization: str, cookie_header: str) -> bool:
-        """True without a token; else when the Authorization header or the login cookie carries it."""
-        token = self.config.token
-        if not token:
-            return True
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-            return True
-        try:
-            cookie = SimpleCookie(cookie_header)
-        except CookieError:
-            return False
-        morsel = cookie.get(TOKEN_COOKIE)
-        return morsel is not None and hmac.compare_digest(
-            urllib.parse.unquote(morsel.value).encode(), token.encode()
-        )
-
     def stop(self) -> None:
         """End open streams, stop serving and close the socket."""
         self._stop.set()
@@ -194,56 +152,8 @@ def _handler_for(app: HttpServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server_app: HttpServer
-    server_version = "moodcast"
-    protocol_version = "HTTP/1.1"
-    timeout = SOCKET_TIMEOUT_S
-
-    def log_message(self, format: str, *args: object) -> None:
-        logger.debug("http: %s " + format, self.address_string(), *args)
-
-    def _send(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _send_json(self, status: HTTPStatus, value: Any, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(value, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value_ in (headers or {}).items():
-            self.send_header(name, value_)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _error(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None) -> None:
-        """A 4xx/5xx as JSON: ``{"error": "<one line>", "status": 413}``."""
-        self._send_json(status, {"error": message, "status": int(status)}, headers)
-
-    def _authorized(self, path: str) -> bool:
-        """Answer 401 (the login page for the page itself) and return False unless the request may go on."""
-        app = self.server_app
-        if path == "/healthz" or path.startswith("/static/") or path == "/login":
-            return True
-        if app.authorized(self.headers.get("Authorization", ""), self.headers.get("Cookie", "")):
-            return True
-        if path == "/" and self.command in ("GET", "HEAD"):
-            self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", LOGIN_PAGE % b"")
-        else:
-            self._error(
-                HTTPStatus.UNAUTHORIZED,
-                "a bearer token is required: send 'Authorization: Bearer <token>'",
-                {"WWW-Authenticate": 'Bearer realm="moodcast"'},
-            )
-        return False
+class _Handler(AuthRoutes, ApiRoutes, MediaRoutes):
+    """The router: each request to its endpoint by method and path, after the token check."""
 
     def do_HEAD(self) -> None:
         self.do_GET()
@@ -260,11 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/metrics":
             self._send(HTTPStatus.OK, CONTENT_TYPE_LATEST, app.metrics.render())
         elif path == "/snapshot.jpg":
-            jpeg = app.latest_jpeg()
-            if jpeg is None:
-                self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", b"no frame yet\n")
-            else:
-                self._send(HTTPStatus.OK, "image/jpeg", jpeg)
+            self._snapshot()
         elif path == "/stream.mjpg":
             self._stream()
         elif path in ("/", "/index.html"):
@@ -278,15 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/api/v1/mood" and app.dashboard is not None:
             self._send_json(HTTPStatus.OK, app.dashboard.mood_json())
         elif path == "/api/v1/history" and app.history is not None:
-            params = urllib.parse.parse_qs(query)
-            try:
-                hours = float(params.get("hours", ["24"])[0])
-            except ValueError:
-                hours = math.nan
-            if not 0.1 <= hours <= HISTORY_MAX_H:  # also refuses nan and inf
-                self._error(HTTPStatus.BAD_REQUEST, f"hours: expected a number from 0.1 to {HISTORY_MAX_H:g}")
-                return
-            self._send_json(HTTPStatus.OK, app.history(hours))
+            self._history(app.history, query)
         elif path in POST_ROUTES:
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} takes POST", {"Allow": "POST"})
         else:
@@ -330,171 +228,3 @@ class _Handler(BaseHTTPRequestHandler):
             return
         status = HTTPStatus(code)
         self._error(status, message or status.phrase, {"Connection": "close"})
-
-    def _read_body(self, limit: int) -> bytes | None:
-        """The request body, or None after answering 411/413 (the connection then closes)."""
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.strip().isdigit():
-            self.close_connection = True
-            self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
-            return None
-        length = int(length_header)
-        if length > limit:
-            self.close_connection = True
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {limit // 1024} kB")
-            return None
-        return self.rfile.read(length)
-
-    def _json_content_type(self) -> bool:
-        """True for ``Content-Type: application/json``; else answer 415 and close. A browser sends a
-        cross-site POST as text/plain or a form without asking first, never as JSON."""
-        kind = self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
-        if kind == "application/json":
-            return True
-        self.close_connection = True  # the body is not read
-        self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Content-Type: expected application/json")
-        return False
-
-    def _info(self) -> dict[str, Any]:
-        app = self.server_app
-        info: dict[str, Any] = {"feedback": app.feedback is not None, "token": bool(app.config.token)}
-        if app.dashboard is not None:
-            info["labels"] = list(app.dashboard.labels)
-            info["mood_window_s"] = app.dashboard.mood.window_s
-        if app.analyzer is not None:
-            info["model"] = app.analyzer.model
-        return info
-
-    def _static(self, name: str) -> None:
-        file = STATIC_DIR / name
-        if "/" in name or name.startswith(".") or file.suffix not in STATIC_TYPES or not file.is_file():
-            self._error(HTTPStatus.NOT_FOUND, f"no such file: {name}")
-            return
-        self._send(HTTPStatus.OK, STATIC_TYPES[file.suffix], file.read_bytes())
-
-    def _login(self) -> None:
-        body = self._read_body(MAX_JSON_BODY)
-        if body is None:
-            return
-        given = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
-        app = self.server_app
-        if not app.config.token or not hmac.compare_digest(given.encode(), app.config.token.encode()):
-            time.sleep(0.5)  # slows guessing
-            self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", LOGIN_PAGE % WRONG_TOKEN)
-            return
-        self.send_response(HTTPStatus.SEE_OTHER)
-        self.send_header("Location", "/")
-        self.send_header(
-            "Set-Cookie", f"{TOKEN_COOKIE}={urllib.parse.quote(given)}; Path=/; HttpOnly; SameSite=Strict"
-        )
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def _analyze(self, params: dict[str, list[str]]) -> None:
-        from device.web.analyze import AnalyzeError, decode_image, image_from_body
-
-        app = self.server_app
-        if app.analyzer is None:
-            self.close_connection = True
-            self._error(HTTPStatus.NOT_FOUND, "the analyser is off")
-            return
-        body = self._read_body(ANALYZE_MAX_BYTES + 64 * 1024)  # room for multipart headers
-        if body is None:
-            return
-        annotate = params.get("annotate", ["false"])[0].lower() in ("1", "true", "yes")
-        try:
-            image = decode_image(image_from_body(self.headers.get("Content-Type", ""), body))
-            result = app.analyzer.submit(image, annotate)
-        except AnalyzeError as err:
-            headers = {"Retry-After": "1"} if err.status == HTTPStatus.TOO_MANY_REQUESTS else None
-            self._error(err.status, err.message, headers)
-            return
-        except Exception:
-            logger.exception("http: analyze failed")
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "the analysis failed; see the daemon's log")
-            return
-        if annotate and result.jpeg is not None:
-            self._send(HTTPStatus.OK, "image/jpeg", result.jpeg)
-            return
-        self._send_json(
-            HTTPStatus.OK,
-            {
-                "model": app.analyzer.model,
-                "width": result.width_px,
-                "height": result.height_px,
-                "faces": result.faces,
-            },
-        )
-
-    def _feedback(self) -> None:
-        from device.web.analyze import AnalyzeError
-
-        app = self.server_app
-        if not self._json_content_type():
-            return
-        body = self._read_body(MAX_JSON_BODY)
-        if body is None:
-            return
-        if app.feedback is None:
-            self._error(HTTPStatus.NOT_FOUND, "feedback is off; set feedback.enabled = true to turn it on")
-            return
-        try:
-            request = json.loads(body)
-        except ValueError:
-            request = None
-        if not isinstance(request, dict):
-            self._error(HTTPStatus.BAD_REQUEST, 'expected JSON {"face_id": 3, "label": "sad"}')
-            return
-        face_id, label = request.get("face_id"), request.get("label")
-        if type(face_id) is not int:  # not a bool, a float (25.7, 1e400) or a string
-            self._error(HTTPStatus.BAD_REQUEST, "face_id: expected a JSON integer, as in the faces' ids")
-            return
-        if not isinstance(label, str):
-            self._error(HTTPStatus.BAD_REQUEST, "label: expected a string, one of the model's labels")
-            return
-        try:
-            path = app.feedback.save(face_id, label)
-        except AnalyzeError as err:
-            self._error(err.status, err.message)
-            return
-        self._send_json(
-            HTTPStatus.CREATED, {"saved": f"{label}/{path.name}", "face_id": face_id, "label": label}
-        )
-
-    def _stream(self) -> None:
-        app = self.server_app
-        with app.stream_slot() as admitted:
-            if not admitted:
-                self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", b"too many viewers\n")
-                return
-            try:
-                self.send_response(HTTPStatus.OK)
-                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
-                self.send_header("Cache-Control", "no-store")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
-                if self.command == "HEAD":
-                    return
-                logger.debug("http: stream to %s opened", self.address_string())
-                self._stream_frames(app)
-            except (BrokenPipeError, ConnectionResetError, TimeoutError):
-                pass  # the viewer went away
-            finally:
-                logger.debug("http: stream to %s closed", self.address_string())
-
-    def _stream_frames(self, app: HttpServer) -> None:
-        sent: bytes | None = None
-        idle_s = 0.0
-        while not app.stopping.is_set():
-            jpeg = app.latest_jpeg()
-            if jpeg is not None and (jpeg is not sent or idle_s >= STREAM_KEEPALIVE_S):
-                head = (
-                    f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-                ).encode("ascii")
-                self.wfile.write(head + jpeg + b"\r\n")
-                self.wfile.flush()
-                sent, idle_s = jpeg, 0.0
-            else:
-                idle_s += STREAM_INTERVAL_S
-            app.stopping.wait(STREAM_INTERVAL_S)

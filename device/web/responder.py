@@ -1,0 +1,72 @@
+"""Responder: what every HTTP endpoint answers with (bytes, JSON, a JSON error) and how it reads a body."""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+
+from device.const import SOCKET_TIMEOUT_S
+
+if TYPE_CHECKING:
+    from device.web.http import HttpServer
+
+logger = logging.getLogger(__name__)
+
+
+class Responder(BaseHTTPRequestHandler):
+    """The base of the request handler: one request of the server ``server_app``."""
+
+    server_app: HttpServer
+    server_version = "moodcast"
+    protocol_version = "HTTP/1.1"
+    timeout = SOCKET_TIMEOUT_S
+
+    def log_message(self, format: str, *args: object) -> None:
+        logger.debug("http: %s " + format, self.address_string(), *args)
+
+    def _send(
+        self, status: HTTPStatus, content_type: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status: HTTPStatus, value: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, "application/json", json.dumps(value, separators=(",", ":")).encode(), headers)
+
+    def _error(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None) -> None:
+        """A 4xx/5xx as JSON: ``{"error": "<one line>", "status": 413}``."""
+        self._send_json(status, {"error": message, "status": int(status)}, headers)
+
+    def _read_body(self, limit: int) -> bytes | None:
+        """The request body, or None after answering 411/413 (the connection then closes)."""
+        length_header = self.headers.get("Content-Length")
+        if length_header is None or not length_header.strip().isdigit():
+            self.close_connection = True
+            self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
+            return None
+        length = int(length_header)
+        if length > limit:
+            self.close_connection = True
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {limit // 1024} kB")
+            return None
+        return self.rfile.read(length)
+
+    def _json_content_type(self) -> bool:
+        """True for ``Content-Type: application/json``; else answer 415 and close. A browser sends a
+        cross-site POST as text/plain or a form without asking first, never as JSON."""
+        kind = self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        if kind == "application/json":
+            return True
+        self.close_connection = True  # the body is not read
+        self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Content-Type: expected application/json")
+        return False
