@@ -1,4 +1,5 @@
-"""device.vision.classify on the placeholder int8 and float32 models: batching, quantization, refusals."""
+"""device.vision.classify on the shipped int8 model and the placeholder int8 and float32 models (slow):
+batching, quantization, refusals."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def assert_one_line_naming(err: pytest.ExceptionInfo[ModelError], path: Path) ->
     assert "\n" not in message and str(path) in message, message
 
 
+@pytest.mark.slow  # the placeholder model, which a fresh clone builds first (~30 s): make test-slow
 @pytest.mark.parametrize("model_fixture", ["int8_model", "float_model"])
 def test_a_batch_scores_like_single_faces(
     model_fixture: str, faces: np.ndarray, request: pytest.FixtureRequest
@@ -52,6 +54,7 @@ def test_a_batch_scores_like_single_faces(
     assert classifier.classify(faces[:0]).shape == (0, len(classifier.labels))
 
 
+@pytest.mark.slow  # the placeholder model, which a fresh clone builds first (~30 s): make test-slow
 def test_int8_and_float_models_agree(int8_model: Path, float_model: Path, faces: np.ndarray) -> None:
     """The networks agree; each card's temperature is fitted apart (on a placeholder model they differ), so
     both are compared at temperature 1."""
@@ -61,8 +64,8 @@ def test_int8_and_float_models_agree(int8_model: Path, float_model: Path, faces:
     np.testing.assert_allclose(int8.classify(faces), float32.classify(faces), atol=2 / 256)
 
 
-def test_int8_quantize_round_trip(int8_model: Path, faces: np.ndarray) -> None:
-    classifier = EmotionClassifier(int8_model)
+def test_int8_quantize_round_trip(shipped_model: Path, faces: np.ndarray) -> None:
+    classifier = EmotionClassifier(shipped_model)
     assert classifier.input_dtype == np.int8
     scale, zero_point = classifier._input["quantization"]
     quantized = classifier._quantize(faces)
@@ -77,8 +80,8 @@ def test_int8_quantize_round_trip(int8_model: Path, faces: np.ndarray) -> None:
     assert out_zero == -128 and out_scale == pytest.approx(1 / 256)
 
 
-def test_refuses_a_file_that_is_not_tflite(int8_model: Path, tmp_path: Path) -> None:
-    model, _ = copy_model(int8_model, tmp_path)
+def test_refuses_a_file_that_is_not_tflite(shipped_model: Path, tmp_path: Path) -> None:
+    model, _ = copy_model(shipped_model, tmp_path)
     model.write_bytes(np.random.default_rng(0).bytes(4096))
     with pytest.raises(ModelError) as err:
         EmotionClassifier(model)
@@ -86,8 +89,8 @@ def test_refuses_a_file_that_is_not_tflite(int8_model: Path, tmp_path: Path) -> 
     assert "not a TFLite flatbuffer" in str(err.value)
 
 
-def test_refuses_a_card_whose_input_disagrees(int8_model: Path, tmp_path: Path) -> None:
-    model, card = copy_model(int8_model, tmp_path)
+def test_refuses_a_card_whose_input_disagrees(shipped_model: Path, tmp_path: Path) -> None:
+    model, card = copy_model(shipped_model, tmp_path)
     raw = json.loads(card.read_text())
     raw["input"]["height"] = raw["input"]["width"] = 64
     card.write_text(json.dumps(raw))
@@ -97,6 +100,7 @@ def test_refuses_a_card_whose_input_disagrees(int8_model: Path, tmp_path: Path) 
     assert "(48, 48, 1)" in str(err.value) and "(64, 64, 1)" in str(err.value)
 
 
+@pytest.mark.slow  # the placeholder model, which a fresh clone builds first (~30 s): make test-slow
 def test_refuses_a_card_with_the_wrong_number_of_labels(float_model: Path, tmp_path: Path) -> None:
     model, card = copy_model(float_model, tmp_path)
     raw = json.loads(card.read_text())
@@ -108,8 +112,8 @@ def test_refuses_a_card_with_the_wrong_number_of_labels(float_model: Path, tmp_p
 
 
 @pytest.mark.parametrize("labels", [None, []])
-def test_refuses_a_card_without_labels(labels: list | None, int8_model: Path, tmp_path: Path) -> None:
-    model, card = copy_model(int8_model, tmp_path)
+def test_refuses_a_card_without_labels(labels: list | None, shipped_model: Path, tmp_path: Path) -> None:
+    model, card = copy_model(shipped_model, tmp_path)
     raw = json.loads(card.read_text())
     if labels is None:
         del raw["labels"]
@@ -122,8 +126,8 @@ def test_refuses_a_card_without_labels(labels: list | None, int8_model: Path, tm
     assert "no labels" in str(err.value)
 
 
-def test_refuses_a_missing_card(int8_model: Path, tmp_path: Path) -> None:
-    model, card = copy_model(int8_model, tmp_path)
+def test_refuses_a_missing_card(shipped_model: Path, tmp_path: Path) -> None:
+    model, card = copy_model(shipped_model, tmp_path)
     card.unlink()
     with pytest.raises(ModelError) as err:
         EmotionClassifier(model)
@@ -144,7 +148,7 @@ def test_a_folder_given_as_the_model_is_called_a_folder(tmp_path: Path) -> None:
 
 
 def test_a_runtime_that_fails_to_import_is_one_line_saying_what_to_install(
-    int8_model: Path, tmp_path: Path
+    shipped_model: Path, tmp_path: Path
 ) -> None:
     """tflite-runtime 2.14 under NumPy 2 raises SystemError (not ImportError) on import, as on a Pi."""
     import subprocess
@@ -164,7 +168,7 @@ def test_a_runtime_that_fails_to_import_is_one_line_saying_what_to_install(
         "try:\n    EmotionClassifier(sys.argv[2])\nexcept ModelError as err:\n    print(err)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "site"), str(int8_model)],
+        [sys.executable, "-c", code, str(tmp_path / "site"), str(shipped_model)],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     lines = result.stdout.strip().splitlines()

@@ -33,6 +33,7 @@ def fixture_faces() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+@pytest.mark.slow  # the placeholder model, which a fresh clone builds first (~30 s): make test-slow
 def test_int8_model_is_full_integer_with_a_dynamic_batch(int8_model: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
@@ -46,6 +47,7 @@ def test_int8_model_is_full_integer_with_a_dynamic_batch(int8_model: Path) -> No
     assert not float_tensors, f"float tensors left in the int8 model: {float_tensors[:5]}"
 
 
+@pytest.mark.slow  # the placeholder model, which a fresh clone builds first (~30 s): make test-slow
 def test_card_follows_the_schema_and_matches_the_tensors(int8_model: Path, tiny_model_dir: Path) -> None:
     card = json.loads(card_path_for(int8_model).read_text())
     training = json.loads((tiny_model_dir / "train" / "training.json").read_text())

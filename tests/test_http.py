@@ -214,13 +214,13 @@ def free_loopback_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_the_daemon_serves_its_own_frames_and_metrics(int8_model: Path) -> None:
+def test_the_daemon_serves_its_own_frames_and_metrics(shipped_model: Path) -> None:
     """``python -m device`` on the one-face clip with HTTP on: the app's own JPEG and metrics, no fake."""
     port = free_loopback_port()
     sample = ROOT / "samples" / "one-face.mp4"
     daemon = subprocess.Popen(
         [sys.executable, "-m", "device", "--input", str(sample), "--realtime", "--camera-loop",
-         "--model-path", str(int8_model), "--http-enabled", "--http-host", "127.0.0.1",
+         "--model-path", str(shipped_model), "--http-enabled", "--http-host", "127.0.0.1",
          "--http-port", str(port), "--display-backend", "none"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

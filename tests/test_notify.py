@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_ready_and_watchdog_messages(tmp_path, int8_model):
+def test_ready_and_watchdog_messages(tmp_path, shipped_model):
     path = tmp_path / "notify.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(path))
@@ -28,7 +28,7 @@ def test_ready_and_watchdog_messages(tmp_path, int8_model):
             "--camera-max-frames",
             "45",
             "--model-path",
-            str(int8_model),
+            str(shipped_model),
         ],
         env=env,
         cwd=ROOT,

@@ -55,6 +55,7 @@ def fixture_as_csv(path: Path) -> Path:
     return write_csv(path, rows)
 
 
+@pytest.mark.slow  # the placeholder model (a fresh clone builds it, ~30 s) and Keras: make test-slow
 def test_folder_run_writes_model_report_and_plots(tiny_model_dir: Path) -> None:
     out = tiny_model_dir / "train"  # the placeholder model's own run: python -m train on fer-mini folders
     for name in ("model.keras", "best.keras", "training.json", "report.json", "confusion.png", "curves.png"):
