@@ -22,7 +22,7 @@ import pytest
 from device.config import CameraConfig, DetectConfig, load_config
 from device.errors import ConfigError
 from device.sources.camera import Picamera2Source, VideoFileSource, make_lores
-from tests.test_daemon import ROOT, SAMPLE, daemon, one_line_error
+from tests.test_daemon import FIRST_FRAMES, ROOT, SAMPLE, daemon, one_line_error
 from tools.bench import decode
 from tools.groundtruth import iou, load_calibration, load_truth, to_fer_box
 
@@ -42,7 +42,8 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 15.0) -> Path
 def test_a_camera_on_its_side_finds_faces_once_rotated(tmp_path):
     """The sample as a camera turned 90° clockwise films it: no face until rotation 270 turns it back."""
     sideways = write_video(
-        tmp_path / "sideways.mp4", [cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE) for image in decode(SAMPLE)[0]]
+        tmp_path / "sideways.mp4",
+        [cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE) for image in decode(SAMPLE)[0][:FIRST_FRAMES]],
     )
     as_mounted = daemon("--input", str(sideways), "--events", "-")
     assert as_mounted.returncode == 0 and as_mounted.stdout == "", as_mounted.stderr
@@ -316,6 +317,7 @@ def serving(port: int) -> Running:
     return server
 
 
+@pytest.mark.slow  # two daemons, a server restart and a 1 s stall (15-20 s): make test-slow
 def test_a_stream_is_read_for_real_and_reconnected_after_its_server_restarts():
     port = free_port()
     url = f"http://viewer:s3cret@127.0.0.1:{port}/stream.mjpg"
