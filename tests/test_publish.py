@@ -370,13 +370,13 @@ def test_tls(broker_factory, publishers, tmp_path: Path, publish_log: LogWatcher
 # -- the daemon end to end ----------------------------------------------------------------------------
 
 
-def test_daemon_publishes_sample_events(mqtt_broker: Broker, subscribe, int8_model: Path) -> None:
+def test_daemon_publishes_sample_events(mqtt_broker: Broker, subscribe, shipped_model: Path) -> None:
     """``python -m device`` on the one-face clip: status, the face's new … end events, offline at exit."""
     prefix = "moodcast/e2e"
     sub = subscribe(mqtt_broker, [f"{prefix}/#"])
     result = subprocess.run(
         [sys.executable, "-m", "device", "--input", str(ROOT / "samples" / "one-face.mp4"), "--no-realtime",
-         "--model-path", str(int8_model), "--mqtt-enabled", "--mqtt-host", mqtt_broker.host,
+         "--model-path", str(shipped_model), "--mqtt-enabled", "--mqtt-host", mqtt_broker.host,
          "--mqtt-port", str(mqtt_broker.port), "--device-id", "e2e"],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
@@ -393,7 +393,8 @@ def test_daemon_publishes_sample_events(mqtt_broker: Broker, subscribe, int8_mod
     assert sub.on(f"{prefix}/status")[0] == STATUS_ONLINE
 
 
-def test_daemon_restart_during_outage_loses_nothing(broker_factory, subscribe, int8_model: Path, tmp_path):
+@pytest.mark.slow  # two daemon runs, the first waiting out its 5 s close with no broker: make test-slow
+def test_daemon_restart_during_outage_loses_nothing(broker_factory, subscribe, shipped_model: Path, tmp_path):
     """Run 1 makes events while the broker is down and exits; run 2 starts with it up: all arrive in order."""
     broker = broker_factory(start=False)
     prefix = "moodcast/outage"
@@ -401,8 +402,8 @@ def test_daemon_restart_during_outage_loses_nothing(broker_factory, subscribe, i
     def run_daemon(produced: Path) -> None:
         result = subprocess.run(
             [sys.executable, "-m", "device", "--input", str(ROOT / "samples" / "one-face.mp4"),
-             "--no-realtime", "--model-path", str(int8_model), "--mqtt-enabled", "--mqtt-host", broker.host,
-             "--mqtt-port", str(broker.port), "--device-id", "outage",
+             "--no-realtime", "--model-path", str(shipped_model), "--mqtt-enabled",
+             "--mqtt-host", broker.host, "--mqtt-port", str(broker.port), "--device-id", "outage",
              "--mqtt-outbox-path", str(tmp_path / "outbox.sqlite"), "--events", str(produced)],
             capture_output=True, text=True, timeout=120, cwd=ROOT,
         )  # fmt: skip
@@ -424,13 +425,15 @@ def test_daemon_restart_during_outage_loses_nothing(broker_factory, subscribe, i
     assert received == produced
 
 
-def test_daemon_killed_leaves_offline_by_last_will(mqtt_broker: Broker, subscribe, int8_model: Path) -> None:
+def test_daemon_killed_leaves_offline_by_last_will(
+    mqtt_broker: Broker, subscribe, shipped_model: Path
+) -> None:
     prefix = "moodcast/killed"
     sub = subscribe(mqtt_broker, [f"{prefix}/status"])
     daemon = subprocess.Popen(
         [sys.executable, "-m", "device", "--input", str(ROOT / "samples" / "one-face.mp4"), "--realtime",
-         "--camera-loop", "--model-path", str(int8_model), "--mqtt-enabled", "--mqtt-host", mqtt_broker.host,
-         "--mqtt-port", str(mqtt_broker.port), "--device-id", "killed"],
+         "--camera-loop", "--model-path", str(shipped_model), "--mqtt-enabled",
+         "--mqtt-host", mqtt_broker.host, "--mqtt-port", str(mqtt_broker.port), "--device-id", "killed"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
