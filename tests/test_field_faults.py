@@ -179,6 +179,7 @@ class NotifySocket:
         self.sock.close()
 
 
+@pytest.mark.slow  # waits out the reopen backoff (1 s, 2 s, then the replug): make test-slow
 def test_camera_unplugged_keeps_the_watchdog_fed_and_is_reported(
     mqtt_broker: Broker, subscribe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -103,6 +103,7 @@ def test_a_face_through_a_two_second_gap_keeps_its_id(classifier):
     assert len(results[-1].boxes) == 1
 
 
+@pytest.mark.slow  # 20 faces verified and classified on 12 frames (seconds): make test-slow
 def test_a_crowd_of_twenty_faces_is_announced_and_nothing_else(classifier):
     """20 real faces of 100 px in one 640x480 frame (5 x 4, 24 px and 16 px apart): 20 tracks, 0 false.
 

@@ -20,6 +20,9 @@ import pytest
 from tests.required import missing
 from tools.web_daemon import ROOT, Daemon, start_daemon
 
+# A browser and two daemons, and the page's charts and history filling in real time (20-30 s): make test-slow.
+pytestmark = pytest.mark.slow
+
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

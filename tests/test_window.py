@@ -137,6 +137,7 @@ def test_window_shows_the_frame_pixel_for_pixel(x_display: str) -> None:
     np.testing.assert_array_equal(shown, annotated_frame(400, 300))
 
 
+@pytest.mark.slow  # each window scenario is a fresh interpreter with pygame (1-2 s): make test-slow
 def test_fullscreen_letterboxes_the_frame(x_display: str) -> None:
     # 8:3 on a 4:3 screen → 640x240 between bars of 120 rows
     screen, _ = shown_then_screenshot(x_display, "fullscreen")
@@ -144,7 +145,14 @@ def test_fullscreen_letterboxes_the_frame(x_display: str) -> None:
     assert (screen[120:360] == BACKGROUND).all()
 
 
-@pytest.mark.parametrize("scenario", [("key", "q"), ("key", "escape"), ("close-window",)])
+@pytest.mark.parametrize(
+    "scenario",  # one quit in make test; the other two (each a fresh interpreter with pygame) in test-slow
+    [
+        ("key", "q"),
+        pytest.param(("key", "escape"), marks=pytest.mark.slow),
+        pytest.param(("close-window",), marks=pytest.mark.slow),
+    ],
+)
 def test_quit_keys_and_closing_stop_the_display(x_display: str, scenario: tuple[str, ...]) -> None:
     child = window_child(x_display, *scenario)
     stdout, stderr = child.communicate(timeout=30)
