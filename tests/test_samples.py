@@ -129,7 +129,10 @@ def test_score_video_maps_and_ignores_partial() -> None:
     assert unmapped["true_pos"] == 0
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name",
+    ["one-face", pytest.param("four-faces", marks=pytest.mark.slow)],  # the reference Haar: seconds
+)
 def test_haar_finds_the_faces(name: str) -> None:
     truth = load_truth(SAMPLES / f"{name}.json")
     calibration = load_calibration(CROP_JSON)
@@ -149,6 +152,7 @@ def test_every_face_shown_is_one_people_agree_on(name: str) -> None:
             assert votes[label] >= 7 and sum(votes.values()) <= 10, (face["id"], label, votes)
 
 
+@pytest.mark.slow  # the daemon's pipeline over both clips, a FER accuracy check: make test-slow
 def test_the_shipped_model_labels_the_sample_faces_as_their_truth() -> None:
     """What the demo shows. A face is labelled correctly when its track label (smoothed, as on the screen
     and in the events) equals its ground truth on at least 80 % of the frames it is counted in (a missed

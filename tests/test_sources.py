@@ -142,6 +142,9 @@ def parse_ts(stamp: str) -> float:
     return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
 
 
+# The daemon over the whole clip (its face must leave for the end event): make test-slow. Reading a file's own
+# timestamps is in make test below (test_realtime_playback_paces_by_the_files_timestamps).
+@pytest.mark.slow
 def test_events_follow_a_variable_frame_rate_files_own_timestamps(tmp_path):
     frames = decode(SAMPLE)[0]
     times = uneven_times(len(frames))
