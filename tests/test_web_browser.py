@@ -28,9 +28,16 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 40.0) -> Any:
+    """Call ``check`` until it returns something truthy. The page re-renders its cards and menus every second,
+    so an element found by ``check`` can be replaced before it is used: that try counts as a miss."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        value = check()
+        try:
+            value = check()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         time.sleep(0.5)
@@ -91,10 +98,16 @@ def test_the_page_live(browser: Any, daemon: Daemon) -> None:
     assert note_text and not re.search(r"\b1 five-minute periods|\b1 faces", note_text), note_text
 
     # feedback from the page: pick another label on the face's card
-    card = wait_for("a card", lambda: browser.find_elements(By.CSS_SELECTOR, "#faces .card"))[0]
-    shown, face_id = card.get_attribute("data-emotion"), card.get_attribute("data-face-id")
-    right = "surprise" if shown != "surprise" else "sad"
-    Select(card.find_element(By.TAG_NAME, "select")).select_by_value(right)
+    def correct_first_card() -> tuple[str, str] | None:
+        cards = browser.find_elements(By.CSS_SELECTOR, "#faces .card")
+        if not cards:
+            return None
+        shown, face_id = cards[0].get_attribute("data-emotion"), cards[0].get_attribute("data-face-id")
+        right = "surprise" if shown != "surprise" else "sad"
+        Select(cards[0].find_element(By.TAG_NAME, "select")).select_by_value(right)
+        return face_id, right
+
+    face_id, right = wait_for("a card corrected by hand", correct_first_card)
     answer = f'#faces .card[data-face-id="{face_id}"] .feedback-result'
     note = wait_for("the feedback answer", lambda: browser.find_elements(By.CSS_SELECTOR, answer))[0]
     assert "saved" in note.text, note.text
@@ -137,7 +150,8 @@ def test_the_page_live(browser: Any, daemon: Daemon) -> None:
     wait_for("the chart on face 1002", lambda: pick.get_attribute("value") == "1002", timeout_s=10)
     fake([1003], [1001, 1002, 1003])  # 1002 left; its series lasts a while
     wait_for("the chart to follow face 1003", lambda: pick.get_attribute("value") == "1003", timeout_s=10)
-    Select(pick).select_by_value("1001")  # a face no longer in view, picked by hand, stays
+    # a face no longer in view, picked by hand, stays
+    wait_for("face 1001 picked by hand", lambda: Select(pick).select_by_value("1001") or True, timeout_s=10)
     time.sleep(2.5)
     assert pick.get_attribute("value") == "1001"
     browser.execute_script("window.fakeFaces = null;")
