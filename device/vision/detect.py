@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -12,8 +13,11 @@ import numpy as np
 
 from device.config import DetectConfig
 from device.const import (
+    COARSE_STEP_MAX_PX,
+    GROUP_EPS,
     HAAR_CASCADE,
     HAAR_WINDOW_PX,
+    HINT_MIN_HITS,
     TRACK_SIZE_RANGE,
     VERIFY_CASCADE,
     VERIFY_FACE_PX,
@@ -51,6 +55,19 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union else 0.0
 
 
+@dataclass(frozen=True)
+class FullSearch:
+    """A whole-image search: Haar's grouped boxes, and hints of small faces to look at again.
+
+    ``hints`` are clusters of raw hits at the sizes OpenCV scans with a 2-pixel step (``COARSE_STEP_MAX_PX``
+    in const.py) that did not reach ``minNeighbors`` and lie on no box: a face there may simply have been
+    sampled at a quarter of the positions the reference samples. Both in main-frame pixels.
+    """
+
+    boxes: list[Box]
+    hints: list[Box]
+
+
 class FaceDetector:
     """Finds faces and returns boxes in main-frame pixels; which search a frame gets is schedule.py's call.
 
@@ -68,20 +85,43 @@ class FaceDetector:
 
     def search_full(self, gray_lores: np.ndarray, scale_to_main: float) -> list[Box]:
         """Search the whole small image; ``scale_to_main`` maps its pixels to the main frame's."""
+        return self.scan(gray_lores, scale_to_main).boxes
+
+    def scan(self, gray_lores: np.ndarray, scale_to_main: float) -> FullSearch:
+        """Search the whole small image: Haar's boxes and the hints of small faces (see ``FullSearch``).
+
+        One pass of the cascade: its raw hits are grouped as ``detectMultiScale`` groups them (the same
+        boxes), and once more, with a lower count, at the coarsely scanned sizes for the hints.
+        """
         if not self._size_checked:
             self._size_checked = True
             self._check_smallest_face(gray_lores.shape[1], scale_to_main)
-        boxes = self._search(gray_lores, self.config.min_size_px / scale_to_main, None)
-        return [as_box(v * scale_to_main for v in box) for box in boxes]
+        side = max(int(self.config.min_size_px / scale_to_main), 1)
+        raw = self._cascade.detectMultiScale(
+            gray_lores, scaleFactor=self.config.scale_factor, minNeighbors=0, minSize=(side, side)
+        )
+        hits = [as_box(box) for box in raw]
+        boxes = _group(hits, self.config.min_neighbors)
+        coarse = [box for box in hits if box[2] <= COARSE_STEP_MAX_PX]
+        hints = [h for h in _group(coarse, HINT_MIN_HITS - 1) if all(iou(h, b) < 0.3 for b in boxes)]
+        return FullSearch(
+            [as_box(v * scale_to_main for v in box) for box in boxes],
+            [as_box(v * scale_to_main for v in box) for box in hints],
+        )
 
-    def search_tracks(self, gray_main: np.ndarray, tracks_main: list[Box]) -> list[Box]:
-        """Search a window around each track (``track_window_frac`` of its size on every side)."""
+    def search_tracks(
+        self, gray_main: np.ndarray, tracks_main: list[Box], margins: Sequence[float] | None = None
+    ) -> list[Box]:
+        """Search a window around each track: ``margins`` of its size on every side (by default
+        ``track_window_frac``; wider for a track whose motion is not known yet)."""
         height, width = gray_main.shape[:2]
         low, high = TRACK_SIZE_RANGE
         found: list[Box] = []
-        for x, y, w, h in tracks_main:
+        if margins is None:
+            margins = [self.config.track_window_frac] * len(tracks_main)
+        for (x, y, w, h), margin in zip(tracks_main, margins, strict=True):
             size = max(w, h)
-            pad = self.config.track_window_frac * size
+            pad = margin * size
             x0, y0 = max(int(x - pad), 0), max(int(y - pad), 0)
             x1, y1 = min(int(x + w + pad), width), min(int(y + h + pad), height)
             if min(x1 - x0, y1 - y0) < HAAR_WINDOW_PX:
@@ -140,6 +180,18 @@ class FaceDetector:
         return [as_box(box) for box in found]
 
 
+def _group(hits: list[Box], min_neighbors: int) -> list[Box]:
+    """Raw hits grouped as ``detectMultiScale`` groups them: clusters of more than ``min_neighbors`` hits
+    (``min_neighbors`` 0: every hit is its own cluster of one, merged with the hits around it)."""
+    if not hits:
+        return []
+    rects = [list(box) for box in hits]
+    if min_neighbors <= 0:  # groupRectangles returns raw hits ungrouped at 0: doubled, each cluster counts 2+
+        rects, min_neighbors = rects + rects, 1
+    grouped, _weights = cv2.groupRectangles(rects, min_neighbors, GROUP_EPS)
+    return [as_box(box) for box in grouped]
+
+
 class FaceVerifier:
     """Says whether a box that would start a track is a face: a second, stricter cascade must agree.
 
@@ -168,10 +220,16 @@ class FaceVerifier:
         x1, y1 = min(x + w + pad, width), min(y + h + pad, height)
         if x1 <= x0 or y1 <= y0:
             return 0.0
+        crop = gray_main[y0:y1, x0:x1]
+        # A face at the frame's edge keeps its margin (the edge's pixels repeated): cut off, the face would
+        # fill the patch to its border, where the cascade's windows around it do not fit.
+        crop = cv2.copyMakeBorder(
+            crop, y0 - (y - pad), y + h + pad - y1, x0 - (x - pad), x + w + pad - x1, cv2.BORDER_REPLICATE
+        )
         factor = VERIFY_FACE_PX / w
-        size = (max(round((x1 - x0) * factor), 1), max(round((y1 - y0) * factor), 1))
+        size = (max(round(crop.shape[1] * factor), 1), max(round(crop.shape[0] * factor), 1))
         interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-        patch = cv2.resize(gray_main[y0:y1, x0:x1], size, interpolation=interpolation)
+        patch = cv2.resize(crop, size, interpolation=interpolation)
         low, high = TRACK_SIZE_RANGE
         _boxes, _levels, weights = self._cascade.detectMultiScale3(
             patch,

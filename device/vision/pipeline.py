@@ -71,6 +71,7 @@ class Pipeline:
         gray = None  # the full-resolution gray frame: track windows and crops are cut from it
         full = search is not Search.TRACKS
         lores_width = frame.gray_lores.shape[1]
+        hints: list[Box] = []
         if search is Search.FULL_WIDER and lores_width < frame.image.shape[1]:
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
             wider, scale = wider_image(gray, lores_width)
@@ -78,37 +79,65 @@ class Pipeline:
             # track's box never comes from this image's coarser, differently quantised scales.
             live = tracker.live_boxes(frame.time_s)
             threshold = tracker.config.iou_threshold
-            boxes = [
-                b for b in self.detector.search_full(wider, scale) if all(iou(b, t) < threshold for t in live)
-            ]
+            scan = self.detector.scan(wider, scale)
+            boxes = [b for b in scan.boxes if all(iou(b, t) < threshold for t in live)]
+            hints = scan.hints
         elif full:
-            boxes = self.detector.search_full(frame.gray_lores, frame.scale_to_main)
+            scan = self.detector.scan(frame.gray_lores, frame.scale_to_main)
+            boxes, hints = scan.boxes, scan.hints
         else:
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-            boxes = self.detector.search_tracks(gray, tracker.live_boxes(frame.time_s))
+            margins = tracker.window_margins(self.detector.config.track_window_frac)
+            boxes = self.detector.search_tracks(gray, tracker.live_boxes(frame.time_s), margins)
         if full and tracker.tracks:
             # Live tracks the whole-frame search did not find (a face in a crowd that Haar misses at the
             # small image's scale) are searched for in their windows, on the full-resolution frame.
             threshold = tracker.config.iou_threshold
+            margins = tracker.window_margins(self.detector.config.track_window_frac)
             missed = [
-                t for t in tracker.live_boxes(frame.time_s) if all(iou(t, b) < threshold for b in boxes)
+                (t, m)
+                for t, m in zip(tracker.live_boxes(frame.time_s), margins, strict=True)
+                if all(iou(t, b) < threshold for b in boxes)
             ]
             if missed:
                 if gray is None:
                     gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-                found = self.detector.search_tracks(gray, missed)
+                found = self.detector.search_tracks(gray, [t for t, _ in missed], [m for _, m in missed])
                 boxes = boxes + [b for b in found if all(iou(b, other) < 0.3 for other in boxes)]
+        if hints:
+            # Small faces the coarse scan of the small image sampled too sparsely to group: each hint that
+            # is no live track is searched again in its window, on the full-resolution frame, with the
+            # reference's own step and minNeighbors. What it finds is new and goes to the verifier.
+            threshold = tracker.config.iou_threshold
+            live = tracker.live_boxes(frame.time_s)
+            hints = [h for h in hints if all(iou(h, t) < threshold for t in live + boxes)]
+            if hints:
+                if gray is None:
+                    gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+                found = self.detector.search_tracks(gray, hints)
+                boxes = boxes + [b for b in found if all(iou(b, other) < 0.3 for other in boxes + live)]
         if gray is None:  # a whole-frame search alone: the faces' looks from the small image
             scale = frame.scale_to_main
             looks = [appearance(frame.gray_lores, as_box(v / scale for v in box)) for box in boxes]
         else:
             looks = [appearance(gray, box) for box in boxes]
-        known = tracker.continuing(boxes, frame.time_s, looks)
-        if self.verifier is not None and not all(known):
-            # A box that would start a track must pass the verifier: a false face never becomes a track.
+        owners = tracker.owners(boxes, frame.time_s, looks)
+        known = [owner is not None for owner in owners]
+        # A box must pass the verifier when it would start a track, continue one not yet announced or one
+        # whose last check failed, and, on the usual whole-frame searches, for every track: a false face
+        # never becomes a track (the cat's face of the clutter clip passes on one frame in three), and a
+        # track that a coin took over as its face walked past it is not followed on the coin.
+        spot = search is Search.FULL
+        checks = [owner is None or not owner.confirmed or owner.suspect or spot for owner in owners]
+        if self.verifier is not None and any(checks):
             if gray is None:
                 gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-            keep = [k or self.verifier.accepts(gray, box) for k, box in zip(known, boxes, strict=True)]
+            keep = []
+            for owner, box, check in zip(owners, boxes, checks, strict=True):
+                passed = not check or self.verifier.accepts(gray, box)
+                if owner is not None and check:
+                    owner.suspect = not passed
+                keep.append(passed)
             boxes = [box for box, kept in zip(boxes, keep, strict=True) if kept]
             looks = [look for look, kept in zip(looks, keep, strict=True) if kept]
             known = [k for k, kept in zip(known, keep, strict=True) if kept]

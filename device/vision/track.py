@@ -11,6 +11,7 @@ import numpy as np
 from device.config import TrackConfig
 from device.const import (
     APPEARANCE_BINS,
+    NEW_TRACK_WINDOW_FRAC,
     REACQUIRE_DISTANCE_FRAC,
     REACQUIRE_MIN_SIMILARITY,
     REACQUIRE_SIZE_RATIO,
@@ -39,6 +40,7 @@ class Track:
     seen_frame: int = -1  # the tracker's frame count when a search last found this face
     shown_frame: int = -1  # the tracker's frame count when shown_box was placed
     appearance: np.ndarray | None = None  # a small gray histogram of the face (see appearance())
+    suspect: bool = False  # its last box failed the verifier: its boxes are verified until one passes
 
     def predicted(self, now_s: float) -> Box:
         """The box moved on by its velocity to ``now_s``."""
@@ -99,7 +101,10 @@ class FaceTracker:
             if dt > 0:
                 vx = (boxes[box_index][0] - track.box[0]) / dt
                 vy = (boxes[box_index][1] - track.box[1]) / dt
-                track.velocity = (0.5 * track.velocity[0] + 0.5 * vx, 0.5 * track.velocity[1] + 0.5 * vy)
+                if track.hits == 1:  # the first measured motion: nothing to smooth it with
+                    track.velocity = (vx, vy)
+                else:
+                    track.velocity = (0.5 * track.velocity[0] + 0.5 * vx, 0.5 * track.velocity[1] + 0.5 * vy)
             track.box = track.shown_box = boxes[box_index]
             track.shown_s = now_s
             track.seen_frame = track.shown_frame = self._frame
@@ -138,9 +143,18 @@ class FaceTracker:
         self, boxes: list[Box], now_s: float, looks: Sequence[np.ndarray | None] | None = None
     ) -> list[bool]:
         """Which of these boxes would continue a live track (the rest would start new ones)."""
+        return [owner is not None for owner in self.owners(boxes, now_s, looks)]
+
+    def owners(
+        self, boxes: list[Box], now_s: float, looks: Sequence[np.ndarray | None] | None = None
+    ) -> list[Track | None]:
+        """The live track each of these boxes would continue (None: the box would start a new one)."""
         looks = list(looks) if looks is not None else [None] * len(boxes)
-        _, matched_boxes = self._associate(boxes, now_s, looks)
-        return [index in matched_boxes for index in range(len(boxes))]
+        matched_tracks, matched_boxes = self._associate(boxes, now_s, looks)
+        owner: list[Track | None] = [None] * len(boxes)
+        for t, b in zip(matched_tracks, matched_boxes, strict=True):
+            owner[b] = self.tracks[t]
+        return owner
 
     def coast(self, now_s: float) -> list[TrackEvent]:
         """A frame with no search: the tracks found by the last search move on by their velocity."""
@@ -169,6 +183,11 @@ class FaceTracker:
     def live_boxes(self, now_s: float) -> list[Box]:
         """Where the detector should look for the live tracks on the next frame."""
         return [track.predicted(now_s) for track in self.tracks]
+
+    def window_margins(self, margin: float) -> list[float]:
+        """The margin of each live track's search window (``live_boxes`` order), in face sizes: ``margin``,
+        or ``NEW_TRACK_WINDOW_FRAC`` for a track found once, whose motion is not known yet."""
+        return [margin if track.hits > 1 else max(margin, NEW_TRACK_WINDOW_FRAC) for track in self.tracks]
 
     def _associate(
         self, boxes: list[Box], now_s: float, looks: Sequence[np.ndarray | None]
