@@ -108,14 +108,13 @@ class Pipeline:
             # Small faces the coarse scan of the small image sampled too sparsely to group: each hint that
             # is no live track is searched again in its window, on the full-resolution frame, with the
             # reference's own step and minNeighbors. What it finds is new and goes to the verifier.
-            threshold = tracker.config.iou_threshold
             live = tracker.live_boxes(frame.time_s)
-            hints = [h for h in hints if all(iou(h, t) < threshold for t in live + boxes)]
+            hints = [h for h in hints if not any(_covers(t, h) for t in live + boxes)]
             if hints:
                 if gray is None:
                     gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
                 found = self.detector.search_tracks(gray, hints)
-                boxes = boxes + [b for b in found if all(iou(b, other) < 0.3 for other in boxes + live)]
+                boxes = boxes + [b for b in found if not any(_covers(other, b) for other in boxes + live)]
         if gray is None:  # a whole-frame search alone: the faces' looks from the small image
             scale = frame.scale_to_main
             looks = [appearance(frame.gray_lores, as_box(v / scale for v in box)) for box in boxes]
@@ -126,18 +125,21 @@ class Pipeline:
         # A box must pass the verifier when it would start a track, continue one not yet announced or one
         # whose last check failed, and, on the usual whole-frame searches, for every track: a false face
         # never becomes a track (the cat's face of the clutter clip passes on one frame in three), and a
-        # track that a coin took over as its face walked past it is not followed on the coin.
+        # track that a coin took over as its face walked past it is not followed on the coin. An announced
+        # track keeps a box that fails once (a face in a crowd fails now and then); two in a row, it does not.
         spot = search is Search.FULL
-        checks = [owner is None or not owner.confirmed or owner.suspect or spot for owner in owners]
+        checks = [owner is None or not owner.confirmed or owner.failed_checks > 0 or spot for owner in owners]
         if self.verifier is not None and any(checks):
             if gray is None:
                 gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
             keep = []
             for owner, box, check in zip(owners, boxes, checks, strict=True):
                 passed = not check or self.verifier.accepts(gray, box)
-                if owner is not None and check:
-                    owner.suspect = not passed
-                keep.append(passed)
+                if owner is None or not check:
+                    keep.append(passed)
+                    continue
+                owner.failed_checks = 0 if passed else owner.failed_checks + 1
+                keep.append(passed or (owner.confirmed and owner.failed_checks < 2))
             boxes = [box for box, kept in zip(boxes, keep, strict=True) if kept]
             looks = [look for look, kept in zip(looks, keep, strict=True) if kept]
             known = [k for k, kept in zip(known, keep, strict=True) if kept]
@@ -159,6 +161,12 @@ class Pipeline:
             events,
             {"detect": detected - start, "classify": classified - detected, "track": tracked - classified},
         )
+
+
+def _covers(box: Box, hint: Box) -> bool:
+    """True when ``hint``'s centre lies in ``box`` (a face there is already found or tracked)."""
+    cx, cy = hint[0] + hint[2] / 2, hint[1] + hint[3] / 2
+    return box[0] <= cx < box[0] + box[2] and box[1] <= cy < box[1] + box[3]
 
 
 def wider_image(gray_main: np.ndarray, lores_width_px: int) -> tuple[np.ndarray, float]:

@@ -40,7 +40,7 @@ class Track:
     seen_frame: int = -1  # the tracker's frame count when a search last found this face
     shown_frame: int = -1  # the tracker's frame count when shown_box was placed
     appearance: np.ndarray | None = None  # a small gray histogram of the face (see appearance())
-    suspect: bool = False  # its last box failed the verifier: its boxes are verified until one passes
+    failed_checks: int = 0  # the verifier's failures on its boxes in a row: verified on every frame while > 0
 
     def predicted(self, now_s: float) -> Box:
         """The box moved on by its velocity to ``now_s``."""
