@@ -92,3 +92,21 @@ def test_the_cat_of_the_clutter_clip_never_becomes_a_track(classifier):
     only when each of its boxes until then passes, so no event comes."""
     results = run_pipeline(first_frames("clutter", 16), classifier, 15.0)
     assert [e.kind for r in results for e in r.events] == []
+
+
+def test_photo_analysis_finds_the_far_face_the_camera_path_finds():
+    """POST /api/v1/analyze runs the camera path's detection on a still: hd1080-walk's first frame holds the
+    48 px face that the 960 px detection image alone does not box (its hint, searched at full resolution,
+    does), so the photo path finds it as the daemon does on that frame."""
+    from device.config import Config
+    from device.web.analyze import Analyzer
+
+    truth = load_truth(SCENES / "hd1080-walk.json")
+    calibration = load_calibration(ROOT / "models" / "crop.json")
+    far = next(f.box for f in truth.frames[0] if f.id == 1)
+    analyzer = Analyzer(Config())
+    try:
+        faces = analyzer.analyze(first_frames("hd1080-walk", 1)[0]).faces
+    finally:
+        analyzer.close()
+    assert any(iou(to_fer_box(tuple(face["box"]), *calibration), far) >= 0.5 for face in faces), faces

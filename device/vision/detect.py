@@ -109,6 +109,24 @@ class FaceDetector:
             [as_box(v * scale_to_main for v in box) for box in hints],
         )
 
+    def find(self, gray_main: np.ndarray, gray_lores: np.ndarray, scale_to_main: float) -> list[Box]:
+        """A whole-frame search as the camera path's first one: the small image's boxes, and the faces its
+        hints lead to on the full-resolution frame (a still photo gets the far faces a camera gets)."""
+        scan = self.scan(gray_lores, scale_to_main)
+        return scan.boxes + self.search_hints(gray_main, scan.hints, scan.boxes)
+
+    def search_hints(self, gray_main: np.ndarray, hints: list[Box], known: list[Box]) -> list[Box]:
+        """The faces found by searching each hint's window on the full-resolution frame with the reference's
+        step and ``minNeighbors``, except where a ``known`` box (found or tracked) already is."""
+        hints = [h for h in hints if not any(covers(k, h) for k in known)]
+        if not hints:
+            return []
+        found: list[Box] = []
+        for box in self.search_tracks(gray_main, hints):
+            if not any(covers(other, box) for other in known):
+                found.append(box)
+        return found
+
     def search_tracks(
         self, gray_main: np.ndarray, tracks_main: list[Box], margins: Sequence[float] | None = None
     ) -> list[Box]:
@@ -178,6 +196,12 @@ class FaceDetector:
             maxSize=(int(max_size), int(max_size)) if max_size else (0, 0),
         )
         return [as_box(box) for box in found]
+
+
+def covers(box: Box, other: Box) -> bool:
+    """True when ``other``'s centre lies in ``box`` (a face there is already found or tracked)."""
+    cx, cy = other[0] + other[2] / 2, other[1] + other[3] / 2
+    return box[0] <= cx < box[0] + box[2] and box[1] <= cy < box[1] + box[3]
 
 
 def _group(hits: list[Box], min_neighbors: int) -> list[Box]:

@@ -11,7 +11,7 @@ import numpy as np
 from device.const import WIDER_SEARCH_FACTOR
 from device.sources.camera import Frame
 from device.vision.classify import EmotionClassifier
-from device.vision.detect import Box, FaceDetector, FaceVerifier, as_box, iou
+from device.vision.detect import Box, FaceDetector, FaceVerifier, as_box, covers, iou
 from device.vision.preprocess import face_batch
 from device.vision.schedule import Search, SearchSchedule
 from device.vision.track import FaceTracker, Track, TrackEvent, appearance
@@ -109,12 +109,10 @@ class Pipeline:
             # is no live track is searched again in its window, on the full-resolution frame, with the
             # reference's own step and minNeighbors. What it finds is new and goes to the verifier.
             live = tracker.live_boxes(frame.time_s)
-            hints = [h for h in hints if not any(_covers(t, h) for t in live + boxes)]
-            if hints:
+            if any(not any(covers(k, h) for k in live + boxes) for h in hints):
                 if gray is None:
                     gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-                found = self.detector.search_tracks(gray, hints)
-                boxes = boxes + [b for b in found if not any(_covers(other, b) for other in boxes + live)]
+                boxes = boxes + self.detector.search_hints(gray, hints, live + boxes)
         if gray is None:  # a whole-frame search alone: the faces' looks from the small image
             scale = frame.scale_to_main
             looks = [appearance(frame.gray_lores, as_box(v / scale for v in box)) for box in boxes]
@@ -161,12 +159,6 @@ class Pipeline:
             events,
             {"detect": detected - start, "classify": classified - detected, "track": tracked - classified},
         )
-
-
-def _covers(box: Box, hint: Box) -> bool:
-    """True when ``hint``'s centre lies in ``box`` (a face there is already found or tracked)."""
-    cx, cy = hint[0] + hint[2] / 2, hint[1] + hint[3] / 2
-    return box[0] <= cx < box[0] + box[2] and box[1] <= cy < box[1] + box[3]
 
 
 def wider_image(gray_main: np.ndarray, lores_width_px: int) -> tuple[np.ndarray, float]:

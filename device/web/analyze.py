@@ -181,14 +181,15 @@ class Analyzer:
                 future.set_exception(err)
 
     def analyze(self, image: np.ndarray, annotate: bool = False) -> Analysis:
-        """The camera path on one image: a whole-frame search on the small gray image, the verifier,
-        the calibrated crops from the full-resolution gray image, one classifier invoke."""
+        """The camera path on one image: a whole-frame search on the small gray image and the far faces its
+        hints lead to on the full-resolution one (``FaceDetector.find``), the verifier, the calibrated crops
+        from the full-resolution gray image, one classifier invoke."""
         height, width = image.shape[:2]
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         lores_width = self.config.detect.lores_width_px(width)
         scale = width / lores_width
         lores = cv2.resize(gray, (lores_width, max(round(height / scale), 1)), interpolation=cv2.INTER_AREA)
-        boxes = self.detector.search_full(lores, scale)
+        boxes = self.detector.find(gray, lores, scale)
         if self.verifier is not None:
             boxes = [box for box in boxes if self.verifier.accepts(gray, box)]
         labels = self.classifier.labels
