@@ -18,6 +18,7 @@ from device.const import (
     HAAR_CASCADE,
     HAAR_WINDOW_PX,
     HINT_MIN_HITS,
+    TRACK_HIT_RANGE,
     TRACK_SIZE_RANGE,
     VERIFY_CASCADE,
     VERIFY_FACE_PX,
@@ -122,35 +123,110 @@ class FaceDetector:
         if not hints:
             return []
         found: list[Box] = []
-        for box in self.search_tracks(gray_main, hints):
+        for box in self.search_tracks(gray_main, hints, exact=[False] * len(hints)):
             if not any(covers(other, box) for other in known):
                 found.append(box)
         return found
 
     def search_tracks(
-        self, gray_main: np.ndarray, tracks_main: list[Box], margins: Sequence[float] | None = None
+        self,
+        gray_main: np.ndarray,
+        tracks_main: list[Box],
+        margins: Sequence[float] | None = None,
+        exact: Sequence[bool] | None = None,
     ) -> list[Box]:
         """Search a window around each track: ``margins`` of its size on every side (by default
-        ``track_window_frac``; wider for a track whose motion is not known yet)."""
+        ``track_window_frac``; wider for a track whose motion is not known yet).
+
+        A window marked ``exact`` (all by default) gets the box a search of the whole full-resolution frame
+        gives (the reference's box, not one within Haar's pixel noise of it): its raw hits are those of the
+        whole frame's own pyramid levels (see ``_level_hits``), grouped as ``detectMultiScale`` groups them.
+        The window searched on its own, as the others are, gives another box for each place it starts,
+        so the box, and the label of a face near a class boundary, follow the track's predicted position;
+        it is also the second look at a face the whole frame's search misses.
+        """
         height, width = gray_main.shape[:2]
-        low, high = TRACK_SIZE_RANGE
-        found: list[Box] = []
         if margins is None:
             margins = [self.config.track_window_frac] * len(tracks_main)
-        for (x, y, w, h), margin in zip(tracks_main, margins, strict=True):
+        if exact is None:
+            exact = [True] * len(tracks_main)
+        windows: list[tuple[int, int, int, int, int, bool]] = []
+        for (x, y, w, h), margin, same in zip(tracks_main, margins, exact, strict=True):
             size = max(w, h)
             pad = margin * size
             x0, y0 = max(int(x - pad), 0), max(int(y - pad), 0)
             x1, y1 = min(int(x + w + pad), width), min(int(y + h + pad), height)
-            if min(x1 - x0, y1 - y0) < HAAR_WINDOW_PX:
-                continue
-            window = gray_main[y0:y1, x0:x1]
-            min_size = max(low * size, self.config.min_size_px)
-            for bx, by, bw, bh in self._search(window, min_size, high * size + 1):
-                box = (bx + x0, by + y0, bw, bh)
+            if min(x1 - x0, y1 - y0) >= HAAR_WINDOW_PX:
+                windows.append((x0, y0, x1, y1, size, same))
+        hits = self._window_hits(gray_main, windows)
+        low, high = TRACK_SIZE_RANGE
+        found: list[Box] = []
+        for (x0, y0, x1, y1, size, _same), window_hits in zip(windows, hits, strict=True):
+            boxes = _group(window_hits, self.config.min_neighbors)
+            if not boxes:  # not exact, or a face the whole frame's search misses (one of a crowd)
+                min_size = max(low * size, self.config.min_size_px)
+                found_here = self._search(gray_main[y0:y1, x0:x1], min_size, high * size + 1)
+                boxes = [(bx + x0, by + y0, bw, bh) for bx, by, bw, bh in found_here]
+            for box in boxes:
                 if all(iou(box, other) < 0.3 for other in found):
                     found.append(box)
         return found
+
+    def _window_hits(
+        self, gray_main: np.ndarray, windows: list[tuple[int, int, int, int, int, bool]]
+    ) -> list[list[Box]]:
+        """For each exact window, the raw hits of the whole frame's pyramid whose centre lies in it, at the
+        sizes of ``TRACK_HIT_RANGE`` (the whole cluster Haar groups into the face's box); [] for the rest."""
+        height, width = gray_main.shape[:2]
+        low, high = TRACK_HIT_RANGE
+        hits: list[list[Box]] = [[] for _ in windows]
+        for factor in self._pyramid(width, height):
+            side = round(HAAR_WINDOW_PX * factor)
+            using = [
+                i
+                for i, (_, _, _, _, size, same) in enumerate(windows)
+                if same and max(low * size, self.config.min_size_px) <= side <= high * size + 1
+            ]
+            if not using:
+                continue
+            level_w, level_h = round(width / factor), round(height / factor)
+            step = 1 if factor > 2 else 2  # OpenCV's step at this level
+            spans = []  # each window's rows and columns in the level: hits whose centre lies in the window
+            for i in using:
+                x0, y0, x1, y1, _, _ = windows[i]
+                top = max(int((y0 - side / 2) / factor), 0)
+                top -= top % step
+                right = min(math.ceil((x1 + side / 2) / factor) + 1, level_w)
+                bottom = min(math.ceil((y1 + side / 2) / factor) + 1, level_h)
+                spans.append((i, top, right, bottom))
+            level = _level(gray_main, level_w, level_h, max(s[2] for s in spans), max(s[3] for s in spans))
+            for i, top, right, bottom in spans:
+                x0, y0, x1, y1, _, _ = windows[i]
+                for lx, ly in _level_hits(self._cascade, level[top:bottom, :right], step):
+                    box = (round(lx * factor), round((ly + top) * factor), side, side)
+                    if x0 <= box[0] + side / 2 < x1 and y0 <= box[1] + side / 2 < y1:
+                        hits[i].append(box)
+        return hits
+
+    def _pyramid(self, width: int, height: int) -> list[float]:
+        """The scale factors of ``detectMultiScale``'s pyramid on a ``width`` x ``height`` image."""
+        factors = []
+        factor = 1.0
+        while round(width / factor) > HAAR_WINDOW_PX and round(height / factor) > HAAR_WINDOW_PX:
+            factors.append(factor)
+            factor *= self.config.scale_factor
+        return factors
+
+    def _search(self, gray: np.ndarray, min_size: float, max_size: float) -> list[Box]:
+        side = max(int(min_size), 1)
+        found = self._cascade.detectMultiScale(
+            gray,
+            scaleFactor=self.config.scale_factor,
+            minNeighbors=self.config.min_neighbors,
+            minSize=(side, side),
+            maxSize=(int(max_size), int(max_size)),
+        )
+        return [as_box(box) for box in found]
 
     def _check_smallest_face(self, width: int, scale_to_main: float) -> None:
         """Warn once when the small image cannot show a face of ``min_size_px`` as wide as Haar's window."""
@@ -186,16 +262,38 @@ class FaceDetector:
             self.config.min_size_px,
         )
 
-    def _search(self, gray: np.ndarray, min_size: float, max_size: float | None) -> list[Box]:
-        side = max(int(min_size), 1)
-        found = self._cascade.detectMultiScale(
-            gray,
-            scaleFactor=self.config.scale_factor,
-            minNeighbors=self.config.min_neighbors,
-            minSize=(side, side),
-            maxSize=(int(max_size), int(max_size)) if max_size else (0, 0),
+
+def _level(gray_main: np.ndarray, level_w: int, level_h: int, right: int, bottom: int) -> np.ndarray:
+    """Columns ``:right`` and rows ``:bottom`` of the whole frame resized to ``level_w`` x ``level_h`` as
+    ``detectMultiScale`` resizes it, without resizing the rest: the frame's top left part, resized with the
+    whole frame's own ratios (so each level pixel comes from the same source pixels and weights)."""
+    height, width = gray_main.shape[:2]
+    fx, fy = level_w / width, level_h / height
+    src_w = min(math.ceil((right + 1) / fx) + 2, width)
+    src_h = min(math.ceil((bottom + 1) / fy) + 2, height)
+    if src_w == width and src_h == height:
+        return cv2.resize(gray_main, (level_w, level_h), interpolation=cv2.INTER_LINEAR_EXACT)
+    part = cv2.resize(gray_main[:src_h, :src_w], None, fx=fx, fy=fy, interpolation=cv2.INTER_LINEAR_EXACT)
+    return part[:bottom, :right]
+
+
+def _level_hits(cascade: cv2.CascadeClassifier, rows: np.ndarray, step: int) -> list[tuple[int, int]]:
+    """Haar's raw hits at the base window on ``rows`` of one pyramid level, at the positions and with the
+    step OpenCV visits them when it scans the whole level: each row is scanned from the level's left edge
+    (after a window the first stage rejects, OpenCV skips the next one, so the positions visited depend on
+    where a row starts), and 1 pixel apart for a level above 2x (``step`` 1): the rows are doubled by
+    pixel repetition and scanned at 2x, which is the level itself scanned with step 1."""
+    window = HAAR_WINDOW_PX
+    if step == 1:
+        doubled = cv2.resize(rows, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+        found = cascade.detectMultiScale(
+            doubled, scaleFactor=2.0, minNeighbors=0, minSize=(2 * window,) * 2, maxSize=(2 * window,) * 2
         )
-        return [as_box(box) for box in found]
+        return [(int(x) // 2, int(y) // 2) for x, y, _, _ in found]
+    found = cascade.detectMultiScale(
+        rows, scaleFactor=1.1, minNeighbors=0, minSize=(window, window), maxSize=(window, window)
+    )
+    return [(int(x), int(y)) for x, y, _, _ in found]
 
 
 def covers(box: Box, other: Box) -> bool:

@@ -88,21 +88,29 @@ class Pipeline:
         else:
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
             margins = tracker.window_margins(self.detector.config.track_window_frac)
-            boxes = self.detector.search_tracks(gray, tracker.live_boxes(frame.time_s), margins)
+            # An announced track's window gives the whole-frame search's own box, so its label is the one a
+            # whole-frame search would give wherever the track was predicted; a track not yet announced keeps
+            # its window's own search, whose box moves with the window: a crowd face whose whole-frame box
+            # weighs just under the verifier's threshold gets further tries (the crowd's 20th face).
+            exact = [track.confirmed for track in tracker.tracks]
+            boxes = self.detector.search_tracks(gray, tracker.live_boxes(frame.time_s), margins, exact)
         if full and tracker.tracks:
             # Live tracks the whole-frame search did not find (a face in a crowd that Haar misses at the
             # small image's scale) are searched for in their windows, on the full-resolution frame.
             threshold = tracker.config.iou_threshold
             margins = tracker.window_margins(self.detector.config.track_window_frac)
+            exact = [track.confirmed for track in tracker.tracks]
             missed = [
-                (t, m)
-                for t, m in zip(tracker.live_boxes(frame.time_s), margins, strict=True)
+                (t, m, e)
+                for t, m, e in zip(tracker.live_boxes(frame.time_s), margins, exact, strict=True)
                 if all(iou(t, b) < threshold for b in boxes)
             ]
             if missed:
                 if gray is None:
                     gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-                found = self.detector.search_tracks(gray, [t for t, _ in missed], [m for _, m in missed])
+                found = self.detector.search_tracks(
+                    gray, [t for t, _, _ in missed], [m for _, m, _ in missed], [e for _, _, e in missed]
+                )
                 boxes = boxes + [b for b in found if all(iou(b, other) < 0.3 for other in boxes)]
         if hints:
             # Small faces the coarse scan of the small image sampled too sparsely to group: each hint that
