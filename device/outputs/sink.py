@@ -1,4 +1,4 @@
-"""The one interface every event output implements (JSON lines, MQTT), and the counters each one reports."""
+"""The one interface every event output implements (JSON lines, MQTT, the web dashboard), and its counters."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""The HTTP server: health, metrics, snapshot and MJPEG stream."""
+"""The HTTP server and web page: router, JSON API, media, auth, dashboard sink, history, analyze, feedback."""
