@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import NoReturn
 
 import pytest
 
@@ -12,7 +13,7 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
-def missing(reason: str) -> None:
+def missing(reason: str) -> NoReturn:
     """Skip with ``reason`` here; in CI, fail with it: a test that always skips there tests nothing."""
     if in_ci():
         pytest.fail(f"{reason}; CI installs it, so its absence is an error (.ci/run)")

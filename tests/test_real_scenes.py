@@ -11,6 +11,7 @@ import pytest
 from device.config import DetectConfig
 from device.vision.classify import EmotionClassifier
 from device.vision.pipeline import FrameResult
+from tests.required import missing
 from tools.bench import decode, run_pipeline
 from tools.groundtruth import load_truth
 
@@ -64,7 +65,10 @@ def test_a_far_face_at_1080p_is_found(classifier):
 
 def clutter_frame(scale: float) -> np.ndarray:
     """scikit-image's photograph of coins, scaled, on a gray 1280x720 frame: Haar boxes one of them."""
-    data = pytest.importorskip("skimage.data")
+    try:
+        from skimage import data
+    except ImportError:
+        missing("scikit-image is not installed (make setup installs the dev extra)")
     coins = cv2.resize(data.coins(), None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     frame = np.full((720, 1280), 128, np.uint8)
     h, w = min(coins.shape[0], 720), min(coins.shape[1], 1280)

@@ -46,7 +46,10 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 40.0) -> An
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        missing("selenium is not installed (make setup installs the dev extra)")
     if not (Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()):
         missing("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
