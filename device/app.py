@@ -52,9 +52,7 @@ class MoodcastApp:
         self._sinks: list[EventSink] = []  # every event output, looped over like Frigate's communicators
         self._http: HttpServer | None = None
         self.mood = RoomMood(self.classifier.labels, config.mood.window_s)
-        self._heartbeat = Heartbeat(
-            config, self._notifier, self.metrics, self._sinks, self.pipeline.tracker, self.mood
-        )
+        self._heartbeat: Heartbeat | None = None  # built once the outputs exist (_init_loop)
         self._dashboard: Dashboard | None = None
         self._feedback: FeedbackStore | None = None
         self._display: Display = NoDisplay()
@@ -137,6 +135,9 @@ class MoodcastApp:
 
     def _init_loop(self) -> None:
         assert self._source is not None
+        self._heartbeat = Heartbeat(
+            self.config, self._notifier, self.metrics, tuple(self._sinks), self.pipeline.tracker, self.mood
+        )
         self._loop = FrameLoop(
             self.config,
             self.stop_event,
@@ -159,7 +160,7 @@ class MoodcastApp:
         from device.web.http import HttpServer
 
         loop = self._loop
-        assert loop is not None
+        assert loop is not None and self._heartbeat is not None
         dashboard = self._dashboard
         self._http = HttpServer(
             self.config.http,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 import sdnotify
@@ -35,14 +34,14 @@ class Heartbeat:
         config: Config,
         notifier: sdnotify.SystemdNotifier,
         metrics: Metrics,
-        sinks: Sequence[EventSink],
+        sinks: tuple[EventSink, ...],
         tracker: FaceTracker,
         mood: RoomMood,
     ) -> None:
         self.config = config
         self._notifier = notifier
         self._metrics = metrics
-        self._sinks = sinks  # the app's list: the outputs it starts later are in it too
+        self._sinks = sinks  # every output the app built; the app builds this after them
         self._tracker = tracker
         self._mood = mood
         self._last_frame_s = time.monotonic()
