@@ -5,7 +5,6 @@ from pathlib import Path
 
 APP_NAME = "moodcast"
 ENV_PREFIX = "MOODCAST_"
-DEFAULT_CONFIG_PATH = "/etc/moodcast/moodcast.toml"
 DEFAULT_MODEL_PATH = "models/emotion-int8.tflite"
 EVENT_SCHEMA_VERSION = 1
 CARD_SCHEMA_VERSION = 1

@@ -114,7 +114,7 @@ class FrameLoop:
 
     def _alive(self) -> None:
         """Once per frame and while the camera delivers nothing: see :meth:`Heartbeat.beat`."""
-        self.heartbeat.beat(bool(getattr(self.source, "lost", False)), self._fps)
+        self.heartbeat.beat(self.source.lost, self._fps)
 
     def _emit(self, events: list[TrackEvent], index: int, time_s: float) -> None:
         for event in events:

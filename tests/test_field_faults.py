@@ -305,7 +305,7 @@ def test_tls_mismatches_are_named_once_with_the_key_to_fix(
         nocert.start()
         warning = publish_log.wait_for("requires a client certificate")
         assert "mqtt.cert_file" in warning and "mqtt.key_file" in warning
-        assert not nocert.connected
+        assert not nocert.stats().connected
         nocert.close(timeout_s=0.5)
     assert not [r for r in caplog.records if "failed to receive on socket" in r.getMessage()]
 

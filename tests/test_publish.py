@@ -113,13 +113,27 @@ def publish_log() -> Iterator[LogWatcher]:
     logger.setLevel(old_level)
 
 
+class TrackedPublisher(EventPublisher):
+    """The real publisher, remembering whether the test started it and has not closed it yet."""
+
+    running = False
+
+    def start(self) -> None:
+        super().start()
+        self.running = True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.running = False
+        super().close(timeout_s)
+
+
 @pytest.fixture
 def publishers() -> Iterator[Callable[[MqttConfig, str], EventPublisher]]:
     """Make publishers; any a test leaves running is stopped after it."""
-    made: list[EventPublisher] = []
+    made: list[TrackedPublisher] = []
 
     def make(config: MqttConfig, device_id: str) -> EventPublisher:
-        pub = EventPublisher(config, device_id)
+        pub = TrackedPublisher(config, device_id)
         made.append(pub)
         return pub
 
@@ -224,7 +238,7 @@ def test_broker_down_at_start(broker_factory, publishers, subscribe, publish_log
         pub.publish_event(make_event(seq, "late"))
     warning = publish_log.wait_for("unreachable")
     assert f"127.0.0.1:{broker.port}" in warning and "connection refused" in warning
-    assert not pub.connected
+    assert not pub.stats().connected
     assert pub.stats().queued == 20
 
     broker.start()
@@ -338,7 +352,7 @@ def test_username_and_password(broker_factory, publishers, subscribe, tmp_path, 
     good = publishers(mqtt_config(broker, username="cam", password="s3cret"), "authok")
     good.start()
     publish_log.wait_for(f"connected to 127.0.0.1:{broker.port}", level=logging.INFO)
-    assert good.connected
+    assert good.stats().connected
 
     bad = publishers(mqtt_config(broker, username="cam", password="wrong"), "authbad")
     bad.start()
@@ -346,7 +360,7 @@ def test_username_and_password(broker_factory, publishers, subscribe, tmp_path, 
     assert f"127.0.0.1:{broker.port}" in warning
     assert "bad user name or password" in warning
     assert "wrong" not in warning and "s3cret" not in warning
-    assert not bad.connected
+    assert not bad.stats().connected
 
 
 def test_tls(broker_factory, publishers, tmp_path: Path, publish_log: LogWatcher) -> None:
@@ -358,13 +372,13 @@ def test_tls(broker_factory, publishers, tmp_path: Path, publish_log: LogWatcher
     good = publishers(mqtt_config(broker, tls=True, ca_file=str(good_ca.ca)), "tlsok")
     good.start()
     publish_log.wait_for(f"connected to 127.0.0.1:{broker.port}", level=logging.INFO)
-    assert good.connected
+    assert good.stats().connected
 
     bad = publishers(mqtt_config(broker, tls=True, ca_file=str(other_ca.ca)), "tlsbad")
     bad.start()
     warning = publish_log.wait_for("TLS failure")
     assert f"127.0.0.1:{broker.port}" in warning and "certificate verify failed" in warning
-    assert not bad.connected
+    assert not bad.stats().connected
 
 
 # -- the daemon end to end ----------------------------------------------------------------------------

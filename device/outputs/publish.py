@@ -71,16 +71,6 @@ class EventPublisher(EventSink):
         self._delivery.set_state(json.dumps(state, separators=(",", ":")))
         self._log_drops()
 
-    @property
-    def running(self) -> bool:
-        """Started and not closed yet."""
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def connected(self) -> bool:
-        """Whether the broker accepted our connection and it is up."""
-        return self._delivery.is_connected
-
     def stats(self) -> SinkStats:
         """Counters for /metrics and the status line."""
         published, queued = self._delivery.counts()
@@ -90,7 +80,7 @@ class EventPublisher(EventSink):
             published=published,
             queued=queued,
             dropped=dropped,
-            connected=self.connected,
+            connected=self._delivery.is_connected,
             lost=self._delivery.lost,
             damaged_files=self._delivery.damaged_files,
         )
