@@ -29,7 +29,7 @@ class ScriptedCamera(_ThreadedCamera):
         self.period_s = period_s
         self.stalled = threading.Event()
         self.opens = self.closes = 0
-        self._next = 0
+        self.grabbed = 0  # frames delivered to the capture thread
 
     def _open_device(self) -> None:
         self.opens += 1
@@ -38,12 +38,24 @@ class ScriptedCamera(_ThreadedCamera):
         time.sleep(self.period_s)
         if self.stalled.is_set():
             return None
-        image = FRAMES[self._next % len(FRAMES)]
-        self._next += 1
+        image = FRAMES[self.grabbed % len(FRAMES)]
+        self.grabbed += 1
         return (image, *make_lores(image, self.detect.lores_width_px(image.shape[1])))
 
     def _close_device(self) -> None:
         self.closes += 1
+
+
+def wait_for_grabs(camera: ScriptedCamera, count: int) -> None:
+    """Return once the camera has delivered ``count`` more frames; the last of them may still be on its way
+    to the slot, the others are in it (or overwritten there)."""
+    target = camera.grabbed + count
+    deadline = time.monotonic() + 10
+    while camera.grabbed < target:
+        assert time.monotonic() < deadline, (
+            f"the camera delivered {camera.grabbed} of {target} frames in 10 s"
+        )
+        time.sleep(0.005)
 
 
 def test_a_slow_reader_gets_the_newest_frame_and_drops_are_counted():
@@ -56,12 +68,13 @@ def test_a_slow_reader_gets_the_newest_frame_and_drops_are_counted():
             frame = camera.read(stop)
             indices.append(frame.index)
             assert frame.gray_lores.shape == (240, 320) and frame.scale_to_main == 2.0
-            time.sleep(0.05)  # a slow pipeline: about ten frames arrive meanwhile
+            wait_for_grabs(camera, 6)  # a slow pipeline: six frames arrive meanwhile
         newest = camera.read(stop)
     finally:
         camera.close()
     assert indices == sorted(set(indices))  # never the same frame twice, never an older one
-    assert indices[-1] - indices[0] >= 5 * 5  # frames in between were skipped, not queued
+    # each read came after five more frames reached the slot: those were skipped, not queued
+    assert all(later - earlier >= 5 for earlier, later in zip(indices, indices[1:], strict=False))
     assert camera.dropped >= indices[-1] - indices[0] - len(indices)
     assert newest.index > indices[-1]
     assert camera.closes == 1

@@ -184,7 +184,8 @@ def test_realtime_playback_paces_by_the_files_timestamps(tmp_path):
     finally:
         source.close()
     assert [frame.time_s for frame in read] == pytest.approx(times, abs=0.0015)
-    assert elapsed == pytest.approx(times[-1], abs=0.15)
+    # not faster than the timestamps (a player that ignores them would be); slower only as a busy machine is
+    assert times[-1] - 0.05 <= elapsed <= times[-1] + 2.0, elapsed
 
 
 def test_a_looping_file_keeps_its_clock_running(tmp_path):
