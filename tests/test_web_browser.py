@@ -92,8 +92,8 @@ def test_the_page_live(browser: Any, daemon: Daemon) -> None:
 
     wait_for("a face card showing the label of the face's latest event", card_matches_events)
 
-    # history: samples every 5 s; the page reads it at load, so load it again once some are stored
-    time.sleep(6)
+    # history: samples every 5 s; the page reads it at load, so load it again once the API has a bucket
+    wait_for("a bucket in /api/v1/history", lambda: daemon.json("/api/v1/history")["buckets"])
     browser.refresh()
     history = browser.find_element(By.ID, "history-chart")
     wait_for("history buckets", lambda: int(history.get_attribute("data-buckets") or 0) >= 1)
