@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import logging
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from device.config import HttpConfig
 from device.errors import ConfigError
 from device.metrics import Metrics
 from device.web.http import HttpServer, is_loopback
+from tests.fixtures_broker import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -208,15 +208,9 @@ def test_port_in_use_is_a_config_error(server: HttpServer, pipeline: FakePipelin
 # -- the real daemon ----------------------------------------------------------------------------------
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_daemon_serves_its_own_frames_and_metrics(shipped_model: Path) -> None:
     """``python -m device`` on the one-face clip with HTTP on: the app's own JPEG and metrics, no fake."""
-    port = free_loopback_port()
+    port = free_port()
     sample = ROOT / "samples" / "one-face.mp4"
     daemon = subprocess.Popen(
         [sys.executable, "-m", "device", "--input", str(sample), "--realtime", "--camera-loop",
@@ -224,10 +218,10 @@ def test_the_daemon_serves_its_own_frames_and_metrics(shipped_model: Path) -> No
          "--http-port", str(port), "--display-backend", "none"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    log: list[str] = []
     try:
         assert daemon.stderr is not None
         started = threading.Event()
-        log: list[str] = []
 
         def read_log() -> None:
             assert daemon.stderr is not None
@@ -259,9 +253,15 @@ def test_the_daemon_serves_its_own_frames_and_metrics(shipped_model: Path) -> No
         assert float(samples["moodcast_frames_total"]) > 0
         assert float(samples['moodcast_stage_seconds_count{stage="draw"}']) > 0  # the JPEG is drawn
         assert float(samples["moodcast_mqtt_connected"]) == 0
-    finally:
+    finally:  # stop it whatever happened; judge its exit only after, so a failure above is not hidden
         daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(30) == 0, "".join(log)
+        try:
+            returncode: int | None = daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+            returncode = None
+    assert returncode == 0, "".join(log)
 
 
 def fetch(port: int, path: str) -> tuple[int, str, bytes]:
