@@ -173,6 +173,7 @@ def test_warns_once_when_the_small_image_cannot_show_the_smallest_face(caplog):
     )
 
 
+@pytest.mark.slow  # 1.6-4 s on an idle 2-core machine: make test-slow
 def test_a_track_window_gives_the_reference_box_wherever_the_track_is_predicted():
     """The box a track's window gives is the whole-frame search's box, not one that moves with the window.
 

@@ -287,6 +287,7 @@ def test_a_broker_with_limits_still_gets_everything(
     pub.close()
 
 
+@pytest.mark.slow  # 1.6-4 s on an idle 2-core machine: make test-slow
 def test_tls_mismatches_are_named_once_with_the_key_to_fix(
     broker_factory, publishers, tmp_path, publish_log, caplog
 ) -> None:

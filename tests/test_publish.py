@@ -230,6 +230,7 @@ def test_last_will_offline_when_killed(mqtt_broker: Broker, subscribe) -> None:
 # -- outages ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 1.6-4 s on an idle 2-core machine: make test-slow
 def test_broker_down_at_start(broker_factory, publishers, subscribe, publish_log: LogWatcher) -> None:
     broker = broker_factory(start=False)
     pub = publishers(mqtt_config(broker), "late")
@@ -274,6 +275,7 @@ def test_broker_killed_and_restarted(broker_factory, publishers, subscribe, publ
     assert pub.stats().dropped == 0
 
 
+@pytest.mark.slow  # 1.6-4 s on an idle 2-core machine: make test-slow
 def test_outbox_bound_drops_oldest(broker_factory, publishers, subscribe, publish_log: LogWatcher) -> None:
     broker = broker_factory(start=False)
     pub = publishers(mqtt_config(broker, outbox_max=5), "bound")

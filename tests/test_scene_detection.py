@@ -34,6 +34,7 @@ def first_frames(name: str, count: int) -> list[np.ndarray]:
     return frames
 
 
+@pytest.mark.slow  # 1.6-4 s on an idle 2-core machine: make test-slow
 def test_a_48_px_face_walking_at_1080p_is_found_from_its_first_frames(classifier):
     """hd1080-walk's far face, 48 px (FER framing) in a 1920x1080 frame, walking 11 px a frame.
 
@@ -87,6 +88,7 @@ def test_a_face_cut_by_the_frame_edge_passes_the_verifier():
     assert FaceVerifier().accepts(gray, (1135, 88, 142, 142))
 
 
+@pytest.mark.slow  # 1.6-4 s on an idle 2-core machine: make test-slow
 def test_the_cat_of_the_clutter_clip_never_becomes_a_track(classifier):
     """The cat's face passes the verifier on one frame and fails on the next ones: a track is announced
     only when each of its boxes until then passes, so no event comes."""
