@@ -160,12 +160,12 @@ def test_warns_once_when_the_small_image_cannot_show_the_smallest_face(caplog):
     """Haar's window is 24 px: at width 320 a 640 px frame's faces under 48 px cannot be found."""
     frame = read_frames("one-face")[0]
     gray, scale = make_lores(frame, 320)
-    FaceDetector(DetectConfig()).search_full(gray, scale)
+    FaceDetector(DetectConfig()).scan(gray, scale)
     assert not caplog.records  # the default (48 px) is what the default image shows
     detector = FaceDetector(DetectConfig(min_size_px=30))
     with caplog.at_level("WARNING"):
-        detector.search_full(gray, scale)
-        detector.search_full(gray, scale)
+        detector.scan(gray, scale)
+        detector.scan(gray, scale)
     (record,) = caplog.records
     message = record.getMessage()
     assert (

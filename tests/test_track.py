@@ -140,7 +140,8 @@ def test_a_box_without_scores_moves_its_track_and_keeps_its_scores():
     (track,) = tracker.tracks
     scores = track.scores.copy()
     boxes = [(104, 100, 80, 80), (400, 300, 80, 80)]
-    assert tracker.continuing(boxes, 1 / FPS) == [True, False]
+    owners = tracker.owners(boxes, 1 / FPS)
+    assert owners[0] is track and owners[1] is None
     tracker.update(boxes, [None, one_hot("sad")], 1 / FPS)
     assert track.box == (104, 100, 80, 80) and track.hits == 2
     np.testing.assert_array_equal(track.scores, scores)

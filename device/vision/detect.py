@@ -72,21 +72,17 @@ class FullSearch:
 class FaceDetector:
     """Finds faces and returns boxes in main-frame pixels; which search a frame gets is schedule.py's call.
 
-    ``search_full`` searches the whole small image; ``search_tracks`` searches a window around each live
-    track on the full-resolution frame, over the scales near the track's. Haar's cost in a window
-    depends mostly on the face's size relative to the window, not on the pixels, so a window costs about
-    as much at full resolution as shrunk, and it gives the box a whole-frame search would (to within
-    Haar's own pixel noise): the crop the classifier sees is the one the reference pipeline would cut.
+    ``scan`` searches the whole small image (boxes, and hints of small faces); ``search_hints`` and
+    ``search_tracks`` search windows on the full-resolution frame, over the scales near the face's. Haar's
+    cost in a window depends mostly on the face's size relative to the window, not on the pixels, so a
+    window costs about as much at full resolution as shrunk; an announced track's window gives exactly the
+    box a whole-frame search would: the crop the classifier sees is the one the reference pipeline would cut.
     """
 
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
         self._cascade = load_cascade()
         self._size_checked = False
-
-    def search_full(self, gray_lores: np.ndarray, scale_to_main: float) -> list[Box]:
-        """Search the whole small image; ``scale_to_main`` maps its pixels to the main frame's."""
-        return self.scan(gray_lores, scale_to_main).boxes
 
     def scan(self, gray_lores: np.ndarray, scale_to_main: float) -> FullSearch:
         """Search the whole small image: Haar's boxes and the hints of small faces (see ``FullSearch``).

@@ -72,6 +72,12 @@ class Pipeline:
         full = search is not Search.TRACKS
         lores_width = frame.gray_lores.shape[1]
         hints: list[Box] = []
+        # Each live track's window: its margin, and whether it gives the whole-frame search's own box (an
+        # announced track, so its label is the one a whole-frame search would give wherever the track was
+        # predicted) or its window's own, which moves with the window (a track not yet announced: a crowd face
+        # whose whole-frame box weighs just under the verifier's threshold gets further tries, the 20th face).
+        margins = tracker.window_margins(self.detector.config.track_window_frac)
+        exact = [track.confirmed for track in tracker.tracks]
         if search is Search.FULL_WIDER and lores_width < frame.image.shape[1]:
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
             wider, scale = wider_image(gray, lores_width)
@@ -87,19 +93,11 @@ class Pipeline:
             boxes, hints = scan.boxes, scan.hints
         else:
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-            margins = tracker.window_margins(self.detector.config.track_window_frac)
-            # An announced track's window gives the whole-frame search's own box, so its label is the one a
-            # whole-frame search would give wherever the track was predicted; a track not yet announced keeps
-            # its window's own search, whose box moves with the window: a crowd face whose whole-frame box
-            # weighs just under the verifier's threshold gets further tries (the crowd's 20th face).
-            exact = [track.confirmed for track in tracker.tracks]
             boxes = self.detector.search_tracks(gray, tracker.live_boxes(frame.time_s), margins, exact)
         if full and tracker.tracks:
             # Live tracks the whole-frame search did not find (a face in a crowd that Haar misses at the
             # small image's scale) are searched for in their windows, on the full-resolution frame.
             threshold = tracker.config.iou_threshold
-            margins = tracker.window_margins(self.detector.config.track_window_frac)
-            exact = [track.confirmed for track in tracker.tracks]
             missed = [
                 (t, m, e)
                 for t, m, e in zip(tracker.live_boxes(frame.time_s), margins, exact, strict=True)

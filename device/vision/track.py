@@ -81,7 +81,7 @@ class FaceTracker:
         """Fold one frame's detections into the tracks; return the events.
 
         ``scores`` has a row per box, or None for a box that was not classified on this frame: that box
-        moves its track without a new reading, and must continue a live track (see ``continuing``).
+        moves its track without a new reading, and must continue a live track (see ``owners``).
         ``looks`` has each box's ``appearance()`` (or None): a face found again after a gap must look
         like the track it continues.
         """
@@ -138,12 +138,6 @@ class FaceTracker:
             events.extend(self._progress(track, now_s))
         events.extend(self._expire(now_s))
         return events
-
-    def continuing(
-        self, boxes: list[Box], now_s: float, looks: Sequence[np.ndarray | None] | None = None
-    ) -> list[bool]:
-        """Which of these boxes would continue a live track (the rest would start new ones)."""
-        return [owner is not None for owner in self.owners(boxes, now_s, looks)]
 
     def owners(
         self, boxes: list[Box], now_s: float, looks: Sequence[np.ndarray | None] | None = None
