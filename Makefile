@@ -10,7 +10,7 @@ VIDEO ?= samples/one-face.mp4
 OUT ?= runs/demo
 EXTRA ?=   # extra training faces in <class>/ folders (the daemon's feedback.dir), space-separated
 
-.PHONY: setup setup-device demo run test test-slow lint typecheck format train train-resume convert bench samples scenes calibrate clean
+.PHONY: setup setup-device demo run test test-slow lint typecheck format train train-resume train-long train-long-resume convert bench samples scenes calibrate clean
 
 $(VENV)/.device: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,13 @@ train: $(VENV)/.dev             ## ~70 min on a 2-core CPU; resumable with make 
 
 train-resume: $(VENV)/.dev
 	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) --resume
+
+LONG = --epochs 60 --ema-momentum 0.999
+train-long: $(VENV)/.dev        ## 60 epochs with weight averaging: ~100 min on a 2-core CPU; make train-long-resume continues it
+	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(LONG) $(foreach dir,$(EXTRA),--extra-data $(dir))
+
+train-long-resume: $(VENV)/.dev
+	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(LONG) --resume
 
 convert: $(VENV)/.dev
 	$(PY) -m convert --model $(RUN)/model.keras --training $(RUN)/training.json --data $(DATA) --votes $(VOTES) \

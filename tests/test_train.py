@@ -96,8 +96,9 @@ def test_csv_run_trains(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("ema_momentum", ["0", "0.9"])
 def test_resume_continues_from_the_last_finished_epoch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ema_momentum: str
 ) -> None:
     import keras
 
@@ -112,6 +113,7 @@ def test_resume_continues_from_the_last_finished_epoch(
 
     out = tmp_path / "run"
     argv = ["--data", FER_MINI, "--out", out, "--epochs", "2", "--width", "8", "--precision", "float32"]
+    argv += ["--ema-momentum", ema_momentum]
     real_callbacks = train_fit.callbacks
     monkeypatch.setattr(train_fit, "callbacks", lambda args: [*real_callbacks(args), StopAfterFirstEpoch()])
     with pytest.raises(Interrupt):
@@ -124,6 +126,50 @@ def test_resume_continues_from_the_last_finished_epoch(
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
     assert epochs == [0, 1]  # epoch 0 from the first run, only epoch 1 trained again
     assert json.loads((out / "training.json").read_text())["epochs"] == 2
+
+
+def test_weight_averaging_exports_the_average_not_the_last_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keras
+    import numpy as np
+
+    import train.fit as train_fit
+
+    class RecordWeights(keras.callbacks.Callback):
+        """The raw weights after the first and the last step (the average is swapped in after them)."""
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.last_step = [w.numpy().copy() for w in self.model.trainable_weights]
+            if batch == 0:
+                self.first_step = self.last_step
+
+    recorder = RecordWeights()
+    real_callbacks = train_fit.callbacks
+    monkeypatch.setattr(train_fit, "callbacks", lambda args: [*real_callbacks(args), recorder])
+    out = tmp_path / "run"
+    argv = ["--data", FER_MINI, "--out", out, "--epochs", "1", "--width", "8", "--precision", "float32"]
+    assert run_train(*argv, "--ema-momentum", "0.9999") == 0
+
+    # Keras starts the average at the first step's weights; at momentum 0.9999 it has barely left them.
+    exported = keras.models.load_model(out / "model.keras", compile=False).trainable_weights
+
+    def distance(weights: list[np.ndarray]) -> float:
+        pairs = zip(weights, recorder.first_step, strict=True)
+        return sum(float(np.abs(w - first).sum()) for w, first in pairs)
+
+    moved = distance(recorder.last_step)
+    averaged = distance([w.numpy() for w in exported])
+    assert moved > 0
+    assert averaged < 0.01 * moved
+    assert json.loads((out / "training.json").read_text())["ema_momentum"] == 0.9999
+
+
+def test_bad_ema_momentum_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        run_train("--data", FER_MINI, "--ema-momentum", "1")
+    assert stop.value.code == 2
+    assert "--ema-momentum: expected a number from 0 to below 1, got 1.0" in capsys.readouterr().err
 
 
 def test_missing_data_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

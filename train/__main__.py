@@ -69,6 +69,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=32, help="channels of the first block")
     parser.add_argument("--patience", type=int, default=12, help="early stopping, in epochs")
+    parser.add_argument(
+        "--ema-momentum",
+        type=float,
+        default=0.0,
+        help="average the weights over the steps (exponential moving average, Polyak & Juditsky, 1992) with "
+        "this momentum per step, e.g. 0.999; validation, checkpoints and the exported model use the average "
+        "(default 0: off)",
+    )
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
         "--precision",
@@ -85,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.epochs = 2 if args.quick else 40
     if not args.extra_weight > 0:
         parser.error(f"--extra-weight: expected a number > 0, got {args.extra_weight}")
+    if not 0.0 <= args.ema_momentum < 1.0:
+        parser.error(f"--ema-momentum: expected a number from 0 to below 1, got {args.ema_momentum}")
     if not 0.0 <= args.vote_blend <= 1.0:
         parser.error(f"--vote-blend: expected a number from 0 to 1, got {args.vote_blend}")
     return args
@@ -218,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "best_val_accuracy": round(max(history.history.get("val_accuracy", [0.0])), 4),
         "seed": args.seed,
         "width": args.width,
+        "ema_momentum": args.ema_momentum,
         "parameters": model.count_params(),
         "normalization": args.normalization,
         **target_facts,

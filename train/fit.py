@@ -57,7 +57,11 @@ def validation_dataset(images: np.ndarray, labels: np.ndarray, normalization: st
 
 
 def compile_model(model: keras.Model, args: argparse.Namespace, steps_per_epoch: int) -> None:
-    """AdamW, linear warm-up then cosine decay (Loshchilov & Hutter, SGDR, 2017), label smoothing 0.1."""
+    """AdamW, linear warm-up then cosine decay (Loshchilov & Hutter, SGDR, 2017), label smoothing 0.1.
+
+    With ``args.ema_momentum`` > 0 the optimiser also keeps an exponential moving average of the weights
+    (Polyak & Juditsky, 1992), which ``callbacks`` swaps in for validation and checkpoints.
+    """
     total = args.epochs * steps_per_epoch
     warmup = min(2 * steps_per_epoch, total // 5)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -68,18 +72,29 @@ def compile_model(model: keras.Model, args: argparse.Namespace, steps_per_epoch:
         alpha=0.01,
     )
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-2),
+        optimizer=keras.optimizers.AdamW(
+            schedule,
+            weight_decay=1e-2,
+            use_ema=args.ema_momentum > 0,
+            ema_momentum=args.ema_momentum or 0.99,
+        ),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
         metrics=["accuracy"],
     )
 
 
 def callbacks(args: argparse.Namespace) -> list[keras.callbacks.Callback]:
-    """Resumable checkpoints (BackupAndRestore), the best and last model, early stopping, the history CSV."""
+    """Resumable checkpoints (BackupAndRestore), the best and last model, early stopping, the history CSV.
+
+    With weight averaging, ``SwapEMAWeights`` comes first: it puts the averaged weights in the model before
+    validation and at each epoch's end, so every later callback judges and saves the average (a resumed run
+    continues training from the averaged weights of its last finished epoch).
+    """
     backup = args.out / "backup"
     if not args.resume and backup.exists():
         shutil.rmtree(backup)
-    return [
+    averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if args.ema_momentum > 0 else []
+    return averaging + [
         keras.callbacks.BackupAndRestore(str(backup)),
         keras.callbacks.ModelCheckpoint(
             str(args.out / "best.keras"), monitor="val_accuracy", save_best_only=True
