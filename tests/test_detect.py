@@ -182,21 +182,29 @@ def test_a_track_window_gives_the_reference_box_wherever_the_track_is_predicted(
     and resized, as a track's predicted box is: every window must give back the very same box. A crop
     searched on its own gave the same box in 5 of these 300 windows (the rest 1-5 px off, which flips the
     label of the clip's face on the angry/surprise boundary): its pyramid samples other pixels, and
-    OpenCV's scan of each row depends on where the row starts.
+    OpenCV's scan of each row depends on where the row starts. All of a frame's windows searched at once
+    (they share each level's scan) must give the same boxes.
     """
     config = DetectConfig()
     detector = FaceDetector(config)
     cascade = reference_detector()
     frames = read_frames("four-faces")
-    windows = same = 0
+    windows = same = together = 0
     for frame in frames[::9]:
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         found = cascade.detectMultiScale(
             gray, config.scale_factor, config.min_neighbors, minSize=(config.min_size_px,) * 2
         )
-        for x, y, w, h in (tuple(int(v) for v in box) for box in found):
-            for dx, dy, dw in [(0, 0, 0), (3, -2, 4), (-4, 3, -5), (6, 6, 0)]:
+        boxes = [tuple(int(v) for v in box) for box in found]
+        for dx, dy, dw in [(0, 0, 0), (3, -2, 4), (-4, 3, -5), (6, 6, 0)]:
+            moved = [(x + dx, y + dy, w + dw, h + dw) for x, y, w, h in boxes]
+            for box, track in zip(boxes, moved, strict=True):
                 windows += 1
-                same += (x, y, w, h) in detector.search_tracks(gray, [(x + dx, y + dy, w + dw, h + dw)])
+                same += box in detector.search_tracks(gray, [track])
+            found_together = detector.search_tracks(gray, moved)
+            together += sum(box in found_together for box in boxes)
     assert windows >= 250
     assert same == windows, f"{same} of {windows} windows gave the whole frame's box"
+    assert together == windows, (
+        f"{together} of {windows} windows searched together gave the whole frame's box"
+    )

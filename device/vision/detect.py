@@ -172,7 +172,12 @@ class FaceDetector:
         self, gray_main: np.ndarray, windows: list[tuple[int, int, int, int, int, bool]]
     ) -> list[list[Box]]:
         """For each exact window, the raw hits of the whole frame's pyramid whose centre lies in it, at the
-        sizes of ``TRACK_HIT_RANGE`` (the whole cluster Haar groups into the face's box); [] for the rest."""
+        sizes of ``TRACK_HIT_RANGE`` (the whole cluster Haar groups into the face's box); [] for the rest.
+
+        The windows that need a level share its scan: the level's rows each needs, merged where they
+        overlap, are scanned once (a row's hits do not depend on the other rows scanned with it), so a
+        frame's faces of one size cost one scan of their rows, not one per face.
+        """
         height, width = gray_main.shape[:2]
         low, high = TRACK_HIT_RANGE
         hits: list[list[Box]] = [[] for _ in windows]
@@ -194,14 +199,16 @@ class FaceDetector:
                 top -= top % step
                 right = min(math.ceil((x1 + side / 2) / factor) + 1, level_w)
                 bottom = min(math.ceil((y1 + side / 2) / factor) + 1, level_h)
-                spans.append((i, top, right, bottom))
-            level = _level(gray_main, level_w, level_h, max(s[2] for s in spans), max(s[3] for s in spans))
-            for i, top, right, bottom in spans:
-                x0, y0, x1, y1, _, _ = windows[i]
+                spans.append((top, bottom, right, i))
+            level = _level(gray_main, level_w, level_h, max(s[2] for s in spans), max(s[1] for s in spans))
+            for top, bottom, right, members in _merge_rows(spans):
                 for lx, ly in _level_hits(self._cascade, level[top:bottom, :right], step):
                     box = (round(lx * factor), round((ly + top) * factor), side, side)
-                    if x0 <= box[0] + side / 2 < x1 and y0 <= box[1] + side / 2 < y1:
-                        hits[i].append(box)
+                    cx, cy = box[0] + side / 2, box[1] + side / 2
+                    for i in members:
+                        x0, y0, x1, y1, _, _ = windows[i]
+                        if x0 <= cx < x1 and y0 <= cy < y1:
+                            hits[i].append(box)
         return hits
 
     def _pyramid(self, width: int, height: int) -> list[float]:
@@ -271,6 +278,20 @@ def _level(gray_main: np.ndarray, level_w: int, level_h: int, right: int, bottom
         return cv2.resize(gray_main, (level_w, level_h), interpolation=cv2.INTER_LINEAR_EXACT)
     part = cv2.resize(gray_main[:src_h, :src_w], None, fx=fx, fy=fy, interpolation=cv2.INTER_LINEAR_EXACT)
     return part[:bottom, :right]
+
+
+def _merge_rows(spans: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, list[int]]]:
+    """Windows' ``(top, bottom, right, index)`` row spans of one level merged where their rows overlap:
+    ``(top, bottom, right, indices)`` each, ``right`` the widest of the merged. The tops are aligned to the
+    level's step, so a merged span visits each window's rows at the positions its own span would."""
+    merged: list[tuple[int, int, int, list[int]]] = []
+    for top, bottom, right, index in sorted(spans):
+        if merged and top < merged[-1][1]:
+            m_top, m_bottom, m_right, members = merged[-1]
+            merged[-1] = (m_top, max(m_bottom, bottom), max(m_right, right), [*members, index])
+        else:
+            merged.append((top, bottom, right, [index]))
+    return merged
 
 
 def _level_hits(cascade: cv2.CascadeClassifier, rows: np.ndarray, step: int) -> list[tuple[int, int]]:

@@ -81,13 +81,10 @@ class Pipeline:
         if search is Search.FULL_WIDER and lores_width < frame.image.shape[1]:
             gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
             wider, scale = wider_image(gray, lores_width)
-            # Only new faces are taken from it: the tracked ones are searched in their windows below, so a
-            # track's box never comes from this image's coarser, differently quantised scales.
-            live = tracker.live_boxes(frame.time_s)
-            threshold = tracker.config.iou_threshold
+            # As on the usual whole-frame search, a tracked face found here only moves its track (it is
+            # classified on the track searches, at the whole frame's own box).
             scan = self.detector.scan(wider, scale)
-            boxes = [b for b in scan.boxes if all(iou(b, t) < threshold for t in live)]
-            hints = scan.hints
+            boxes, hints = scan.boxes, scan.hints
         elif full:
             scan = self.detector.scan(frame.gray_lores, frame.scale_to_main)
             boxes, hints = scan.boxes, scan.hints
