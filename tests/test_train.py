@@ -128,6 +128,7 @@ def test_resume_continues_from_the_last_finished_epoch(
     assert json.loads((out / "training.json").read_text())["epochs"] == 2
 
 
+@pytest.mark.slow  # imports TensorFlow (no other fast test does): make test-slow
 def test_weight_averaging_exports_the_average_not_the_last_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
