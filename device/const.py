@@ -40,10 +40,11 @@ COARSE_STEP_MAX_PX = 2 * HAAR_WINDOW_PX
 HINT_MIN_HITS = 2
 GROUP_EPS = 0.2  # detectMultiScale's own grouping of raw hits (cv::groupRectangles' eps)
 # Identity through gaps: a track the last search missed takes back a face of its size (within the ratio)
-# whose centre is within REACQUIRE_DISTANCE_FRAC face sizes of where it was or was heading, if their gray
+# whose centre is within REACQUIRE_DISTANCE_FRAC face sizes of the straight path from where it was to where
+# its velocity would have taken it by now (it may have paused behind something on the way), if their gray
 # histograms (APPEARANCE_BINS bins) have a Bhattacharyya coefficient of at least REACQUIRE_MIN_SIMILARITY.
 REACQUIRE_DISTANCE_FRAC = 1.0
-REACQUIRE_SIZE_RATIO = 1.5
+REACQUIRE_SIZE_RATIO = 1.3
 REACQUIRE_MIN_SIMILARITY = 0.8
 APPEARANCE_BINS = 16
 # The verifier: a second, stricter frontal cascade run on each box that would start a track, cut with a

@@ -73,6 +73,38 @@ def test_missed_detections_keep_the_id():
     assert len({face_id for frame in ids for face_id in frame}) == 1
 
 
+def test_a_face_that_pauses_behind_a_pillar_and_comes_out_keeps_its_id():
+    """It walks right, is hidden for 1.7 s (it paused behind the pillar part of that time) and comes out
+    two face sizes on: far from where it was and far behind where its speed would have taken it, but on
+    the way there."""
+    tracker = FaceTracker(TrackConfig(confirm_frames=2), LABELS)
+    walking = [[((100 + 12 * i, 200, 80, 80), "happy")] for i in range(15)]  # last seen at x = 268
+    out = [[((430 + 6 * i, 204, 80, 80), "happy")] for i in range(10)]
+    events, ids = run(tracker, walking + [[]] * 25 + out)
+    assert [e.kind for e in events] == ["new"]
+    assert len({face_id for frame in ids for face_id in frame}) == 1
+
+
+def test_a_hidden_track_does_not_take_a_face_of_another_size_by_overlap():
+    """A face of 88 px walks left behind a pillar as a 120 px face comes out from behind it, right where
+    the first was heading: that is a new face, not the first one grown by a third in 0.2 s."""
+    tracker = FaceTracker(TrackConfig(confirm_frames=2), LABELS)
+    walking = [[((1197 - 10 * i, 702, 88, 88), "neutral")] for i in range(10)]  # last seen at x = 1107
+    events, ids = run(tracker, walking + [[], []])
+    events += tracker.update([(1073, 664, 120, 120)], [one_hot("happy")], 12 / FPS)
+    assert [e.kind for e in events] == ["new"]
+    assert sorted(t.face_id for t in tracker.tracks) == [1, 2]
+    assert next(t for t in tracker.tracks if t.face_id == 2).box == (1073, 664, 120, 120)
+
+
+def test_a_hidden_track_takes_back_its_own_face_by_overlap():
+    tracker = FaceTracker(TrackConfig(confirm_frames=2), LABELS)
+    walking = [[((1197 - 10 * i, 702, 88, 88), "neutral")] for i in range(10)]
+    run(tracker, walking + [[], []])
+    tracker.update([(1080, 700, 96, 96)], [None], 12 / FPS)
+    assert [(t.face_id, t.box) for t in tracker.tracks] == [(1, (1080, 700, 96, 96))]
+
+
 def test_leaving_and_returning_gets_a_new_id():
     tracker = FaceTracker(TrackConfig(confirm_frames=2, lost_after_s=0.5), LABELS)
     visible = [[((200, 200, 80, 80), "surprise")]] * 10

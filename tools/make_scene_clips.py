@@ -137,7 +137,8 @@ def hd720() -> Scene:
     actors = (
         walk(1, "happy", 48, (0, -40, 90), (119, 1300, 110)),  # enters left, leaves right, passes the pillar
         walk(2, "surprise", 64, (0, 1230, 330), (119, 700, 300)),  # right to left, crosses face 3
-        walk(3, "neutral", 100, (0, 300, 260), (30, 590, 270), (60, 590, 270), (100, 900, 280)),  # pauses
+        # walks behind the pillar, pauses 1 s there and comes out: hidden for about 2 s (33 frames)
+        walk(3, "neutral", 100, (0, 300, 260), (15, 590, 270), (30, 590, 270), (100, 1200, 280)),
         walk(4, "sad", 150, (0, 880, 420), (50, 960, 430), (95, 1300, 440)),  # leaves by the right edge
         walk(5, "angry", 200, (40, 1290, 40), (80, 1040, 60), (119, 1000, 70)),  # enters from the right
     )
@@ -166,7 +167,8 @@ def hd1080() -> Scene:
         walk(1, "surprise", 48, (0, 200, 140), (119, 1500, 160)),  # far face crossing the whole frame
         walk(2, "happy", 60, (0, 1960, 520), (119, 1100, 500)),  # enters from the right
         walk(3, "neutral", 80, (0, 1500, 700), (119, 400, 720)),  # crosses face 4, passes the pillar
-        walk(4, "happy", 120, (0, 500, 640), (35, 940, 660), (65, 940, 660), (119, 1300, 680)),  # pauses
+        # walks behind the pillar, pauses 1 s there and comes out: hidden for about 2 s (31 frames)
+        walk(4, "happy", 120, (0, 500, 640), (18, 940, 660), (33, 940, 660), (119, 1900, 680)),
         walk(5, "sad", 160, (0, 1500, 220), (60, 1600, 240), (110, 1960, 260)),  # leaves by the right
         walk(6, "angry", 200, (30, -210, 820), (80, 150, 800), (119, 220, 790)),  # enters from the left
     )

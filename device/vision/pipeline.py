@@ -123,13 +123,17 @@ class Pipeline:
             looks = [appearance(gray, box) for box in boxes]
         owners = tracker.owners(boxes, frame.time_s, looks)
         known = [owner is not None for owner in owners]
-        # A box must pass the verifier when it would start a track, continue one not yet announced or one
-        # whose last check failed, and, on the usual whole-frame searches, for every track: a false face
+        # A box must pass the verifier when it would start a track, continue one not yet announced, one
+        # whose last check failed or one the last search missed (a lost track must not be taken back by
+        # a false face on its path), and, on the usual whole-frame searches, for every track: a false face
         # never becomes a track (the cat's face of the clutter clip passes on one frame in three), and a
         # track that a coin took over as its face walked past it is not followed on the coin. An announced
         # track keeps a box that fails once (a face in a crowd fails now and then); two in a row, it does not.
         spot = search is Search.FULL
-        checks = [owner is None or not owner.confirmed or owner.failed_checks > 0 or spot for owner in owners]
+        checks = [
+            owner is None or not owner.confirmed or owner.failed_checks > 0 or spot or tracker.missed(owner)
+            for owner in owners
+        ]
         if self.verifier is not None and any(checks):
             if gray is None:
                 gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)

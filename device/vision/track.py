@@ -41,6 +41,7 @@ class Track:
     shown_frame: int = -1  # the tracker's frame count when shown_box was placed
     appearance: np.ndarray | None = None  # a small gray histogram of the face (see appearance())
     failed_checks: int = 0  # the verifier's failures on its boxes in a row: verified on every frame while > 0
+    side_px: float = 0.0  # the face's size: its boxes' sides smoothed (Haar's box size jitters by 10-20 %)
 
     def predicted(self, now_s: float) -> Box:
         """The box moved on by its velocity to ``now_s``."""
@@ -106,6 +107,7 @@ class FaceTracker:
                 else:
                     track.velocity = (0.5 * track.velocity[0] + 0.5 * vx, 0.5 * track.velocity[1] + 0.5 * vy)
             track.box = track.shown_box = boxes[box_index]
+            track.side_px = 0.7 * track.side_px + 0.3 * max(track.box[2], track.box[3])
             track.shown_s = now_s
             track.seen_frame = track.shown_frame = self._frame
             reading = scores[box_index]
@@ -132,6 +134,7 @@ class FaceTracker:
                 seen_frame=self._frame,
                 shown_frame=self._frame,
                 appearance=looks[box_index],
+                side_px=float(max(box[2], box[3])),
             )
             self._note_emotion(track)
             self.tracks.append(track)
@@ -163,6 +166,10 @@ class FaceTracker:
         """The tracks placed on the newest frame (the last update() or coast()), detected or coasting."""
         return [track for track in self.tracks if track.shown_frame == self._frame]
 
+    def missed(self, track: Track) -> bool:
+        """True when the last search did not find ``track`` (it coasts, or its face is hidden or gone)."""
+        return track.seen_frame != self._last_search_frame
+
     @property
     def all_confirmed(self) -> bool:
         """True when there are tracks and every one is confirmed (a frame may then skip the search)."""
@@ -187,15 +194,20 @@ class FaceTracker:
         self, boxes: list[Box], now_s: float, looks: Sequence[np.ndarray | None]
     ) -> tuple[list[int], list[int]]:
         """Match boxes to tracks: by IoU with the predicted box first; then, as ByteTrack gives lost
-        tracks a second chance, a track the last search missed takes a box of its size near where it was
-        or was heading, if the box looks like it (``REACQUIRE_*`` in const.py)."""
+        tracks a second chance, a track the last search missed takes a box of its size near the path from
+        where it was to where it was heading, if the box looks like it (``REACQUIRE_*`` in const.py)."""
         pairs = []
         for t, track in enumerate(self.tracks):
             predicted = track.predicted(now_s)
             for b, box in enumerate(boxes):
                 overlap = max(iou(predicted, box), iou(track.box, box))
-                if overlap >= self.config.iou_threshold:
-                    pairs.append((overlap, t, b))
+                if overlap < self.config.iou_threshold:
+                    continue
+                # a track the last search missed (its face hidden) takes by overlap only a face of its size
+                # that looks like it: another face coming out from behind the same pillar is not it
+                if self.missed(track) and not (_similar_size(box, track) and _alike(track, looks[b])):
+                    continue
+                pairs.append((overlap, t, b))
         matched_tracks: list[int] = []
         matched_boxes: list[int] = []
         for _, t, b in sorted(pairs, reverse=True):
@@ -204,20 +216,14 @@ class FaceTracker:
                 matched_boxes.append(b)
         second = []
         for t, track in enumerate(self.tracks):
-            if t in matched_tracks or track.seen_frame == self._last_search_frame:
+            if t in matched_tracks or not self.missed(track):
                 continue  # matched, or found by the last search: it moves by IoU alone
-            size = max(track.box[2], track.box[3])
+            size = track.side_px
             for b, box in enumerate(boxes):
-                ratio = box[2] / size
-                if b in matched_boxes or not 1 / REACQUIRE_SIZE_RATIO <= ratio <= REACQUIRE_SIZE_RATIO:
+                if b in matched_boxes or not _similar_size(box, track):
                     continue
-                predicted = track.predicted(now_s)
-                distance = min(_centre_distance(predicted, box), _centre_distance(track.box, box))
-                look, known = looks[b], track.appearance
-                unlike = False
-                if look is not None and known is not None:
-                    unlike = similarity(known, look) < REACQUIRE_MIN_SIMILARITY
-                if distance > REACQUIRE_DISTANCE_FRAC * size or unlike:
+                distance = _distance_to_path(box, track.box, track.predicted(now_s))
+                if distance > REACQUIRE_DISTANCE_FRAC * size or not _alike(track, looks[b]):
                     continue
                 second.append((distance / size, t, b))
         for _, t, b in sorted(second):
@@ -277,8 +283,30 @@ class FaceTracker:
         )
 
 
-def _centre_distance(a: Box, b: Box) -> float:
-    return float(np.hypot(a[0] + a[2] / 2 - b[0] - b[2] / 2, a[1] + a[3] / 2 - b[1] - b[3] / 2))
+def _alike(track: Track, look: np.ndarray | None) -> bool:
+    """False only when both looks are known and differ (``REACQUIRE_MIN_SIMILARITY``)."""
+    if look is None or track.appearance is None:
+        return True
+    return similarity(track.appearance, look) >= REACQUIRE_MIN_SIMILARITY
+
+
+def _similar_size(box: Box, track: Track) -> bool:
+    """True when ``box`` may be the face of ``track``: its side within ``REACQUIRE_SIZE_RATIO`` of the
+    track's smoothed side, either way."""
+    return 1 / REACQUIRE_SIZE_RATIO <= max(box[2], box[3]) / track.side_px <= REACQUIRE_SIZE_RATIO
+
+
+def _distance_to_path(box: Box, last: Box, predicted: Box) -> float:
+    """Pixels from ``box``'s centre to the nearest point of the straight path between the centres of the
+    track's ``last`` box and its ``predicted`` one: a face that walked behind a pillar, paused there and came
+    out on the far side is on that path, wherever it paused."""
+    centre = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2])
+    start = np.array([last[0] + last[2] / 2, last[1] + last[3] / 2])
+    end = np.array([predicted[0] + predicted[2] / 2, predicted[1] + predicted[3] / 2])
+    path = end - start
+    length2 = float(path @ path)
+    along = 0.0 if length2 == 0 else min(max(float((centre - start) @ path) / length2, 0.0), 1.0)
+    return float(np.linalg.norm(centre - (start + along * path)))
 
 
 def appearance(gray: np.ndarray, box: Box) -> np.ndarray | None:
