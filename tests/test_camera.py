@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from device.config import CameraConfig, DetectConfig
 from device.sources.camera import Picamera2Source, _ThreadedCamera, make_lores
@@ -80,6 +81,7 @@ def test_a_slow_reader_gets_the_newest_frame_and_drops_are_counted():
     assert camera.closes == 1
 
 
+@pytest.mark.slow  # waits out a stall and a reopen (1.5 s): make test-slow
 def test_a_stalled_camera_is_reopened_and_frames_resume():
     camera = ScriptedCamera(CameraConfig(stall_timeout_s=0.5))
     stop = threading.Event()

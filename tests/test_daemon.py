@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import pytest
 
 from tests.event_schema import check_event, check_sequence
 from tools.groundtruth import iou, load_calibration, load_truth, to_fer_box
@@ -138,6 +139,7 @@ def test_picamera2_missing_off_the_pi(shipped_model):
     one_line_error(result, "picamera2 is not installed", "python3-picamera2")
 
 
+@pytest.mark.slow  # two daemon runs (2 s): make test-slow
 def test_a_camera_mounted_upside_down_is_turned_upright(tmp_path):
     """The sample as an upside-down camera films it: no face is found until hflip + vflip turn it upright."""
     from tools.bench import decode

@@ -39,6 +39,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 15.0) -> Path
 # -- camera.rotation ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # two daemon runs (2 s): make test-slow
 def test_a_camera_on_its_side_finds_faces_once_rotated(tmp_path):
     """The sample as a camera turned 90° clockwise films it: no face until rotation 270 turns it back."""
     sideways = write_video(
@@ -168,6 +169,7 @@ def test_events_follow_a_variable_frame_rate_files_own_timestamps(tmp_path):
     assert abs(end["duration_s"] - (end["frame"] / 15.0 - started)) > 1.0, "the test tells the two apart"
 
 
+@pytest.mark.slow  # plays a clip in real time (1.6 s): make test-slow
 def test_realtime_playback_paces_by_the_files_timestamps(tmp_path):
     frames = decode(SAMPLE)[0][:12]
     times = uneven_times(12, fast_s=0.02, slow_s=0.25)  # 1.37 s; index / 15 fps would say 0.73 s
