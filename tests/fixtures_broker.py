@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -16,14 +15,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tools.web_daemon import free_port
+
 START_TIMEOUT_S = 10.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _require(tool: str) -> str:

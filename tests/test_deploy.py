@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests import required
+from tools.web_daemon import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 IMPORT_CHECK = "import cv2, paho.mqtt.client, device.config; print(device.config.__file__)"
@@ -61,12 +61,6 @@ def test_deploy_without_pi_says_what_to_do(target: str) -> None:
     assert first.startswith("deploy: error:") and f"make {target} PI=user@host" in first
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def sshd(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A throwaway sshd on a free loopback port that lets the current user in with a throwaway key."""
@@ -81,7 +75,7 @@ def sshd(tmp_path: Path) -> Iterator[dict[str, str]]:
     shutil.copy(keys / "client_key.pub", keys / "authorized_keys")
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
-    port = _free_port()
+    port = free_port()
     (keys / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host_key'}\n"
         f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPidFile {keys / 'sshd.pid'}\n"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import queue
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +23,7 @@ from device.sources.camera import Picamera2Source, VideoFileSource, make_lores
 from tests.test_daemon import FIRST_FRAMES, ROOT, SAMPLE, daemon, one_line_error
 from tools.bench import decode
 from tools.groundtruth import iou, load_calibration, load_truth, to_fer_box
+from tools.web_daemon import free_port, terminate
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 15.0) -> Path:
@@ -247,12 +246,6 @@ def test_a_device_node_that_is_no_camera_is_opened_as_one_and_refused():
     assert "video file" not in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Running:
     """A daemon in a subprocess; its stdout (events) and stderr (log) lines are read as they come."""
 
@@ -302,13 +295,7 @@ class Running:
 
     def stop(self) -> str:
         """SIGTERM, wait, and the whole log."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         for pump in self._pumps:
             pump.join(timeout=5)
         return "".join(self.log)

@@ -23,6 +23,7 @@ ONE_FACE = ROOT / "samples" / "one-face.mp4"
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the tests' servers and daemons use it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -92,14 +93,19 @@ class Daemon:
         raise AssertionError(f"{name} not in /metrics")
 
     def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         return self.log_path.read_text()
+
+
+def terminate(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    """Stop a daemon as systemd does: SIGTERM, then SIGKILL if it has not exited within ``timeout_s``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def start_daemon(tmp: Path, *args: str, token: str = "", realtime: bool = True) -> Daemon:
