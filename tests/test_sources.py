@@ -20,6 +20,7 @@ import pytest
 from device.config import CameraConfig, DetectConfig, load_config
 from device.errors import ConfigError
 from device.sources.camera import Picamera2Source, VideoFileSource, make_lores
+from tests.required import missing
 from tests.test_daemon import FIRST_FRAMES, ROOT, SAMPLE, daemon, one_line_error
 from tools.bench import decode
 from tools.groundtruth import iou, load_calibration, load_truth, to_fer_box
@@ -334,6 +335,72 @@ def test_a_stream_is_read_for_real_and_reconnected_after_its_server_restarts():
     assert "s3cret" not in viewer_log and "viewer:" not in viewer_log
     assert "no frame for 1 s; reopening" in viewer_log and "delivers frames again" in viewer_log, viewer_log
     assert "stream http://***@127.0.0.1" in viewer_log, viewer_log  # the URL is logged, its password is not
+
+
+RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
+SYSTEM_PYTHON = "/usr/bin/python3"  # the one with GStreamer's bindings (python3-gi), not the venv's
+
+
+class RtspCamera:
+    """``tests/rtsp_server.py``: the sample as an IP camera at rtsp://127.0.0.1:PORT/live, user ``cam``."""
+
+    def __init__(self, port: int) -> None:
+        self.process = subprocess.Popen(
+            [SYSTEM_PYTHON, str(RTSP_SERVER), str(SAMPLE), str(port), "cam", "s3cret"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.strip() == "serving", line + self.process.stdout.read()
+
+    def stop(self) -> None:
+        terminate(self.process, timeout_s=5)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+def require_rtsp_server() -> None:
+    found = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+        capture_output=True,
+    ) if Path(SYSTEM_PYTHON).exists() else None  # fmt: skip
+    if found is None or found.returncode != 0:
+        missing(
+            "GStreamer's RTSP server for Python not found: apt-get install python3-gi "
+            "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
+        )
+
+
+@pytest.mark.slow  # an RTSP camera, its restart and a 1 s stall (10-15 s): make test-slow
+def test_an_rtsp_camera_is_read_and_reconnected_after_it_restarts():
+    """A real RTSP server with a password, as IP cameras are: the face is found, the camera restarts, the
+    daemon reopens the stream and finds it again; the password is never logged."""
+    require_rtsp_server()
+    port = free_port()
+    camera = RtspCamera(port)
+    viewer = Running(
+        "--input", f"rtsp://cam:s3cret@127.0.0.1:{port}/live", "--events", "-",
+        "--camera-stall-timeout-s", "1", "--log-level", "debug",
+    )  # fmt: skip
+    try:
+        first = viewer.next_event("new", 60)
+        assert first["frame_size"] == [640, 480]
+        camera.stop()
+        viewer.wait_log("no frame for 1 s; reopening", 30)
+        while not viewer.events.empty():  # what came before the drop
+            viewer.events.get()
+        camera = RtspCamera(port)
+        viewer.wait_log("delivers frames again", 60)
+        again = viewer.next_event("new", 60)
+        assert again["seq"] > first["seq"]
+    finally:
+        camera.stop()
+        viewer_log = viewer.stop()
+    assert "Traceback" not in viewer_log, viewer_log
+    assert "s3cret" not in viewer_log and "cam:" not in viewer_log, viewer_log
+    assert "stream rtsp://***@127.0.0.1" in viewer_log, viewer_log
 
 
 def test_print_config_masks_a_stream_urls_credentials():
