@@ -57,14 +57,14 @@ train: $(VENV)/.dev             ## ~70 min on a 2-core CPU; resumable with make 
 	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(foreach dir,$(EXTRA),--extra-data $(dir))
 
 train-resume: $(VENV)/.dev
-	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) --resume
+	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) --resume $(foreach dir,$(EXTRA),--extra-data $(dir))
 
 LONG = --epochs 60 --ema-momentum 0.999
 train-long: $(VENV)/.dev        ## 60 epochs with weight averaging: ~100 min on a 2-core CPU; make train-long-resume continues it
 	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(LONG) $(foreach dir,$(EXTRA),--extra-data $(dir))
 
 train-long-resume: $(VENV)/.dev
-	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(LONG) --resume
+	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(LONG) --resume $(foreach dir,$(EXTRA),--extra-data $(dir))
 
 convert: $(VENV)/.dev
 	$(PY) -m convert --model $(RUN)/model.keras --training $(RUN)/training.json --data $(DATA) --votes $(VOTES) \

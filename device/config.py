@@ -96,7 +96,10 @@ class TrackConfig:
     iou_threshold: float = _opt(0.3, "least IoU to continue a track", min=0.0, max=1.0)
     confirm_frames: int = _opt(3, "detections before a track is announced", min=1)
     lost_after_s: float = _opt(
-        2.5, "end a track unseen this long; until then a face found again near it keeps its id", min=0.0
+        2.5,
+        "end a track unseen this long; until then a face found again on its way, of its size and look, keeps "
+        "its id",
+        min=0.0,
     )
     smoothing: float = _opt(0.4, "EMA weight of the newest scores", min=0.01, max=1.0)
     hysteresis: float = _opt(

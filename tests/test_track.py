@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from device.config import TrackConfig
-from device.vision.track import FaceTracker
+from device.vision.pipeline import keeps
+from device.vision.track import FaceTracker, Track
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FPS = 15.0
@@ -105,6 +106,27 @@ def test_a_hidden_track_takes_back_its_own_face_by_overlap():
     assert [(t.face_id, t.box) for t in tracker.tracks] == [(1, (1080, 700, 96, 96))]
 
 
+def test_of_two_faces_on_a_lost_tracks_way_the_one_where_it_was_heading_takes_its_id():
+    """A is hidden 1.9 s and comes out on its way, 70 px short of where its speed would put it; in the same
+    frame B appears on that way too, just past where A was last seen. In either order of the boxes A keeps
+    its id."""
+    for b_first in (False, True):
+        tracker = FaceTracker(TrackConfig(confirm_frames=2), LABELS)
+        walking = [[((100 + 10 * i, 200, 80, 80), "happy")] for i in range(15)]  # last seen at x = 240
+        run(tracker, walking + [[]] * 27)
+        a, b = (450, 200, 80, 80), (322, 200, 80, 80)  # predicted at frame 42: x = 240 + 28 x 10 = 520
+        boxes = [b, a] if b_first else [a, b]
+        tracker.update(boxes, [one_hot("happy"), one_hot("sad")], 42 / FPS)
+        assert [t.box for t in tracker.tracks if t.face_id == 1] == [a], b_first
+
+
+def test_a_track_from_a_zero_sized_box_does_not_crash_when_missed():
+    tracker = FaceTracker(TrackConfig(confirm_frames=1), LABELS)
+    run(tracker, [[((100, 100, 0, 0), "happy")], []])
+    tracker.update([(101, 100, 40, 40)], [one_hot("happy")], 2 / FPS)
+    assert len(tracker.tracks) == 2
+
+
 def test_leaving_and_returning_gets_a_new_id():
     tracker = FaceTracker(TrackConfig(confirm_frames=2, lost_after_s=0.5), LABELS)
     visible = [[((200, 200, 80, 80), "surprise")]] * 10
@@ -181,3 +203,14 @@ def test_a_box_without_scores_moves_its_track_and_keeps_its_scores():
     with pytest.raises(ValueError, match="not classified"):
         tracker.update([(600, 20, 40, 40)], [None], 2 / FPS)
     assert len(tracker.tracks) == 2 and track.last_seen_s == 1 / FPS  # refused whole, nothing changed
+
+
+def test_a_box_the_verifier_rejects_never_takes_back_a_lost_track():
+    """An announced track keeps a box that fails the verifier once, but a lost one (the last search
+    missed it) is never taken back by a rejected box: a false face on its way does not become it."""
+    track = Track(1, (100, 100, 80, 80), one_hot("happy"), 0.0, 0.0, confirmed=True, failed_checks=1)
+    assert keeps(track, passed=False, missed=False)
+    assert not keeps(track, passed=False, missed=True)
+    assert keeps(track, passed=True, missed=True)
+    unannounced = Track(2, (300, 100, 80, 80), one_hot("happy"), 0.0, 0.0, failed_checks=1)
+    assert not keeps(unannounced, passed=False, missed=False)

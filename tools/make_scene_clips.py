@@ -167,7 +167,7 @@ def hd1080() -> Scene:
         walk(1, "surprise", 48, (0, 200, 140), (119, 1500, 160)),  # far face crossing the whole frame
         walk(2, "happy", 60, (0, 1960, 520), (119, 1100, 500)),  # enters from the right
         walk(3, "neutral", 80, (0, 1500, 700), (119, 400, 720)),  # crosses face 4, passes the pillar
-        # walks behind the pillar, pauses 1 s there and comes out: hidden for about 2 s (31 frames)
+        # walks behind the pillar, pauses 1 s there and comes out: hidden for about 2 s (32 frames)
         walk(4, "happy", 120, (0, 500, 640), (18, 940, 660), (33, 940, 660), (119, 1900, 680)),
         walk(5, "sad", 160, (0, 1500, 220), (60, 1600, 240), (110, 1960, 260)),  # leaves by the right
         walk(6, "angry", 200, (30, -210, 820), (80, 150, 800), (119, 220, 790)),  # enters from the left

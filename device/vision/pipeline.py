@@ -144,7 +144,7 @@ class Pipeline:
                     keep.append(passed)
                     continue
                 owner.failed_checks = 0 if passed else owner.failed_checks + 1
-                keep.append(passed or (owner.confirmed and owner.failed_checks < 2))
+                keep.append(keeps(owner, passed, tracker.missed(owner)))
             boxes = [box for box, kept in zip(boxes, keep, strict=True) if kept]
             looks = [look for look, kept in zip(looks, keep, strict=True) if kept]
             known = [k for k, kept in zip(known, keep, strict=True) if kept]
@@ -166,6 +166,14 @@ class Pipeline:
             events,
             {"detect": detected - start, "classify": classified - detected, "track": tracked - classified},
         )
+
+
+def keeps(owner: Track, passed: bool, missed: bool) -> bool:
+    """Whether a box the verifier checked goes on to continue ``owner`` (its ``failed_checks`` already
+    counts this check): one that passed does; an announced track keeps a box that fails once (a face in a
+    crowd fails now and then), unless the last search missed the track: a lost track is taken back only by
+    a box that passes, never by a false one on its way."""
+    return passed or (owner.confirmed and owner.failed_checks < 2 and not missed)
 
 
 def wider_image(gray_main: np.ndarray, lores_width_px: int) -> tuple[np.ndarray, float]:

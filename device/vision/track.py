@@ -41,7 +41,11 @@ class Track:
     shown_frame: int = -1  # the tracker's frame count when shown_box was placed
     appearance: np.ndarray | None = None  # a small gray histogram of the face (see appearance())
     failed_checks: int = 0  # the verifier's failures on its boxes in a row: verified on every frame while > 0
-    side_px: float = 0.0  # the face's size: its boxes' sides smoothed (Haar's box size jitters by 10-20 %)
+    side_px: float = 0.0  # the face's size: its boxes' sides smoothed (0: the first box's side)
+
+    def __post_init__(self) -> None:
+        if not self.side_px:
+            self.side_px = float(max(self.box[2], self.box[3]))
 
     def predicted(self, now_s: float) -> Box:
         """The box moved on by its velocity to ``now_s``."""
@@ -134,7 +138,6 @@ class FaceTracker:
                 seen_frame=self._frame,
                 shown_frame=self._frame,
                 appearance=looks[box_index],
-                side_px=float(max(box[2], box[3])),
             )
             self._note_emotion(track)
             self.tracks.append(track)
@@ -167,7 +170,7 @@ class FaceTracker:
         return [track for track in self.tracks if track.shown_frame == self._frame]
 
     def missed(self, track: Track) -> bool:
-        """True when the last search did not find ``track`` (it coasts, or its face is hidden or gone)."""
+        """True when the last search did not find ``track`` (its face is hidden, turned away or gone)."""
         return track.seen_frame != self._last_search_frame
 
     @property
@@ -203,9 +206,11 @@ class FaceTracker:
                 overlap = max(iou(predicted, box), iou(track.box, box))
                 if overlap < self.config.iou_threshold:
                     continue
-                # a track the last search missed (its face hidden) takes by overlap only a face of its size
-                # that looks like it: another face coming out from behind the same pillar is not it
-                if self.missed(track) and not (_similar_size(box, track) and _alike(track, looks[b])):
+                # a track the last search missed (its face hidden) takes by overlap only a face of its last
+                # box's size that looks like it: another face coming out from behind the same pillar is not it
+                if self.missed(track) and not (
+                    _similar_size(box, max(track.box[2], track.box[3])) and _alike(track, looks[b])
+                ):
                     continue
                 pairs.append((overlap, t, b))
         matched_tracks: list[int] = []
@@ -219,13 +224,16 @@ class FaceTracker:
             if t in matched_tracks or not self.missed(track):
                 continue  # matched, or found by the last search: it moves by IoU alone
             size = track.side_px
+            predicted = track.predicted(now_s)
             for b, box in enumerate(boxes):
-                if b in matched_boxes or not _similar_size(box, track):
+                if b in matched_boxes or not _similar_size(box, size):
                     continue
-                distance = _distance_to_path(box, track.box, track.predicted(now_s))
+                distance = _distance_to_path(box, track.box, predicted)
                 if distance > REACQUIRE_DISTANCE_FRAC * size or not _alike(track, looks[b]):
                     continue
-                second.append((distance / size, t, b))
+                # on the way, the nearer to where the track was heading the likelier: two faces on one
+                # track's way are not left to the order of the boxes
+                second.append((distance + 0.5 * _centre_distance(box, predicted), t, b))
         for _, t, b in sorted(second):
             if t not in matched_tracks and b not in matched_boxes:
                 matched_tracks.append(t)
@@ -290,10 +298,15 @@ def _alike(track: Track, look: np.ndarray | None) -> bool:
     return similarity(track.appearance, look) >= REACQUIRE_MIN_SIMILARITY
 
 
-def _similar_size(box: Box, track: Track) -> bool:
-    """True when ``box`` may be the face of ``track``: its side within ``REACQUIRE_SIZE_RATIO`` of the
-    track's smoothed side, either way."""
-    return 1 / REACQUIRE_SIZE_RATIO <= max(box[2], box[3]) / track.side_px <= REACQUIRE_SIZE_RATIO
+def _similar_size(box: Box, side_px: float) -> bool:
+    """True when ``box`` may be the face of a track ``side_px`` wide: within ``REACQUIRE_SIZE_RATIO``,
+    either way."""
+    ratio = max(box[2], box[3]) / max(side_px, 1.0)
+    return 1 / REACQUIRE_SIZE_RATIO <= ratio <= REACQUIRE_SIZE_RATIO
+
+
+def _centre_distance(a: Box, b: Box) -> float:
+    return float(np.hypot(a[0] + a[2] / 2 - b[0] - b[2] / 2, a[1] + a[3] / 2 - b[1] - b[3] / 2))
 
 
 def _distance_to_path(box: Box, last: Box, predicted: Box) -> float:
