@@ -345,6 +345,7 @@ def test_outbox_order_bound_and_in_flight(kind: str, tmp_path: Path) -> None:
 # -- credentials and TLS ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a refused client's paho thread takes 1 s to stop: make test-slow
 def test_username_and_password(broker_factory, publishers, subscribe, tmp_path, publish_log) -> None:
     passwords = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), "cam", "s3cret"], check=True, timeout=10)
@@ -365,6 +366,7 @@ def test_username_and_password(broker_factory, publishers, subscribe, tmp_path, 
     assert not bad.stats().connected
 
 
+@pytest.mark.slow  # each TLS client's paho thread takes 1 s to stop (2 s): make test-slow
 def test_tls(broker_factory, publishers, tmp_path: Path, publish_log: LogWatcher) -> None:
     good_ca = make_tls_files(tmp_path / "tls", "good")
     other_ca = make_tls_files(tmp_path / "tls", "other")

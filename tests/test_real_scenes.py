@@ -77,6 +77,7 @@ def clutter_frame(scale: float) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
 
 
+@pytest.mark.slow  # 720p frames with every hint searched at full resolution (2 s): make test-slow
 def test_a_clutter_frame_produces_no_event(classifier):
     """Haar takes a coin for a face on every search; the verifier stops it before it becomes a track."""
     frames = [clutter_frame(1.4)] * 12
