@@ -68,93 +68,24 @@ class Pipeline:
             shown = [track.shown_box for track in tracker.shown()]
             timings = {"detect": 0.0, "classify": 0.0, "track": time.perf_counter() - start}
             return FrameResult(shown, [None] * len(shown), events, timings)
-        gray = None  # the full-resolution gray frame: track windows and crops are cut from it
-        full = search is not Search.TRACKS
-        lores_width = frame.gray_lores.shape[1]
-        hints: list[Box] = []
-        # Each live track's window: its margin, and whether it gives the whole-frame search's own box (an
-        # announced track, so its label is the one a whole-frame search would give wherever the track was
-        # predicted) or its window's own, which moves with the window (a track not yet announced: a crowd face
-        # whose whole-frame box weighs just under the verifier's threshold gets further tries, the 20th face).
-        margins = tracker.window_margins(self.detector.config.track_window_frac)
-        exact = [track.confirmed for track in tracker.tracks]
-        if search is Search.FULL_WIDER and lores_width < frame.image.shape[1]:
-            gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-            wider, scale = wider_image(gray, lores_width)
-            # As on the usual whole-frame search, a tracked face found here only moves its track (it is
-            # classified on the track searches, at the whole frame's own box).
-            scan = self.detector.scan(wider, scale)
-            boxes, hints = scan.boxes, scan.hints
-        elif full:
-            scan = self.detector.scan(frame.gray_lores, frame.scale_to_main)
-            boxes, hints = scan.boxes, scan.hints
-        else:
-            gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-            boxes = self.detector.search_tracks(gray, tracker.live_boxes(frame.time_s), margins, exact)
-        if full and tracker.tracks:
-            # Live tracks the whole-frame search did not find (a face in a crowd that Haar misses at the
-            # small image's scale) are searched for in their windows, on the full-resolution frame.
-            threshold = tracker.config.iou_threshold
-            missed = [
-                (t, m, e)
-                for t, m, e in zip(tracker.live_boxes(frame.time_s), margins, exact, strict=True)
-                if all(iou(t, b) < threshold for b in boxes)
-            ]
-            if missed:
-                if gray is None:
-                    gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-                found = self.detector.search_tracks(
-                    gray, [t for t, _, _ in missed], [m for _, m, _ in missed], [e for _, _, e in missed]
-                )
-                boxes = boxes + [b for b in found if all(iou(b, other) < 0.3 for other in boxes)]
-        if hints:
-            # Small faces the coarse scan of the small image sampled too sparsely to group: each hint that
-            # is no live track is searched again in its window, on the full-resolution frame, with the
-            # reference's own step and minNeighbors. What it finds is new and goes to the verifier.
-            live = tracker.live_boxes(frame.time_s)
-            if any(not any(covers(k, h) for k in live + boxes) for h in hints):
-                if gray is None:
-                    gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-                boxes = boxes + self.detector.search_hints(gray, hints, live + boxes)
-        if gray is None:  # a whole-frame search alone: the faces' looks from the small image
+        gray = _Gray(frame)
+        boxes = self._find(frame, search, gray)
+        if gray.made:
+            looks = [appearance(gray.get(), box) for box in boxes]
+        else:  # a whole-frame search alone: the faces' looks from the small image
             scale = frame.scale_to_main
             looks = [appearance(frame.gray_lores, as_box(v / scale for v in box)) for box in boxes]
-        else:
-            looks = [appearance(gray, box) for box in boxes]
         owners = tracker.owners(boxes, frame.time_s, looks)
-        known = [owner is not None for owner in owners]
-        # A box must pass the verifier when it would start a track, continue one not yet announced, one
-        # whose last check failed or one the last search missed (a lost track must not be taken back by
-        # a false face on its path), and, on the usual whole-frame searches, for every track: a false face
-        # never becomes a track (the cat's face of the clutter clip passes on one frame in three), and a
-        # track that a coin took over as its face walked past it is not followed on the coin. An announced
-        # track keeps a box that fails once (a face in a crowd fails now and then); two in a row, it does not.
-        spot = search is Search.FULL
-        checks = [
-            owner is None or not owner.confirmed or owner.failed_checks > 0 or spot or tracker.missed(owner)
-            for owner in owners
-        ]
-        if self.verifier is not None and any(checks):
-            if gray is None:
-                gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-            keep = []
-            for owner, box, check in zip(owners, boxes, checks, strict=True):
-                passed = not check or self.verifier.accepts(gray, box)
-                if owner is None or not check:
-                    keep.append(passed)
-                    continue
-                owner.failed_checks = 0 if passed else owner.failed_checks + 1
-                keep.append(keeps(owner, passed, tracker.missed(owner)))
-            boxes = [box for box, kept in zip(boxes, keep, strict=True) if kept]
-            looks = [look for look, kept in zip(looks, keep, strict=True) if kept]
-            known = [k for k, kept in zip(known, keep, strict=True) if kept]
-        wanted = [i for i, k in enumerate(known) if not k] if full else list(range(len(boxes)))
+        kept = self._verified(search, gray, boxes, owners)
+        boxes = [boxes[i] for i in kept]
+        looks = [looks[i] for i in kept]
+        # A whole-frame search classifies only the faces that start a track; a track search, every face.
+        full = search is not Search.TRACKS
+        wanted = [k for k, i in enumerate(kept) if owners[i] is None] if full else list(range(len(boxes)))
         detected = time.perf_counter()
         scores: list[np.ndarray | None] = [None] * len(boxes)
         if wanted:
-            if gray is None:
-                gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-            batch = face_batch(gray, [boxes[i] for i in wanted], self.classifier.card.crop)
+            batch = face_batch(gray.get(), [boxes[i] for i in wanted], self.classifier.card.crop)
             for index, row in zip(wanted, self.classifier.classify(batch), strict=True):
                 scores[index] = row
         classified = time.perf_counter()
@@ -166,6 +97,103 @@ class Pipeline:
             events,
             {"detect": detected - start, "classify": classified - detected, "track": tracked - classified},
         )
+
+    def _find(self, frame: Frame, search: Search, gray: _Gray) -> list[Box]:
+        """The frame's face boxes (main-frame pixels): the search the schedule chose, then a second look
+        for the live tracks a whole-frame search missed and for the hints of small faces."""
+        tracker = self.tracker
+        lores_width = frame.gray_lores.shape[1]
+        hints: list[Box] = []
+        # Each live track's window: its margin, and whether it gives the whole-frame search's own box (an
+        # announced track, so its label is the one a whole-frame search would give wherever the track was
+        # predicted) or its window's own, which moves with the window (a track not yet announced: a crowd face
+        # whose whole-frame box weighs just under the verifier's threshold gets further tries, the 20th face).
+        margins = tracker.window_margins(self.detector.config.track_window_frac)
+        exact = [track.confirmed for track in tracker.tracks]
+        live = tracker.live_boxes(frame.time_s)
+        if search is Search.TRACKS:
+            return self.detector.search_tracks(gray.get(), live, margins, exact)
+        if search is Search.FULL_WIDER and lores_width < frame.image.shape[1]:
+            # As on the usual whole-frame search, a tracked face found here only moves its track (it is
+            # classified on the track searches, at the whole frame's own box).
+            wider, scale = wider_image(gray.get(), lores_width)
+            scan = self.detector.scan(wider, scale)
+        else:
+            scan = self.detector.scan(frame.gray_lores, frame.scale_to_main)
+        boxes, hints = scan.boxes, scan.hints
+        if tracker.tracks:
+            # Live tracks the whole-frame search did not find (a face in a crowd that Haar misses at the
+            # small image's scale) are searched for in their windows, on the full-resolution frame.
+            threshold = tracker.config.iou_threshold
+            missed = [
+                (t, m, e)
+                for t, m, e in zip(live, margins, exact, strict=True)
+                if all(iou(t, b) < threshold for b in boxes)
+            ]
+            if missed:
+                found = self.detector.search_tracks(
+                    gray.get(),
+                    [t for t, _, _ in missed],
+                    [m for _, m, _ in missed],
+                    [e for _, _, e in missed],
+                )
+                boxes = boxes + [b for b in found if all(iou(b, other) < 0.3 for other in boxes)]
+        # Small faces the coarse scan of the small image sampled too sparsely to group: each hint that is no
+        # live track is searched again in its window, on the full-resolution frame, with the reference's own
+        # step and minNeighbors. What it finds is new and goes to the verifier.
+        if any(not any(covers(k, h) for k in live + boxes) for h in hints):
+            boxes = boxes + self.detector.search_hints(gray.get(), hints, live + boxes)
+        return boxes
+
+    def _verified(
+        self, search: Search, gray: _Gray, boxes: list[Box], owners: list[Track | None]
+    ) -> list[int]:
+        """The indices of the boxes kept after the verifier (all of them when it is off).
+
+        A box must pass the verifier when it would start a track, continue one not yet announced, one whose
+        last check failed or one the last search missed (a lost track must not be taken back by a false face
+        on its path), and, on the usual whole-frame searches, for every track: a false face never becomes a
+        track (the cat's face of the clutter clip passes on one frame in three), and a track that a coin took
+        over as its face walked past it is not followed on the coin. An announced track keeps a box that fails
+        once (a face in a crowd fails now and then); two in a row, it does not (see ``keeps``).
+        """
+        tracker = self.tracker
+        spot = search is Search.FULL
+        checks = [
+            owner is None or not owner.confirmed or owner.failed_checks > 0 or spot or tracker.missed(owner)
+            for owner in owners
+        ]
+        if self.verifier is None or not any(checks):
+            return list(range(len(boxes)))
+        kept = []
+        for index, (owner, box, check) in enumerate(zip(owners, boxes, checks, strict=True)):
+            passed = not check or self.verifier.accepts(gray.get(), box)
+            if owner is None or not check:
+                if passed:
+                    kept.append(index)
+                continue
+            owner.failed_checks = 0 if passed else owner.failed_checks + 1
+            if keeps(owner, passed, tracker.missed(owner)):
+                kept.append(index)
+        return kept
+
+
+class _Gray:
+    """The frame in full-resolution gray, converted once, when a step first needs it (track windows, the
+    verifier, the classifier's crops): a frame that only gets a whole-frame search never converts it."""
+
+    def __init__(self, frame: Frame) -> None:
+        self._frame = frame
+        self._gray: np.ndarray | None = None
+
+    @property
+    def made(self) -> bool:
+        return self._gray is not None
+
+    def get(self) -> np.ndarray:
+        if self._gray is None:
+            self._gray = cv2.cvtColor(self._frame.image, cv2.COLOR_BGR2GRAY)
+        return self._gray
 
 
 def keeps(owner: Track, passed: bool, missed: bool) -> bool:
