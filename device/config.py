@@ -219,6 +219,11 @@ class Config:
 
 
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/?#\s]*@")  # up to the authority's last @
+# Secrets that cameras take in the query string instead (``snapshot.cgi?user=admin&pwd=...``, ``?token=...``)
+_QUERY_SECRETS = re.compile(
+    r"(?i)([?&;](?:pass|password|passwd|pwd|token|access_token|key|apikey|api_key|secret|auth|sig|signature)=)"
+    r"[^&;#\s]*"
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -232,8 +237,9 @@ def is_loopback(host: str) -> bool:
 
 
 def redact_url(text: str) -> str:
-    """``rtsp://user:pass@cam/x`` → ``rtsp://***@cam/x``: credentials in a URL never reach a log or a page."""
-    return _URL_CREDENTIALS.sub("***@", text)
+    """``rtsp://user:pass@cam/x`` → ``rtsp://***@cam/x``, ``http://cam/v.cgi?user=a&pwd=b`` →
+    ``http://cam/v.cgi?user=a&pwd=***``: credentials in a URL never reach a log or a page."""
+    return _QUERY_SECRETS.sub(r"\1***", _URL_CREDENTIALS.sub("***@", text))
 
 
 def iter_fields(config: Config) -> list[tuple[str, dataclasses.Field, Any]]:
