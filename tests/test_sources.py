@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from fractions import Fraction
@@ -302,6 +303,25 @@ class Running:
         return "".join(self.log)
 
 
+def drop_and_come_back(
+    viewer: Running, stop_source: Callable[[], object], start_source: Callable[[], object]
+) -> tuple[dict, dict]:
+    """A daemon reading a stream with a 1 s stall timeout: its first face's ``new`` event; then the source
+    stops, the daemon reopens, the source starts again, the daemon gets frames again and a ``new`` event
+    from the new stream (what came before the drop is drained). Returns the two events."""
+    first = viewer.next_event("new", 60)
+    assert first["frame_size"] == [640, 480]
+    stop_source()
+    viewer.wait_log("no frame for 1 s; reopening", 30)
+    while not viewer.events.empty():
+        viewer.events.get()
+    start_source()
+    viewer.wait_log("delivers frames again", 60)
+    again = viewer.next_event("new", 60)
+    assert again["frame_size"] == [640, 480]
+    return first, again
+
+
 def serving(port: int) -> Running:
     """A first daemon playing the sample in a loop, its annotated frames on /stream.mjpg."""
     server = Running(
@@ -315,21 +335,13 @@ def serving(port: int) -> Running:
 def test_a_stream_is_read_for_real_and_reconnected_after_its_server_restarts():
     port = free_port()
     url = f"http://viewer:s3cret@127.0.0.1:{port}/stream.mjpg"
-    server = serving(port)
+    servers = [serving(port)]
     viewer = Running("--input", url, "--events", "-", "--camera-stall-timeout-s", "1", "--log-level", "debug")
     try:
-        first = viewer.next_event("new", 60)
-        assert first["frame_size"] == [640, 480]
-        server.stop()
-        viewer.wait_log("no frame for 1 s; reopening", 30)
-        while not viewer.events.empty():  # what came before the drop
-            viewer.events.get()
-        server = serving(port)
-        viewer.wait_log("delivers frames again", 60)
-        again = viewer.next_event("new", 60)
+        first, again = drop_and_come_back(viewer, servers[0].stop, lambda: servers.append(serving(port)))
         assert again["seq"] > first["seq"]
     finally:
-        server_log = server.stop()
+        server_log = servers[-1].stop()
         viewer_log = viewer.stop()
     assert "Traceback" not in server_log + viewer_log, server_log + viewer_log
     assert "s3cret" not in viewer_log and "viewer:" not in viewer_log
@@ -405,16 +417,11 @@ def test_an_rtsp_camera_is_read_and_reconnected_after_it_restarts(tmp_path):
         )  # fmt: skip
         logs: list[str] = []
         running.callback(lambda: logs.append(viewer.stop()))
-        first = viewer.next_event("new", 60)
-        assert first["frame_size"] == [640, 480]
-        camera.stop()
-        viewer.wait_log("no frame for 1 s; reopening", 30)
-        while not viewer.events.empty():  # what came before the drop
-            viewer.events.get()
-        running.callback(RtspCamera(port, tmp_path / "camera-2.log").stop)
-        viewer.wait_log("delivers frames again", 60)
-        again = viewer.next_event("new", 60)  # the face found again, on the new stream
-        assert again["frame_size"] == [640, 480]
+
+        def restart() -> None:
+            running.callback(RtspCamera(port, tmp_path / "camera-2.log").stop)
+
+        drop_and_come_back(viewer, camera.stop, restart)
     viewer_log = logs[0]
     assert "Traceback" not in viewer_log, viewer_log
     assert "s3cret" not in viewer_log and "cam:" not in viewer_log, viewer_log
