@@ -53,18 +53,20 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+TRAIN = $(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(foreach dir,$(EXTRA),--extra-data $(dir))
+LONG = --epochs 60 --ema-momentum 0.999
+
 train: $(VENV)/.dev             ## ~70 min on a 2-core CPU; resumable with make train-resume
-	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(foreach dir,$(EXTRA),--extra-data $(dir))
+	$(TRAIN)
 
 train-resume: $(VENV)/.dev
-	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) --resume $(foreach dir,$(EXTRA),--extra-data $(dir))
+	$(TRAIN) --resume
 
-LONG = --epochs 60 --ema-momentum 0.999
 train-long: $(VENV)/.dev        ## 60 epochs with weight averaging: ~100 min on a 2-core CPU; make train-long-resume continues it
-	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(LONG) $(foreach dir,$(EXTRA),--extra-data $(dir))
+	$(TRAIN) $(LONG)
 
 train-long-resume: $(VENV)/.dev
-	$(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(LONG) --resume $(foreach dir,$(EXTRA),--extra-data $(dir))
+	$(TRAIN) $(LONG) --resume
 
 convert: $(VENV)/.dev
 	$(PY) -m convert --model $(RUN)/model.keras --training $(RUN)/training.json --data $(DATA) --votes $(VOTES) \

@@ -76,7 +76,7 @@ def compile_model(model: keras.Model, args: argparse.Namespace, steps_per_epoch:
             schedule,
             weight_decay=1e-2,
             use_ema=args.ema_momentum > 0,
-            ema_momentum=args.ema_momentum or 0.99,
+            ema_momentum=args.ema_momentum,
         ),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
         metrics=["accuracy"],

@@ -103,7 +103,6 @@ class Pipeline:
         for the live tracks a whole-frame search missed and for the hints of small faces."""
         tracker = self.tracker
         lores_width = frame.gray_lores.shape[1]
-        hints: list[Box] = []
         # Each live track's window: its margin, and whether it gives the whole-frame search's own box (an
         # announced track, so its label is the one a whole-frame search would give wherever the track was
         # predicted) or its window's own, which moves with the window (a track not yet announced: a crowd face
