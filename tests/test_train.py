@@ -68,6 +68,7 @@ def test_folder_run_writes_model_report_and_plots(tiny_model_dir: Path) -> None:
     assert confusion.shape == (len(LABELS), len(LABELS)) and confusion.sum() == 140
     training = json.loads((out / "training.json").read_text())
     assert training["epochs"] == 1 and training["seed"] == 7 and len(training["data_sha256"]) == 64
+    assert training["precision"] == "float32"
 
     import keras
 
@@ -164,6 +165,52 @@ def test_weight_averaging_exports_the_average_not_the_last_step(
     assert moved > 0
     assert averaged < 0.01 * moved
     assert json.loads((out / "training.json").read_text())["ema_momentum"] == 0.9999
+
+
+X86_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 avx2 fma {extra}
+bugs\t\t: sysret_ss_attrs
+
+processor\t: 1
+flags\t\t: fpu sse2 avx2 fma {extra}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "has_gpu", "expected"),
+    [
+        ("", False, "float32"),  # AVX2 only: emulated bfloat16, ~6x slower than float32 (train/precision.py)
+        ("avx512f avx512_bf16", False, "mixed_bfloat16"),
+        ("amx_bf16 amx_tile", False, "mixed_bfloat16"),
+        ("", True, "mixed_bfloat16"),
+    ],
+)
+def test_auto_precision_is_bfloat16_only_where_it_is_native(
+    tmp_path: Path, extra: str, has_gpu: bool, expected: str
+) -> None:
+    from train.precision import cpu_flags, resolve_precision
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(X86_CPUINFO.format(extra=extra))
+    flags = cpu_flags(cpuinfo)
+    assert "avx2" in flags and "sysret_ss_attrs" not in flags
+    assert resolve_precision("auto", flags, has_gpu) == expected
+    assert resolve_precision("float32", flags, has_gpu=True) == "float32"  # a choice given is kept
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+    with pytest.raises(ValueError, match="expected one of auto"):
+        resolve_precision("float16", flags, has_gpu)
+
+
+def test_arm64_cpuinfo_features_are_read(tmp_path: Path) -> None:
+    from train.precision import cpu_flags, resolve_precision
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd bf16 i8mm\n")
+    assert {"asimd", "bf16"} <= cpu_flags(cpuinfo)
+    # arm64's bf16 is left to an explicit --precision mixed_bfloat16: not measured
+    assert resolve_precision("auto", cpu_flags(cpuinfo), has_gpu=False) == "float32"
 
 
 def test_bad_ema_momentum_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

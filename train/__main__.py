@@ -21,6 +21,7 @@ from train import report
 from train.const import LABELS
 from train.data import Dataset, DatasetError, Split, load, load_extra, merge_splits
 from train.metrics import classification_metrics, format_report
+from train.precision import PRECISIONS, cpu_flags, resolve_precision
 from train.votes import Votes, VotesError, blended_targets, load_votes
 
 logger = logging.getLogger("train")
@@ -80,9 +81,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
         "--precision",
-        choices=("mixed_bfloat16", "float32"),
-        default="mixed_bfloat16",
-        help="bfloat16 halves the epoch time on CPUs with AVX512-BF16 and on GPUs",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto (default): mixed_bfloat16 on a GPU or a CPU with native bfloat16 (AVX512-BF16, AMX), "
+        "where it halves the epoch time, else float32 (emulated bfloat16 is several times slower)",
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--quick", action="store_true", help="a narrow model for 2 epochs: a smoke test")
@@ -198,10 +200,14 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+    import tensorflow as tf
 
     from train import fit
 
     keras.utils.set_random_seed(args.seed)
+    args.precision = resolve_precision(
+        args.precision, cpu_flags(), has_gpu=bool(tf.config.list_physical_devices("GPU"))
+    )
     train_ds = fit.training_dataset(images, targets, weights, args)
     val = data["PublicTest"]
     val_ds = fit.validation_dataset(val.images, val.labels, args.normalization)
@@ -229,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "width": args.width,
         "ema_momentum": args.ema_momentum,
+        "precision": args.precision,
         "parameters": model.count_params(),
         "normalization": args.normalization,
         **target_facts,
