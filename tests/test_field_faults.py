@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import re
 import socket
+import stat
 import sqlite3
 import threading
 import urllib.error
@@ -337,6 +339,21 @@ def test_a_folder_as_the_outbox_is_refused_not_moved_aside(tmp_path: Path) -> No
     assert (folder / "keep.txt").read_text() == "precious" and not list(tmp_path.glob("state.damaged-*"))
     lines = run_check("--mqtt-enabled", "--mqtt-outbox-path", str(folder))
     assert lines == [f"moodcast: mqtt.outbox_path: {folder} is a folder, expected the outbox file's path"]
+
+
+def test_a_device_or_pipe_as_the_outbox_is_refused_not_moved_aside(tmp_path: Path) -> None:
+    """A review run as root gave /dev/null as the outbox: it was taken for a damaged file and renamed."""
+    from device.errors import ConfigError
+
+    pipe = tmp_path / "outbox.fifo"  # a pipe stands in for /dev/null: not a regular file, safe to test with
+    os.mkfifo(pipe)
+    expected = f"mqtt.outbox_path: {pipe} is not a regular file (a device, pipe or socket)"
+    with pytest.raises(ConfigError) as err:
+        SqliteOutbox(pipe, 10)
+    assert str(err.value).startswith(expected)
+    assert stat.S_ISFIFO(pipe.stat().st_mode) and not list(tmp_path.glob("outbox.fifo.damaged-*"))
+    lines = run_check("--mqtt-enabled", "--mqtt-outbox-path", str(pipe))
+    assert len(lines) == 1 and lines[0].startswith(f"moodcast: {expected}"), lines
 
 
 def test_a_client_key_that_is_not_the_certificates_is_named(tmp_path: Path) -> None:

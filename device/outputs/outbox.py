@@ -246,10 +246,13 @@ def _readable_rows(path: Path) -> int | None:
 
 
 def outbox_path_problem(path: Path) -> str:
-    """What keeps ``path`` from holding the outbox, or "" when nothing does: a folder in its place, or a
-    folder the daemon cannot write in (SQLite writes its journal beside the file)."""
+    """What keeps ``path`` from holding the outbox, or "" when nothing does: a folder or a device, pipe or
+    socket in its place (never to be moved aside as damage: ``/dev/null`` is one), or a folder the daemon
+    cannot write in (SQLite writes its journal beside the file)."""
     if path.is_dir():
         return f"{path} is a folder, expected the outbox file's path"
+    if path.exists() and not path.is_file():
+        return f"{path} is not a regular file (a device, pipe or socket), expected the outbox file's path"
     folder = path.parent
     if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
         return f"{path}: cannot write in {folder} (permission denied)"
