@@ -134,6 +134,16 @@ def test_refuses_a_missing_card(shipped_model: Path, tmp_path: Path) -> None:
     assert_one_line_naming(err, card)
 
 
+def test_a_folder_in_the_cards_place_is_one_line(shipped_model: Path, tmp_path: Path) -> None:
+    """A folder in the card's place was a traceback (IsADirectoryError)."""
+    model, card = copy_model(shipped_model, tmp_path)
+    card.unlink()
+    card.mkdir()
+    with pytest.raises(ModelError) as err:
+        EmotionClassifier(model)
+    assert str(err.value) == f"{card}: is a folder, expected the model card (a .json file)"
+
+
 def test_a_missing_model_is_named_before_its_card(tmp_path: Path) -> None:
     missing = tmp_path / "nope.tflite"  # neither the model nor its card exists
     with pytest.raises(ModelError) as err:
@@ -147,20 +157,28 @@ def test_a_folder_given_as_the_model_is_called_a_folder(tmp_path: Path) -> None:
     assert str(err.value) == f"{tmp_path}: is a folder, expected the .tflite model file; fix model.path"
 
 
-def test_a_runtime_that_fails_to_import_is_one_line_saying_what_to_install(
-    shipped_model: Path, tmp_path: Path
+BROKEN_RUNTIME = {  # where tflite-runtime 2.14 under NumPy 2 fails: a review saw both on a Pi
+    "on import": "raise SystemError('initialization of _pywrap_tensorflow_interpreter_wrapper '\n"
+    "                  'raised unreported exception')\n",
+    "making the Interpreter": "class Interpreter:\n"
+    "    def __init__(self, **kwargs):\n"
+    "        raise SystemError('<built-in method CreateWrapperFromBuffer> returned a result '\n"
+    "                          'with an exception set')\n",
+}
+
+
+@pytest.mark.parametrize("where", BROKEN_RUNTIME)
+def test_a_runtime_that_fails_is_one_line_saying_what_to_install(
+    where: str, shipped_model: Path, tmp_path: Path
 ) -> None:
-    """tflite-runtime 2.14 under NumPy 2 raises SystemError (not ImportError) on import, as on a Pi."""
+    """tflite-runtime 2.14 under NumPy 2 raises SystemError, not ImportError: on import or in Interpreter."""
     import subprocess
     import sys
 
     fake = tmp_path / "site" / "ai_edge_litert"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("")
-    (fake / "interpreter.py").write_text(
-        "raise SystemError('initialization of _pywrap_tensorflow_interpreter_wrapper '\n"
-        "                  'raised unreported exception')\n"
-    )
+    (fake / "interpreter.py").write_text(BROKEN_RUNTIME[where])
     code = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
         "from device.vision.classify import EmotionClassifier\n"
@@ -173,7 +191,5 @@ def test_a_runtime_that_fails_to_import_is_one_line_saying_what_to_install(
     )  # fmt: skip
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result
-    assert lines[0].startswith(
-        "the TFLite runtime ai_edge_litert is installed but fails to import (SystemError"
-    )
+    assert lines[0].startswith("the TFLite runtime ai_edge_litert is installed but fails (SystemError")
     assert "pip install 'numpy<2'" in lines[0]

@@ -47,11 +47,20 @@ def card_path_for(model_path: Path) -> Path:
 
 
 def load_card(path: Path) -> ModelCard:
-    """Read and check a model card; raise ModelError naming the file and the field at fault."""
+    """Read and check a model card; raise ModelError (one line) naming the file and the field at fault, or
+    why the file cannot be read (missing, a folder, no permission)."""
     try:
         raw = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ModelError(f"{path}: model card not found; it must lie beside the .tflite file") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a folder, expected the model card (a .json file)") from None
+    except PermissionError:
+        raise ModelError(
+            f"{path}: model card is not readable by this user (permission denied); fix its permissions"
+        ) from None
+    except OSError as err:
+        raise ModelError(f"{path}: model card cannot be read ({err.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelError(f"{path}: model card is not valid JSON ({err})") from None
     if not isinstance(raw, dict) or raw.get("schema") != CARD_SCHEMA_VERSION:
@@ -140,20 +149,28 @@ def _read_model(path: Path) -> bytes:
         raise ModelError(f"{path}: model file cannot be read ({err.strerror})") from None
 
 
-def _interpreter_class() -> type:
+def _runtime_failure(module_name: str, err: Exception) -> ModelError:
+    """One line for a TFLite runtime that is installed but broken, usually one built against another NumPy:
+    tflite-runtime 2.14 under NumPy 2 raises SystemError on import or when the Interpreter is made."""
+    detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return ModelError(
+        f"the TFLite runtime {module_name.split('.')[0]} is installed but fails "
+        f"({type(err).__name__}: {detail}); "
+        f"tflite-runtime 2.14 needs NumPy 1.x: pip install 'numpy<2', or install ai-edge-litert"
+    )
+
+
+def _interpreter_class() -> tuple[str, type]:
+    """The first installed runtime of ``RUNTIMES``: its module name and Interpreter class."""
     for module_name in RUNTIMES:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
         except Exception as err:  # a runtime built against another NumPy fails in many ways
-            raise ModelError(
-                f"the TFLite runtime {module_name.split('.')[0]} is installed but fails to import "
-                f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}); "
-                f"tflite-runtime 2.14 needs NumPy 1.x: pip install 'numpy<2', or install ai-edge-litert"
-            ) from None
+            raise _runtime_failure(module_name, err) from None
         logger.debug("TFLite runtime: %s", module_name)
-        return module.Interpreter
+        return module_name, module.Interpreter
     raise ModelError("no TFLite runtime found; install ai-edge-litert (or tflite-runtime on Raspberry Pi OS)")
 
 
@@ -166,11 +183,14 @@ class EmotionClassifier:
         self.card = load_card(card_path or card_path_for(model_path))
         if len(content) < 8 or content[4:8] != b"TFL3":
             raise ModelError(f"{model_path}: not a TFLite flatbuffer (no TFL3 identifier)")
+        runtime, interpreter_class = _interpreter_class()
         try:
-            self._interpreter = _interpreter_class()(model_content=content, num_threads=threads)
+            self._interpreter = interpreter_class(model_content=content, num_threads=threads)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise ModelError(f"{model_path}: the TFLite runtime rejected the model ({err})") from None
+        except Exception as err:  # SystemError, ImportError: the runtime itself is broken, not the model
+            raise _runtime_failure(runtime, err) from None
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._check_shapes(model_path)
