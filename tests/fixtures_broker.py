@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -247,3 +248,69 @@ def subscribe() -> Iterator[Callable[..., Subscriber]]:
     yield make
     for sub in subscribers:
         sub.close()
+
+
+class Mqtt311OnlyBroker:
+    """A broker that speaks only MQTT 3.1.1, as RabbitMQ's MQTT plugin before 3.13 and mosquitto before 1.6:
+    a loopback proxy in front of a real mosquitto that answers an MQTT 5 CONNECT with the 3.1.1 CONNACK
+    "unacceptable protocol version" (return code 1, MQTT 3.1.1 section 3.2.2.3) and relays any other
+    connection to mosquitto byte for byte."""
+
+    def __init__(self, upstream: Broker) -> None:
+        self.upstream = upstream
+        self.host = "127.0.0.1"
+        self.refused_v5 = 0  # MQTT 5 CONNECTs answered with return code 1
+        self._server = socket.create_server((self.host, 0))
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._accept, name="mqtt311-proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            connect = _read_packet(client)
+            # CONNECT: fixed header, then the protocol name (2-byte length + "MQTT"), then the level byte
+            header = 1 + next(i for i in range(1, 5) if connect[i] < 0x80)
+            if connect[header + 6] == 5:
+                self.refused_v5 += 1
+                client.sendall(b"\x20\x02\x00\x01")
+                return
+            with socket.create_connection((self.upstream.host, self.upstream.port)) as upstream:
+                upstream.sendall(connect)
+                threading.Thread(target=_relay, args=(upstream, client), daemon=True).start()
+                _relay(client, upstream)
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def _read_packet(sock: socket.socket) -> bytes:
+    """One whole MQTT control packet: the fixed header with its variable-length remaining length, and the
+    rest (MQTT 3.1.1 section 2.2.3)."""
+    data = sock.recv(2)
+    length, shift, index = 0, 0, 1
+    while True:
+        while len(data) <= index:
+            data += sock.recv(1)
+        length += (data[index] & 0x7F) << shift
+        if data[index] < 0x80:
+            break
+        shift, index = shift + 7, index + 1
+    while len(data) < index + 1 + length:
+        data += sock.recv(index + 1 + length - len(data))
+    return data
+
+
+def _relay(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while chunk := source.recv(65536):
+            sink.sendall(chunk)
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass

@@ -9,8 +9,8 @@ import logging
 import os
 import re
 import socket
-import stat
 import sqlite3
+import stat
 import threading
 import urllib.error
 import urllib.request
@@ -24,7 +24,7 @@ from device.outputs.discovery import discovery_configs
 from device.outputs.events import EventFactory
 from device.outputs.outbox import SqliteOutbox
 from tests import test_publish
-from tests.fixtures_broker import Broker, free_port, make_tls_files
+from tests.fixtures_broker import Broker, Mqtt311OnlyBroker, free_port, make_tls_files
 from tests.test_camera import ScriptedCamera
 from tests.test_publish import WAIT_S, make_event, mqtt_config
 
@@ -382,3 +382,73 @@ def test_a_folder_as_the_video_is_called_a_folder_when_the_daemon_runs(tmp_path:
     )  # fmt: skip
     assert result.returncode == 1
     assert f"camera.device: {tmp_path} is a folder, expected a video file; fix the path" in result.stderr
+
+
+def test_a_broker_that_speaks_only_mqtt_3_1_1_gets_everything(
+    mqtt_broker: Broker, publishers, subscribe, publish_log
+) -> None:
+    """An MQTT 5 CONNECT to a 3.1.1-only broker is refused with return code 1; it was retried forever."""
+    old = Mqtt311OnlyBroker(mqtt_broker)
+    device = "mqtt311"
+    sub = subscribe(mqtt_broker, [f"moodcast/{device}/#"])
+    config = dataclasses.replace(mqtt_config(mqtt_broker), port=old.port)
+    pub = publishers(config, device)
+    pub.start()
+    for seq in range(1, 6):
+        pub.publish_event(make_event(seq, device))
+    events = f"moodcast/{device}/events"
+    assert sub.wait_for(
+        lambda msgs: {json.loads(m.payload)["seq"] for m in msgs if m.topic == events} == set(range(1, 6)),
+        WAIT_S,
+    ), (sub.messages, publish_log.lines())
+    assert sub.wait_for(lambda msgs: any(m.payload == "online" for m in msgs), WAIT_S)
+    assert old.refused_v5 == 1
+    told = [line for line in publish_log.lines(logging.INFO) if "MQTT 3.1.1" in line]
+    assert len(told) == 1 and f"127.0.0.1:{old.port}" in told[0], publish_log.lines(logging.INFO)
+    assert not publish_log.lines()  # no warning: nothing for the user to fix
+    pub.close()
+    old.close()
+
+
+def test_a_clean_stop_opens_no_second_connection(broker_factory, publishers, subscribe, publish_log) -> None:
+    """Stopping probed the broker once more (mosquitto: 'Client <unknown> disconnected due to protocol
+    error'), as if the broker had closed a connection it never accepted."""
+    broker = broker_factory()
+    sub = subscribe(broker, ["moodcast/cleanstop/status"])
+    pub = publishers(mqtt_config(broker), "cleanstop")
+    pub.start()
+    assert sub.wait_for(lambda msgs: [m.payload for m in msgs] == ["online"], WAIT_S)
+    pub.close()
+    assert sub.wait_for(lambda msgs: [m.payload for m in msgs] == ["online", "offline"], WAIT_S)
+    sub.close()
+    broker.stop()  # its log is complete once it has exited
+    connections = [line for line in broker.log.splitlines() if "New connection from" in line]
+    assert len(connections) == 2, broker.log  # the subscriber's and the publisher's
+    assert "protocol error" not in broker.log and not publish_log.lines()
+
+
+@pytest.mark.slow  # two brokers, TLS handshakes: make test-slow
+def test_more_tls_mismatches_are_named_with_the_key_to_fix(
+    broker_factory, publishers, tmp_path, publish_log
+) -> None:
+    """A client certificate from another CA gave no warning at all; mqtt.tls on a plain port gave only
+    'Connection reset by peer'."""
+    tls = make_tls_files(tmp_path / "tls", "server")
+    stranger = make_tls_files(tmp_path / "stranger", "stranger")  # a certificate the broker's CA never signed
+    broker = broker_factory(
+        extra=[f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}", "require_certificate true"]
+    )
+    client_tls = dict(tls=True, ca_file=str(tls.ca), cert_file=str(stranger.cert), key_file=str(stranger.key))
+    wrong_ca = publishers(mqtt_config(broker, **client_tls), "wrongca")
+    wrong_ca.start()
+    warning = publish_log.wait_for("did not accept the client certificate")
+    assert "mqtt.cert_file" in warning and f"127.0.0.1:{broker.port}" in warning
+    assert not wrong_ca.stats().connected
+    wrong_ca.close(timeout_s=0.5)
+
+    plain = broker_factory()
+    tls_on_plain = publishers(mqtt_config(plain, tls=True, ca_file=str(tls.ca)), "tlsonplain")
+    tls_on_plain.start()
+    warning = publish_log.wait_for("does not speak TLS")
+    assert "mqtt.tls = false" in warning and f"127.0.0.1:{plain.port}" in warning
+    tls_on_plain.close(timeout_s=0.5)

@@ -45,6 +45,9 @@ PROBE_TIMEOUT_S = 5.0  # paho's own connect timeout
 # MQTT 5 CONNACK reason codes of a broker that refuses our Last Will: retained, or above its QoS.
 RETAIN_NOT_SUPPORTED = 0x9A
 QOS_NOT_SUPPORTED = 0x9B
+# MQTT 5 CONNACK reason 0x84; paho reads a 3.1.1-only broker's return code 1 (unacceptable protocol version,
+# MQTT 3.1.1 section 3.2.2.3) as it.
+UNSUPPORTED_PROTOCOL_VERSION = 0x84
 
 
 def tls_context(cfg: MqttConfig) -> ssl.SSLContext:
@@ -130,6 +133,11 @@ class MqttConnection:
         self._warning: tuple[str, float] | None = None
         self._limits = BrokerLimits(config.qos)
         self._tls: ssl.SSLContext | None = tls_context(config) if config.tls else None
+        # MQTT 5 first: its CONNACK tells the broker's limits (retain, maximum QoS); 3.1.1 for a broker that
+        # speaks nothing newer (paho does not step down from 5 by itself).
+        self._protocol = mqtt.MQTTv5
+        self._closing = False  # close() has begun: a disconnect is ours, and no client replaces this one
+        self._client_lock = threading.Lock()  # guards _client and _closing against the step down to 3.1.1
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -137,7 +145,7 @@ class MqttConnection:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id or f"{APP_NAME}-{self.device_id}",
-            protocol=mqtt.MQTTv5,  # its CONNACK tells the broker's limits (retain, maximum QoS)
+            protocol=self._protocol,
         )
         client.enable_logger(paho_logger())
         client.suppress_exceptions = True
@@ -159,9 +167,11 @@ class MqttConnection:
     def connect(self) -> None:
         """Connect in paho's network thread, which reconnects by itself; never raises because the broker is
         down."""
+        # clean_start is MQTT 5's; a 3.1.1 client starts clean by its constructor's default
+        clean = True if self._protocol == mqtt.MQTTv5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY
         try:
             self._client.connect_async(
-                self.config.host, self.config.port, keepalive=self.config.keepalive_s, clean_start=True
+                self.config.host, self.config.port, keepalive=self.config.keepalive_s, clean_start=clean
             )
         except (OSError, ValueError) as err:  # paho checks the host and port here, without connecting
             self._warn(
@@ -171,6 +181,8 @@ class MqttConnection:
 
     def close(self, deadline: float) -> None:
         """Publish ``offline`` if connected (its ack awaited until ``deadline``, monotonic); disconnect."""
+        with self._client_lock:
+            self._closing = True
         if self._delivery.is_connected:
             info = self._announce(self.status_topic, STATUS_OFFLINE)
             try:
@@ -179,6 +191,16 @@ class MqttConnection:
                 logger.debug("MQTT: offline status not confirmed: %s", err)
         self._client.disconnect()
         self._client.loop_stop()
+
+    def _step_down_to_mqtt311(self, old: mqtt.Client) -> None:
+        """Replace ``old`` (disconnecting after an MQTT 5 refusal) with a 3.1.1 client. Runs in a thread of
+        its own: ``loop_stop`` joins paho's network thread, which cannot join itself."""
+        old.loop_stop()
+        with self._client_lock:
+            if self._closing:
+                return
+            self._client = self._make_client()
+            self.connect()
 
     def discovery_configs(self) -> dict[str, dict[str, Any]]:
         """Retained Home Assistant discovery configs by topic (see discovery.py)."""
@@ -236,6 +258,14 @@ class MqttConnection:
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
+        if reason.value == UNSUPPORTED_PROTOCOL_VERSION and self._protocol == mqtt.MQTTv5:
+            logger.info("MQTT broker %s speaks MQTT 3.1.1, not 5: connecting with MQTT 3.1.1", self.where)
+            self._protocol = mqtt.MQTTv311
+            client.disconnect()  # ends this client's network thread instead of retrying MQTT 5
+            threading.Thread(
+                target=self._step_down_to_mqtt311, args=(client,), name="mqtt-3.1.1", daemon=True
+            ).start()
+            return
         if reason.value in (RETAIN_NOT_SUPPORTED, QOS_NOT_SUPPORTED):
             self._adopt_limits(client, properties, refused=reason.value)  # paho reconnects with a new Will
             return
@@ -257,7 +287,7 @@ class MqttConnection:
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         err = probe_connect(self.config.host, self.config.port, self._tls, PROBE_TIMEOUT_S)
-        reason = describe_connect_error(err) if err is not None else "unknown error"
+        reason = describe_connect_error(err, self._tls is not None) if err is not None else "unknown error"
         self._warn(
             "fail:" + reason,
             f"MQTT broker {self.where} unreachable: {reason}; "
@@ -267,6 +297,9 @@ class MqttConnection:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
+        if self._closing or client is not self._client:  # our own stop, or the MQTT 5 client stepped down
+            self._delivery.disconnected()
+            return
         if self._delivery.disconnected():
             self._warn(
                 "lost",

@@ -10,9 +10,26 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from device.const import AUTH_REFUSED_CODES
 
+# TLS alerts (RFC 8446 section 6.2) a broker sends when it rejects the client certificate we gave
+CLIENT_CERT_ALERTS = (
+    "unknown_ca",
+    "bad_certificate",
+    "certificate_unknown",
+    "certificate_expired",
+    "certificate_revoked",
+    "unsupported_certificate",
+    "access_denied",
+)
 
-def describe_connect_error(err: BaseException) -> str:
-    """A short reason for a failed TCP/TLS connect, for the one warning line."""
+
+def describe_connect_error(err: BaseException, tls: bool = False) -> str:
+    """A short reason for a failed TCP/TLS connect (``tls``: we spoke TLS), for the one warning line."""
+    if tls and isinstance(err, ConnectionResetError | ssl.SSLEOFError):
+        # a plain MQTT listener reads our TLS ClientHello as a malformed packet and drops the connection
+        return (
+            "connection reset during the TLS handshake: the port likely does not speak TLS; "
+            "set mqtt.tls = false, or use the broker's TLS port (often 8883)"
+        )
     if isinstance(err, socket.gaierror):
         return f"host name not resolved ({err.strerror or err})"
     if isinstance(err, ConnectionRefusedError):
@@ -60,8 +77,9 @@ def probe_connect(
 def diagnose_closed(host: str, port: int, context: ssl.SSLContext | None, timeout_s: float) -> str | None:
     """Why a broker closed the connection before its CONNACK, when the TLS settings are the cause.
 
-    A plain client on a TLS port, or a TLS client without the client certificate the broker requires,
-    is cut off without a word; paho then only says 'failed to receive on socket' on every retry.
+    A plain client on a TLS port, or a TLS client without the client certificate the broker requires or
+    with one the broker's CA did not sign, is cut off without a word; paho then only says 'failed to receive
+    on socket' on every retry.
     """
     try:
         with socket.create_connection((host, port), timeout=timeout_s) as sock:
@@ -79,6 +97,12 @@ def diagnose_closed(host: str, port: int, context: ssl.SSLContext | None, timeou
             return (
                 "the broker requires a client certificate and none was accepted; "
                 "set mqtt.cert_file and mqtt.key_file"
+            )
+        alert = next((name for name in CLIENT_CERT_ALERTS if name in text.replace(" ", "_")), None)
+        if context is not None and alert is not None:
+            return (
+                f"the broker did not accept the client certificate (TLS alert {alert}); set mqtt.cert_file "
+                "and mqtt.key_file to a certificate and key that the broker's CA signed"
             )
         return None
     except OSError:
