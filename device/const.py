@@ -78,6 +78,7 @@ ANALYZE_QUEUE = 2
 ANALYZE_NICE = 19
 ANALYZE_TIMEOUT_S = 30.0
 MAX_JSON_BODY = 4096  # the page's small JSON requests (feedback)
+TOKEN_MIN_CHARS = 16  # http.token: shorter is refused at start (a guessable token is no protection)
 TOKEN_COOKIE = "moodcast_token"  # the page's login keeps the token here (HttpOnly, SameSite=Strict)
 # The web page: the frame loop hands the dashboard its faces this often; it keeps SERIES_S of them for the
 # live chart; the history store gets a sample every HISTORY_SAMPLE_S and groups them by HISTORY_BUCKET_S.

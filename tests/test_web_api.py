@@ -278,7 +278,7 @@ def test_off_loopback_without_a_token_the_daemon_refuses_to_start(tmp_path: Path
         load_config(environ={}, cli={"http.enabled": True, "http.host": "0.0.0.0"})
     assert "MOODCAST_HTTP__TOKEN" in str(err.value) and "\n" not in str(err.value)
     assert load_config(
-        environ={"MOODCAST_HTTP__TOKEN": "x"}, cli={"http.enabled": True, "http.host": "0.0.0.0"}
+        environ={"MOODCAST_HTTP__TOKEN": TOKEN}, cli={"http.enabled": True, "http.host": "0.0.0.0"}
     )
     run = subprocess.run(
         [sys.executable, "-m", "device", "--http-enabled", "--http-host", "0.0.0.0"],

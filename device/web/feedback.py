@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import tempfile
 import threading
 import time
 from collections import deque
@@ -17,6 +18,7 @@ import numpy as np
 
 from device.config import FeedbackConfig
 from device.const import FEEDBACK_FRAMES_KEPT
+from device.errors import ConfigError
 from device.vision.detect import Box
 from device.vision.preprocess import CropSpec, crop_face
 from device.web.analyze import AnalyzeError
@@ -29,7 +31,18 @@ class FeedbackStore:
     newest that shows it (a face the page shows may have just left the frame)."""
 
     def __init__(self, config: FeedbackConfig, crop: CropSpec, labels: tuple[str, ...]) -> None:
+        """Create ``config.dir`` and prove a file can be written in it; ConfigError (feedback.dir) if not."""
         self.dir = Path(config.dir)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.dir):
+                pass
+        except OSError as err:
+            raise ConfigError(
+                "feedback.dir",
+                f"{self.dir}: cannot write there ({err.strerror or err})",
+                "set feedback.dir to a folder this user may write",
+            ) from None
         self.crop = crop
         self.labels = labels
         self._frames: deque[tuple[np.ndarray, dict[int, Box]]] = deque(maxlen=FEEDBACK_FRAMES_KEPT)
