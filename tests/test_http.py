@@ -310,6 +310,66 @@ def answer_of(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
 
 
+# -- Host and Origin ----------------------------------------------------------------------------------
+
+
+def test_without_a_token_only_this_servers_names_are_served(server: HttpServer) -> None:
+    port = server.port
+    for host in (f"127.0.0.1:{port}", "localhost", f"LocalHost:{port}", f"[::1]:{port}", "127.0.0.1"):
+        assert ask(port, "GET", "/api/v1/info", headers={"Host": host})[0] == 200, host
+    for host in (f"evil.example:{port}", "127.0.0.1.nip.io", "evil.example@127.0.0.1", "127.0.0.1:x"):
+        status, headers, body = ask(port, "GET", "/api/v1/info", headers={"Host": host})
+        error = json.loads(body)["error"]
+        assert status == 421 and headers["content-type"] == "application/json", host
+        assert error.startswith(f"Host {host!r} is not this server's name") and "\n" not in error
+    with raw_head(port, "GET /api/v1/info HTTP/1.1\r\n") as sock:  # no Host at all
+        assert answer_of(sock)[0] == 421
+
+
+def test_with_a_token_other_names_are_left_to_the_token(pipeline: FakePipeline, metrics: Metrics) -> None:
+    token = "0123456789abcdef-token"
+    server = HttpServer(
+        HttpConfig(enabled=True, host="127.0.0.1", port=0, token=token),
+        metrics, pipeline.latest_jpeg, pipeline.is_healthy,
+    )  # fmt: skip
+    server.start()
+    try:
+        host = {"Host": "moodcast.lan:8480"}
+        assert ask(server.port, "GET", "/api/v1/info", headers=host)[0] == 401
+        auth = {**host, "Authorization": f"Bearer {token}"}
+        assert ask(server.port, "GET", "/api/v1/info", headers=auth)[0] == 200
+    finally:
+        server.stop()
+
+
+def test_a_post_from_another_origin_is_refused(server: HttpServer) -> None:
+    port = server.port
+    feedback = json.dumps({"face_id": 1, "label": "sad"}).encode()
+    kind = {"Content-Type": "application/json"}
+    for origin in (
+        f"http://127.0.0.1:{free_port()}",
+        "http://evil.example",
+        "null",
+        f"ftp://127.0.0.1:{port}",
+    ):
+        for path, body in (("/api/v1/feedback", feedback), ("/api/v1/analyze", b"x"), ("/login", b"token=x")):
+            status, _, data = ask(port, "POST", path, body, {**kind, "Origin": origin})
+            error = json.loads(data)["error"]
+            assert status == 403 and error.startswith(f"Origin {origin!r} is not this server's"), (
+                origin,
+                path,
+            )
+    # the page itself, and scripts that send no Origin, go on to the route (feedback is off here: 404)
+    assert (
+        ask(port, "POST", "/api/v1/feedback", feedback, {**kind, "Origin": f"http://127.0.0.1:{port}"})[0]
+        == 404
+    )
+    assert ask(port, "POST", "/api/v1/feedback", feedback, kind)[0] == 404
+    assert (
+        ask(port, "GET", "/api/v1/info", headers={"Origin": "http://evil.example"})[0] == 200
+    )  # reads: CORS
+
+
 # -- the analyser's admission and limits ----------------------------------------------------------------
 
 

@@ -162,7 +162,7 @@ class _Handler(AuthRoutes, ApiRoutes, MediaRoutes):
     def do_GET(self) -> None:
         app = self.server_app
         path, _, query = self.path.partition("?")
-        if not self._authorized(path):
+        if not (self._trusted() and self._authorized(path)):
             return
         if path == "/healthz":
             ok = app.healthy()
@@ -193,6 +193,8 @@ class _Handler(AuthRoutes, ApiRoutes, MediaRoutes):
 
     def do_POST(self) -> None:
         path, _, query = self.path.partition("?")
+        if not self._trusted():
+            return
         if path == "/login":
             self._login()
             return
