@@ -225,6 +225,7 @@ def test_feedback_saves_the_face_crop_under_its_label(
         (b'{"face_id": 1, "label": 7}', "label"),
         (b"[1, 2]", "face_id"),
         (b"not json", "face_id"),
+        (b"[" * 2000 + b"]" * 2000, "face_id"),  # deeper than Python's recursion limit: RecursionError
     ],
 )
 def test_feedback_takes_only_a_json_integer_face_id(daemon: Daemon, body: bytes, field: str) -> None:

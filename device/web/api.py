@@ -102,7 +102,7 @@ class ApiRoutes(Responder):
             return
         try:
             request = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter's limit
             request = None
         if not isinstance(request, dict):
             self._error(HTTPStatus.BAD_REQUEST, 'expected JSON {"face_id": 3, "label": "sad"}')
