@@ -91,6 +91,8 @@ DASHBOARD_SAMPLE_S = 1.0
 SERIES_S = 300.0
 HISTORY_SAMPLE_S = 5.0
 HISTORY_BUCKET_S = 300
+HISTORY_PRUNE_S = 60.0  # rows past history.retention_h are deleted this often, and at open
+HISTORY_WARN_EVERY_S = 600.0  # a history write failing on and on (disk full) is logged at most this often
 FEEDBACK_FRAME_S = 0.5  # feedback on: the raw frame a correction is cut from is kept this often
 FEEDBACK_FRAMES_KEPT = 10  # ... and the newest this many with faces (5 s)
 

@@ -268,6 +268,11 @@ def test_history_refuses_hours_that_are_not_a_finite_number_in_range(daemon: Dae
     assert status == 200 and json.loads(data)["hours"] == 0.5
 
 
+def test_history_hours_past_the_retention_are_capped_at_it(daemon: Daemon) -> None:
+    status, _, data = daemon.request("GET", "/api/v1/history?hours=100")
+    assert status == 200 and json.loads(data)["hours"] == 24.0  # history.retention_h
+
+
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident memory so far (VmHWM), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
