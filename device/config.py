@@ -154,7 +154,9 @@ class HttpConfig:
     host: str = _opt("127.0.0.1", "address to bind")
     port: int = _opt(8480, "port to bind", min=1, max=65535)
     token: str = _opt(
-        "", "bearer token every route but /healthz requires (needed off loopback), from the environment only",
+        "",
+        "bearer token every route but /healthz requires (needed off loopback; at least 16 printable ASCII "
+        "characters), from the environment only",
         secret=True,
     )  # fmt: skip
 
@@ -172,7 +174,9 @@ class MoodConfig:
 @dataclass(frozen=True)
 class HistoryConfig:
     path: str = _opt("", "SQLite file of the page's history: labels, scores and times only ('' for memory)")
-    retention_h: float = _opt(24.0, "keep history this many hours", min=1.0, max=8760.0)
+    retention_h: float = _opt(
+        24.0, "keep history this many hours (pruned at start and every minute)", min=1.0, max=8760.0
+    )
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,9 @@ class FeedbackConfig:
     enabled: bool = _opt(
         False, "let the page store a corrected face's 48x48 crop for training (stores faces)"
     )
-    dir: Path = _opt(Path("feedback"), "folder of corrected crops: <dir>/<class>/<name>.png")
+    dir: Path = _opt(
+        Path("feedback"), "folder of corrected crops: <dir>/<class>/<name>.png (must be writable)"
+    )
 
 
 @dataclass(frozen=True)
