@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device.const import DEFAULT_MODEL_PATH, ENV_PREFIX, HAAR_WINDOW_PX
+from device.const import DEFAULT_MODEL_PATH, ENV_PREFIX, HAAR_WINDOW_PX, TOKEN_MIN_CHARS
 from device.errors import ConfigError
 
 
@@ -154,7 +154,9 @@ class HttpConfig:
     host: str = _opt("127.0.0.1", "address to bind")
     port: int = _opt(8480, "port to bind", min=1, max=65535)
     token: str = _opt(
-        "", "bearer token every route but /healthz requires (needed off loopback), from the environment only",
+        "",
+        "bearer token every route but /healthz requires (needed off loopback; at least 16 printable ASCII "
+        "characters), from the environment only",
         secret=True,
     )  # fmt: skip
 
@@ -172,7 +174,9 @@ class MoodConfig:
 @dataclass(frozen=True)
 class HistoryConfig:
     path: str = _opt("", "SQLite file of the page's history: labels, scores and times only ('' for memory)")
-    retention_h: float = _opt(24.0, "keep history this many hours", min=1.0, max=8760.0)
+    retention_h: float = _opt(
+        24.0, "keep history this many hours (pruned at start and every minute)", min=1.0, max=8760.0
+    )
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,9 @@ class FeedbackConfig:
     enabled: bool = _opt(
         False, "let the page store a corrected face's 48x48 crop for training (stores faces)"
     )
-    dir: Path = _opt(Path("feedback"), "folder of corrected crops: <dir>/<class>/<name>.png")
+    dir: Path = _opt(
+        Path("feedback"), "folder of corrected crops: <dir>/<class>/<name>.png (must be writable)"
+    )
 
 
 @dataclass(frozen=True)
@@ -293,6 +299,8 @@ def _coerce(key: str, raw: Any, kind: type, spec: dataclasses.Field) -> Any:
     else:
         if not isinstance(raw, (str, Path)):
             raise ConfigError(key, f"expected a string, got {raw!r}", "fix the value")
+        if kind is Path and not str(raw).strip():  # Path("") is ".", the working folder: never what was meant
+            raise ConfigError(key, f"expected a path, got {raw!r}", "set a path or remove the key")
         value = kind(raw)
     choices = rules.get("choices")
     if choices and value not in choices:
@@ -414,6 +422,8 @@ def _build(values: dict[str, Any]) -> Config:
     config = dataclasses.replace(defaults, **top)
     if not config.device_id:
         config = dataclasses.replace(config, device_id=socket.gethostname().split(".")[0] or "moodcast")
+    token = checked_token(config.http.token)
+    config = dataclasses.replace(config, http=dataclasses.replace(config.http, token=token))
     _verify(config)
     return config
 
@@ -433,6 +443,34 @@ def topic_prefix_problem(prefix: str) -> str:
     if "" in prefix.split("/"):
         return f"{prefix!r} has an empty level (a leading, trailing or doubled '/')"
     return ""
+
+
+def folder_problem(folder: Path) -> str:
+    """Why files cannot be written in ``folder`` (created on first use, with its parents), or "" when they
+    can: a file where the folder should be, or a nearest existing folder this user may not write."""
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{folder}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{folder}: {existing} is not writable by this user"
+    return ""
+
+
+def checked_token(raw: str) -> str:
+    """``http.token`` without the blanks around it (an environment file's stray space or newline), or "" when
+    unset; ConfigError when set but shorter than TOKEN_MIN_CHARS, or with a character an HTTP header cannot
+    carry (headers are Latin-1, so a non-ASCII token could never match), a blank or a control character."""
+    token = raw.strip()
+    fix = f"set {env_key('http.token')} to a long random string (openssl rand -hex 24)"
+    if raw and len(token) < TOKEN_MIN_CHARS:
+        raise ConfigError(
+            "http.token", f"expected at least {TOKEN_MIN_CHARS} characters, got {len(token)}", fix
+        )
+    if not (token.isascii() and token.isprintable()) or " " in token:
+        raise ConfigError("http.token", "expected printable ASCII without blanks, got other characters", fix)
+    return token
 
 
 def _verify(config: Config) -> None:
@@ -471,6 +509,10 @@ def _verify(config: Config) -> None:
             f"http.host {http.host!r} is reachable from other machines and no token is set",
             f"set {env_key('http.token')} in the environment file, or bind http.host to 127.0.0.1",
         )
+    if http.enabled and config.feedback.enabled:
+        problem = folder_problem(config.feedback.dir)
+        if problem:
+            raise ConfigError("feedback.dir", problem, "set feedback.dir to a folder this user may write")
     if "/" in config.device_id or "+" in config.device_id or "#" in config.device_id:
         raise ConfigError(
             "device_id",

@@ -70,14 +70,20 @@ STREAM_KEEPALIVE_S = 2.0  # resend the newest frame this often even when it has 
 MAX_STREAMS = 4  # each viewer holds a thread; the Pi has few to spare
 SOCKET_TIMEOUT_S = 10.0  # a viewer that stops reading is dropped after this long
 SHUTDOWN_POLL_S = 0.2  # how soon stop() takes effect; the thread wakes this often
-# POST /api/v1/analyze: the limits of an image, and the worker that analyses them one at a time at the lowest
-# CPU priority (nice 19) behind a short queue, so requests never starve the frame loop.
+LISTEN_BACKLOG = 64  # connections waiting to be accepted (socketserver's 5 reset a burst, not answered)
+# POST /api/v1/analyze: the limits of an image, and the worker that parses, decodes and analyses them one at
+# a time at the lowest CPU priority (nice 19); at most ANALYZE_ADMITTED requests are taken at once (one
+# analysed, the others read or waiting), the rest are answered 429 before their body is read, so requests
+# never starve the frame loop and at most one image is decoded at a time.
 ANALYZE_MAX_BYTES = 10 * 2**20
 ANALYZE_MAX_SIDE_PX = 4096
-ANALYZE_QUEUE = 2
+ANALYZE_MAX_PARTS = 4  # of a multipart body: the image and a few form fields; more is refused unparsed
+ANALYZE_ADMITTED = 3
+ANALYZE_MAX_BODY = ANALYZE_MAX_BYTES + 64 * 2**10  # room for multipart headers
 ANALYZE_NICE = 19
 ANALYZE_TIMEOUT_S = 30.0
 MAX_JSON_BODY = 4096  # the page's small JSON requests (feedback)
+TOKEN_MIN_CHARS = 16  # http.token: shorter is refused at start (a guessable token is no protection)
 TOKEN_COOKIE = "moodcast_token"  # the page's login keeps the token here (HttpOnly, SameSite=Strict)
 # The web page: the frame loop hands the dashboard its faces this often; it keeps SERIES_S of them for the
 # live chart; the history store gets a sample every HISTORY_SAMPLE_S and groups them by HISTORY_BUCKET_S.
@@ -85,6 +91,8 @@ DASHBOARD_SAMPLE_S = 1.0
 SERIES_S = 300.0
 HISTORY_SAMPLE_S = 5.0
 HISTORY_BUCKET_S = 300
+HISTORY_PRUNE_S = 60.0  # rows past history.retention_h are deleted this often, and at open
+HISTORY_WARN_EVERY_S = 600.0  # a history write failing on and on (disk full) is logged at most this often
 FEEDBACK_FRAME_S = 0.5  # feedback on: the raw frame a correction is cut from is kept this often
 FEEDBACK_FRAMES_KEPT = 10  # ... and the newest this many with faces (5 s)
 

@@ -151,3 +151,49 @@ def test_check_config_names_every_missing_file(tmp_path):
     result = run_cli("--check-config", "--model-path", str(tmp_path))
     assert f"moodcast: model.path: {tmp_path}: is a folder, expected the model file" in result.stderr
     assert run_cli("--check-config", "--input", "0").returncode == 0  # a camera index is not a file
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (" ", "expected at least 16 characters, got 0"),
+        ("short-token\n", "expected at least 16 characters, got 11"),
+        ("sixteen-chars-but-\u00e9", "expected printable ASCII"),
+        ("sixteen chars with blanks", "expected printable ASCII"),
+    ],
+)
+def test_a_token_too_short_or_that_no_header_can_carry_is_refused(token, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={"MOODCAST_HTTP__TOKEN": token}, cli={})
+    message = str(err.value)
+    assert err.value.key == "http.token" and expected in message and "\n" not in message, message
+    assert token.strip() not in message or not token.strip()  # the secret is never echoed
+
+
+def test_a_token_loses_the_blanks_around_it():
+    token = "0123456789abcdef0123"
+    assert load_config(None, environ={"MOODCAST_HTTP__TOKEN": f" {token}\n"}, cli={}).http.token == token
+
+
+def test_an_empty_path_is_refused_not_taken_as_the_working_folder():
+    with pytest.raises(ConfigError, match=r"^feedback\.dir: expected a path, got ''"):
+        load_config(None, environ={}, cli={"feedback.dir": ""})
+    result = run_cli("--check-config", "--http-enabled", "--feedback-enabled", "--feedback-dir", "")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "moodcast: feedback.dir: expected a path, got ''; set a path or remove the key"
+    ]
+
+
+def test_a_feedback_dir_that_cannot_be_written_is_refused_at_check_config(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cli = {"http.enabled": True, "feedback.enabled": True, "feedback.dir": str(blocker / "feedback")}
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={}, cli=cli)
+    assert err.value.key == "feedback.dir" and f"{blocker} is a file, not a folder" in str(err.value)
+    result = run_cli("--check-config", "--http-enabled", "--feedback-enabled", "--feedback-dir", str(blocker))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "feedback.dir" in result.stderr
+    ok = {**cli, "feedback.dir": str(tmp_path / "new" / "feedback")}  # created on first use
+    assert load_config(None, environ={}, cli=ok).feedback.dir == tmp_path / "new" / "feedback"

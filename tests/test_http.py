@@ -1,10 +1,14 @@
-"""The HTTP server on a real loopback socket: health, Prometheus metrics, snapshot and MJPEG stream."""
+"""The HTTP server on a real loopback socket: health, Prometheus metrics, snapshot and MJPEG stream; the Host
+and Origin checks; the analyser's admission and multipart limits on real images."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import logging
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,11 +22,14 @@ import numpy as np
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from device.config import HttpConfig
+from device.config import HttpConfig, load_config
+from device.const import ANALYZE_ADMITTED
 from device.errors import ConfigError
 from device.metrics import Metrics
+from device.web.analyze import Analyzer
 from device.web.http import HttpServer, is_loopback
 from tests.fixtures_broker import free_port
+from tools.web_daemon import encode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -272,3 +279,160 @@ def fetch(port: int, path: str) -> tuple[int, str, bytes]:
         return response.status, response.getheader("Content-Type", ""), response.read()
     finally:
         connection.close()
+
+
+# -- requests of our own making ------------------------------------------------------------------------
+
+
+def ask(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One request on its own connection; a ``Host`` in ``headers`` replaces http.client's."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def raw_head(port: int, head: str) -> socket.socket:
+    """A connection that has sent ``head`` (request line and headers) and nothing more."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(head.encode("latin-1") + b"\r\n")
+    return sock
+
+
+def answer_of(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+
+# -- Host and Origin ----------------------------------------------------------------------------------
+
+
+def test_without_a_token_only_this_servers_names_are_served(server: HttpServer) -> None:
+    port = server.port
+    for host in (f"127.0.0.1:{port}", "localhost", f"LocalHost:{port}", f"[::1]:{port}", "127.0.0.1"):
+        assert ask(port, "GET", "/api/v1/info", headers={"Host": host})[0] == 200, host
+    for host in (f"evil.example:{port}", "127.0.0.1.nip.io", "evil.example@127.0.0.1", "127.0.0.1:x"):
+        status, headers, body = ask(port, "GET", "/api/v1/info", headers={"Host": host})
+        error = json.loads(body)["error"]
+        assert status == 421 and headers["content-type"] == "application/json", host
+        assert error.startswith(f"Host {host!r} is not this server's name") and "\n" not in error
+    with raw_head(port, "GET /api/v1/info HTTP/1.1\r\n") as sock:  # no Host at all
+        assert answer_of(sock)[0] == 421
+
+
+def test_with_a_token_other_names_are_left_to_the_token(pipeline: FakePipeline, metrics: Metrics) -> None:
+    token = "0123456789abcdef-token"
+    server = HttpServer(
+        HttpConfig(enabled=True, host="127.0.0.1", port=0, token=token),
+        metrics, pipeline.latest_jpeg, pipeline.is_healthy,
+    )  # fmt: skip
+    server.start()
+    try:
+        host = {"Host": "moodcast.lan:8480"}
+        assert ask(server.port, "GET", "/api/v1/info", headers=host)[0] == 401
+        auth = {**host, "Authorization": f"Bearer {token}"}
+        assert ask(server.port, "GET", "/api/v1/info", headers=auth)[0] == 200
+    finally:
+        server.stop()
+
+
+def test_a_post_from_another_origin_is_refused(server: HttpServer) -> None:
+    port = server.port
+    feedback = json.dumps({"face_id": 1, "label": "sad"}).encode()
+    kind = {"Content-Type": "application/json"}
+    for origin in (
+        f"http://127.0.0.1:{free_port()}",
+        "http://evil.example",
+        "null",
+        f"ftp://127.0.0.1:{port}",
+    ):
+        for path, body in (("/api/v1/feedback", feedback), ("/api/v1/analyze", b"x"), ("/login", b"token=x")):
+            status, _, data = ask(port, "POST", path, body, {**kind, "Origin": origin})
+            error = json.loads(data)["error"]
+            assert status == 403 and error.startswith(f"Origin {origin!r} is not this server's"), (
+                origin,
+                path,
+            )
+    # the page itself, and scripts that send no Origin, go on to the route (feedback is off here: 404)
+    assert (
+        ask(port, "POST", "/api/v1/feedback", feedback, {**kind, "Origin": f"http://127.0.0.1:{port}"})[0]
+        == 404
+    )
+    assert ask(port, "POST", "/api/v1/feedback", feedback, kind)[0] == 404
+    assert (
+        ask(port, "GET", "/api/v1/info", headers={"Origin": "http://evil.example"})[0] == 200
+    )  # reads: CORS
+
+
+# -- the analyser's admission and limits ----------------------------------------------------------------
+
+
+@pytest.fixture
+def analyzing(pipeline: FakePipeline, metrics: Metrics, shipped_model: Path) -> Iterator[HttpServer]:
+    """The server with a real analyser on the committed model (stop() closes it)."""
+    analyzer = Analyzer(load_config(environ={}, cli={"model.path": str(shipped_model)}))
+    server = HttpServer(
+        HttpConfig(enabled=True, host="127.0.0.1", port=0),
+        metrics, pipeline.latest_jpeg, pipeline.is_healthy, analyzer=analyzer,
+    )  # fmt: skip
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_full_analyser_answers_429_before_reading_the_body(analyzing: HttpServer) -> None:
+    port = analyzing.port
+    image = encode(np.full((120, 160, 3), 128, np.uint8), ".png")
+    head = f"POST /api/v1/analyze HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/png\r\n"
+    # these send their headers and then nothing: each holds a slot while its body is awaited
+    holders = [raw_head(port, head + "Content-Length: 1000\r\n") for _ in range(ANALYZE_ADMITTED)]
+    # one kept-alive connection: its handler leaves each request's slot before it reads the next, so a 429
+    # means the holders have them all
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            for number, sock in enumerate(holders):
+                if select.select([sock], [], [], 0)[0]:  # answered: it came while our request had a slot
+                    sock.close()
+                    holders[number] = raw_head(port, head + "Content-Length: 1000\r\n")
+            connection.request("POST", "/api/v1/analyze", image)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                break
+            assert time.monotonic() < deadline, "the waiting requests never filled the analyser"
+        assert response.status == 429
+        with raw_head(port, head + f"Content-Length: {5 * 2**20}\r\n") as probe:  # 5 MB never sent
+            status, headers, body = answer_of(probe)
+        assert (status, headers["retry-after"]) == (429, "1")
+        assert json.loads(body)["error"] == "busy analysing other images; retry shortly"
+    finally:
+        connection.close()
+        for sock in holders:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while (status := ask(port, "POST", "/api/v1/analyze", image)[0]) == 429 and time.monotonic() < deadline:
+        threading.Event().wait(0.05)  # the holders' handlers see their connections close
+    assert status == 200
+
+
+def test_a_multipart_body_of_many_tiny_parts_is_refused_unparsed(analyzing: HttpServer) -> None:
+    part = b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\ny\r\n'
+    body = part * (10 * 2**20 // len(part)) + b"--b--\r\n"  # about 200,000 parts in 10 MB
+    started = time.monotonic()
+    status, _, data = ask(
+        analyzing.port, "POST", "/api/v1/analyze", body, {"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert status == 413, data
+    assert (
+        json.loads(data)["error"]
+        == "the multipart body has more than 4 parts; send the image as one file part"
+    )
+    assert time.monotonic() - started < 5

@@ -4,12 +4,15 @@ token, the page's JSON, feedback crops; the room mood and the Home Assistant dis
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -222,6 +225,7 @@ def test_feedback_saves_the_face_crop_under_its_label(
         (b'{"face_id": 1, "label": 7}', "label"),
         (b"[1, 2]", "face_id"),
         (b"not json", "face_id"),
+        (b"[" * 2000 + b"]" * 2000, "face_id"),  # deeper than Python's recursion limit: RecursionError
     ],
 )
 def test_feedback_takes_only_a_json_integer_face_id(daemon: Daemon, body: bytes, field: str) -> None:
@@ -264,6 +268,75 @@ def test_history_refuses_hours_that_are_not_a_finite_number_in_range(daemon: Dae
     assert status == 200 and json.loads(data)["hours"] == 0.5
 
 
+def test_history_hours_past_the_retention_are_capped_at_it(daemon: Daemon) -> None:
+    status, _, data = daemon.request("GET", "/api/v1/history?hours=100")
+    assert status == 200 and json.loads(data)["hours"] == 24.0  # history.retention_h
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_burst_of_large_images_is_answered_every_time_and_costs_little_memory(daemon: Daemon) -> None:
+    image = np.full((2048, 4096, 3), 128, np.uint8)  # 25 MB decoded, a few kB as PNG
+    image[:480, :640] = sample_frame()
+    png = encode(image, ".png")
+    kind = {"Content-Type": "image/png"}
+    assert daemon.request("POST", "/api/v1/analyze", png, kind, timeout=60)[0] == 200  # what one image takes
+    before = peak_rss_mb(daemon.process.pid)
+
+    def post(_: int) -> int | str:
+        try:
+            return daemon.request("POST", "/api/v1/analyze", png, kind, timeout=60)[0]
+        except OSError as err:  # a connection reset or closed without an answer
+            return repr(err)
+
+    with ThreadPoolExecutor(40) as pool:
+        answers = list(pool.map(post, range(40)))
+    assert set(answers) <= {200, 429} and 200 in answers, answers
+    grown = peak_rss_mb(daemon.process.pid) - before
+    assert grown < 100, (
+        f"the burst raised the daemon's peak memory by {grown:.0f} MB"
+    )  # 40 decoded at once: 1 GB
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listening socket's accept queue was full."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True))["ListenOverflows"])
+    raise AssertionError("no TcpExt ListenOverflows")
+
+
+def test_a_burst_of_connections_waits_for_the_busy_daemon_instead_of_being_dropped(daemon: Daemon) -> None:
+    overflows = listen_overflows()
+    answers: list[int | str] = []
+
+    def ask() -> None:
+        try:
+            answers.append(daemon.request("GET", "/healthz", timeout=30)[0])
+        except OSError as err:
+            answers.append(repr(err))
+
+    clients = [threading.Thread(target=ask) for _ in range(40)]
+    daemon.process.send_signal(signal.SIGSTOP)  # too busy to accept: the connections queue in the kernel
+    try:
+        for client in clients:
+            client.start()
+        threading.Event().wait(0.5)  # their handshakes reach the listening socket
+    finally:
+        daemon.process.send_signal(signal.SIGCONT)
+    for client in clients:
+        client.join(30)
+    assert answers == [200] * 40
+    assert listen_overflows() == overflows, "connections were dropped: the listen backlog is too short"
+
+
 def test_the_sign_in_page_says_when_the_token_is_wrong_and_has_an_icon(daemon: Daemon) -> None:
     status, _, page = daemon.request("GET", "/", token="")
     assert status == 401 and b'rel="icon"' in page and b"wrong" not in page
@@ -278,7 +351,7 @@ def test_off_loopback_without_a_token_the_daemon_refuses_to_start(tmp_path: Path
         load_config(environ={}, cli={"http.enabled": True, "http.host": "0.0.0.0"})
     assert "MOODCAST_HTTP__TOKEN" in str(err.value) and "\n" not in str(err.value)
     assert load_config(
-        environ={"MOODCAST_HTTP__TOKEN": "x"}, cli={"http.enabled": True, "http.host": "0.0.0.0"}
+        environ={"MOODCAST_HTTP__TOKEN": TOKEN}, cli={"http.enabled": True, "http.host": "0.0.0.0"}
     )
     run = subprocess.run(
         [sys.executable, "-m", "device", "--http-enabled", "--http-host", "0.0.0.0"],

@@ -1,13 +1,15 @@
 """POST /api/v1/analyze: one still image through the camera path's detector, crop and classifier.
 
 The analyser owns its own detector, verifier and classifier (a TFLite interpreter is not shared between
-threads) and runs them in one worker thread at the lowest CPU priority behind a short queue, so requests
-wait for the frame loop, never the other way round: a full queue is answered 429 at once.
+threads) and runs them in one worker thread at the lowest CPU priority, so requests wait for the frame
+loop, never the other way round. The worker also parses the body and decodes the image, so only one image is
+decoded at a time; a request is admitted (``admit``) before its body is read, and one past ANALYZE_ADMITTED
+is answered 429 at once.
 """
 
 from __future__ import annotations
 
-import contextlib
+import email.message
 import email.parser
 import email.policy
 import hashlib
@@ -16,7 +18,9 @@ import os
 import queue
 import struct
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -27,10 +31,11 @@ import numpy as np
 
 from device.config import Config
 from device.const import (
+    ANALYZE_ADMITTED,
     ANALYZE_MAX_BYTES,
+    ANALYZE_MAX_PARTS,
     ANALYZE_MAX_SIDE_PX,
     ANALYZE_NICE,
-    ANALYZE_QUEUE,
     ANALYZE_TIMEOUT_S,
 )
 from device.display.overlay import StatusLine, draw_overlay
@@ -110,9 +115,23 @@ def decode_image(data: bytes) -> np.ndarray:
 
 
 def image_from_body(content_type: str, body: bytes) -> bytes:
-    """The image bytes of a request: the body itself, or the first file part of a multipart/form-data body."""
+    """The image bytes of a request: the body itself, or the first file part of a multipart/form-data body.
+
+    400 AnalyzeError for a multipart body without a boundary or a file part, 413 for one of more than
+    ANALYZE_MAX_PARTS parts (counted before anything is parsed: a 10 MB body can hold 200,000 tiny parts).
+    """
     if not content_type.lower().startswith("multipart/"):
         return body
+    header = email.message.Message()
+    header["Content-Type"] = content_type
+    boundary = header.get_boundary()
+    if not boundary:
+        raise AnalyzeError(HTTPStatus.BAD_REQUEST, "a multipart Content-Type without a boundary")
+    if body.count(b"--" + boundary.encode("latin-1")) > ANALYZE_MAX_PARTS + 1:  # + 1: the closing delimiter
+        raise AnalyzeError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"the multipart body has more than {ANALYZE_MAX_PARTS} parts; send the image as one file part",
+        )
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
     if not message.is_multipart():
@@ -139,19 +158,29 @@ class Analyzer:
         self.verifier = FaceVerifier() if config.detect.verify else None
         self.classifier = EmotionClassifier(config.model.path, threads=1)
         self.model = {"name": self.classifier.card.name, "version": model_version(config.model.path)}
-        self._jobs: queue.Queue[tuple[np.ndarray, bool, Future[Analysis]] | None] = queue.Queue(ANALYZE_QUEUE)
+        self._admitted = threading.BoundedSemaphore(ANALYZE_ADMITTED)
+        # bounded by the admission: only admitted requests submit
+        self._jobs: queue.SimpleQueue[tuple[str, bytes, bool, Future[Analysis]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="analyze", daemon=True)
         self._thread.start()
 
-    def submit(self, image: np.ndarray, annotate: bool) -> Analysis:
-        """Analyse one decoded image; 429 AnalyzeError when the queue is full, 503 when it takes too long."""
-        future: Future[Analysis] = Future()
+    @contextmanager
+    def admit(self) -> Iterator[bool]:
+        """One of the ANALYZE_ADMITTED request slots, held while the block runs (read the body, ``submit``);
+        False at once when all are taken: answer 429 without reading the body."""
+        if not self._admitted.acquire(blocking=False):
+            yield False
+            return
         try:
-            self._jobs.put_nowait((image, annotate, future))
-        except queue.Full:
-            raise AnalyzeError(
-                HTTPStatus.TOO_MANY_REQUESTS, "busy analysing other images; retry shortly"
-            ) from None
+            yield True
+        finally:
+            self._admitted.release()
+
+    def submit(self, content_type: str, body: bytes, annotate: bool) -> Analysis:
+        """Analyse the image of one request body (``image_from_body``, ``decode_image``, ``analyze``) in the
+        worker; their 4xx AnalyzeError, or 503 when it takes over ANALYZE_TIMEOUT_S. Call within ``admit``."""
+        future: Future[Analysis] = Future()
+        self._jobs.put((content_type, body, annotate, future))
         try:
             return future.result(timeout=ANALYZE_TIMEOUT_S)
         except TimeoutError:
@@ -159,26 +188,25 @@ class Analyzer:
             raise AnalyzeError(HTTPStatus.SERVICE_UNAVAILABLE, "the analysis took too long; retry") from None
 
     def close(self) -> None:
-        """Stop the worker after the job it is on."""
-        with contextlib.suppress(queue.Full):
-            self._jobs.put_nowait(None)
+        """Stop the worker after the jobs queued."""
+        self._jobs.put(None)
 
     def _work(self) -> None:
         try:  # Linux: nice is per thread, so this lowers the worker alone, not the frame loop
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ANALYZE_NICE)
         except (AttributeError, OSError) as err:
             logger.debug("analyze: cannot lower the worker's priority (%s)", err)
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            image, annotate, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(self.analyze(image, annotate))
-            except Exception as err:  # handed to the request, which answers 500
-                future.set_exception(err)
+        while (job := self._jobs.get()) is not None:
+            self._run(*job)
+            del job  # the image and its body go now, not when the next job comes
+
+    def _run(self, content_type: str, body: bytes, annotate: bool, future: Future[Analysis]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(self.analyze(decode_image(image_from_body(content_type, body)), annotate))
+        except Exception as err:  # handed to the request: AnalyzeError its 4xx, anything else a 500
+            future.set_exception(err)
 
     def analyze(self, image: np.ndarray, annotate: bool = False) -> Analysis:
         """The camera path on one image: a whole-frame search on the small gray image and the far faces its

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from device.const import ANALYZE_MAX_BYTES, MAX_JSON_BODY
+from device.const import ANALYZE_MAX_BODY, MAX_JSON_BODY
 from device.web.responder import Responder
 
 logger = logging.getLogger(__name__)
@@ -43,23 +43,33 @@ class ApiRoutes(Responder):
         self._send_json(HTTPStatus.OK, history(hours))
 
     def _analyze(self, params: dict[str, list[str]]) -> None:
-        from device.web.analyze import AnalyzeError, decode_image, image_from_body
-
         app = self.server_app
         if app.analyzer is None:
-            self.close_connection = True
-            self._error(HTTPStatus.NOT_FOUND, "the analyser is off")
+            self._refuse(HTTPStatus.NOT_FOUND, "the analyser is off")
             return
-        body = self._read_body(ANALYZE_MAX_BYTES + 64 * 1024)  # room for multipart headers
+        with app.analyzer.admit() as admitted:
+            if not admitted:  # answered before the body is read, so a burst costs no memory
+                self._refuse(
+                    HTTPStatus.TOO_MANY_REQUESTS,
+                    "busy analysing other images; retry shortly",
+                    {"Retry-After": "1"},
+                )
+                return
+            self._analyze_admitted(params)
+
+    def _analyze_admitted(self, params: dict[str, list[str]]) -> None:
+        from device.web.analyze import AnalyzeError
+
+        app = self.server_app
+        assert app.analyzer is not None
+        body = self._read_body(ANALYZE_MAX_BODY)
         if body is None:
             return
         annotate = params.get("annotate", ["false"])[0].lower() in ("1", "true", "yes")
         try:
-            image = decode_image(image_from_body(self.headers.get("Content-Type", ""), body))
-            result = app.analyzer.submit(image, annotate)
+            result = app.analyzer.submit(self.headers.get("Content-Type", ""), body, annotate)
         except AnalyzeError as err:
-            headers = {"Retry-After": "1"} if err.status == HTTPStatus.TOO_MANY_REQUESTS else None
-            self._error(err.status, err.message, headers)
+            self._error(err.status, err.message)
             return
         except Exception:
             logger.exception("http: analyze failed")
@@ -92,7 +102,7 @@ class ApiRoutes(Responder):
             return
         try:
             request = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter's limit
             request = None
         if not isinstance(request, dict):
             self._error(HTTPStatus.BAD_REQUEST, 'expected JSON {"face_id": 3, "label": "sad"}')

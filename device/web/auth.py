@@ -9,6 +9,7 @@ from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 
 from device.const import MAX_JSON_BODY, TOKEN_COOKIE
+from device.web.origin import host_allowed, same_origin
 from device.web.responder import Responder
 
 LOGIN_PAGE = b"""<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -40,7 +41,29 @@ def carries_token(token: str, authorization: str, cookie_header: str) -> bool:
 
 
 class AuthRoutes(Responder):
-    """The token check before each route, and ``POST /login``."""
+    """The Host and Origin checks and the token check before each route, and ``POST /login``."""
+
+    def _trusted(self) -> bool:
+        """Answer 421 (without a token, a Host that is not this server's name: DNS rebinding) or 403 (a POST
+        from a foreign Origin, another port of this host included) and return False; else True. A request
+        without Origin (curl, scripts) is not a browser's cross-site one."""
+        config = self.server_app.config
+        host = self.headers.get("Host", "")
+        if not config.token and not host_allowed(host, config.host):
+            self._refuse(
+                HTTPStatus.MISDIRECTED_REQUEST,
+                f"Host {host!r} is not this server's name; open http://{config.host}:{self.server_app.port}/ "
+                "or set http.token to serve other names",
+            )
+            return False
+        origin = self.headers.get("Origin")
+        if self.command == "POST" and origin is not None and not same_origin(origin, host):
+            self._refuse(
+                HTTPStatus.FORBIDDEN,
+                f"Origin {origin!r} is not this server's; cross-site requests are refused",
+            )
+            return False
+        return True
 
     def _authorized(self, path: str) -> bool:
         """Answer 401 (the login page for the page itself) and return False unless the request may go on."""

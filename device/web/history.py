@@ -9,23 +9,32 @@ import threading
 import time
 from typing import Any
 
-from device.const import HISTORY_BUCKET_S
+from device.const import HISTORY_BUCKET_S, HISTORY_PRUNE_S, HISTORY_WARN_EVERY_S
 
 logger = logging.getLogger(__name__)
-
-PRUNE_INTERVAL_S = 60.0
 
 
 class HistoryStore:
     """One row per face per sample: ``(ts, face_id, emotion, confidence)``; rows older than
-    ``retention_h`` are deleted. Writes go through a queue to the thread 'history', so the frame loop never
-    waits for the disk; reads (the page) take the lock."""
+    ``retention_h`` are deleted at open and every ``prune_interval_s`` (seconds), written to or not. Writes go
+    through a queue to the thread 'history', so the frame loop never waits for the disk; reads (the page) take
+    the lock. A failing write (disk full) is logged once, again at most every HISTORY_WARN_EVERY_S, and once
+    when writing works again."""
 
-    def __init__(self, path: str, retention_h: float, labels: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        path: str,
+        retention_h: float,
+        labels: tuple[str, ...],
+        prune_interval_s: float = HISTORY_PRUNE_S,
+    ) -> None:
+        """Open (or create) the SQLite file ``path`` ('' for memory) and prune it; ConfigError
+        (history.path) when it cannot be opened."""
         self.path = path or ":memory:"
-        self.retention_s = retention_h * 3600.0
-        self.labels = labels
+        self.retention_h = retention_h
+        self.prune_interval_s = prune_interval_s
         self._lock = threading.Lock()
+        self.labels = labels
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -35,6 +44,7 @@ class HistoryStore:
                 "face_id INTEGER NOT NULL, emotion TEXT NOT NULL, confidence REAL NOT NULL)"
             )
             self._db.execute("CREATE INDEX IF NOT EXISTS samples_ts ON samples (ts)")
+            self._prune()
             self._db.commit()
         except sqlite3.Error as err:
             from device.errors import ConfigError
@@ -42,7 +52,9 @@ class HistoryStore:
             raise ConfigError(
                 "history.path", f"{path}: cannot be opened as SQLite ({err})", "fix the path"
             ) from None
-        self._pruned_at = 0.0
+        self._failing_since: float | None = None  # monotonic seconds of the first failed write of a run
+        self._warned_at = 0.0
+        self._lost = 0
         self._writes: queue.SimpleQueue[list[tuple[float, int, str, float]] | threading.Event | None] = (
             queue.SimpleQueue()
         )
@@ -60,30 +72,61 @@ class HistoryStore:
         self._writes.put(done)
         done.wait(timeout_s)
 
+    def _prune(self) -> None:
+        self._db.execute("DELETE FROM samples WHERE ts < ?", (time.time() - self.retention_h * 3600.0,))
+
     def _write_loop(self) -> None:
+        pruned_at = time.monotonic()
         while True:
-            item = self._writes.get()
+            wait_s = max(0.0, pruned_at + self.prune_interval_s - time.monotonic())
+            try:
+                item = self._writes.get(timeout=wait_s)
+            except queue.Empty:  # time to prune, with nothing to write
+                item = []
             if item is None:
                 return
             if isinstance(item, threading.Event):
                 item.set()
                 continue
+            prune = time.monotonic() - pruned_at >= self.prune_interval_s
             try:
                 with self._lock:
                     self._db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?)", item)
-                    now = time.time()
-                    if now - self._pruned_at >= PRUNE_INTERVAL_S:
-                        self._db.execute("DELETE FROM samples WHERE ts < ?", (now - self.retention_s,))
-                        self._pruned_at = now
+                    if prune:
+                        self._prune()
                     self._db.commit()
             except sqlite3.Error as err:
-                logger.warning(
-                    "history: cannot write %s (%s); the page's history misses these samples", self.path, err
-                )
+                self._failed(err, len(item))
+            else:
+                self._recovered()
+            if prune:
+                pruned_at = time.monotonic()
+
+    def _failed(self, err: sqlite3.Error, rows: int) -> None:
+        self._lost += rows
+        now = time.monotonic()
+        if self._failing_since is None or now - self._warned_at >= HISTORY_WARN_EVERY_S:
+            logger.warning(
+                "history: cannot write %s (%s); the page's history misses samples (%d so far) until it can",
+                self.path, err, self._lost,
+            )  # fmt: skip
+            self._warned_at = now
+        if self._failing_since is None:
+            self._failing_since = now
+
+    def _recovered(self) -> None:
+        if self._failing_since is None:
+            return
+        logger.info(
+            "history: writing %s again after %.0f s; %d samples were lost",
+            self.path, time.monotonic() - self._failing_since, self._lost,
+        )  # fmt: skip
+        self._failing_since, self._lost = None, 0
 
     def buckets(self, now_s: float, hours: float = 24.0) -> dict[str, Any]:
-        """Each HISTORY_BUCKET_S bucket of the last ``hours``: its start, the faces seen and each
-        emotion's share of the samples."""
+        """Each HISTORY_BUCKET_S bucket of the last ``hours`` (at most the retention, which the answer's
+        ``hours`` then says): its start, the faces seen and each emotion's share of the samples."""
+        hours = min(hours, self.retention_h)
         since = now_s - hours * 3600.0
         with self._lock:
             counts = self._db.execute(

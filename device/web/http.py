@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from device.config import HttpConfig, is_loopback
-from device.const import MAX_STREAMS, SHUTDOWN_POLL_S
+from device.const import LISTEN_BACKLOG, MAX_STREAMS, SHUTDOWN_POLL_S
 from device.errors import ConfigError
 from device.metrics import Metrics
 from device.web.api import ApiRoutes
@@ -44,6 +44,7 @@ POST_ROUTES = ("/api/v1/analyze", "/api/v1/feedback", "/login")
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = LISTEN_BACKLOG
 
 
 class _Server6(_Server):
@@ -161,7 +162,7 @@ class _Handler(AuthRoutes, ApiRoutes, MediaRoutes):
     def do_GET(self) -> None:
         app = self.server_app
         path, _, query = self.path.partition("?")
-        if not self._authorized(path):
+        if not (self._trusted() and self._authorized(path)):
             return
         if path == "/healthz":
             ok = app.healthy()
@@ -192,19 +193,20 @@ class _Handler(AuthRoutes, ApiRoutes, MediaRoutes):
 
     def do_POST(self) -> None:
         path, _, query = self.path.partition("?")
+        if not self._trusted():
+            return
         if path == "/login":
             self._login()
             return
         if not self._authorized(path):
-            self.close_connection = True  # the body is not read
+            self._drop_body()
             return
         if path == "/api/v1/analyze":
             self._analyze(urllib.parse.parse_qs(query))
         elif path == "/api/v1/feedback":
             self._feedback()
         else:
-            self.close_connection = True
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} does not take POST", {"Allow": "GET, HEAD"})
+            self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} does not take POST", {"Allow": "GET, HEAD"})
 
     def _refuse_method(self) -> None:
         """405 as JSON for a method no route takes (PUT, OPTIONS, TRACE, ...), with the path's Allow."""

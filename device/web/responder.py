@@ -8,7 +8,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from device.const import SOCKET_TIMEOUT_S
+from device.const import ANALYZE_MAX_BODY, SOCKET_TIMEOUT_S
 
 if TYPE_CHECKING:
     from device.web.http import HttpServer
@@ -47,8 +47,28 @@ class Responder(BaseHTTPRequestHandler):
         """A 4xx/5xx as JSON: ``{"error": "<one line>", "status": 413}``."""
         self._send_json(status, {"error": message, "status": int(status)}, headers)
 
+    def _refuse(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None) -> None:
+        """Answer a request that is not served with a JSON error, then drop its body and close."""
+        self._error(status, message, {**(headers or {}), "Connection": "close"})
+        self._drop_body()
+
+    def _drop_body(self) -> None:
+        """Read and discard the body the client is sending (up to ANALYZE_MAX_BODY, in 64 kB pieces) and close
+        the connection: closing a socket with unread data resets it, and the client may lose the answer."""
+        self.close_connection = True
+        length = self.headers.get("Content-Length", "").strip()
+        left = int(length) if length.isdigit() else 0
+        if left > ANALYZE_MAX_BODY:
+            return
+        try:
+            while left > 0 and (chunk := self.rfile.read(min(left, 2**16))):
+                left -= len(chunk)
+        except OSError:  # the client went away or stalled: nothing more to answer
+            pass
+
     def _read_body(self, limit: int) -> bytes | None:
-        """The request body, or None after answering 411/413 (the connection then closes)."""
+        """The request body, or None after answering 411/413 or when the client sent less than it announced
+        (the connection then closes)."""
         length_header = self.headers.get("Content-Length")
         if length_header is None or not length_header.strip().isdigit():
             self.close_connection = True
@@ -59,7 +79,11 @@ class Responder(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {limit // 1024} kB")
             return None
-        return self.rfile.read(length)
+        body = self.rfile.read(length)
+        if len(body) < length:  # the client closed the connection early: no one to answer
+            self.close_connection = True
+            return None
+        return body
 
     def _json_content_type(self) -> bool:
         """True for ``Content-Type: application/json``; else answer 415 and close. A browser sends a
@@ -67,6 +91,5 @@ class Responder(BaseHTTPRequestHandler):
         kind = self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
         if kind == "application/json":
             return True
-        self.close_connection = True  # the body is not read
-        self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Content-Type: expected application/json")
+        self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Content-Type: expected application/json")
         return False

@@ -1,0 +1,121 @@
+"""The web page's stores on real files and frames: the history's retention and its disk-full warning, the
+feedback store under a frame loop that keeps appending, and a feedback folder that cannot be written."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from device.config import FeedbackConfig
+from device.errors import ConfigError
+from device.vision.preprocess import CropSpec
+from device.web.analyze import AnalyzeError
+from device.web.feedback import FeedbackStore
+from device.web.history import HistoryStore
+from tools.web_daemon import sample_frame
+
+LABELS = ("happy", "sad")
+
+
+def rows_older_than(path: Path, ts: float) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM samples WHERE ts < ?", (ts,)).fetchone()[0])
+
+
+def test_history_past_the_retention_is_pruned_at_open(tmp_path: Path) -> None:
+    path, now = tmp_path / "history.sqlite", time.time()
+    store = HistoryStore(str(path), 24.0, LABELS)
+    store.add([(now - 3 * 3600, 1, "happy", 0.9), (now - 60, 2, "sad", 0.8)])
+    store.flush()
+    store.close()
+    assert rows_older_than(path, now - 3600) == 1
+    store = HistoryStore(str(path), 1.0, LABELS)  # retention lowered: pruned before any write
+    try:
+        assert rows_older_than(path, now - 3600) == 0 and rows_older_than(path, now) == 1
+    finally:
+        store.close()
+
+
+def test_history_is_pruned_on_a_timer_without_writes(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite"
+    store = HistoryStore(str(path), 1.0, LABELS, prune_interval_s=0.1)
+    try:
+        store.add([(time.time() - 3600 + 0.3, 1, "happy", 0.9)])  # past the retention 0.3 s from now
+        store.flush()
+        deadline = time.monotonic() + 5
+        while rows_older_than(path, time.time()) and time.monotonic() < deadline:
+            threading.Event().wait(0.05)
+        assert rows_older_than(path, time.time()) == 0
+        assert store.buckets(time.time(), 24.0)["hours"] == 1.0  # asked past the retention: capped
+    finally:
+        store.close()
+
+
+def test_a_full_disk_is_logged_once_and_again_when_writing_works(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = HistoryStore(str(tmp_path / "history.sqlite"), 24.0, LABELS)
+    with store._lock:  # a full disk, as SQLite reports it (SQLITE_FULL): no page past the current ones
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count = {pages}")
+    now = time.time()
+    try:
+        with caplog.at_level(logging.INFO, logger="device.web.history"):
+            for batch in range(20):  # the frame loop's every-5-s samples
+                store.add([(now + batch, face, "happy", 0.9) for face in range(500)])
+            store.flush()
+            warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert len(warnings) == 1 and "cannot write" in warnings[0] and "full" in warnings[0], warnings
+            with store._lock:
+                store._db.execute("PRAGMA max_page_count = 1073741823")
+            store.add([(now, 1, "sad", 0.5)])
+            store.flush()
+        infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+        assert len(infos) == 1 and "again" in infos[0] and "10000 samples were lost" in infos[0], infos
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def fast_switching() -> Iterator[None]:
+    """Threads switch every microsecond, so a race shows in a short run."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+@pytest.mark.usefixtures("fast_switching")
+def test_feedback_looks_through_the_kept_frames_while_the_loop_keeps_more(tmp_path: Path) -> None:
+    store = FeedbackStore(FeedbackConfig(enabled=True, dir=tmp_path / "feedback"), CropSpec(), LABELS)
+    frame = sample_frame()[:120, :160]
+    stop = threading.Event()
+
+    def frame_loop() -> None:
+        while not stop.is_set():
+            store.keep(frame, {1: (10, 10, 60, 60)})
+
+    loop = threading.Thread(target=frame_loop)
+    loop.start()
+    try:
+        for _ in range(2000):  # a face that is not in view: every kept frame is looked through
+            with pytest.raises(AnalyzeError, match="not in view"):
+                store.save(99, "sad")
+        assert store.save(1, "sad").is_file()
+    finally:
+        stop.set()
+        loop.join(5)
+
+
+def test_a_feedback_dir_that_cannot_be_made_is_refused_at_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match=r"^feedback\.dir: .*a-file/feedback: cannot write there"):
+        FeedbackStore(FeedbackConfig(enabled=True, dir=blocker / "feedback"), CropSpec(), LABELS)
