@@ -84,6 +84,46 @@ def test_seq_never_goes_back_when_the_outbox_is_emptied_or_deleted(tmp_path: Pat
     assert SqliteOutbox(path, 100).last_seq() == 6
 
 
+def test_events_lost_with_an_unreadable_outbox_are_counted_from_the_seq_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outbox cut so short that no row could be read counted 0 lost events with 13 waiting in it."""
+    path = tmp_path / "outbox.sqlite"
+    box = SqliteOutbox(path, 100)
+    for seq in range(1, 21):
+        box.put(seq, json.dumps(make_event(seq, "cut")))
+    for seq in range(1, 8):  # delivered, oldest first
+        assert box.remove(seq)
+    box.close()
+    path.write_bytes(path.read_bytes()[:512])  # less than the header page: nothing readable
+    for part in ("-wal", "-shm"):
+        path.with_name(path.name + part).unlink(missing_ok=True)
+    with caplog.at_level(logging.WARNING, logger="device.outputs.outbox"):
+        box = SqliteOutbox(path, 100)
+    assert box.lost == 13 and box.last_seq() == 20
+    assert "about 13 (from" in caplog.records[-1].getMessage()
+    box.close()
+
+
+def test_a_seq_file_that_cannot_be_written_is_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It failed silently (a DEBUG line), so numbering could go back unnoticed with the outbox file lost."""
+    path = tmp_path / "outbox.sqlite"
+    (tmp_path / "outbox.sqlite.seq.tmp").mkdir()  # where the new .seq is written first: now a folder
+    with caplog.at_level(logging.INFO, logger="device.outputs.outbox"):
+        box = SqliteOutbox(path, 100)
+        for seq in range(1, 6):
+            box.put(seq, "{}")
+        (tmp_path / "outbox.sqlite.seq.tmp").rmdir()
+        box.put(6, "{}")
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in messages] == [logging.WARNING, logging.INFO], messages
+    assert f"cannot write {path}.seq" in messages[0][1] and "written again" in messages[1][1]
+    assert (tmp_path / "outbox.sqlite.seq").read_text().split() == ["6", "1"]
+    box.close()
+
+
 def test_each_run_has_its_own_id_in_every_event() -> None:
     first, second = EventFactory("dev", 0.0), EventFactory("dev", 0.0)
     assert re.fullmatch(r"[0-9a-f]{8}", first.run) and first.run != second.run

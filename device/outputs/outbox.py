@@ -101,10 +101,12 @@ class SqliteOutbox:
 
     ``seq INTEGER PRIMARY KEY AUTOINCREMENT`` makes SQLite remember the highest seq ever inserted (in
     ``sqlite_sequence``), which is what :meth:`last_seq` reads after every event has been delivered. The
-    highest seq is also kept apart from the queue, in ``<path>.seq``, so that numbering never goes back
-    when the queue file is emptied, deleted or found damaged. A damaged file (not a database, or cut short
-    by a power loss) is moved aside to ``<path>.damaged-<time>`` and an empty outbox takes its place:
-    ``lost`` counts the events that could still be read from it (its undelivered events, now gone).
+    highest seq and the oldest one waiting are also kept apart from the queue, in ``<path>.seq`` ("<last>
+    <oldest>", 0 for none), so that numbering never goes back when the queue file is emptied, deleted or
+    found damaged. A damaged file (not a database, or cut short by a power loss) is moved aside to
+    ``<path>.damaged-<time>`` and an empty outbox takes its place: ``lost`` counts its undelivered events,
+    now gone: those still readable in it or, when none can be read, ``last - oldest + 1`` from the ``.seq``
+    file (an estimate: deliveries since its last write are not in it).
     """
 
     def __init__(self, path: str | Path, max_items: int) -> None:
@@ -114,6 +116,9 @@ class SqliteOutbox:
         self.lost = 0  # undelivered events in a damaged file that was moved aside
         self.damaged_files = 0
         self._lock = threading.Lock()
+        self._saved_seq, self._oldest = self._read_seq_file()
+        self._written_seq = self._saved_seq
+        self._seq_write_failed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             problem = outbox_path_problem(self.path)
@@ -130,7 +135,6 @@ class SqliteOutbox:
             raise ConfigError(
                 "mqtt.outbox_path", f"{self.path}: cannot open as an SQLite outbox ({err})", "fix the path"
             ) from None
-        self._saved_seq = self._read_seq_file()
         if count:
             logger.info("MQTT outbox %s holds %d undelivered events from before", self.path, count)
 
@@ -155,6 +159,11 @@ class SqliteOutbox:
     def _move_aside(self, err: sqlite3.Error) -> None:
         """Rename the damaged file (and its WAL) out of the way, counting the events still readable in it."""
         readable = _readable_rows(self.path)
+        if readable is None and self._oldest:
+            readable = min(self._saved_seq - self._oldest + 1, self.max_items)
+            how_many = f"about {readable} (from {self.seq_path})"
+        else:
+            how_many = "an unknown number of" if readable is None else str(readable)
         self.lost = readable or 0
         self.damaged_files += 1
         aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
@@ -168,36 +177,54 @@ class SqliteOutbox:
             self.path,
             err,
             aside,
-            "an unknown number of" if readable is None else readable,
+            how_many,
         )
 
-    def _read_seq_file(self) -> int:
+    def _read_seq_file(self) -> tuple[int, int]:
+        """The highest seq and the oldest waiting one (0: none) from ``<path>.seq``; (0, 0) without it."""
         try:
-            return int(self.seq_path.read_text().strip() or 0)
+            numbers = [int(word) for word in self.seq_path.read_text().split()]
         except FileNotFoundError:
-            return 0
+            return 0, 0
         except (OSError, ValueError) as err:
             logger.warning(
                 "MQTT outbox: cannot read the last seq from %s (%s); ignoring it", self.seq_path, err
             )
-            return 0
+            return 0, 0
+        return (numbers + [0, 0])[0], (numbers + [0, 0])[1]  # an older daemon wrote only the highest
 
-    def _save_seq(self, seq: int) -> None:
-        """Remember the highest seq apart from the queue (write a new file, then rename it over the old)."""
-        if seq <= self._saved_seq:
+    def _save_marks(self, oldest: int) -> None:
+        """Remember the highest seq and the oldest waiting apart from the queue (write a new file, then
+        rename it over the old); warn once while that fails."""
+        if oldest == self._oldest and self._saved_seq == self._written_seq:
             return
-        self._saved_seq = seq
+        self._oldest = oldest
         tmp = self.seq_path.with_name(self.seq_path.name + ".tmp")
         try:
-            tmp.write_text(f"{seq}\n")
+            tmp.write_text(f"{self._saved_seq} {oldest}\n")
             os.replace(tmp, self.seq_path)
         except OSError as err:
-            logger.debug("MQTT outbox: cannot write %s: %s", self.seq_path, err)
+            if not self._seq_write_failed:
+                logger.warning(
+                    "MQTT outbox: cannot write %s (%s); seq may go back if the outbox file is lost; "
+                    "make its folder writable by the daemon",
+                    self.seq_path,
+                    err,
+                )
+            self._seq_write_failed = True
+            return
+        self._written_seq = self._saved_seq
+        if self._seq_write_failed:
+            logger.info("MQTT outbox: %s written again", self.seq_path)
+            self._seq_write_failed = False
+
+    def _oldest_waiting(self) -> int:
+        return int(self._db.execute("SELECT MIN(seq) FROM outbox").fetchone()[0] or 0)
 
     def put(self, seq: int, payload: str, keep: Collection[int] = ()) -> list[int]:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO outbox (seq, payload) VALUES (?, ?)", (seq, payload))
-            self._save_seq(seq)
+            self._saved_seq = max(self._saved_seq, seq)
             excess = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] - self.max_items
             dropped: list[int] = []
             if excess > 0:
@@ -206,6 +233,7 @@ class SqliteOutbox:
                 ).fetchall()
                 dropped = [row[0] for row in rows if row[0] not in keep][:excess]
                 self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(seq_,) for seq_ in dropped])
+            self._save_marks(self._oldest_waiting())
             return dropped
 
     def head(self, count: int, skip: Collection[int] = ()) -> list[tuple[int, str]]:
@@ -217,7 +245,10 @@ class SqliteOutbox:
 
     def remove(self, seq: int) -> bool:
         with self._lock:
-            return self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount > 0
+            removed = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount > 0
+            if removed and seq == self._oldest:
+                self._save_marks(self._oldest_waiting())
+            return removed
 
     def last_seq(self) -> int:
         with self._lock:
