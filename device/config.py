@@ -51,6 +51,11 @@ class CameraConfig:
         choices=(0, 90, 180, 270),
     )
     stall_timeout_s: float = _opt(5.0, "reopen the camera after this long without a frame", min=0.5)
+    wait_at_start: bool = _opt(
+        False,
+        "a camera or stream that cannot be opened at start is retried (reported lost) instead of an error; "
+        "the systemd unit sets it",
+    )
     max_frames: int = _opt(0, "stop after this many frames (0: never)", min=0)
 
 

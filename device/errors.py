@@ -21,5 +21,10 @@ class CameraError(MoodcastError):
     """The frame source cannot be opened or read."""
 
 
+class CameraUnavailable(CameraError):
+    """A camera or stream that is configured right but cannot be opened now (unplugged, off, unreachable):
+    worth retrying."""
+
+
 class DisplayError(MoodcastError):
     """The display backend cannot be used."""

@@ -52,8 +52,11 @@ class Heartbeat:
         self._camera_lost = False
 
     def healthy(self) -> bool:
-        """True while frames flow (a frame within the camera's stall timeout)."""
-        return time.monotonic() - self._last_frame_s < self.config.camera.stall_timeout_s
+        """True while frames flow (a frame within the camera's stall timeout) and the camera is not lost."""
+        return (
+            not self._camera_lost
+            and time.monotonic() - self._last_frame_s < self.config.camera.stall_timeout_s
+        )
 
     def frame_done(self, now: float) -> None:
         """A frame went through the whole loop at ``now`` (monotonic)."""

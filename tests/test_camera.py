@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from device.config import CameraConfig, DetectConfig
+from device.errors import CameraUnavailable
 from device.sources.camera import Picamera2Source, _ThreadedCamera, make_lores
 from tools.bench import decode
 
@@ -150,3 +151,49 @@ def test_picamera2_frames_use_the_y_plane_of_the_lores_stream():
     assert image is FRAMES[0]
     np.testing.assert_array_equal(gray, request.y_plane)
     assert scale == 2.0
+
+
+class AbsentAtStartCamera(ScriptedCamera):
+    """A camera that cannot be opened until ``plugged`` is set (unplugged at boot, or enumerated late)."""
+
+    def __init__(self, camera: CameraConfig) -> None:
+        super().__init__(camera, period_s=0.01)
+        self.plugged = threading.Event()
+
+    def _open_device(self) -> None:
+        if not self.plugged.is_set():
+            raise CameraUnavailable("camera.device: no camera device /dev/video0; is it connected?")
+        super()._open_device()
+
+    def _grab(self):
+        if not self.opens:  # never opened: nothing to read, as for a real camera
+            time.sleep(self.period_s)
+            return None
+        return super()._grab()
+
+
+def test_a_camera_missing_at_start_is_an_error_unless_waited_for():
+    with pytest.raises(CameraUnavailable):  # an interactive run: one line, exit
+        AbsentAtStartCamera(CameraConfig(device="/dev/video0")).open()
+
+
+def test_a_camera_missing_at_start_is_waited_for_when_asked(caplog):
+    """Under systemd every start failed at camera open until the start limit gave up for good."""
+    camera = AbsentAtStartCamera(CameraConfig(device="/dev/video0", wait_at_start=True, stall_timeout_s=0.5))
+    stop = threading.Event()
+    with caplog.at_level("WARNING", logger="device.sources.camera"):
+        camera.open()  # raised CameraUnavailable, the daemon exited
+        try:
+            assert camera.lost and camera.read(stop, idle=stop.set) is None  # nothing yet: reported lost
+            camera.plugged.set()
+            stop.clear()
+            timer = threading.Timer(10, stop.set)
+            timer.start()
+            frame = camera.read(stop)
+            timer.cancel()
+            assert frame is not None and not camera.lost
+        finally:
+            camera.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert "retrying with backoff up to 30 s (camera.wait_at_start)" in messages[0], messages
+    assert "delivers frames again" in messages[-1], messages

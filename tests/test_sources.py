@@ -8,6 +8,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
@@ -347,6 +349,44 @@ def test_a_stream_is_read_for_real_and_reconnected_after_its_server_restarts():
     assert "s3cret" not in viewer_log and "viewer:" not in viewer_log
     assert "no frame for 1 s; reopening" in viewer_log and "delivers frames again" in viewer_log, viewer_log
     assert "stream http://***@127.0.0.1" in viewer_log, viewer_log  # the URL is logged, its password is not
+
+
+def health_becomes(url: str, code: int, timeout_s: float = 30.0) -> bool:
+    """Whether ``url`` answers ``code`` within ``timeout_s`` (the loop reports the camera within a beat)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            answer = urllib.request.urlopen(url, timeout=5).status
+        except urllib.error.HTTPError as err:
+            answer = err.code
+        if answer == code:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow  # two daemons and a stream that comes up late (10-15 s): make test-slow
+def test_a_stream_down_at_start_is_waited_for_when_asked():
+    """A service whose camera is not there at boot exited at once, and systemd gave up after 5 starts."""
+    port, viewer_http = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}/stream.mjpg"
+    viewer = Running(
+        "--input", url, "--events", "-", "--camera-stall-timeout-s", "1", "--camera-wait-at-start",
+        "--http-enabled", "--http-port", str(viewer_http),
+    )  # fmt: skip
+    server = None
+    try:
+        viewer.wait_log(f"cannot open stream {url}", 60)
+        viewer.wait_log(f"serving on http://127.0.0.1:{viewer_http}", 60)
+        assert health_becomes(f"http://127.0.0.1:{viewer_http}/healthz", 503)  # running, saying camera lost
+        server = serving(port)
+        viewer.wait_log("delivers frames again", 60)
+        assert viewer.next_event("new", 60)["frame_size"] == [640, 480]
+    finally:
+        server_log = server.stop() if server else ""
+        viewer_log = viewer.stop()
+    assert "Traceback" not in server_log + viewer_log, viewer_log
+    assert "retrying with backoff up to 30 s (camera.wait_at_start)" in viewer_log, viewer_log
 
 
 RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from device.config import CameraConfig, DetectConfig, redact_url
-from device.errors import CameraError
+from device.errors import CameraError, CameraUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +265,16 @@ class _ThreadedCamera:
         return self._slot.overwritten
 
     def open(self) -> None:
-        self._open_device()
+        """Open the camera and start the capture thread. Raises CameraError, or, when the camera cannot be
+        opened now and ``camera.wait_at_start`` is off, CameraUnavailable; with it on, the capture thread
+        retries as for a camera lost while running, and ``lost`` is True until it delivers."""
+        try:
+            self._open_device()
+        except CameraUnavailable as err:
+            if not self.config.wait_at_start:
+                raise
+            logger.warning("%s; retrying with backoff up to 30 s (camera.wait_at_start)", err)
+            self.lost = True
         self._thread = threading.Thread(target=self._capture_loop, name="capture", daemon=True)
         self._thread.start()
 
@@ -286,8 +295,8 @@ class _ThreadedCamera:
 
     def _capture_loop(self) -> None:
         backoff_s = 1.0
-        last_frame = time.monotonic()
-        stalled = False
+        stalled = self.lost  # not opened at start: reopen at once
+        last_frame = time.monotonic() - (self.config.stall_timeout_s if stalled else 0.0)
         while not self._stop.is_set():
             grabbed = self._grab()
             if grabbed is not None:
@@ -344,7 +353,7 @@ class OpenCVCameraSource(_ThreadedCamera):
         if device.isdigit():
             capture = cv2.VideoCapture(int(device))
         elif not os.path.exists(device):
-            raise CameraError(
+            raise CameraUnavailable(
                 f"camera.device: no camera device {device}; is it connected? 'ls /dev/video*' lists "
                 "those there are"
             )
@@ -352,7 +361,7 @@ class OpenCVCameraSource(_ThreadedCamera):
             capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
         if not capture.isOpened():
             capture.release()
-            raise CameraError(
+            raise CameraUnavailable(
                 f"camera.device: cannot open camera {device}; is it connected, a video capture device, "
                 "and is the user in the 'video' group?"
             )
@@ -399,7 +408,7 @@ class StreamSource(OpenCVCameraSource):
         capture = cv2.VideoCapture(self.config.device, cv2.CAP_FFMPEG, timeouts)
         if not capture.isOpened():
             capture.release()
-            raise CameraError(
+            raise CameraUnavailable(
                 f"camera.device: cannot open stream {self.name}; check the URL, that the camera is on and "
                 "reachable from here, and its user name and password"
             )
@@ -442,7 +451,7 @@ class Picamera2Source(_ThreadedCamera):
             camera.configure(config)
             camera.start()
         except (RuntimeError, IndexError, OSError) as err:
-            raise CameraError(
+            raise CameraUnavailable(
                 f"camera.source: cannot start the Pi camera ({err}); is it connected?"
             ) from None
         self._camera = camera
