@@ -49,18 +49,11 @@ def card_path_for(model_path: Path) -> Path:
 def load_card(path: Path) -> ModelCard:
     """Read and check a model card; raise ModelError (one line) naming the file and the field at fault, or
     why the file cannot be read (missing, a folder, no permission)."""
+    content = _read_file(
+        Path(path), "model card", "it must lie beside the .tflite file", "the model card (a .json file)"
+    )
     try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{path}: model card not found; it must lie beside the .tflite file") from None
-    except IsADirectoryError:
-        raise ModelError(f"{path}: is a folder, expected the model card (a .json file)") from None
-    except PermissionError:
-        raise ModelError(
-            f"{path}: model card is not readable by this user (permission denied); fix its permissions"
-        ) from None
-    except OSError as err:
-        raise ModelError(f"{path}: model card cannot be read ({err.strerror})") from None
+        raw = json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelError(f"{path}: model card is not valid JSON ({err})") from None
     if not isinstance(raw, dict) or raw.get("schema") != CARD_SCHEMA_VERSION:
@@ -133,20 +126,21 @@ def apply_temperature(scores: np.ndarray, temperature: float) -> np.ndarray:
     return np.divide(powered, total, out=np.full_like(powered, 1.0 / scores.shape[1]), where=total > 0)
 
 
-def _read_model(path: Path) -> bytes:
-    """The model file's bytes; ModelError naming the real problem (missing, a folder, no permission)."""
+def _read_file(path: Path, what: str, if_missing: str, expected: str) -> bytes:
+    """The bytes of the model or its card; ModelError naming the real problem (missing, a folder, no
+    permission), with ``if_missing`` and ``expected`` saying what to do."""
     if path.is_dir():
-        raise ModelError(f"{path}: is a folder, expected the .tflite model file; fix model.path")
+        raise ModelError(f"{path}: is a folder, expected {expected}")
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise ModelError(f"{path}: model file not found; run 'make convert' or fix model.path") from None
+        raise ModelError(f"{path}: {what} not found; {if_missing}") from None
     except PermissionError:
         raise ModelError(
-            f"{path}: model file is not readable by this user (permission denied); fix its permissions"
+            f"{path}: {what} is not readable by this user (permission denied); fix its permissions"
         ) from None
     except OSError as err:
-        raise ModelError(f"{path}: model file cannot be read ({err.strerror})") from None
+        raise ModelError(f"{path}: {what} cannot be read ({err.strerror})") from None
 
 
 def _runtime_failure(module_name: str, err: Exception) -> ModelError:
@@ -179,7 +173,12 @@ class EmotionClassifier:
 
     def __init__(self, model_path: Path, card_path: Path | None = None, threads: int = 1) -> None:
         model_path = Path(model_path)
-        content = _read_model(model_path)
+        content = _read_file(
+            model_path,
+            "model file",
+            "run 'make convert' or fix model.path",
+            "the .tflite model file; fix model.path",
+        )
         self.card = load_card(card_path or card_path_for(model_path))
         if len(content) < 8 or content[4:8] != b"TFL3":
             raise ModelError(f"{model_path}: not a TFLite flatbuffer (no TFL3 identifier)")
