@@ -14,7 +14,7 @@ from device.config import Config, add_cli_arguments, load_config
 from device.const import APP_NAME
 from device.errors import MoodcastError
 from device.log import setup_logging
-from device.preflight import file_problems
+from device.preflight import file_problems, model_problem
 
 logger = logging.getLogger("device")
 
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.check_config:
         problems = file_problems(config)
+        if not problems and (problem := model_problem(config)):  # loads the model as the daemon would
+            problems.append(problem)
         for problem in problems:
             print(f"{APP_NAME}: {problem}", file=sys.stderr)
         if problems:

@@ -32,3 +32,16 @@ def setup_logging(level: str = "info") -> None:
     root.setLevel(level.upper())
     for name, quiet_level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(max(quiet_level, root.level))
+    if root.level > logging.DEBUG:
+        quiet_opencv()
+
+
+def quiet_opencv() -> None:
+    """Keep OpenCV's and FFmpeg's own stderr lines out of the log: each failed open of a camera or stream
+    printed ``[ WARN:…] cap.cpp … can't be used to capture by name`` and FFmpeg's ``Connection refused`` on
+    every retry, beside our one warning. ``OPENCV_FFMPEG_LOGLEVEL`` (an FFmpeg ``AV_LOG_*`` level, -8 is
+    quiet) is read at the first FFmpeg open; both stay as they are at ``log.level = debug``."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

@@ -1,4 +1,5 @@
-"""``--check-config``'s second half: every file the config names exists and can be read by this user."""
+"""``--check-config``'s second half: every file the config names exists and can be read by this user, and
+the model loads."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from pathlib import Path
 
 from device.config import Config
-from device.errors import ConfigError
+from device.errors import ConfigError, ModelError
 from device.outputs.mqtt_client import tls_context
 from device.outputs.outbox import outbox_path_problem
 
@@ -50,3 +51,16 @@ def file_problems(config: Config) -> list[str]:
         except ConfigError as err:
             problems.append(str(err))
     return problems
+
+
+def model_problem(config: Config) -> str:
+    """One line (starting ``model.path``) when the model cannot be loaded as the daemon loads it: a card that
+    does not fit it, a file that is no TFLite model, a TFLite runtime missing or broken (tflite-runtime 2.14
+    under NumPy 2); "" when it loads."""
+    from device.vision.classify import EmotionClassifier  # the TFLite runtime: only once the files are there
+
+    try:
+        EmotionClassifier(config.model.path, threads=1)
+    except ModelError as err:
+        return f"model.path: {err}"
+    return ""

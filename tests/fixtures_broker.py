@@ -260,6 +260,7 @@ class Mqtt311OnlyBroker:
         self.upstream = upstream
         self.host = "127.0.0.1"
         self.refused_v5 = 0  # MQTT 5 CONNECTs answered with return code 1
+        self.other_hellos = 0  # connections that did not open with an MQTT CONNECT (a TLS probe, say)
         self._server = socket.create_server((self.host, 0))
         self.port = self._server.getsockname()[1]
         threading.Thread(target=self._accept, name="mqtt311-proxy", daemon=True).start()
@@ -275,6 +276,9 @@ class Mqtt311OnlyBroker:
     def _serve(self, client: socket.socket) -> None:
         with client:
             connect = _read_packet(client)
+            if connect[0] != 0x10:  # not a CONNECT: an old broker drops it
+                self.other_hellos += 1
+                return
             # CONNECT: fixed header, then the protocol name (2-byte length + "MQTT"), then the level byte
             header = 1 + next(i for i in range(1, 5) if connect[i] < 0x80)
             if connect[header + 6] == 5:

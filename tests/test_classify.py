@@ -167,29 +167,40 @@ BROKEN_RUNTIME = {  # where tflite-runtime 2.14 under NumPy 2 fails: a review sa
 }
 
 
-@pytest.mark.parametrize("where", BROKEN_RUNTIME)
+@pytest.mark.parametrize(
+    ("runtime", "where", "fix"),
+    [
+        ("tflite_runtime", "on import", "pip install 'numpy<2', or install ai-edge-litert"),
+        ("tflite_runtime", "making the Interpreter", "pip install 'numpy<2', or install ai-edge-litert"),
+        ("ai_edge_litert", "making the Interpreter", "pip install --force-reinstall ai-edge-litert"),
+    ],
+)
 def test_a_runtime_that_fails_is_one_line_saying_what_to_install(
-    where: str, shipped_model: Path, tmp_path: Path
+    runtime: str, where: str, fix: str, shipped_model: Path, tmp_path: Path
 ) -> None:
-    """tflite-runtime 2.14 under NumPy 2 raises SystemError, not ImportError: on import or in Interpreter."""
+    """tflite-runtime 2.14 under NumPy 2 raises SystemError, not ImportError: on import or in Interpreter.
+    Both the daemon and --check-config (which the deploy runs on the Pi) say so in one line."""
+    import os
     import subprocess
     import sys
 
-    fake = tmp_path / "site" / "ai_edge_litert"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("")
-    (fake / "interpreter.py").write_text(BROKEN_RUNTIME[where])
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "from device.vision.classify import EmotionClassifier\n"
-        "from device.errors import ModelError\n"
-        "try:\n    EmotionClassifier(sys.argv[2])\nexcept ModelError as err:\n    print(err)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "site"), str(shipped_model)],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result
-    assert lines[0].startswith("the TFLite runtime ai_edge_litert is installed but fails (SystemError")
-    assert "pip install 'numpy<2'" in lines[0]
+    site = tmp_path / "site"
+    for package, code in [
+        ("ai_edge_litert", "raise ImportError('not installed')\n"),
+        (runtime, BROKEN_RUNTIME[where]),
+    ]:
+        (site / package).mkdir(parents=True, exist_ok=True)  # as on Pi OS bookworm: no ai-edge-litert wheel
+        (site / package / "__init__.py").write_text("")
+        (site / package / "interpreter.py").write_text(code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).parents[1])])}
+    sample = Path(__file__).parents[1] / "samples" / "one-face.mp4"
+    for mode in ("--check-config", "--no-realtime"):
+        result = subprocess.run(
+            [sys.executable, "-m", "device", mode, "--model-path", str(shipped_model),
+             "--camera-max-frames", "1", "--input", str(sample)],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+        lines = [line for line in result.stderr.splitlines() if line.startswith("moodcast: ")]
+        assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result
+        assert f"the TFLite runtime {runtime} is installed but fails (SystemError" in lines[0], lines
+        assert fix in lines[0], lines

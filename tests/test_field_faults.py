@@ -396,6 +396,26 @@ def test_a_device_or_pipe_as_the_outbox_is_refused_not_moved_aside(tmp_path: Pat
     assert len(lines) == 1 and lines[0].startswith(f"moodcast: {expected}"), lines
 
 
+def test_a_pipe_as_the_seq_file_is_refused_and_in_the_way_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pipe at <outbox>.seq hung the daemon at start, deaf to SIGTERM: reading a pipe waits for a writer."""
+    from device.errors import ConfigError
+
+    path = tmp_path / "outbox.sqlite"
+    os.mkfifo(tmp_path / "outbox.sqlite.seq")
+    with pytest.raises(ConfigError) as err:
+        SqliteOutbox(path, 10)
+    assert "outbox.sqlite.seq is not a regular file" in str(err.value)
+    (tmp_path / "outbox.sqlite.seq").unlink()
+    os.mkfifo(tmp_path / "outbox.sqlite.seq.tmp")  # where the new .seq is written first
+    with caplog.at_level(logging.WARNING, logger="device.outputs.outbox"):
+        box = SqliteOutbox(path, 10)
+        box.put(1, "{}")  # blocked for good writing into the pipe
+    assert "is in the way and is not a regular file" in caplog.records[-1].getMessage()
+    box.close()
+
+
 def test_a_client_key_that_is_not_the_certificates_is_named(tmp_path: Path) -> None:
     server = make_tls_files(tmp_path / "a", "a")
     other = make_tls_files(tmp_path / "b", "b")
@@ -442,7 +462,7 @@ def test_a_broker_that_speaks_only_mqtt_3_1_1_gets_everything(
         WAIT_S,
     ), (sub.messages, publish_log.lines())
     assert sub.wait_for(lambda msgs: any(m.payload == "online" for m in msgs), WAIT_S)
-    assert old.refused_v5 == 1
+    assert old.refused_v5 == 1 and old.other_hellos == 0  # and no TLS probe after the refusal
     told = [line for line in publish_log.lines(logging.INFO) if "MQTT 3.1.1" in line]
     assert len(told) == 1 and f"127.0.0.1:{old.port}" in told[0], publish_log.lines(logging.INFO)
     assert not publish_log.lines()  # no warning: nothing for the user to fix

@@ -137,6 +137,7 @@ class MqttConnection:
         # speaks nothing newer (paho does not step down from 5 by itself).
         self._protocol = mqtt.MQTTv5
         self._closing = False  # close() has begun: a disconnect is ours, and no client replaces this one
+        self._retired: mqtt.Client | None = None  # the MQTT 5 client a 3.1.1 one replaces
         self._client_lock = threading.Lock()  # guards _client and _closing against the step down to 3.1.1
         self._client = self._make_client()
 
@@ -261,6 +262,7 @@ class MqttConnection:
         if reason.value == UNSUPPORTED_PROTOCOL_VERSION and self._protocol == mqtt.MQTTv5:
             logger.info("MQTT broker %s speaks MQTT 3.1.1, not 5: connecting with MQTT 3.1.1", self.where)
             self._protocol = mqtt.MQTTv311
+            self._retired = client
             client.disconnect()  # ends this client's network thread instead of retrying MQTT 5
             threading.Thread(
                 target=self._step_down_to_mqtt311, args=(client,), name="mqtt-3.1.1", daemon=True
@@ -297,7 +299,7 @@ class MqttConnection:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
-        if self._closing or client is not self._client:  # our own stop, or the MQTT 5 client stepped down
+        if self._closing or client is self._retired:  # our own stop, or the MQTT 5 client stepped down
             self._delivery.disconnected()
             return
         if self._delivery.disconnected():

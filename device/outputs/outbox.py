@@ -116,8 +116,6 @@ class SqliteOutbox:
         self.lost = 0  # undelivered events in a damaged file that was moved aside
         self.damaged_files = 0
         self._lock = threading.Lock()
-        self._saved_seq, self._oldest = self._read_seq_file()
-        self._written_seq = self._saved_seq
         self._seq_write_failed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +124,8 @@ class SqliteOutbox:
                 raise ConfigError(
                     "mqtt.outbox_path", problem, "give a file path in a folder the daemon can write"
                 )
+            self._saved_seq, self._oldest = self._read_seq_file()  # before _move_aside, which counts by it
+            self._written_seq = self._saved_seq
             try:
                 self._db, count = self._open()
             except sqlite3.DatabaseError as err:  # not a database, or malformed: keep the daemon running
@@ -201,6 +201,8 @@ class SqliteOutbox:
         self._oldest = oldest
         tmp = self.seq_path.with_name(self.seq_path.name + ".tmp")
         try:
+            if tmp.exists() and not tmp.is_file():  # a pipe would block the write for good
+                raise OSError(f"{tmp} is in the way and is not a regular file")
             tmp.write_text(f"{self._saved_seq} {oldest}\n")
             os.replace(tmp, self.seq_path)
         except OSError as err:
@@ -278,12 +280,14 @@ def _readable_rows(path: Path) -> int | None:
 
 def outbox_path_problem(path: Path) -> str:
     """What keeps ``path`` from holding the outbox, or "" when nothing does: a folder or a device, pipe or
-    socket in its place (never to be moved aside as damage: ``/dev/null`` is one), or a folder the daemon
-    cannot write in (SQLite writes its journal beside the file)."""
+    socket in its place or its ``.seq`` file's (never to be moved aside as damage: ``/dev/null`` is one), or
+    a folder the daemon cannot write in (SQLite writes its journal beside the file)."""
     if path.is_dir():
         return f"{path} is a folder, expected the outbox file's path"
-    if path.exists() and not path.is_file():
-        return f"{path} is not a regular file (a device, pipe or socket), expected the outbox file's path"
+    seq_path = path.with_name(path.name + ".seq")
+    for part in (path, seq_path):  # opening a pipe blocks the daemon for good, even against SIGTERM
+        if part.exists() and not part.is_file():
+            return f"{part} is not a regular file (a device, pipe or socket), expected the outbox file's path"
     folder = path.parent
     if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
         return f"{path}: cannot write in {folder} (permission denied)"

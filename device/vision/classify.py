@@ -146,11 +146,16 @@ def _read_file(path: Path, what: str, if_missing: str, expected: str) -> bytes:
 def _runtime_failure(module_name: str, err: Exception) -> ModelError:
     """One line for a TFLite runtime that is installed but broken, usually one built against another NumPy:
     tflite-runtime 2.14 under NumPy 2 raises SystemError on import or when the Interpreter is made."""
+    package = module_name.split(".")[0]
     detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    fix = (
+        "tflite-runtime 2.14 needs NumPy 1.x: pip install 'numpy<2', or install ai-edge-litert"
+        if package == "tflite_runtime"
+        else "reinstall it for this Python and NumPy: pip install --force-reinstall "
+        + package.replace("_", "-")
+    )
     return ModelError(
-        f"the TFLite runtime {module_name.split('.')[0]} is installed but fails "
-        f"({type(err).__name__}: {detail}); "
-        f"tflite-runtime 2.14 needs NumPy 1.x: pip install 'numpy<2', or install ai-edge-litert"
+        f"the TFLite runtime {package} is installed but fails ({type(err).__name__}: {detail}); {fix}"
     )
 
 
