@@ -19,13 +19,23 @@ def loaded_after(code: str) -> set[str]:
     return set(result.stdout.split())
 
 
-def test_check_config_does_not_load_opencv(tmp_path: Path) -> None:
+def test_print_config_does_not_load_opencv(tmp_path: Path) -> None:
+    config = tmp_path / "moodcast.toml"
+    config.write_text("[mqtt]\nenabled = false\n")
+    loaded = loaded_after(
+        f"from device.__main__ import main\nassert main(['--config', {str(config)!r}, '--print-config']) == 0"
+    )
+    assert "cv2" not in loaded and "tensorflow" not in loaded
+
+
+def test_check_config_loads_the_model_through_the_runtime_never_tensorflow(tmp_path: Path) -> None:
+    """--check-config loads the model as the daemon does (a broken TFLite runtime fails it), without TF."""
     config = tmp_path / "moodcast.toml"
     config.write_text("[mqtt]\nenabled = false\n")
     loaded = loaded_after(
         f"from device.__main__ import main\nassert main(['--config', {str(config)!r}, '--check-config']) == 0"
     )
-    assert "cv2" not in loaded and "tensorflow" not in loaded
+    assert "tensorflow" not in loaded and "ai_edge_litert" in loaded
 
 
 def test_convert_answers_a_bad_argument_without_tensorflow(tmp_path: Path) -> None:
