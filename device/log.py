@@ -39,9 +39,9 @@ def setup_logging(level: str = "info") -> None:
 def quiet_opencv() -> None:
     """Keep OpenCV's and FFmpeg's own stderr lines out of the log: each failed open of a camera or stream
     printed ``[ WARN:…] cap.cpp … can't be used to capture by name`` and FFmpeg's ``Connection refused`` on
-    every retry, beside our one warning. ``OPENCV_FFMPEG_LOGLEVEL`` (an FFmpeg ``AV_LOG_*`` level, -8 is
-    quiet) is read at the first FFmpeg open; both stay as they are at ``log.level = debug``."""
-    import cv2
-
+    every retry, beside our one warning. Both levels come from the environment, read when OpenCV is first
+    imported (``OPENCV_LOG_LEVEL``) and at the first FFmpeg open (``OPENCV_FFMPEG_LOGLEVEL``, an FFmpeg
+    ``AV_LOG_*`` level, -8 quiet): so this runs before ``run`` imports OpenCV. The environment wins when it
+    sets them, and both stay as they are at ``log.level = debug``."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
