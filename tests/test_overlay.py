@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from device.const import EMOTION_COLOURS, FALLBACK_COLOUR, STATUS_BACKGROUND
-from device.display.overlay import StatusLine, draw_overlay, draw_status, emotion_colour, layout_overlay
+from device.display.overlay import (
+    StatusLine,
+    draw_overlay,
+    draw_status,
+    emotion_colour,
+    layout_overlay,
+    status_place,
+)
 from device.vision.pipeline import FaceLabel
 
 FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -72,12 +79,25 @@ def test_tag_stays_inside_the_frame_when_the_box_touches_the_top() -> None:
     assert (inside_top == 0).all(axis=-1).any()  # dark text on the yellow tag
 
 
-def test_tag_is_not_hidden_under_the_status_line() -> None:
+def test_the_status_line_leaves_a_face_at_the_top_left_for_a_free_corner() -> None:
+    """It was always drawn at the top-left, over a face there (in a crowd, over one face or two)."""
     frame = blank()
-    draw_overlay(frame, [face((20, 0, 150, 150), "angry")], STATUS)
-    status_rows = np.nonzero(is_colour(frame[:, 0], STATUS_BACKGROUND))[0]
-    below_status = frame[status_rows.max() + 1 : status_rows.max() + 25, 25:80]
-    assert is_colour(below_status, EMOTION_COLOURS["angry"]).mean() > 0.4
+    draw_overlay(frame, [face((20, 0, 120, 150), "angry")], STATUS)
+    assert not is_colour(frame[:150, :140], STATUS_BACKGROUND).any()  # the face and its tag: no status line
+    assert is_colour(frame[:3, -3:], STATUS_BACKGROUND).all()  # the top-right corner instead
+    faces = [face((20, 0, 120, 150), "angry")]
+    tag = layout_overlay(frame.shape, faces, STATUS)[0].tag
+    assert not overlaps(tag, status_place(frame.shape, faces, STATUS))  # nor does it cover the tag
+
+
+def test_in_a_crowd_the_status_line_takes_the_corner_covering_least() -> None:
+    frame, faces = crowd_faces()
+    status = StatusLine(14.2, len(faces), "mqtt: connected")
+    chosen = status_place(frame.shape, faces, status)
+    x, y, w, h = chosen
+    covered = lambda rect: sum(overlap_area(rect, other.box) for other in faces)  # noqa: E731
+    corners = [(cx, cy, w, h) for cx in (0, frame.shape[1] - w) for cy in (0, frame.shape[0] - h)]
+    assert covered(chosen) == min(covered(corner) for corner in corners) < covered((0, 0, w, h))
 
 
 def test_score_bars_beside_the_box_use_each_emotions_colour() -> None:
@@ -149,7 +169,6 @@ def test_a_kept_tag_is_drawn_exactly_as_drawing_it_afresh() -> None:
     import cv2
 
     from device.const import OVERLAY_FONT, STATUS_TEXT
-    from device.display.overlay import draw_status
 
     status = StatusLine(fps=9.5, faces=2, mqtt="mqtt: connected")
     for _ in range(2):  # the second call is served from the kept tags
@@ -199,10 +218,10 @@ def test_in_a_crowd_no_tag_or_panel_covers_another_face() -> None:
             assert not overlaps(placement.tag, other.box), (face.face_id, other.face_id)
             if placement.panel is not None:
                 assert not overlaps(placement.panel, other.box), (face.face_id, other.face_id)
-    # What is drawn is that layout: inside each face, away from its own box line and tag (and the status line
-    # at the top-left, which stays where it is), nothing changes.
+    # What is drawn is that layout: inside each face, away from its own box line and tag (and the status line,
+    # which covers part of a face in so full a frame), nothing changes.
     before = frame.copy()
-    sx, sy, sw, sh = draw_status(frame.copy(), status)
+    sx, sy, sw, sh = status_place(frame.shape, ordered, status)
     draw_overlay(frame, faces, status)
     for face, placement in zip(ordered, placements, strict=True):
         x, y, w, h = face.box
@@ -210,7 +229,7 @@ def test_in_a_crowd_no_tag_or_panel_covers_another_face() -> None:
         inside[y + 8 : y + h - 8, x + 8 : x + w - 8] = True
         tx, ty, tw, th = placement.tag
         inside[ty : ty + th, tx : tx + tw] = False
-        inside[: sy + sh, : sx + sw] = False
+        inside[sy : sy + sh, sx : sx + sw] = False
         assert (frame[inside] == before[inside]).all(), face.face_id
 
 
@@ -223,3 +242,9 @@ def test_a_lone_face_keeps_its_full_tag_and_panel() -> None:
 
 def overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def overlap_area(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
+    return max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])) * max(
+        0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    )

@@ -117,6 +117,12 @@ def _overlaps(a: Rect, b: Rect) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
+def _overlap_area(a: Rect, b: Rect) -> int:
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0, width) * max(0, height)
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where one face's tag and score panel go (``panel`` None: no room that leaves other faces clear)."""
@@ -187,8 +193,7 @@ def layout_overlay(
     """
     frame_h, frame_w = frame_shape[:2]
     style = _Style.for_frame(np.empty((frame_h, frame_w, 1), np.uint8))
-    status_w, status_h, _, _ = _tag_size(_status_text(status), style, style.font_scale * 0.8)
-    status_box = (0, 0, status_w, status_h)
+    status_box = status_place(frame_shape, faces, status)
     placed: list[Rect] = [status_box]
     out = []
     for index, face in enumerate(faces):
@@ -201,7 +206,7 @@ def layout_overlay(
         for text, text_scale in _tag_texts(face, scale):
             tag_w, tag_h, _, _ = _tag_size(text, style, text_scale)
             above = y - half - tag_h if y - half - tag_h >= 0 else y + half + 1
-            if _overlaps((x - half, above, tag_w, tag_h), status_box):
+            if status_box[1] == 0 and _overlaps((x - half, above, tag_w, tag_h), status_box):
                 above = max(above, status_box[1] + status_box[3])
             right = x + w + half - tag_w
             spots = [(x - half, above), (x - half, y + half + 1), (right, y - half - tag_h)]
@@ -278,10 +283,23 @@ def _status_text(status: StatusLine) -> str:
     return f"{status.fps:.1f} fps | {status.faces} {faces} | {status.mqtt}"
 
 
-def draw_status(frame: np.ndarray, status: StatusLine) -> tuple[int, int, int, int]:
-    """The status line on a dark background at the top-left; returns its box (x, y, w, h)."""
+def status_place(frame_shape: tuple[int, ...], faces: list[FaceLabel], status: StatusLine) -> Rect:
+    """Where the status line goes (x, y, w, h): the top-left corner, or else the first of the top-right,
+    bottom-left and bottom-right corners where it covers no face; where every corner covers one (a crowd),
+    the corner covering the least face area."""
+    frame_h, frame_w = frame_shape[:2]
+    style = _Style.for_frame(np.empty((frame_h, frame_w, 1), np.uint8))
+    w, h, _, _ = _tag_size(_status_text(status), style, style.font_scale * 0.8)
+    right, bottom = max(0, frame_w - w), max(0, frame_h - h)
+    corners = [(0, 0, w, h), (right, 0, w, h), (0, bottom, w, h), (right, bottom, w, h)]
+    return min(corners, key=lambda corner: sum(_overlap_area(corner, face.box) for face in faces))
+
+
+def draw_status(frame: np.ndarray, status: StatusLine, at: tuple[int, int] = (0, 0)) -> Rect:
+    """The status line on a dark background with its top-left corner ``at`` (default the frame's top-left
+    corner); returns its box (x, y, w, h)."""
     style = _Style.for_frame(frame)
-    return _draw_tag(frame, _status_text(status), 0, 0, STATUS_BACKGROUND, style, style.font_scale * 0.8)
+    return _draw_tag(frame, _status_text(status), *at, STATUS_BACKGROUND, style, style.font_scale * 0.8)
 
 
 def draw_overlay(frame: np.ndarray, faces: list[FaceLabel], status: StatusLine) -> None:
@@ -293,4 +311,4 @@ def draw_overlay(frame: np.ndarray, faces: list[FaceLabel], status: StatusLine) 
     ordered = sorted(faces, key=lambda f: f.confirmed)
     for face, placement in zip(ordered, layout_overlay(frame.shape, ordered, status), strict=True):
         _draw_face(frame, face, style, placement)
-    draw_status(frame, status)
+    draw_status(frame, status, status_place(frame.shape, ordered, status)[:2])
