@@ -164,12 +164,17 @@ def _interpreter_class() -> tuple[str, type]:
     for module_name in RUNTIMES:
         try:
             module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        except Exception as err:  # a runtime built against another NumPy fails in many ways
+        except ModuleNotFoundError as err:
+            if err.name is not None and (module_name + ".").startswith(err.name + "."):
+                continue  # this runtime is not installed: try the next
+            raise _runtime_failure(module_name, err) from None  # installed, but something it needs is not
+        except Exception as err:  # a runtime built against another NumPy fails in many ways, ImportError too
             raise _runtime_failure(module_name, err) from None
+        interpreter = getattr(module, "Interpreter", None)
+        if not isinstance(interpreter, type):
+            raise _runtime_failure(module_name, AttributeError(f"{module_name} has no Interpreter class"))
         logger.debug("TFLite runtime: %s", module_name)
-        return module_name, module.Interpreter
+        return module_name, interpreter
     raise ModelError("no TFLite runtime found; install ai-edge-litert (or tflite-runtime on Raspberry Pi OS)")
 
 
