@@ -9,7 +9,7 @@ from pathlib import Path
 from device.config import Config
 from device.errors import ConfigError, ModelError
 from device.outputs.mqtt_client import tls_context
-from device.outputs.outbox import outbox_path_problem
+from device.outputs.outbox import OUTBOX_FIX, outbox_path_problem
 
 
 def _file_problem(path: Path, what: str) -> str:
@@ -43,7 +43,8 @@ def file_problems(config: Config) -> list[str]:
                 checks.append((f"mqtt.{key}", Path(getattr(config.mqtt, key)), key.replace("_", " ")))
     found = [(key, _file_problem(path, what)) for key, path, what in checks]
     if config.mqtt.enabled and config.mqtt.outbox_path:
-        found.append(("mqtt.outbox_path", outbox_path_problem(Path(config.mqtt.outbox_path))))
+        problem = outbox_path_problem(Path(config.mqtt.outbox_path))
+        found.append(("mqtt.outbox_path", problem and f"{problem}; {OUTBOX_FIX}"))
     problems = [f"{key}: {problem}" for key, problem in found if problem]
     if not problems and config.mqtt.enabled and config.mqtt.tls:
         try:

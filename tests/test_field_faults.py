@@ -378,7 +378,10 @@ def test_a_folder_as_the_outbox_is_refused_not_moved_aside(tmp_path: Path) -> No
     )
     assert (folder / "keep.txt").read_text() == "precious" and not list(tmp_path.glob("state.damaged-*"))
     lines = run_check("--mqtt-enabled", "--mqtt-outbox-path", str(folder))
-    assert lines == [f"moodcast: mqtt.outbox_path: {folder} is a folder, expected the outbox file's path"]
+    assert lines == [
+        f"moodcast: mqtt.outbox_path: {folder} is a folder, expected the outbox file's path; "
+        "give a file path in a folder the daemon can write"
+    ]
 
 
 def test_a_device_or_pipe_as_the_outbox_is_refused_not_moved_aside(tmp_path: Path) -> None:

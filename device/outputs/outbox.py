@@ -16,6 +16,8 @@ from device.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+OUTBOX_FIX = "give a file path in a folder the daemon can write"
+
 
 class Outbox(Protocol):
     """Events keyed by ``seq``, oldest first, at most ``max_items`` of them."""
@@ -121,9 +123,7 @@ class SqliteOutbox:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             problem = outbox_path_problem(self.path)
             if problem:  # never taken for damage: moving it aside would move a folder or fail again
-                raise ConfigError(
-                    "mqtt.outbox_path", problem, "give a file path in a folder the daemon can write"
-                )
+                raise ConfigError("mqtt.outbox_path", problem, OUTBOX_FIX)
             self._saved_seq, self._oldest = self._read_seq_file()  # before _move_aside, which counts by it
             self._written_seq = self._saved_seq
             try:
@@ -287,7 +287,8 @@ def outbox_path_problem(path: Path) -> str:
     seq_path = path.with_name(path.name + ".seq")
     for part in (path, seq_path):  # opening a pipe blocks the daemon for good, even against SIGTERM
         if part.exists() and not part.is_file():
-            return f"{part} is not a regular file (a device, pipe or socket), expected the outbox file's path"
+            kind = "a folder" if part.is_dir() else "a device, pipe or socket"
+            return f"{part} is not a regular file ({kind}), expected the outbox file's path"
     folder = path.parent
     if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
         return f"{path}: cannot write in {folder} (permission denied)"
