@@ -124,8 +124,9 @@ class SqliteOutbox:
             problem = outbox_path_problem(self.path)
             if problem:  # never taken for damage: moving it aside would move a folder or fail again
                 raise ConfigError("mqtt.outbox_path", problem, OUTBOX_FIX)
-            self._saved_seq, self._oldest = self._read_seq_file()  # before _move_aside, which counts by it
-            self._written_seq = self._saved_seq
+            # what <path>.seq holds, read before _move_aside, which counts by it
+            self._written = self._read_seq_file()
+            self._saved_seq, self._oldest = self._written
             try:
                 self._db, count = self._open()
             except sqlite3.DatabaseError as err:  # not a database, or malformed: keep the daemon running
@@ -191,19 +192,21 @@ class SqliteOutbox:
                 "MQTT outbox: cannot read the last seq from %s (%s); ignoring it", self.seq_path, err
             )
             return 0, 0
-        return (numbers + [0, 0])[0], (numbers + [0, 0])[1]  # an older daemon wrote only the highest
+        last, oldest = (numbers + [0, 0])[:2]  # an older daemon wrote only the highest
+        return last, oldest
 
     def _save_marks(self, oldest: int) -> None:
         """Remember the highest seq and the oldest waiting apart from the queue (write a new file, then
-        rename it over the old); warn once while that fails."""
-        if oldest == self._oldest and self._saved_seq == self._written_seq:
-            return
+        rename it over the old) when they differ from what the file holds; warn once while that fails."""
         self._oldest = oldest
+        marks = (self._saved_seq, oldest)
+        if marks == self._written:
+            return
         tmp = self.seq_path.with_name(self.seq_path.name + ".tmp")
         try:
             if tmp.exists() and not tmp.is_file():  # a pipe would block the write for good
                 raise OSError(f"{tmp} is in the way and is not a regular file")
-            tmp.write_text(f"{self._saved_seq} {oldest}\n")
+            tmp.write_text(f"{marks[0]} {marks[1]}\n")
             os.replace(tmp, self.seq_path)
         except OSError as err:
             if not self._seq_write_failed:
@@ -215,7 +218,7 @@ class SqliteOutbox:
                 )
             self._seq_write_failed = True
             return
-        self._written_seq = self._saved_seq
+        self._written = marks
         if self._seq_write_failed:
             logger.info("MQTT outbox: %s written again", self.seq_path)
             self._seq_write_failed = False
