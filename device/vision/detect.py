@@ -18,6 +18,8 @@ from device.const import (
     HAAR_CASCADE,
     HAAR_WINDOW_PX,
     HINT_MIN_HITS,
+    SECOND_CASCADE,
+    SECOND_MIN_NEIGHBORS,
     TRACK_HIT_RANGE,
     TRACK_SIZE_RANGE,
     VERIFY_CASCADE,
@@ -77,28 +79,33 @@ class FaceDetector:
     cost in a window depends mostly on the face's size relative to the window, not on the pixels, so a
     window costs about as much at full resolution as shrunk; an announced track's window gives exactly the
     box a whole-frame search would: the crop the classifier sees is the one the reference pipeline would cut.
+    Where the reference's cascade finds nothing in a window, the second cascade (``SECOND_CASCADE``) is
+    asked: a face only it finds keeps its track (the crying child of the 20-face crowd).
     """
 
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
         self._cascade = load_cascade()
+        self._second = load_cascade(SECOND_CASCADE)
         self._size_checked = False
 
-    def scan(self, gray_lores: np.ndarray, scale_to_main: float) -> FullSearch:
+    def scan(self, gray_lores: np.ndarray, scale_to_main: float, second: bool = False) -> FullSearch:
         """Search the whole small image: Haar's boxes and the hints of small faces (see ``FullSearch``).
 
-        One pass of the cascade: its raw hits are grouped as ``detectMultiScale`` groups them (the same
-        boxes), and once more, with a lower count, at the coarsely scanned sizes for the hints.
+        One pass of the cascade (the reference's, or with ``second`` the ``SECOND_CASCADE``): its raw hits
+        are grouped as ``detectMultiScale`` groups them (the same boxes), and once more, with a lower count,
+        at the coarsely scanned sizes for the hints.
         """
         if not self._size_checked:
             self._size_checked = True
             self._check_smallest_face(gray_lores.shape[1], scale_to_main)
         side = max(int(self.config.min_size_px / scale_to_main), 1)
-        raw = self._cascade.detectMultiScale(
+        cascade = self._second if second else self._cascade
+        raw = cascade.detectMultiScale(
             gray_lores, scaleFactor=self.config.scale_factor, minNeighbors=0, minSize=(side, side)
         )
         hits = [as_box(box) for box in raw]
-        boxes = _group(hits, self.config.min_neighbors)
+        boxes = _group(hits, SECOND_MIN_NEIGHBORS if second else self.config.min_neighbors)
         coarse = [box for box in hits if box[2] <= COARSE_STEP_MAX_PX]
         hints = [h for h in _group(coarse, HINT_MIN_HITS - 1) if all(iou(h, b) < 0.3 for b in boxes)]
         return FullSearch(
@@ -107,10 +114,13 @@ class FaceDetector:
         )
 
     def find(self, gray_main: np.ndarray, gray_lores: np.ndarray, scale_to_main: float) -> list[Box]:
-        """A whole-frame search as the camera path's first one: the small image's boxes, and the faces its
-        hints lead to on the full-resolution frame (a still photo gets the far faces a camera gets)."""
+        """A whole-frame search as the camera path's turns make it: the small image's boxes, the faces its
+        hints lead to on the full-resolution frame, and the second cascade's boxes where no face was found
+        (a still photo gets the far faces and the weakly scored faces a camera gets over a few frames)."""
         scan = self.scan(gray_lores, scale_to_main)
-        return scan.boxes + self.search_hints(gray_main, scan.hints, scan.boxes)
+        boxes = scan.boxes + self.search_hints(gray_main, scan.hints, scan.boxes)
+        second = self.scan(gray_lores, scale_to_main, second=True)
+        return boxes + [box for box in second.boxes if not any(covers(known, box) for known in boxes)]
 
     def search_hints(self, gray_main: np.ndarray, hints: list[Box], known: list[Box]) -> list[Box]:
         """The faces found by searching each hint's window on the full-resolution frame with the reference's
@@ -147,6 +157,7 @@ class FaceDetector:
         if exact is None:
             exact = [True] * len(tracks_main)
         windows: list[tuple[int, int, int, int, int, bool]] = []
+        searched: list[Box] = []  # the track of each window
         for (x, y, w, h), margin, same in zip(tracks_main, margins, exact, strict=True):
             size = max(w, h)
             pad = margin * size
@@ -154,15 +165,22 @@ class FaceDetector:
             x1, y1 = min(int(x + w + pad), width), min(int(y + h + pad), height)
             if min(x1 - x0, y1 - y0) >= HAAR_WINDOW_PX:
                 windows.append((x0, y0, x1, y1, size, same))
+                searched.append((x, y, w, h))
         hits = self._window_hits(gray_main, windows)
         low, high = TRACK_SIZE_RANGE
         found: list[Box] = []
-        for (x0, y0, x1, y1, size, _same), window_hits in zip(windows, hits, strict=True):
+        for (x0, y0, x1, y1, size, _same), window_hits, track in zip(windows, hits, searched, strict=True):
             boxes = _group(window_hits, self.config.min_neighbors)
-            if not boxes:  # not exact, or a face the whole frame's search misses (one of a crowd)
-                min_size = max(low * size, self.config.min_size_px)
-                found_here = self._search(gray_main[y0:y1, x0:x1], min_size, high * size + 1)
-                boxes = [(bx + x0, by + y0, bw, bh) for bx, by, bw, bh in found_here]
+            # Not exact, or the track's face is one the whole frame's search misses (one of a crowd, whose
+            # window may hold only its neighbours' boxes): the window is searched on its own, with the
+            # reference's cascade, then, where that finds no box on the track either, the second one.
+            for second in (False, True):
+                if any(covers(box, track) for box in boxes):
+                    break
+                found_here = self._search(
+                    gray_main[y0:y1, x0:x1], max(low * size, self.config.min_size_px), high * size + 1, second
+                )
+                boxes = boxes + [(bx + x0, by + y0, bw, bh) for bx, by, bw, bh in found_here]
             for box in boxes:
                 if all(iou(box, other) < 0.3 for other in found):
                     found.append(box)
@@ -220,12 +238,12 @@ class FaceDetector:
             factor *= self.config.scale_factor
         return factors
 
-    def _search(self, gray: np.ndarray, min_size: float, max_size: float) -> list[Box]:
+    def _search(self, gray: np.ndarray, min_size: float, max_size: float, second: bool = False) -> list[Box]:
         side = max(int(min_size), 1)
-        found = self._cascade.detectMultiScale(
+        found = (self._second if second else self._cascade).detectMultiScale(
             gray,
             scaleFactor=self.config.scale_factor,
-            minNeighbors=self.config.min_neighbors,
+            minNeighbors=SECOND_MIN_NEIGHBORS if second else self.config.min_neighbors,
             minSize=(side, side),
             maxSize=(int(max_size), int(max_size)),
         )

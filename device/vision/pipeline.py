@@ -118,7 +118,9 @@ class Pipeline:
             wider, scale = wider_image(gray.get(), lores_width)
             scan = self.detector.scan(wider, scale)
         else:
-            scan = self.detector.scan(frame.gray_lores, frame.scale_to_main)
+            scan = self.detector.scan(
+                frame.gray_lores, frame.scale_to_main, second=search is Search.FULL_SECOND
+            )
         boxes, hints = scan.boxes, scan.hints
         if tracker.tracks:
             # Live tracks the whole-frame search did not find (a face in a crowd that Haar misses at the

@@ -1,11 +1,14 @@
 """The detection schedule: which search each frame gets (whole image, windows around tracks, or none).
 
 The whole small image is searched every ``detect.full_search_interval`` frames, and whenever there is
-nothing to follow; every other one of those searches uses an image ``WIDER_SEARCH_FACTOR`` wider
-(``Search.FULL_WIDER``), so a face that Haar's pyramid misses at one scale is found at the other.
-In between, windows around the live tracks are searched, every
-``detect.track_search_interval`` frames once every track is confirmed, and on the frames between those the
-tracks coast (``FaceTracker.coast``). The pipeline asks this once per frame; the detector only searches.
+nothing to follow. Those searches take turns (``ROTATION``): one in four uses the second cascade
+(``Search.FULL_SECOND``, ``SECOND_CASCADE`` in const.py), which finds faces the reference's cascade scores
+weakly, and one in four an image ``WIDER_SEARCH_FACTOR`` wider (``Search.FULL_WIDER``), so a face that
+Haar's pyramid misses at one scale is found at the other; the usual search keeps half of the turns, as the
+reference's own cascade on the usual image gives the boxes the classifier's crop was calibrated on.
+In between, windows around the live tracks are searched, every ``detect.track_search_interval`` frames
+once every track is confirmed, and on the frames between those the tracks coast (``FaceTracker.coast``).
+The pipeline asks this once per frame; the detector only searches.
 """
 
 from __future__ import annotations
@@ -19,9 +22,18 @@ class Search(enum.Enum):
     """What the detector searches on a frame."""
 
     FULL = "full"  # the whole small image: finds new faces; boxes accurate to its pixels
-    FULL_WIDER = "full-wider"  # the same, on an image WIDER_SEARCH_FACTOR wider (every other full search)
+    FULL_WIDER = "full-wider"  # the same, on an image WIDER_SEARCH_FACTOR wider (one full search in four)
+    FULL_SECOND = "full-second"  # the same with the second cascade (one full search in four)
     TRACKS = "tracks"  # full-resolution windows around the live tracks: the reference's boxes
     NONE = "none"  # nothing: every track is confirmed and they coast to the next search
+
+
+ROTATION = (
+    Search.FULL,
+    Search.FULL_SECOND,
+    Search.FULL,
+    Search.FULL_WIDER,
+)  # the whole-frame searches' turns
 
 
 class SearchSchedule:
@@ -38,7 +50,7 @@ class SearchSchedule:
         if not has_tracks or self._frames_since_full >= self.config.full_search_interval:
             self._frames_since_full = 0
             self._full_searches += 1
-            return Search.FULL_WIDER if self._full_searches % 2 == 0 else Search.FULL
+            return ROTATION[(self._full_searches - 1) % len(ROTATION)]
         if may_coast and self._frames_since_full % self.config.track_search_interval:
             return Search.NONE
         return Search.TRACKS
