@@ -80,6 +80,11 @@ class DetectConfig:
     )
     track_window_frac: float = _opt(0.3, "window margin around a track, in face sizes", min=0.1)
     verify: bool = _opt(True, "a second, stricter cascade must accept a face before it starts a track")
+    second_cascade: bool = _opt(
+        True,
+        "one whole-frame search in four, and a track window's last try, use the second cascade "
+        "(frontalface_alt2, min neighbours 3), which finds faces the reference's cascade scores weakly",
+    )
 
     def lores_width_px(self, frame_width_px: int) -> int:
         """The detection image's width for frames this wide: ``width_px``, or (0) the narrowest that

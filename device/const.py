@@ -28,15 +28,16 @@ TRACK_HIT_RANGE = (0.6, 1.6)
 # A track found once has no velocity yet: its next window has this margin (face sizes on every side), so
 # a small face walking a quarter of its size a frame stays inside it with the room Haar's neighbours need.
 NEW_TRACK_WINDOW_FRAC = 0.6
-# Every other whole-frame search runs on a detection image this much wider: Haar's pyramid then samples
+# One whole-frame search in four runs on a detection image this much wider: Haar's pyramid then samples
 # other face sizes and pixel phases, so a face the usual image misses (one in a crowd of 20) is found there.
 WIDER_SEARCH_FACTOR = 1.1
-# Every other whole-frame search runs OpenCV's frontalface_alt2 cascade (Lienhart et al., 2003: stumps of
-# depth 2, 20 stages) instead of the reference's: a face the reference's cascade scores weakly (the crying
-# child of the 20-face crowd gets 2-3 raw hits at any scale) is found there. Its boxes frame faces as the
-# reference's do (189 faces both found: centre within 0.3 % of the side, side 0.99x, IoU 0.92), so the crop
-# calibration holds. Clusters need SECOND_MIN_NEIGHBORS + 1 hits (its authors' setting of 3; the clutter clip:
-# 0.24 boxes a frame against the reference cascade's 0.84 at 5).
+# One whole-frame search in four (detect.second_cascade) runs OpenCV's frontalface_alt2 cascade (Lienhart,
+# Kuranov & Pisarevsky, 2003: Gentle AdaBoost of small trees, 20 stages) instead of the reference's: a face
+# the reference's cascade scores weakly (the crying child of the 20-face crowd gets 2-3 raw hits at any scale)
+# is found there. Its boxes frame faces as the reference's do (189 faces both found: centre within 0.3 % of
+# the side, side 0.99x, IoU 0.92), so the crop calibration holds. Clusters need SECOND_MIN_NEIGHBORS + 1 hits
+# (its authors' setting of 3, fixed: detect.min_neighbors is the reference cascade's); on the clutter clip it
+# gives 0.24 boxes a frame against the reference cascade's 0.84 at 5.
 SECOND_CASCADE = "haarcascade_frontalface_alt2.xml"
 SECOND_MIN_NEIGHBORS = 3
 # OpenCV's detectMultiScale moves its window 2 pixels at a time at the scales up to 2x its base window

@@ -208,3 +208,17 @@ def test_a_track_window_gives_the_reference_box_wherever_the_track_is_predicted(
     assert together == windows, (
         f"{together} of {windows} windows searched together gave the whole frame's box"
     )
+
+
+def test_the_whole_frame_searches_take_turns_and_the_second_cascade_can_be_turned_off():
+    """With nothing to follow every frame is a whole-frame search: usual, second cascade, usual, wider;
+    with detect.second_cascade off, usual and wider."""
+    from device.vision.schedule import Search, SearchSchedule
+
+    def turns(config: DetectConfig) -> list[Search]:
+        schedule = SearchSchedule(config)
+        return [schedule.next(has_tracks=False, may_coast=False) for _ in range(8)]
+
+    usual, second, wider = Search.FULL, Search.FULL_SECOND, Search.FULL_WIDER
+    assert turns(DetectConfig()) == [usual, second, usual, wider] * 2
+    assert turns(DetectConfig(second_cascade=False)) == [usual, wider] * 4

@@ -101,7 +101,10 @@ def test_a_hidden_track_does_not_take_a_face_of_another_size_by_overlap():
 def test_a_hidden_track_does_not_take_a_face_29_percent_larger():
     """hd1080-walk's crossing as Haar boxed it: the 80 px face's boxes are 86-96 px (side 90), the 120 px
     face coming out where it was heading is boxed 116 px: 1.29x, which the 1.3 ratio let the hidden track
-    take (an ID switch at 1080p once every other whole-frame search used the second cascade)."""
+    take (an ID switch at 1080p while the whole-frame searches alternated between the two cascades).
+
+    The price: a face that grows more than 1.25x while hidden (walking towards the camera behind a pillar)
+    comes back as a new face; see the next test for what is kept."""
     tracker = FaceTracker(TrackConfig(confirm_frames=2), LABELS)
     sides = [86, 96, 88, 88, 86, 96, 88, 86, 96, 88]
     walking = [[((1197 - 10 * i, 702, side, side), "neutral")] for i, side in enumerate(sides)]
@@ -109,6 +112,17 @@ def test_a_hidden_track_does_not_take_a_face_29_percent_larger():
     events += tracker.update([(1076, 666, 116, 116)], [one_hot("happy")], 12 / FPS)
     assert [e.kind for e in events] == ["new"]
     assert sorted(t.face_id for t in tracker.tracks) == [1, 2]
+
+
+def test_a_face_that_grows_a_fifth_while_hidden_keeps_its_id():
+    """Walking towards the camera behind a pillar, an 80 px face comes out 96 px wide on its way: it is the
+    same face (within REACQUIRE_SIZE_RATIO, 1.25)."""
+    tracker = FaceTracker(TrackConfig(confirm_frames=2), LABELS)
+    walking = [[((100 + 12 * i, 200, 80, 80), "happy")] for i in range(15)]  # last seen at x = 268
+    out = [[((420 + 6 * i, 196, 96, 96), "happy")] for i in range(5)]
+    events, ids = run(tracker, walking + [[]] * 15 + out)
+    assert [e.kind for e in events] == ["new"]
+    assert len({face_id for frame in ids for face_id in frame}) == 1
 
 
 def test_a_hidden_track_takes_back_its_own_face_by_overlap():

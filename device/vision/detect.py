@@ -79,14 +79,16 @@ class FaceDetector:
     cost in a window depends mostly on the face's size relative to the window, not on the pixels, so a
     window costs about as much at full resolution as shrunk; an announced track's window gives exactly the
     box a whole-frame search would: the crop the classifier sees is the one the reference pipeline would cut.
-    Where the reference's cascade finds nothing in a window, the second cascade (``SECOND_CASCADE``) is
-    asked: a face only it finds keeps its track (the crying child of the 20-face crowd).
+    Where no box found in a track's window covers the track's centre, the window is searched on its own with
+    the reference's cascade, then with the second one (``SECOND_CASCADE``, unless ``detect.second_cascade``
+    is off): a face only the second cascade finds keeps its track (the crying child of the 20-face crowd).
     """
 
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
         self._cascade = load_cascade()
         self._second = load_cascade(SECOND_CASCADE)
+        self._cascades = (False, True) if config.second_cascade else (False,)  # second=...: a window's tries
         self._size_checked = False
 
     def scan(self, gray_lores: np.ndarray, scale_to_main: float, second: bool = False) -> FullSearch:
@@ -119,6 +121,8 @@ class FaceDetector:
         (a still photo gets the far faces and the weakly scored faces a camera gets over a few frames)."""
         scan = self.scan(gray_lores, scale_to_main)
         boxes = scan.boxes + self.search_hints(gray_main, scan.hints, scan.boxes)
+        if not self.config.second_cascade:
+            return boxes
         second = self.scan(gray_lores, scale_to_main, second=True)
         return boxes + [box for box in second.boxes if not any(covers(known, box) for known in boxes)]
 
@@ -149,7 +153,9 @@ class FaceDetector:
         whole frame's own pyramid levels (see ``_level_hits``), grouped as ``detectMultiScale`` groups them.
         The window searched on its own, as the others are, gives another box for each place it starts,
         so the box, and the label of a face near a class boundary, follow the track's predicted position;
-        it is also the second look at a face the whole frame's search misses.
+        it is also the second look at a face the whole frame's search misses. Where no box covers the track's
+        centre (a crowd face's window may hold only its neighbours'), the window is searched on its own with
+        the reference's cascade, then with the second cascade (see the class docstring).
         """
         height, width = gray_main.shape[:2]
         if margins is None:
@@ -174,7 +180,7 @@ class FaceDetector:
             # Not exact, or the track's face is one the whole frame's search misses (one of a crowd, whose
             # window may hold only its neighbours' boxes): the window is searched on its own, with the
             # reference's cascade, then, where that finds no box on the track either, the second one.
-            for second in (False, True):
+            for second in self._cascades:
                 if any(covers(box, track) for box in boxes):
                     break
                 found_here = self._search(

@@ -6,6 +6,7 @@ nothing to follow. Those searches take turns (``ROTATION``): one in four uses th
 weakly, and one in four an image ``WIDER_SEARCH_FACTOR`` wider (``Search.FULL_WIDER``), so a face that
 Haar's pyramid misses at one scale is found at the other; the usual search keeps half of the turns, as the
 reference's own cascade on the usual image gives the boxes the classifier's crop was calibrated on.
+With ``detect.second_cascade`` off, the usual and the wider image take turns.
 In between, windows around the live tracks are searched, every ``detect.track_search_interval`` frames
 once every track is confirmed, and on the frames between those the tracks coast (``FaceTracker.coast``).
 The pipeline asks this once per frame; the detector only searches.
@@ -28,12 +29,9 @@ class Search(enum.Enum):
     NONE = "none"  # nothing: every track is confirmed and they coast to the next search
 
 
-ROTATION = (
-    Search.FULL,
-    Search.FULL_SECOND,
-    Search.FULL,
-    Search.FULL_WIDER,
-)  # the whole-frame searches' turns
+# The whole-frame searches' turns; with detect.second_cascade off, the usual and the wider image's.
+ROTATION = (Search.FULL, Search.FULL_SECOND, Search.FULL, Search.FULL_WIDER)
+ROTATION_ONE_CASCADE = (Search.FULL, Search.FULL_WIDER)
 
 
 class SearchSchedule:
@@ -41,6 +39,7 @@ class SearchSchedule:
 
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
+        self._rotation = ROTATION if config.second_cascade else ROTATION_ONE_CASCADE
         self._frames_since_full = config.full_search_interval
         self._full_searches = 0
 
@@ -50,7 +49,7 @@ class SearchSchedule:
         if not has_tracks or self._frames_since_full >= self.config.full_search_interval:
             self._frames_since_full = 0
             self._full_searches += 1
-            return ROTATION[(self._full_searches - 1) % len(ROTATION)]
+            return self._rotation[(self._full_searches - 1) % len(self._rotation)]
         if may_coast and self._frames_since_full % self.config.track_search_interval:
             return Search.NONE
         return Search.TRACKS
