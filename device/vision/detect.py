@@ -102,12 +102,12 @@ class FaceDetector:
             self._size_checked = True
             self._check_smallest_face(gray_lores.shape[1], scale_to_main)
         side = max(int(self.config.min_size_px / scale_to_main), 1)
-        cascade = self._second if second else self._cascade
+        cascade, min_neighbors = self._chosen(second)
         raw = cascade.detectMultiScale(
             gray_lores, scaleFactor=self.config.scale_factor, minNeighbors=0, minSize=(side, side)
         )
         hits = [as_box(box) for box in raw]
-        boxes = _group(hits, SECOND_MIN_NEIGHBORS if second else self.config.min_neighbors)
+        boxes = _group(hits, min_neighbors)
         coarse = [box for box in hits if box[2] <= COARSE_STEP_MAX_PX]
         hints = [h for h in _group(coarse, HINT_MIN_HITS - 1) if all(iou(h, b) < 0.3 for b in boxes)]
         return FullSearch(
@@ -244,12 +244,17 @@ class FaceDetector:
             factor *= self.config.scale_factor
         return factors
 
+    def _chosen(self, second: bool) -> tuple[cv2.CascadeClassifier, int]:
+        """The cascade and its min neighbours: the reference's (``detect.min_neighbors``) or the second."""
+        return (self._second, SECOND_MIN_NEIGHBORS) if second else (self._cascade, self.config.min_neighbors)
+
     def _search(self, gray: np.ndarray, min_size: float, max_size: float, second: bool = False) -> list[Box]:
         side = max(int(min_size), 1)
-        found = (self._second if second else self._cascade).detectMultiScale(
+        cascade, min_neighbors = self._chosen(second)
+        found = cascade.detectMultiScale(
             gray,
             scaleFactor=self.config.scale_factor,
-            minNeighbors=SECOND_MIN_NEIGHBORS if second else self.config.min_neighbors,
+            minNeighbors=min_neighbors,
             minSize=(side, side),
             maxSize=(int(max_size), int(max_size)),
         )
