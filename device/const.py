@@ -21,10 +21,17 @@ HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
 # A window searched on its own (a hint's, an unannounced track's) and the verifier's patch are searched for
 # faces of these sizes relative to the box's: the range over which the cascade's raw hits on one face spread.
 TRACK_SIZE_RANGE = (0.7, 1.45)
-# An announced track's window gathers the raw hits of the whole frame's pyramid levels at these sizes
-# relative to the track's: the whole cluster Haar groups into the face's box, so the box is the whole-frame
-# search's own (0.7-1.45 left out part of it on 1 of 10 windows of the four-face clip: the box moved 1-2 px).
-TRACK_HIT_RANGE = (0.6, 1.6)
+# An exact window (EXACT_BOX_SCORE_MARGIN below) gathers the raw hits of the whole frame's pyramid levels at
+# these sizes relative to the track's: the whole cluster Haar groups into the face's box, so the box is the
+# whole-frame search's own (0.7-1.45 left out part of it on 1 of 10 windows of the four-face clip: the box
+# moved 1-2 px; 0.6-1.6 on 3 of the one-face clip's 25, where the track's size, from the small image, is 8 %
+# over the face's and the cluster holds hits of 0.58 of it).
+TRACK_HIT_RANGE = (0.55, 1.6)
+# An announced track is searched for the whole-frame search's exact box (TRACK_HIT_RANGE above, ~10 pyramid
+# levels across the frame: the costliest search) only while its label is near a class boundary: its two best
+# smoothed scores closer than this. Elsewhere a few pixels of Haar's noise in the box cannot change its label,
+# and its window is searched on its own (TRACK_SIZE_RANGE: about a third of the cost).
+EXACT_BOX_SCORE_MARGIN = 0.2
 # A track found once has no velocity yet: its next window has this margin (face sizes on every side), so
 # a small face walking a quarter of its size a frame stays inside it with the room Haar's neighbours need.
 NEW_TRACK_WINDOW_FRAC = 0.6

@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -69,6 +70,18 @@ class FullSearch:
 
     boxes: list[Box]
     hints: list[Box]
+
+
+class _Window(NamedTuple):
+    """A track's search window on the full-resolution frame: its corners, the track's size (px), and whether
+    it gathers the whole frame's exact hits (``FaceDetector.search_tracks``)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    size: int
+    exact: bool
 
 
 class FaceDetector:
@@ -153,16 +166,18 @@ class FaceDetector:
         whole frame's own pyramid levels (see ``_level_hits``), grouped as ``detectMultiScale`` groups them.
         The window searched on its own, as the others are, gives another box for each place it starts,
         so the box, and the label of a face near a class boundary, follow the track's predicted position;
-        it is also the second look at a face the whole frame's search misses. Where no box covers the track's
-        centre (a crowd face's window may hold only its neighbours'), the window is searched on its own with
-        the reference's cascade, then with the second cascade (see the class docstring).
+        it costs about a third as much, and is also the second look at a face the whole frame's search
+        misses. A window not marked exact whose own search boxes nothing on its track gathers the exact
+        hits as well (a face leaving the frame). Where still no box covers the track's centre (a crowd
+        face's window may hold only its neighbours'), the window is searched on its own with the reference's
+        cascade, then with the second cascade (see the class docstring).
         """
         height, width = gray_main.shape[:2]
         if margins is None:
             margins = [self.config.track_window_frac] * len(tracks_main)
         if exact is None:
             exact = [True] * len(tracks_main)
-        windows: list[tuple[int, int, int, int, int, bool]] = []
+        windows: list[_Window] = []
         searched: list[Box] = []  # the track of each window
         for (x, y, w, h), margin, same in zip(tracks_main, margins, exact, strict=True):
             size = max(w, h)
@@ -170,31 +185,45 @@ class FaceDetector:
             x0, y0 = max(int(x - pad), 0), max(int(y - pad), 0)
             x1, y1 = min(int(x + w + pad), width), min(int(y + h + pad), height)
             if min(x1 - x0, y1 - y0) >= HAAR_WINDOW_PX:
-                windows.append((x0, y0, x1, y1, size, same))
+                windows.append(_Window(x0, y0, x1, y1, size, same))
                 searched.append((x, y, w, h))
-        hits = self._window_hits(gray_main, windows)
-        low, high = TRACK_SIZE_RANGE
+        # A window not marked exact is searched on its own first; where that boxes nothing on its track
+        # (a face leaving the frame, which only the whole frame's denser hits group), it gets the exact hits.
+        own = [[] if window.exact else self._own_search(gray_main, window, False) for window in windows]
+        hits = self._window_hits(
+            gray_main,
+            [
+                window._replace(exact=window.exact or not any(covers(box, track) for box in boxes))
+                for window, boxes, track in zip(windows, own, searched, strict=True)
+            ],
+        )
         found: list[Box] = []
-        for (x0, y0, x1, y1, size, _same), window_hits, track in zip(windows, hits, searched, strict=True):
-            boxes = _group(window_hits, self.config.min_neighbors)
-            # Not exact, or the track's face is one the whole frame's search misses (one of a crowd, whose
-            # window may hold only its neighbours' boxes): the window is searched on its own, with the
-            # reference's cascade, then, where that finds no box on the track either, the second one.
+        for window, own_boxes, window_hits, track in zip(windows, own, hits, searched, strict=True):
+            boxes = own_boxes + _group(window_hits, self.config.min_neighbors)
+            # The track's face is one the whole frame's search misses (one of a crowd, whose window may hold
+            # only its neighbours' boxes): the window is searched on its own, with the reference's cascade
+            # (unless it was already), then, where that finds no box on the track either, the second one.
             for second in self._cascades:
                 if any(covers(box, track) for box in boxes):
                     break
-                found_here = self._search(
-                    gray_main[y0:y1, x0:x1], max(low * size, self.config.min_size_px), high * size + 1, second
-                )
-                boxes = boxes + [(bx + x0, by + y0, bw, bh) for bx, by, bw, bh in found_here]
+                if second or window.exact:
+                    boxes = boxes + self._own_search(gray_main, window, second)
             for box in boxes:
                 if all(iou(box, other) < 0.3 for other in found):
                     found.append(box)
         return found
 
-    def _window_hits(
-        self, gray_main: np.ndarray, windows: list[tuple[int, int, int, int, int, bool]]
-    ) -> list[list[Box]]:
+    def _own_search(self, gray_main: np.ndarray, window: _Window, second: bool) -> list[Box]:
+        """The window searched on its own (``detectMultiScale`` on its pixels, at ``TRACK_SIZE_RANGE`` of its
+        track's size): boxes in main-frame pixels, each at the place this window puts it."""
+        x0, y0, x1, y1, size, _ = window
+        low, high = TRACK_SIZE_RANGE
+        found = self._search(
+            gray_main[y0:y1, x0:x1], max(low * size, self.config.min_size_px), high * size + 1, second
+        )
+        return [(bx + x0, by + y0, bw, bh) for bx, by, bw, bh in found]
+
+    def _window_hits(self, gray_main: np.ndarray, windows: list[_Window]) -> list[list[Box]]:
         """For each exact window, the raw hits of the whole frame's pyramid whose centre lies in it, at the
         sizes of ``TRACK_HIT_RANGE`` (the whole cluster Haar groups into the face's box); [] for the rest.
 
@@ -209,8 +238,9 @@ class FaceDetector:
             side = round(HAAR_WINDOW_PX * factor)
             using = [
                 i
-                for i, (_, _, _, _, size, same) in enumerate(windows)
-                if same and max(low * size, self.config.min_size_px) <= side <= high * size + 1
+                for i, window in enumerate(windows)
+                if window.exact
+                and max(low * window.size, self.config.min_size_px) <= side <= high * window.size + 1
             ]
             if not using:
                 continue

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from device.const import WIDER_SEARCH_FACTOR
+from device.const import EXACT_BOX_SCORE_MARGIN, WIDER_SEARCH_FACTOR
 from device.sources.camera import Frame
 from device.vision.classify import EmotionClassifier
 from device.vision.detect import Box, FaceDetector, FaceVerifier, as_box, covers, iou
@@ -104,11 +104,13 @@ class Pipeline:
         tracker = self.tracker
         lores_width = frame.gray_lores.shape[1]
         # Each live track's window: its margin, and whether it gives the whole-frame search's own box (an
-        # announced track, so its label is the one a whole-frame search would give wherever the track was
-        # predicted) or its window's own, which moves with the window (a track not yet announced: a crowd face
-        # whose whole-frame box weighs just under the verifier's threshold gets further tries, the 20th face).
+        # announced track whose label is near a class boundary, so its label is the one a whole-frame search
+        # would give wherever the track was predicted) or its window's own, which moves with the window and
+        # costs about a third as much (a clear label, which a few pixels cannot change; or a track not yet
+        # announced: a crowd face whose whole-frame box weighs just under the verifier's threshold gets
+        # further tries, the 20th face).
         margins = tracker.window_margins(self.detector.config.track_window_frac)
-        exact = [track.confirmed for track in tracker.tracks]
+        exact = [t.confirmed and t.score_margin < EXACT_BOX_SCORE_MARGIN for t in tracker.tracks]
         live = tracker.live_boxes(frame.time_s)
         if search is Search.TRACKS:
             return self.detector.search_tracks(gray.get(), live, margins, exact)

@@ -47,6 +47,12 @@ class Track:
         if not self.side_px:
             self.side_px = float(max(self.box[2], self.box[3]))
 
+    @property
+    def score_margin(self) -> float:
+        """How far the label is from a class boundary: the best smoothed score minus the second, 0..1."""
+        second, best = np.partition(self.scores, -2)[-2:]
+        return float(best - second)
+
     def predicted(self, now_s: float) -> Box:
         """The box moved on by its velocity to ``now_s``."""
         dt = now_s - self.last_seen_s
