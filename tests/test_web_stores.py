@@ -43,6 +43,23 @@ def test_history_past_the_retention_is_pruned_at_open(tmp_path: Path) -> None:
         store.close()
 
 
+def test_history_written_while_the_clock_was_ahead_is_not_shown_and_is_pruned(tmp_path: Path) -> None:
+    """A Pi without a real-time clock can write rows dated days ahead before its clock is corrected: they are
+    no part of the page's last 24 h and go at the next prune (they outlived the retention before)."""
+    path, now = tmp_path / "history.sqlite", time.time()
+    store = HistoryStore(str(path), 24.0, LABELS)
+    store.add([(now + 2 * 86400, 1, "happy", 0.9), (now - 60, 2, "sad", 0.8)])
+    store.flush()
+    buckets = store.buckets(now, 24.0)["buckets"]
+    store.close()
+    assert [bucket["shares"] for bucket in buckets] == [{"happy": 0.0, "sad": 1.0}]
+    store = HistoryStore(str(path), 24.0, LABELS)  # pruned at open
+    try:
+        assert rows_older_than(path, now + 3 * 86400) == 1
+    finally:
+        store.close()
+
+
 def test_history_is_pruned_on_a_timer_without_writes(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite"
     store = HistoryStore(str(path), 1.0, LABELS, prune_interval_s=0.1)

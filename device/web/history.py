@@ -16,7 +16,9 @@ logger = logging.getLogger(__name__)
 
 class HistoryStore:
     """One row per face per sample: ``(ts, face_id, emotion, confidence)``; rows older than
-    ``retention_h`` are deleted at open and every ``prune_interval_s`` (seconds), written to or not. Writes go
+    ``retention_h``, and rows more than a bucket ahead of the clock (written while the clock was ahead: a Pi
+    without a real-time clock, corrected later), are deleted at open and every ``prune_interval_s``
+    (seconds), written to or not. Writes go
     through a queue to the thread 'history', so the frame loop never waits for the disk; reads (the page) take
     the lock. A failing write (disk full) is logged once, again at most every HISTORY_WARN_EVERY_S, and once
     when writing works again."""
@@ -73,7 +75,11 @@ class HistoryStore:
         done.wait(timeout_s)
 
     def _prune(self) -> None:
-        self._db.execute("DELETE FROM samples WHERE ts < ?", (time.time() - self.retention_h * 3600.0,))
+        now = time.time()
+        self._db.execute(
+            "DELETE FROM samples WHERE ts < ? OR ts > ?",
+            (now - self.retention_h * 3600.0, now + HISTORY_BUCKET_S),
+        )
 
     def _write_loop(self) -> None:
         pruned_at = time.monotonic()
@@ -124,21 +130,21 @@ class HistoryStore:
         self._failing_since, self._lost = None, 0
 
     def buckets(self, now_s: float, hours: float = 24.0) -> dict[str, Any]:
-        """Each HISTORY_BUCKET_S bucket of the last ``hours`` (at most the retention, which the answer's
-        ``hours`` then says): its start, the faces seen and each emotion's share of the samples."""
+        """Each HISTORY_BUCKET_S bucket of the last ``hours`` up to ``now_s`` (at most the retention, which
+        the answer's ``hours`` then says): its start, the faces seen and each emotion's share of samples."""
         hours = min(hours, self.retention_h)
         since = now_s - hours * 3600.0
         with self._lock:
             counts = self._db.execute(
-                "SELECT CAST(ts / ? AS INTEGER) AS b, emotion, COUNT(*) FROM samples WHERE ts >= ? "
-                "GROUP BY b, emotion",
-                (HISTORY_BUCKET_S, since),
+                "SELECT CAST(ts / ? AS INTEGER) AS b, emotion, COUNT(*) FROM samples "
+                "WHERE ts >= ? AND ts <= ? GROUP BY b, emotion",
+                (HISTORY_BUCKET_S, since, now_s),
             ).fetchall()
             faces = dict(
                 self._db.execute(
-                    "SELECT CAST(ts / ? AS INTEGER) AS b, COUNT(DISTINCT face_id) FROM samples WHERE ts >= ? "
-                    "GROUP BY b",
-                    (HISTORY_BUCKET_S, since),
+                    "SELECT CAST(ts / ? AS INTEGER) AS b, COUNT(DISTINCT face_id) FROM samples "
+                    "WHERE ts >= ? AND ts <= ? GROUP BY b",
+                    (HISTORY_BUCKET_S, since, now_s),
                 ).fetchall()
             )
         by_bucket: dict[int, dict[str, int]] = {}
