@@ -50,6 +50,7 @@ VIDEOS = ("one-face", "four-faces")
 SCENES = ("hd720-walk", "hd1080-walk", "clutter", "crowd-20")  # samples/scenes
 PIPELINES = ("reference", "moodcast")
 STAGES = ("detect", "classify", "track", "draw")
+PASSES = 3  # timed passes over each sample clip: the fastest counts (see measure_one)
 PIXEL_SHIFTS = ((1, 0), (0, 1))  # the reference's label noise is measured on its frames moved by these
 
 
@@ -230,9 +231,17 @@ def measure_one(pipeline: str, video: str, model: Path) -> dict:
     runner = run_reference if pipeline == "reference" else run_moodcast
     min_size = DetectConfig().min_size_px if video in SCENES else None  # the smallest face of the scenes
     runner(frames[:10], classifier, truth.fps, min_size)  # warm-up: cascade and interpreter caches
-    started = time.perf_counter()
-    timings, boxes, news, faces, shown = runner(frames, classifier, truth.fps, min_size)
-    elapsed = time.perf_counter() - started
+    # The short sample clips (~10 s a pass) are timed over PASSES passes and the fastest counts, as timeit
+    # counts its best repeat: the others only add what else the machine ran meanwhile. Each pass gives
+    # the same boxes and labels.
+    elapsed = float("inf")
+    for _ in range(PASSES if video in VIDEOS else 1):
+        started = time.perf_counter()
+        run = runner(frames, classifier, truth.fps, min_size)
+        took = time.perf_counter() - started
+        if took < elapsed:
+            elapsed = took
+            timings, boxes, news, faces, shown = run
     table = np.asarray(timings) * 1000.0
     stages = {
         stage: {"median_ms": float(np.median(table[:, i])), "p95_ms": float(np.percentile(table[:, i], 95))}
@@ -273,6 +282,27 @@ def measure_one(pipeline: str, video: str, model: Path) -> dict:
         same, total = reference_self_agreement(reference_detector(), classifier, grays, faces)
         result["label_agreement"] = same / total if total else float("nan")
     return result
+
+
+def classifier_ms(model: Path, rounds: int = 7, per_round: int = 300) -> float:
+    """Milliseconds to classify one face, both views (the model's own mirror average), as the daemon does
+    it: crop, normalise and invoke on a face of the one-face clip, one interpreter thread; the median of
+    ``rounds`` rounds of ``per_round`` faces each (issue 12's target: <= 1.5 ms on one x86 core)."""
+    path = video_path("one-face")
+    frame = decode(path)[0][30]
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    box = load_truth(path.with_suffix(".json")).boxes(30)[0]
+    classifier = EmotionClassifier(model, threads=1)
+    spec = classifier.card.crop
+    for _ in range(per_round):  # warm-up: the interpreter's caches
+        classifier.classify(face_batch(gray, [box], spec))
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(per_round):
+            classifier.classify(face_batch(gray, [box], spec))
+        times.append((time.perf_counter() - started) * 1000.0 / per_round)
+    return float(np.median(times))
 
 
 def daemon_peak_rss_mb(video: str, model: Path) -> float:
@@ -503,9 +533,11 @@ def main(argv: list[str] | None = None) -> int:
         del result["labelled"]
     rss = {v: daemon_peak_rss_mb(v, args.model) for v in args.videos if v in (*VIDEOS, "crowd-20")}
     goals = targets(results, rss)
+    one_face_ms = classifier_ms(args.model)
     report = {
         "results": results,
         "daemon_peak_rss_mb": rss,
+        "classifier_one_face_ms": one_face_ms,
         "targets": [{"target": t, "met": met, "measured": m} for t, met, m in goals],
         "cpu": os.cpu_count(),
         "load_avg": os.getloadavg(),
@@ -518,6 +550,11 @@ def main(argv: list[str] | None = None) -> int:
     print("targets (issue 14):")
     for target, met, measured in goals:
         print(f"  [{'met' if met else 'NOT met'}] {target}: {measured}")
+    print("target (issue 12):")
+    print(
+        f"  [{'met' if one_face_ms <= 1.5 else 'NOT met'}] one face, both views (crop, normalise, invoke) "
+        f"<= 1.5 ms on one core: {one_face_ms:.2f} ms"
+    )
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"load average (1, 5, 15 min) after the run: {load} on {os.cpu_count()} CPUs")
     print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")
