@@ -99,6 +99,10 @@ ANALYZE_MAX_BODY = ANALYZE_MAX_BYTES + 64 * 2**10  # room for multipart headers
 ANALYZE_NICE = 19
 ANALYZE_TIMEOUT_S = 30.0
 MAX_JSON_BODY = 4096  # the page's small JSON requests (feedback)
+# A refused request's body is read and dropped up to this size before the connection closes, so a client that
+# sends all of it (Python's http.client, requests) still reads the answer; closing a socket with unread data
+# resets the connection and loses it. A larger body is cut off unread.
+REFUSED_BODY_DRAIN_MAX = 4 * ANALYZE_MAX_BODY
 TOKEN_MIN_CHARS = 16  # http.token: shorter is refused at start (a guessable token is no protection)
 TOKEN_COOKIE = "moodcast_token"  # the page's login keeps the token here (HttpOnly, SameSite=Strict)
 # The web page: the frame loop hands the dashboard its faces this often; it keeps SERIES_S of them for the

@@ -3,6 +3,7 @@ token, the page's JSON, feedback crops; the room mood and the Home Assistant dis
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import socket
@@ -133,6 +134,24 @@ def test_a_body_over_10_mb_is_refused_before_it_is_read(daemon: Daemon) -> None:
             answer += chunk.decode("latin-1")
     assert answer.startswith("HTTP/1.1 413"), answer
     assert '"error"' in answer
+
+
+def test_a_client_that_sends_all_of_a_body_over_10_mb_still_reads_the_413(daemon: Daemon) -> None:
+    """Python's http.client (as requests) sends the whole body before it reads: the server reads it to the end
+    and drops it, so the answer arrives instead of a connection reset."""
+    connection = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
+    try:
+        connection.request(
+            "POST",
+            "/api/v1/analyze",
+            body=bytes(11 * 2**20),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "image/jpeg"},
+        )
+        response = connection.getresponse()
+        assert response.status == 413
+        assert json.loads(response.read())["error"] == "the body is over 10304 kB"
+    finally:
+        connection.close()
 
 
 def test_every_route_but_healthz_needs_the_token(daemon: Daemon) -> None:

@@ -8,7 +8,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from device.const import ANALYZE_MAX_BODY, SOCKET_TIMEOUT_S
+from device.const import REFUSED_BODY_DRAIN_MAX, SOCKET_TIMEOUT_S
 
 if TYPE_CHECKING:
     from device.web.http import HttpServer
@@ -53,12 +53,13 @@ class Responder(BaseHTTPRequestHandler):
         self._drop_body()
 
     def _drop_body(self) -> None:
-        """Read and discard the body the client is sending (up to ANALYZE_MAX_BODY, in 64 kB pieces) and close
-        the connection: closing a socket with unread data resets it, and the client may lose the answer."""
+        """Read and discard the body the client is sending (up to REFUSED_BODY_DRAIN_MAX, in 64 kB pieces)
+        and close the connection: closing a socket with unread data resets it, and the client loses the
+        answer."""
         self.close_connection = True
         length = self.headers.get("Content-Length", "").strip()
         left = int(length) if length.isdigit() else 0
-        if left > ANALYZE_MAX_BODY:
+        if left > REFUSED_BODY_DRAIN_MAX:
             return
         try:
             while left > 0 and (chunk := self.rfile.read(min(left, 2**16))):
@@ -76,8 +77,7 @@ class Responder(BaseHTTPRequestHandler):
             return None
         length = int(length_header)
         if length > limit:
-            self.close_connection = True
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {limit // 1024} kB")
+            self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {limit // 1024} kB")
             return None
         body = self.rfile.read(length)
         if len(body) < length:  # the client closed the connection early: no one to answer
