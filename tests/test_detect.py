@@ -8,10 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from device.config import DetectConfig
-from device.sources.camera import make_lores
+from device.config import DetectConfig, TrackConfig
+from device.const import EXACT_BOX_SCORE_MARGIN
+from device.sources.camera import Frame, make_lores
 from device.vision.classify import EmotionClassifier
 from device.vision.detect import FaceDetector
+from device.vision.pipeline import Pipeline
+from device.vision.track import FaceTracker
 from tools.bench import decode, labelled_faces, reference_faces, reference_self_agreement, run_pipeline
 from tools.groundtruth import (
     label_agreement,
@@ -225,12 +228,6 @@ def test_only_a_track_near_a_class_boundary_is_searched_for_the_reference_box(cl
     """The costly exact box (``TRACK_HIT_RANGE``'s levels across the frame) is paid only where a few pixels
     of box could change the label: a confirmed track whose two best smoothed scores are closer than
     ``EXACT_BOX_SCORE_MARGIN``. A clear label's window gives its own box, which moves with the window."""
-    from device.config import TrackConfig
-    from device.const import EXACT_BOX_SCORE_MARGIN
-    from device.sources.camera import Frame
-    from device.vision.pipeline import Pipeline
-    from device.vision.track import FaceTracker
-
     frames = read_frames("one-face")[:144]
     cascade = reference_detector()
     config = DetectConfig()
