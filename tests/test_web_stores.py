@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 
 from device.config import FeedbackConfig
+from device.const import SERIES_S
 from device.errors import ConfigError
+from device.outputs.mood import RoomMood
 from device.vision.preprocess import CropSpec
 from device.web.analyze import AnalyzeError
+from device.web.dashboard import Dashboard
 from device.web.feedback import FeedbackStore
 from device.web.history import HistoryStore
 from tools.web_daemon import sample_frame
@@ -58,6 +61,27 @@ def test_history_written_while_the_clock_was_ahead_is_not_shown_and_is_pruned(tm
         assert rows_older_than(path, now + 3 * 86400) == 1
     finally:
         store.close()
+
+
+def test_the_page_keeps_sampling_after_a_clock_that_ran_ahead_is_set_back(tmp_path: Path) -> None:
+    """A day ahead, then corrected: the history gets the corrected samples at once (not a day later), and the
+    live series keep only what was observed before the corrected time (they grew without bound before)."""
+    store = HistoryStore(str(tmp_path / "history.sqlite"), 24.0, LABELS)
+    dashboard = Dashboard(LABELS, RoomMood(LABELS, 60.0), store)
+    try:
+        now = time.time()
+        for second in range(120):  # two minutes a day ahead
+            dashboard.observe(now + 86400 + second, [(1, "happy", [0.9, 0.1])])
+        for second in range(0, 600, 5):  # ten minutes at the corrected time
+            dashboard.observe(now + second, [(1, "sad", [0.2, 0.8])])
+        store.flush()
+        buckets = store.buckets(now + 600, 1.0)["buckets"]
+        assert sum(bucket["shares"]["sad"] for bucket in buckets) >= 1
+        series = dashboard.mood_json()["series"]
+        assert all(t <= now + 600 for t, _faces, _shares in series)
+        assert len(series) <= 1 + SERIES_S // 5
+    finally:
+        dashboard.close()
 
 
 def test_history_is_pruned_on_a_timer_without_writes(tmp_path: Path) -> None:

@@ -59,8 +59,19 @@ class Dashboard(EventSink):
 
     # -- fed by the frame loop ------------------------------------------------------------------
     def observe(self, now_s: float, tracks: list[tuple[int, str, list[float]]]) -> None:
-        """The confirmed tracks now: ``(face id, emotion, smoothed scores)``; ``now_s`` is epoch seconds."""
+        """The confirmed tracks now: ``(face id, emotion, smoothed scores)``; ``now_s`` is epoch seconds.
+
+        A clock set back (a Pi without a real-time clock, corrected) voids what was observed after ``now_s``:
+        those series points are dropped and the next history sample is taken now, not when the clock gets back
+        to where it was."""
+        if now_s < self._history_at:
+            self._history_at = now_s - HISTORY_SAMPLE_S
         with self._lock:
+            for points in self._series.values():
+                while points and points[-1][0] > now_s:
+                    points.pop()
+            while self._mood_series and self._mood_series[-1][0] > now_s:
+                self._mood_series.pop()
             for face_id, _emotion, scores in tracks:
                 self._series.setdefault(face_id, deque()).append((now_s, [round(s, 3) for s in scores]))
             shares = self.mood.shares()
