@@ -110,8 +110,11 @@ ANALYZE_TIMEOUT_S = 30.0
 MAX_JSON_BODY = 4096  # the page's small JSON requests (feedback)
 # A refused request's body is read and dropped up to this size before the connection closes, so a client that
 # sends all of it (Python's http.client, requests) still reads the answer; closing a socket with unread data
-# resets the connection and loses it. A larger body is cut off unread.
+# resets the connection and loses it. A larger body, or one still arriving after REFUSED_BODY_DRAIN_S, is cut
+# off unread. The analyser refuses an oversize body before it admits the request, so a refused upload never
+# holds one of its ANALYZE_ADMITTED places.
 REFUSED_BODY_DRAIN_MAX = 4 * ANALYZE_MAX_BODY
+REFUSED_BODY_DRAIN_S = 10.0
 TOKEN_MIN_CHARS = 16  # http.token: shorter is refused at start (a guessable token is no protection)
 TOKEN_COOKIE = "moodcast_token"  # the page's login keeps the token here (HttpOnly, SameSite=Strict)
 # The web page: the frame loop hands the dashboard its faces this often; it keeps SERIES_S of them for the

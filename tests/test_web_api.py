@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from device.config import load_config
+from device.const import ANALYZE_ADMITTED
 from device.errors import ConfigError
 from device.outputs.discovery import discovery_configs
 from device.outputs.mood import RoomMood
@@ -152,6 +153,40 @@ def test_a_client_that_sends_all_of_a_body_over_10_mb_still_reads_the_413(daemon
         assert json.loads(response.read())["error"] == "the body is over 10304 kB"
     finally:
         connection.close()
+
+
+def test_refused_oversize_uploads_that_trickle_on_do_not_keep_the_analyser_busy(daemon: Daemon) -> None:
+    """As many uploads as the analyser admits at once, each announcing 20 MB and then sending a byte now and
+    then, are answered 413 at once and hold none of its places: a real image is still analysed (it was 429,
+    busy, while they trickled)."""
+    head = (
+        f"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: image/jpeg\r\nContent-Length: {20 * 2**20}\r\n\r\n"
+    ).encode()
+    held = [socket.create_connection(("127.0.0.1", daemon.port), timeout=10) for _ in range(ANALYZE_ADMITTED)]
+    try:
+        for sock in held:
+            sock.sendall(head + bytes(2**16))
+            assert sock.recv(65536).startswith(b"HTTP/1.1 413")
+        for sock in held:
+            sock.sendall(b"\0")  # still sending
+        status, _, data = daemon.request("POST", "/api/v1/analyze", encode(sample_frame()))
+        assert status == 200, data
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_content_length_that_is_no_ascii_number_is_answered_411(daemon: Daemon) -> None:
+    """'²' is a digit to str.isdigit: the handler crashed and the client got no answer."""
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Type: image/jpeg\r\nContent-Length: \u00b2\r\n\r\n".encode("latin-1")
+        )
+        answer = sock.recv(65536).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 411"), answer
+    assert "Content-Length" in answer
 
 
 def test_every_route_but_healthz_needs_the_token(daemon: Daemon) -> None:

@@ -47,6 +47,8 @@ class ApiRoutes(Responder):
         if app.analyzer is None:
             self._refuse(HTTPStatus.NOT_FOUND, "the analyser is off")
             return
+        if self._body_length(ANALYZE_MAX_BODY) is None:  # refused before admission: it holds no place
+            return
         with app.analyzer.admit() as admitted:
             if not admitted:  # answered before the body is read, so a burst costs no memory
                 self._refuse(

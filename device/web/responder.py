@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from device.const import REFUSED_BODY_DRAIN_MAX, SOCKET_TIMEOUT_S
+from device.const import REFUSED_BODY_DRAIN_MAX, REFUSED_BODY_DRAIN_S, SOCKET_TIMEOUT_S
 
 if TYPE_CHECKING:
     from device.web.http import HttpServer
@@ -53,31 +54,38 @@ class Responder(BaseHTTPRequestHandler):
         self._drop_body()
 
     def _drop_body(self) -> None:
-        """Read and discard the body the client is sending (up to REFUSED_BODY_DRAIN_MAX, in 64 kB pieces)
-        and close the connection: closing a socket with unread data resets it, and the client loses the
-        answer."""
+        """Read and discard the body the client is sending (up to REFUSED_BODY_DRAIN_MAX bytes and
+        REFUSED_BODY_DRAIN_S seconds, in pieces of at most 64 kB) and close the connection: closing a socket
+        with unread data resets it, and the client loses the answer."""
         self.close_connection = True
-        length = self.headers.get("Content-Length", "").strip()
-        left = int(length) if length.isdigit() else 0
+        left = _content_length(self.headers.get("Content-Length", "")) or 0
         if left > REFUSED_BODY_DRAIN_MAX:
             return
-        try:
-            while left > 0 and (chunk := self.rfile.read(min(left, 2**16))):
+        deadline = time.monotonic() + REFUSED_BODY_DRAIN_S
+        try:  # read1: one receive at a time, so a client that trickles its body meets the deadline
+            while left > 0 and time.monotonic() < deadline and (chunk := self.rfile.read1(min(left, 2**16))):
                 left -= len(chunk)
         except OSError:  # the client went away or stalled: nothing more to answer
             pass
 
-    def _read_body(self, limit: int) -> bytes | None:
-        """The request body, or None after answering 411/413 or when the client sent less than it announced
-        (the connection then closes)."""
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.strip().isdigit():
+    def _body_length(self, limit: int) -> int | None:
+        """The body's announced length, or None after answering 411 (no Content-Length, or not a number)
+        or 413 (over ``limit`` bytes: the body is dropped, see ``_drop_body``)."""
+        length = _content_length(self.headers.get("Content-Length", ""))
+        if length is None:
             self.close_connection = True
-            self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
+            self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header (a number of bytes) is required")
             return None
-        length = int(length_header)
         if length > limit:
             self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {limit // 1024} kB")
+            return None
+        return length
+
+    def _read_body(self, limit: int) -> bytes | None:
+        """The request body, or None after answering 411/413 (``_body_length``) or when the client sent less
+        than it announced (the connection then closes)."""
+        length = self._body_length(limit)
+        if length is None:
             return None
         body = self.rfile.read(length)
         if len(body) < length:  # the client closed the connection early: no one to answer
@@ -93,3 +101,10 @@ class Responder(BaseHTTPRequestHandler):
             return True
         self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Content-Type: expected application/json")
         return False
+
+
+def _content_length(header: str) -> int | None:
+    """A Content-Length header's value (RFC 9110, 8.6: ASCII digits only), or None for anything else
+    ("²" and "٣" are digits to ``str.isdigit`` but not to ``int``'s callers here)."""
+    value = header.strip()
+    return int(value) if value.isascii() and value.isdigit() else None
