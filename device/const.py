@@ -32,21 +32,12 @@ TRACK_HIT_RANGE = (0.55, 1.6)
 # smoothed scores closer than this. Elsewhere a few pixels of Haar's noise in the box cannot change its label,
 # and its window is searched on its own (TRACK_SIZE_RANGE: about a third of the cost).
 EXACT_BOX_SCORE_MARGIN = 0.2
-# A window searched on its own is placed and sized by its track, so its box is trusted only while it agrees
-# with the track: centre within this share of the track's size of the track's centre, side within this
-# ratio of the track's (detect.agrees). A box off them (the 20-face crowd's face 16 boxed 67 px where the
-# whole frame boxes it 83 px; the next window, sized 67 px, stayed small) sends the window to the exact hits.
-OWN_BOX_MAX_SHIFT_FRAC = 0.15
-OWN_BOX_SIZE_RATIO = 1.15
 # A track found once has no velocity yet: its next window has this margin (face sizes on every side), so
 # a small face walking a quarter of its size a frame stays inside it with the room Haar's neighbours need.
 NEW_TRACK_WINDOW_FRAC = 0.6
 # One whole-frame search in four runs on a detection image this much wider: Haar's pyramid then samples
 # other face sizes and pixel phases, so a face the usual image misses (one in a crowd of 20) is found there.
 WIDER_SEARCH_FACTOR = 1.1
-# A whole-frame search blanks the faces the last search found, with this margin (face sizes on every side)
-# for their motion since, and leaves them to their windows (pipeline.blanked).
-BLANK_MARGIN_FRAC = 0.1
 # One whole-frame search in four (detect.second_cascade) runs OpenCV's frontalface_alt2 cascade (Lienhart,
 # Kuranov & Pisarevsky, 2003: Gentle AdaBoost of small trees, 20 stages) instead of the reference's: a face
 # the reference's cascade scores weakly (the crying child of the 20-face crowd gets 2-3 raw hits at any scale)

@@ -19,8 +19,6 @@ from device.const import (
     HAAR_CASCADE,
     HAAR_WINDOW_PX,
     HINT_MIN_HITS,
-    OWN_BOX_MAX_SHIFT_FRAC,
-    OWN_BOX_SIZE_RATIO,
     SECOND_CASCADE,
     SECOND_MIN_NEIGHBORS,
     TRACK_HIT_RANGE,
@@ -189,24 +187,14 @@ class FaceDetector:
             if min(x1 - x0, y1 - y0) >= HAAR_WINDOW_PX:
                 windows.append(_Window(x0, y0, x1, y1, size, same))
                 searched.append((x, y, w, h))
-        # A window not marked exact is searched on its own first. Its box is trusted only where it agrees
-        # with the track (``agrees``): the window is placed and sized by the track, so a box off the face (a
-        # crowd face's inner features boxed 0.8x, a box jumping to a neighbour's edge) would place the next
-        # window worse still. Elsewhere, and where it boxes nothing on its track (a face leaving the frame,
-        # which only the whole frame's denser hits group), the window gets the exact hits too.
+        # A window not marked exact is searched on its own first; where that boxes nothing on its track
+        # (a face leaving the frame, which only the whole frame's denser hits group), it gets the exact hits.
         own = [[] if window.exact else self._own_search(gray_main, window, False) for window in windows]
-        agreed = [
-            any(agrees(box, track) for box in boxes) for boxes, track in zip(own, searched, strict=True)
-        ]
-        own = [
-            boxes if trusted else [box for box in boxes if not covers(box, track)]
-            for boxes, trusted, track in zip(own, agreed, searched, strict=True)
-        ]
         hits = self._window_hits(
             gray_main,
             [
-                window._replace(exact=window.exact or not ok)
-                for window, ok in zip(windows, agreed, strict=True)
+                window._replace(exact=window.exact or not any(covers(box, track) for box in boxes))
+                for window, boxes, track in zip(windows, own, searched, strict=True)
             ],
         )
         found: list[Box] = []
@@ -382,15 +370,6 @@ def _level_hits(cascade: cv2.CascadeClassifier, rows: np.ndarray, step: int) -> 
         rows, scaleFactor=1.1, minNeighbors=0, minSize=(window, window), maxSize=(window, window)
     )
     return [(int(x), int(y)) for x, y, _, _ in found]
-
-
-def agrees(box: Box, track: Box) -> bool:
-    """True when a window's own ``box`` is the face of the ``track`` it was placed around: its centre within
-    ``OWN_BOX_MAX_SHIFT_FRAC`` of the track's size of the track's centre, its side within
-    ``OWN_BOX_SIZE_RATIO`` of the track's."""
-    (x, y, w, h), (tx, ty, tw, th) = box, track
-    shift = math.hypot(x + w / 2 - tx - tw / 2, y + h / 2 - ty - th / 2)
-    return shift <= OWN_BOX_MAX_SHIFT_FRAC * tw and 1 / OWN_BOX_SIZE_RATIO <= w / tw <= OWN_BOX_SIZE_RATIO
 
 
 def covers(box: Box, other: Box) -> bool:

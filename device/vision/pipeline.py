@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from device.const import BLANK_MARGIN_FRAC, EXACT_BOX_SCORE_MARGIN, WIDER_SEARCH_FACTOR
+from device.const import EXACT_BOX_SCORE_MARGIN, WIDER_SEARCH_FACTOR
 from device.sources.camera import Frame
 from device.vision.classify import EmotionClassifier
 from device.vision.detect import Box, FaceDetector, FaceVerifier, as_box, covers, iou
@@ -107,27 +106,24 @@ class Pipeline:
         # Each live track's window: its margin, and whether it gives the whole-frame search's own box (an
         # announced track whose label is near a class boundary, so its label is the one a whole-frame search
         # would give wherever the track was predicted) or its window's own, which moves with the window and
-        # costs about a third as much (a clear label; or a track not yet announced: a crowd face whose
-        # whole-frame box weighs just under the verifier's threshold gets further tries, the 20th face).
+        # costs about a third as much (a clear label, which a few pixels cannot change; or a track not yet
+        # announced: a crowd face whose whole-frame box weighs just under the verifier's threshold gets
+        # further tries, the 20th face).
         margins = tracker.window_margins(self.detector.config.track_window_frac)
         exact = [t.confirmed and t.score_margin < EXACT_BOX_SCORE_MARGIN for t in tracker.tracks]
         live = tracker.live_boxes(frame.time_s)
         if search is Search.TRACKS:
             return self.detector.search_tracks(gray.get(), live, margins, exact)
-        # The whole-frame search looks for new faces: the faces the last search found are blanked out of its
-        # image (blanked(): Haar's cost is the faces') and followed in their windows below, as missed ones.
-        followed = [box for track, box in zip(tracker.tracks, live, strict=True) if not tracker.missed(track)]
         if search is Search.FULL_WIDER and lores_width < frame.image.shape[1]:
+            # As on the usual whole-frame search, a tracked face found here only moves its track (it is
+            # classified on the track searches, at the whole frame's own box).
             wider, scale = wider_image(gray.get(), lores_width)
-            scan = self.detector.scan(blanked(wider, followed, scale), scale)
+            scan = self.detector.scan(wider, scale)
         else:
-            scale = frame.scale_to_main
             scan = self.detector.scan(
-                blanked(frame.gray_lores, followed, scale), scale, second=search is Search.FULL_SECOND
+                frame.gray_lores, frame.scale_to_main, second=search is Search.FULL_SECOND
             )
-        # What is left of a blanked face at the blank's edge is that face, not a new one.
-        boxes = [box for box in scan.boxes if not any(covers(box, other) for other in followed)]
-        hints = scan.hints
+        boxes, hints = scan.boxes, scan.hints
         if tracker.tracks:
             # Live tracks the whole-frame search did not find (a face in a crowd that Haar misses at the
             # small image's scale) are searched for in their windows, on the full-resolution frame.
@@ -209,28 +205,6 @@ def keeps(owner: Track, passed: bool, missed: bool) -> bool:
     crowd fails now and then), unless the last search missed the track: a lost track is taken back only by
     a box that passes, never by a false one on its way."""
     return passed or (owner.confirmed and owner.failed_checks < 2 and not missed)
-
-
-def blanked(gray: np.ndarray, boxes_main: list[Box], scale_to_main: float) -> np.ndarray:
-    """``gray`` (a detection image) with each box (main-frame pixels), and ``BLANK_MARGIN_FRAC`` of its size
-    on every side, filled with its mean gray; ``gray`` itself when there is none.
-
-    Haar's first stage rejects a flat window at once, and nearly all of a whole-image search's time is spent
-    on the faces in it, where the cascade runs deep: on the four-face sample, blanking the faces the search
-    finds takes the 320 px image's search from 27 to 6 ms, with no box at the blanks' edges.
-    """
-    if not boxes_main:
-        return gray
-    out = gray.copy()
-    height, width = gray.shape[:2]
-    for x, y, w, h in boxes_main:
-        pad = BLANK_MARGIN_FRAC * max(w, h)
-        x0, y0 = max(int((x - pad) / scale_to_main), 0), max(int((y - pad) / scale_to_main), 0)
-        x1 = min(math.ceil((x + w + pad) / scale_to_main), width)
-        y1 = min(math.ceil((y + h + pad) / scale_to_main), height)
-        if x1 > x0 and y1 > y0:
-            out[y0:y1, x0:x1] = int(out[y0:y1, x0:x1].mean())
-    return out
 
 
 def wider_image(gray_main: np.ndarray, lores_width_px: int) -> tuple[np.ndarray, float]:
