@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -105,6 +106,10 @@ class Responder(BaseHTTPRequestHandler):
 
 def _content_length(header: str) -> int | None:
     """A Content-Length header's value (RFC 9110, 8.6: ASCII digits only), or None for anything else
-    ("²" and "٣" are digits to ``str.isdigit`` but not to ``int``'s callers here)."""
+    ("²" and "٣" are digits to ``str.isdigit``); a value of more than 18 digits counts as ``sys.maxsize``,
+    over every limit (``int`` refuses strings of over 4300 digits)."""
     value = header.strip()
-    return int(value) if value.isascii() and value.isdigit() else None
+    if not (value.isascii() and value.isdigit()):
+        return None
+    value = value.lstrip("0") or "0"
+    return int(value) if len(value) <= 18 else sys.maxsize
