@@ -106,6 +106,9 @@ MAX_JSON_BODY = 4096  # the page's small JSON requests (feedback)
 # holds one of its ANALYZE_ADMITTED places.
 REFUSED_BODY_DRAIN_MAX = 4 * ANALYZE_MAX_BODY
 REFUSED_BODY_DRAIN_S = 10.0
+# A request body must arrive whole within this long, else 408: one trickled a byte at a time would otherwise
+# hold its connection, and an analyser place, for as long as the client liked (10 MB at 1 MB/s takes 10 s).
+BODY_READ_S = 30.0
 TOKEN_MIN_CHARS = 16  # http.token: shorter is refused at start (a guessable token is no protection)
 TOKEN_COOKIE = "moodcast_token"  # the page's login keeps the token here (HttpOnly, SameSite=Strict)
 # The web page: the frame loop hands the dashboard its faces this often; it keeps SERIES_S of them for the

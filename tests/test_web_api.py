@@ -3,6 +3,7 @@ token, the page's JSON, feedback crops; the room mood and the Home Assistant dis
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import signal
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 
 from device.config import load_config
-from device.const import ANALYZE_ADMITTED
+from device.const import ANALYZE_ADMITTED, BODY_READ_S
 from device.errors import ConfigError
 from device.outputs.discovery import discovery_configs
 from device.outputs.mood import RoomMood
@@ -171,6 +172,39 @@ def test_refused_oversize_uploads_that_trickle_on_do_not_keep_the_analyser_busy(
         for sock in held:
             sock.sendall(b"\0")  # still sending
         status, _, data = daemon.request("POST", "/api/v1/analyze", encode(sample_frame()))
+        assert status == 200, data
+    finally:
+        for sock in held:
+            sock.close()
+
+
+@pytest.mark.slow  # waits out BODY_READ_S (30 s): make test-slow
+def test_uploads_that_trickle_in_are_cut_off_and_free_the_analyser(daemon: Daemon) -> None:
+    """As many uploads of a real image's size as the analyser admits, each sending a byte now and then, held
+    every place for as long as they went on (a real image got 429 throughout): after BODY_READ_S each is
+    answered 408 and a real image is analysed again."""
+    image = encode(sample_frame())
+    head = (
+        f"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: image/jpeg\r\nContent-Length: {len(image)}\r\n\r\n"
+    ).encode()
+    held = [socket.create_connection(("127.0.0.1", daemon.port), timeout=10) for _ in range(ANALYZE_ADMITTED)]
+    try:
+        for sock in held:
+            sock.sendall(head + image[:100])
+        started = time.monotonic()
+        answers = [b""] * len(held)
+        while time.monotonic() - started < BODY_READ_S + 10 and not all(answers):
+            for i, sock in enumerate(held):
+                if not answers[i]:
+                    sock.sendall(image[100 + i : 101 + i])  # a byte now and then, never the whole body
+            threading.Event().wait(2.0)
+            for i, sock in enumerate(held):
+                sock.settimeout(0.01)
+                with contextlib.suppress(TimeoutError):  # no answer yet
+                    answers[i] = answers[i] or sock.recv(65536)
+        assert all(answer.startswith(b"HTTP/1.1 408") for answer in answers), answers
+        status, _, data = daemon.request("POST", "/api/v1/analyze", image)
         assert status == 200, data
     finally:
         for sock in held:

@@ -10,7 +10,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from device.const import REFUSED_BODY_DRAIN_MAX, REFUSED_BODY_DRAIN_S, SOCKET_TIMEOUT_S
+from device.const import BODY_READ_S, REFUSED_BODY_DRAIN_MAX, REFUSED_BODY_DRAIN_S, SOCKET_TIMEOUT_S
 
 if TYPE_CHECKING:
     from device.web.http import HttpServer
@@ -83,16 +83,27 @@ class Responder(BaseHTTPRequestHandler):
         return length
 
     def _read_body(self, limit: int) -> bytes | None:
-        """The request body, or None after answering 411/413 (``_body_length``) or when the client sent less
-        than it announced (the connection then closes)."""
+        """The request body, or None after answering 411/413 (``_body_length``) or 408 (not all of it arrived
+        within BODY_READ_S: a client trickling its body would hold the analyser's place for as long as it
+        liked), or when the client closed before sending all it announced (the connection then closes)."""
         length = self._body_length(limit)
         if length is None:
             return None
-        body = self.rfile.read(length)
-        if len(body) < length:  # the client closed the connection early: no one to answer
-            self.close_connection = True
-            return None
-        return body
+        deadline = time.monotonic() + BODY_READ_S
+        chunks: list[bytes] = []
+        left = length
+        while left > 0:
+            if time.monotonic() >= deadline:
+                self.close_connection = True
+                self._error(HTTPStatus.REQUEST_TIMEOUT, f"the body did not arrive within {BODY_READ_S:g} s")
+                return None
+            chunk = self.rfile.read1(min(left, 2**16))  # one receive: the deadline is checked between them
+            if not chunk:  # the client closed the connection early: no one to answer
+                self.close_connection = True
+                return None
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
 
     def _json_content_type(self) -> bool:
         """True for ``Content-Type: application/json``; else answer 415 and close. A browser sends a
