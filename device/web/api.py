@@ -47,7 +47,8 @@ class ApiRoutes(Responder):
         if app.analyzer is None:
             self._refuse(HTTPStatus.NOT_FOUND, "the analyser is off")
             return
-        if self._body_length(ANALYZE_MAX_BODY) is None:  # refused before admission: it holds no place
+        length = self._body_length(ANALYZE_MAX_BODY)
+        if length is None:  # refused before admission: it holds no place
             return
         with app.analyzer.admit() as admitted:
             if not admitted:  # answered before the body is read, so a burst costs no memory
@@ -57,14 +58,14 @@ class ApiRoutes(Responder):
                     {"Retry-After": "1"},
                 )
                 return
-            self._analyze_admitted(params)
+            self._analyze_admitted(params, length)
 
-    def _analyze_admitted(self, params: dict[str, list[str]]) -> None:
+    def _analyze_admitted(self, params: dict[str, list[str]], length: int) -> None:
         from device.web.analyze import AnalyzeError
 
         app = self.server_app
         assert app.analyzer is not None
-        body = self._read_body(ANALYZE_MAX_BODY)
+        body = self._read_exactly(length)
         if body is None:
             return
         annotate = params.get("annotate", ["false"])[0].lower() in ("1", "true", "yes")

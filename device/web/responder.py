@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
@@ -56,18 +57,27 @@ class Responder(BaseHTTPRequestHandler):
 
     def _drop_body(self) -> None:
         """Read and discard the body the client is sending (up to REFUSED_BODY_DRAIN_MAX bytes and
-        REFUSED_BODY_DRAIN_S seconds, in pieces of at most 64 kB) and close the connection: closing a socket
-        with unread data resets it, and the client loses the answer."""
+        REFUSED_BODY_DRAIN_S seconds, see ``_receive``) and close the connection: closing a socket with unread
+        data resets it, and the client loses the answer."""
         self.close_connection = True
         left = _content_length(self.headers.get("Content-Length", "")) or 0
         if left > REFUSED_BODY_DRAIN_MAX:
             return
-        deadline = time.monotonic() + REFUSED_BODY_DRAIN_S
-        try:  # read1: one receive at a time, so a client that trickles its body meets the deadline
-            while left > 0 and time.monotonic() < deadline and (chunk := self.rfile.read1(min(left, 2**16))):
-                left -= len(chunk)
+        try:
+            for _piece in self._receive(left, REFUSED_BODY_DRAIN_S):
+                pass
         except OSError:  # the client went away or stalled: nothing more to answer
             pass
+
+    def _receive(self, length: int, seconds: float) -> Iterator[bytes]:
+        """The body's pieces as they arrive, at most 64 kB each, until ``length`` bytes have come, the client
+        closes or ``seconds`` have passed. One receive a piece (``read1``), so a client that trickles its body
+        meets the deadline."""
+        deadline = time.monotonic() + seconds
+        left = length
+        while left > 0 and time.monotonic() < deadline and (piece := self.rfile.read1(min(left, 2**16))):
+            left -= len(piece)
+            yield piece
 
     def _body_length(self, limit: int) -> int | None:
         """The body's announced length, or None after answering 411 (no Content-Length, or not a number)
@@ -83,27 +93,22 @@ class Responder(BaseHTTPRequestHandler):
         return length
 
     def _read_body(self, limit: int) -> bytes | None:
-        """The request body, or None after answering 411/413 (``_body_length``) or 408 (not all of it arrived
-        within BODY_READ_S: a client trickling its body would hold the analyser's place for as long as it
-        liked), or when the client closed before sending all it announced (the connection then closes)."""
+        """The request body, or None after answering 411/413 (``_body_length``) or as ``_read_exactly``."""
         length = self._body_length(limit)
-        if length is None:
-            return None
-        deadline = time.monotonic() + BODY_READ_S
-        chunks: list[bytes] = []
-        left = length
-        while left > 0:
-            if time.monotonic() >= deadline:
-                self.close_connection = True
-                self._error(HTTPStatus.REQUEST_TIMEOUT, f"the body did not arrive within {BODY_READ_S:g} s")
-                return None
-            chunk = self.rfile.read1(min(left, 2**16))  # one receive: the deadline is checked between them
-            if not chunk:  # the client closed the connection early: no one to answer
-                self.close_connection = True
-                return None
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+        return None if length is None else self._read_exactly(length)
+
+    def _read_exactly(self, length: int) -> bytes | None:
+        """The ``length`` bytes of a body whose length was checked, or None after answering 408 (not all of it
+        arrived within BODY_READ_S: a client trickling its body would hold the analyser's place for as long as
+        it liked) or when the client closed before sending all it announced (the connection then closes)."""
+        started = time.monotonic()
+        body = b"".join(self._receive(length, BODY_READ_S))
+        if len(body) == length:
+            return body
+        self.close_connection = True
+        if time.monotonic() - started >= BODY_READ_S:
+            self._error(HTTPStatus.REQUEST_TIMEOUT, f"the body did not arrive within {BODY_READ_S:g} s")
+        return None  # else the client closed the connection early: no one to answer
 
     def _json_content_type(self) -> bool:
         """True for ``Content-Type: application/json``; else answer 415 and close. A browser sends a
