@@ -49,6 +49,14 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     assert TOKEN not in log, "the token reached the log"
 
 
+def analyze_head(length: object) -> bytes:
+    """The head of a raw POST /api/v1/analyze with the token, announcing ``length`` as its Content-Length."""
+    return (
+        f"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: image/jpeg\r\nContent-Length: {length}\r\n\r\n"
+    ).encode("latin-1")
+
+
 def multipart(data: bytes, name: str = "face.png", kind: str = "image/png") -> tuple[bytes, str]:
     boundary = "moodcast-test-boundary"
     body = (
@@ -124,10 +132,7 @@ def test_an_image_over_4096_px_a_side_is_413(daemon: Daemon) -> None:
 
 def test_a_body_over_10_mb_is_refused_before_it_is_read(daemon: Daemon) -> None:
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
-        sock.sendall(
-            f"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-            f"Content-Type: image/jpeg\r\nContent-Length: {11 * 2**20}\r\n\r\n".encode()
-        )
+        sock.sendall(analyze_head(11 * 2**20))
         answer = ""
         while '"error"' not in answer:
             chunk = sock.recv(65536)
@@ -160,10 +165,7 @@ def test_refused_oversize_uploads_that_trickle_on_do_not_keep_the_analyser_busy(
     """As many uploads as the analyser admits at once, each announcing 20 MB and then sending a byte now and
     then, are answered 413 at once and hold none of its places: a real image is still analysed (it was 429,
     busy, while they trickled)."""
-    head = (
-        f"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-        f"Content-Type: image/jpeg\r\nContent-Length: {20 * 2**20}\r\n\r\n"
-    ).encode()
+    head = analyze_head(20 * 2**20)
     held = [socket.create_connection(("127.0.0.1", daemon.port), timeout=10) for _ in range(ANALYZE_ADMITTED)]
     try:
         for sock in held:
@@ -184,10 +186,7 @@ def test_uploads_that_trickle_in_are_cut_off_and_free_the_analyser(daemon: Daemo
     every place for as long as they went on (a real image got 429 throughout): after BODY_READ_S each is
     answered 408 and a real image is analysed again."""
     image = encode(sample_frame())
-    head = (
-        f"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-        f"Content-Type: image/jpeg\r\nContent-Length: {len(image)}\r\n\r\n"
-    ).encode()
+    head = analyze_head(len(image))
     held = [socket.create_connection(("127.0.0.1", daemon.port), timeout=10) for _ in range(ANALYZE_ADMITTED)]
     try:
         for sock in held:
@@ -220,10 +219,7 @@ def test_a_content_length_that_is_no_plain_number_is_answered(
     """'²' is a digit to str.isdigit, and int() refuses over 4300 digits: the handler crashed and the client
     got no answer. Leading zeros are only zeros (20 MB here)."""
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
-        sock.sendall(
-            f"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-            f"Content-Type: image/jpeg\r\nContent-Length: {length}\r\n\r\n".encode("latin-1")
-        )
+        sock.sendall(analyze_head(length))
         answer = sock.recv(65536).decode("latin-1")
     assert answer.startswith(f"HTTP/1.1 {status}"), answer
 
