@@ -211,17 +211,55 @@ def test_uploads_that_trickle_in_are_cut_off_and_free_the_analyser(daemon: Daemo
 
 
 @pytest.mark.parametrize(
-    ("length", "status"), [("\u00b2", "411"), ("9" * 4301, "413"), ("0" * 5000 + "20000000", "413")]
+    ("length", "status"),
+    [("\u00b2", "400"), ("9" * 4301, "413"), ("0" * 5000 + "20000000", "413"), ("5, 6", "400")],
 )
 def test_a_content_length_that_is_no_plain_number_is_answered(
     daemon: Daemon, length: str, status: str
 ) -> None:
     """'²' is a digit to str.isdigit, and int() refuses over 4300 digits: the handler crashed and the client
-    got no answer. Leading zeros are only zeros (20 MB here)."""
+    got no answer. Leading zeros are only zeros (20 MB here). A length that is not one number is a 400
+    (RFC 9112, 6.3); '5, 6' was read as 5."""
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
         sock.sendall(analyze_head(length))
         answer = sock.recv(65536).decode("latin-1")
     assert answer.startswith(f"HTTP/1.1 {status}"), answer
+
+
+def test_differing_content_length_headers_are_refused_and_equal_ones_accepted(daemon: Daemon) -> None:
+    """Two Content-Length headers that differ frame the body two ways (request smuggling behind a proxy):
+    the first one was used. The same length twice is one length (RFC 9110, 8.6)."""
+    image = encode(sample_frame())
+    head = analyze_head(len(image))
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(head[:-2] + f"Content-Length: {len(image) - 1}\r\n\r\n".encode() + image)
+        answer = sock.recv(65536).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 400") and "Content-Length" in answer, answer
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(head[:-2] + f"Content-Length: {len(image)}\r\n\r\n".encode() + image)
+        answer = sock.recv(65536).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 200"), answer
+
+
+def test_expect_100_continue_gets_the_100_only_for_a_body_that_is_accepted(daemon: Daemon) -> None:
+    """curl asks before it uploads over 1 MB (Expect: 100-continue): an upload over the limit is refused at
+    once, before its body is sent (it got 100 Continue, then 413 after the body); an image the analyser
+    takes gets the 100, then its analysis."""
+    expect = b"Expect: 100-continue\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(analyze_head(20 * 2**20)[:-2] + expect)
+        answer = sock.recv(65536).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 413"), answer
+    image = encode(sample_frame())
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(analyze_head(len(image))[:-2] + b"Connection: close\r\n" + expect)
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(image)
+        answer = b""
+        while chunk := sock.recv(65536):  # to the end: the server closes after its answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert "faces" in json.loads(answer.partition(b"\r\n\r\n")[2])
 
 
 def test_every_route_but_healthz_needs_the_token(daemon: Daemon) -> None:

@@ -60,8 +60,8 @@ class Responder(BaseHTTPRequestHandler):
         REFUSED_BODY_DRAIN_S seconds, see ``_receive``) and close the connection: closing a socket with unread
         data resets it, and the client loses the answer."""
         self.close_connection = True
-        left = _content_length(self.headers.get("Content-Length", "")) or 0
-        if left > REFUSED_BODY_DRAIN_MAX:
+        left = self._announced_length() or 0
+        if left > REFUSED_BODY_DRAIN_MAX or self._awaits_continue():  # a client awaiting a 100 sends no body
             return
         try:
             for _piece in self._receive(left, REFUSED_BODY_DRAIN_S):
@@ -79,13 +79,39 @@ class Responder(BaseHTTPRequestHandler):
             left -= len(piece)
             yield piece
 
+    def handle_expect_100(self) -> bool:
+        """Hold back the interim 100 (Continue) that ``http.server`` sends as soon as it reads the head of a
+        request with ``Expect: 100-continue``: it is sent when the body is accepted (``_read_exactly``), so a
+        body that is refused (413, 401, 429, ...) is never sent (RFC 9110, 10.1.1)."""
+        return True
+
+    def _awaits_continue(self) -> bool:
+        """True when the client waits for a 100 (Continue) before it sends the body, as ``http.server``
+        decides it (``Expect: 100-continue`` on HTTP/1.1)."""
+        expect = self.headers.get("Expect", "").strip().lower()
+        return expect == "100-continue" and self.request_version >= "HTTP/1.1"
+
+    def _announced_length(self) -> int | None:
+        """The Content-Length, or None when there is none, one is not a number, or they disagree: several
+        headers, or a comma-separated list, are one length only when every value is the same (RFC 9110,
+        8.6); differing ones would frame the body one way here and another in a proxy in front (RFC 9112,
+        6.3)."""
+        values = [v for header in self.headers.get_all("Content-Length") or [] for v in header.split(",")]
+        lengths = {_content_length(value) for value in values}
+        return lengths.pop() if len(lengths) == 1 else None
+
     def _body_length(self, limit: int) -> int | None:
-        """The body's announced length, or None after answering 411 (no Content-Length, or not a number)
-        or 413 (over ``limit`` bytes: the body is dropped, see ``_drop_body``)."""
-        length = _content_length(self.headers.get("Content-Length", ""))
+        """The body's announced length, or None after answering 411 (no Content-Length), 400 (one that is
+        not a number, or several that differ: RFC 9112, 6.3) or 413 (over ``limit`` bytes: the body is
+        dropped, see ``_drop_body``)."""
+        length = self._announced_length()
         if length is None:
             self.close_connection = True
-            self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header (a number of bytes) is required")
+            if "Content-Length" in self.headers:
+                self._error(HTTPStatus.BAD_REQUEST, "Content-Length: expected one number of bytes")
+            else:
+                message = "a Content-Length header (a number of bytes) is required"
+                self._error(HTTPStatus.LENGTH_REQUIRED, message)
             return None
         if length > limit:
             self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {limit // 1024} kB")
@@ -101,6 +127,9 @@ class Responder(BaseHTTPRequestHandler):
         """The ``length`` bytes of a body whose length was checked, or None after answering 408 (not all of it
         arrived within BODY_READ_S: a client trickling its body would hold the analyser's place for as long as
         it liked) or when the client closed before sending all it announced (the connection then closes)."""
+        if self._awaits_continue():
+            self.send_response_only(HTTPStatus.CONTINUE)
+            self.end_headers()
         started = time.monotonic()
         body = b"".join(self._receive(length, BODY_READ_S))
         if len(body) == length:
