@@ -54,6 +54,29 @@ def test_a_batch_scores_like_single_faces(
     assert classifier.classify(faces[:0]).shape == (0, len(classifier.labels))
 
 
+FIXED_BATCH_MODEL = Path(__file__).parent / "fixtures" / "fixed-batch" / "fixed-batch.tflite"
+
+
+def test_a_model_with_a_fixed_batch_of_one_scores_faces_one_by_one(faces: np.ndarray) -> None:
+    """A model converted with its batch fixed to 1 (tests/fixtures/fixed-batch/make.py) loaded and scored one
+    face, then stopped the daemon with the runtime's traceback on the first frame with two faces."""
+    classifier = EmotionClassifier(FIXED_BATCH_MODEL)
+    batch = classifier.classify(faces)
+    singles = np.concatenate([classifier.classify(faces[i : i + 1]) for i in range(len(faces))])
+    assert batch.shape == (len(faces), len(classifier.labels))
+    np.testing.assert_allclose(batch, singles, atol=1e-6)
+    assert not np.allclose(batch[0], batch[1])  # each face its own scores, not the first one's repeated
+
+
+def test_a_batch_the_runtime_refuses_is_one_line(shipped_model: Path) -> None:
+    """A runtime failure is a ModelError (the daemon's one line), not a traceback; faces of another size than
+    the card's are refused (the input was resized to them)."""
+    classifier = EmotionClassifier(shipped_model)
+    with pytest.raises(ModelError, match="failed on 2 face") as err:
+        classifier.classify(np.zeros((2, 40, 40, 1), np.float32))  # not the card's 48 x 48
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.slow  # the placeholder model, which a fresh clone builds first (~30 s): make test-slow
 def test_int8_and_float_models_agree(int8_model: Path, float_model: Path, faces: np.ndarray) -> None:
     """The networks agree; each card's temperature is fitted apart (on a placeholder model they differ), so

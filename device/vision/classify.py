@@ -204,6 +204,9 @@ class EmotionClassifier:
         self._output = self._interpreter.get_output_details()[0]
         self._check_shapes(model_path)
         self._batch = 1
+        self._takes_batches = self._resizes(2)
+        if not self._takes_batches:
+            logger.info("%s has a fixed batch of 1: faces are scored one an invoke", model_path)
 
     def _check_shapes(self, model_path: Path) -> None:
         card = self.card
@@ -233,21 +236,47 @@ class EmotionClassifier:
     def classify(self, faces: np.ndarray) -> np.ndarray:
         """Score a float32 batch ``(N, H, W, C)`` scaled 0..1; return probabilities ``(N, classes)``.
 
-        They are temperature-scaled by the card's ``calibration.temperature`` (``apply_temperature``).
+        They are temperature-scaled by the card's ``calibration.temperature`` (``apply_temperature``). All
+        faces go in one invoke, or one an invoke for a model that takes a fixed batch of 1.
+
+        Raises:
+            ModelError: the runtime failed on the batch (one line; the daemon stops with it).
         """
         count = len(faces)
         if count == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        if count != self._batch:
-            self._interpreter.resize_tensor_input(self._input["index"], [count, *faces.shape[1:]])
-            self._interpreter.allocate_tensors()
-            self._input = self._interpreter.get_input_details()[0]
-            self._output = self._interpreter.get_output_details()[0]
-            self._batch = count
-        self._interpreter.set_tensor(self._input["index"], self._quantize(faces))
-        self._interpreter.invoke()
+        if count > 1 and not self._takes_batches:
+            return np.concatenate([self.classify(faces[i : i + 1]) for i in range(count)])
+        try:
+            if count != self._batch:
+                self._resize(count)
+            self._interpreter.set_tensor(self._input["index"], self._quantize(faces))
+            self._interpreter.invoke()
+        except (ValueError, RuntimeError) as err:
+            raise ModelError(f"the TFLite runtime failed on {count} face(s): {err}") from None
         raw = self._dequantize(self._interpreter.get_tensor(self._output["index"]))
         return apply_temperature(raw, self.card.temperature)
+
+    def _resize(self, count: int) -> None:
+        """Make the input a batch of ``count`` faces (raises the runtime's ValueError or RuntimeError)."""
+        self._interpreter.resize_tensor_input(self._input["index"], [count, *self._input["shape"][1:]])
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._batch = count
+
+    def _resizes(self, count: int) -> bool:
+        """True when the model scores a batch of ``count`` faces in one invoke. A model converted with its
+        batch fixed to 1 (a reshape to ``[1, n]``) fails to prepare at any other: it ran until the first frame
+        with two faces, then stopped the daemon."""
+        try:
+            self._resize(count)
+            self._interpreter.invoke()
+            return True
+        except (ValueError, RuntimeError):
+            return False
+        finally:
+            self._resize(1)
 
     def _quantize(self, faces: np.ndarray) -> np.ndarray:
         dtype = self.input_dtype
