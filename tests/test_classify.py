@@ -72,7 +72,7 @@ def test_a_batch_the_runtime_refuses_is_one_line(shipped_model: Path) -> None:
     """A runtime failure is a ModelError (the daemon's one line), not a traceback; faces of another size than
     the card's are refused (the input was resized to them)."""
     classifier = EmotionClassifier(shipped_model)
-    with pytest.raises(ModelError, match="failed on 2 face") as err:
+    with pytest.raises(ModelError, match="failed on a batch of 2") as err:
         classifier.classify(np.zeros((2, 40, 40, 1), np.float32))  # not the card's 48 x 48
     assert "\n" not in str(err.value)
 

@@ -143,16 +143,21 @@ def test_a_body_over_10_mb_is_refused_before_it_is_read(daemon: Daemon) -> None:
     assert '"error"' in answer
 
 
-def test_a_client_that_sends_all_of_a_body_over_10_mb_still_reads_the_413(daemon: Daemon) -> None:
+@pytest.mark.parametrize("expect", [{}, {"Expect": "100-continue"}])
+def test_a_client_that_sends_all_of_a_body_over_10_mb_still_reads_the_413(
+    daemon: Daemon, expect: dict[str, str]
+) -> None:
     """Python's http.client (as requests) sends the whole body before it reads: the server reads it to the end
-    and drops it, so the answer arrives instead of a connection reset."""
+    and drops it, so the answer arrives instead of a connection reset. So too when it asked Expect:
+    100-continue and sent the body without waiting for the 100 (RFC 9110 lets it): that body was not
+    drained, and the client got a broken pipe."""
     connection = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
     try:
         connection.request(
             "POST",
             "/api/v1/analyze",
             body=bytes(11 * 2**20),
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "image/jpeg"},
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "image/jpeg", **expect},
         )
         response = connection.getresponse()
         assert response.status == 413
@@ -235,10 +240,40 @@ def test_differing_content_length_headers_are_refused_and_equal_ones_accepted(da
         sock.sendall(head[:-2] + f"Content-Length: {len(image) - 1}\r\n\r\n".encode() + image)
         answer = sock.recv(65536).decode("latin-1")
     assert answer.startswith("HTTP/1.1 400") and "Content-Length" in answer, answer
+    assert "Connection: close" in answer  # the body's end is not known: the connection cannot go on
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
         sock.sendall(head[:-2] + f"Content-Length: {len(image)}\r\n\r\n".encode() + image)
         answer = sock.recv(65536).decode("latin-1")
     assert answer.startswith("HTTP/1.1 200"), answer
+
+
+def test_a_body_framed_two_ways_is_refused_and_nothing_after_it_is_served(daemon: Daemon) -> None:
+    """Transfer-Encoding beside Content-Length (RFC 9112, 6.3: request smuggling): the body was framed by
+    Content-Length and its chunked remainder served as the next request on the connection."""
+    chunked = b"0\r\n\r\nGET /api/v1/info HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
+    head = analyze_head(3)[:-2] + b"Transfer-Encoding: chunked\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(head + chunked + b"\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 411") and b"Connection: close" in answer, answer
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+
+
+def test_a_get_with_a_body_is_answered_once_and_its_body_is_no_request(daemon: Daemon) -> None:
+    """A GET's body is never read: it was parsed as the next request on the connection."""
+    inner = f"GET /api/v1/faces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+    head = (
+        f"GET /api/v1/info HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Length: {len(inner)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(head + inner)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1 ") == 1, answer
 
 
 def test_expect_100_continue_gets_the_100_only_for_a_body_that_is_accepted(daemon: Daemon) -> None:
@@ -271,7 +306,8 @@ def test_every_route_but_healthz_needs_the_token(daemon: Daemon) -> None:
         assert daemon.request("GET", path)[0] == 200, path
     status, _, page = daemon.request("GET", "/", token="")
     assert status == 401 and b'name="token"' in page  # the login form
-    assert daemon.request("POST", "/api/v1/analyze", b"x", token="")[0] == 401
+    status, headers, _ = daemon.request("POST", "/api/v1/analyze", b"x", token="")
+    assert status == 401 and headers["connection"] == "close"  # its body is dropped, the connection closed
 
 
 def test_the_login_form_sets_a_cookie_the_page_then_uses(daemon: Daemon) -> None:

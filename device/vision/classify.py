@@ -253,7 +253,7 @@ class EmotionClassifier:
             self._interpreter.set_tensor(self._input["index"], self._quantize(faces))
             self._interpreter.invoke()
         except (ValueError, RuntimeError) as err:
-            raise ModelError(f"the TFLite runtime failed on {count} face(s): {err}") from None
+            raise ModelError(f"the TFLite runtime failed on a batch of {count}: {str(err).strip()}") from None
         raw = self._dequantize(self._interpreter.get_tensor(self._output["index"]))
         return apply_temperature(raw, self.card.temperature)
 

@@ -75,11 +75,11 @@ class AuthRoutes(Responder):
         if path == "/" and self.command in ("GET", "HEAD"):
             self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", LOGIN_PAGE % b"")
         else:
-            self._error(
-                HTTPStatus.UNAUTHORIZED,
-                "a bearer token is required: send 'Authorization: Bearer <token>'",
-                {"WWW-Authenticate": 'Bearer realm="moodcast"'},
-            )
+            headers = {"WWW-Authenticate": 'Bearer realm="moodcast"'}
+            if self.command == "POST":  # its body is dropped and the connection closed (_drop_body)
+                headers["Connection"] = "close"
+            message = "a bearer token is required: send 'Authorization: Bearer <token>'"
+            self._error(HTTPStatus.UNAUTHORIZED, message, headers)
         return False
 
     def _login(self) -> None:

@@ -162,6 +162,8 @@ class _Handler(AuthRoutes, ApiRoutes, MediaRoutes):
     def do_GET(self) -> None:
         app = self.server_app
         path, _, query = self.path.partition("?")
+        if self._carries_body():  # never read: it would be taken for the next request on the connection
+            self.close_connection = True
         if not (self._trusted() and self._authorized(path)):
             return
         if path == "/healthz":

@@ -61,8 +61,10 @@ class Responder(BaseHTTPRequestHandler):
         data resets it, and the client loses the answer."""
         self.close_connection = True
         left = self._announced_length() or 0
-        if left > REFUSED_BODY_DRAIN_MAX or self._awaits_continue():  # a client awaiting a 100 sends no body
+        if left > REFUSED_BODY_DRAIN_MAX:
             return
+        # A client that asked Expect: 100-continue may send its body without waiting (http.client does): it is
+        # drained as any other. One that waits sends nothing, and closes on the answer's Connection: close.
         try:
             for _piece in self._receive(left, REFUSED_BODY_DRAIN_S):
                 pass
@@ -95,23 +97,36 @@ class Responder(BaseHTTPRequestHandler):
         """The Content-Length, or None when there is none, one is not a number, or they disagree: several
         headers, or a comma-separated list, are one length only when every value is the same (RFC 9110,
         8.6); differing ones would frame the body one way here and another in a proxy in front (RFC 9112,
-        6.3)."""
+        6.3). None too beside a Transfer-Encoding, which overrides it (RFC 9112, 6.3): not taken here."""
+        if "Transfer-Encoding" in self.headers:
+            return None
         values = [v for header in self.headers.get_all("Content-Length") or [] for v in header.split(",")]
         lengths = {_content_length(value) for value in values}
         return lengths.pop() if len(lengths) == 1 else None
 
+    def _carries_body(self) -> bool:
+        """True when the request announces a body: a Transfer-Encoding, or a Content-Length that is not 0."""
+        return "Transfer-Encoding" in self.headers or (
+            "Content-Length" in self.headers and self._announced_length() != 0
+        )
+
     def _body_length(self, limit: int) -> int | None:
-        """The body's announced length, or None after answering 411 (no Content-Length), 400 (one that is
-        not a number, or several that differ: RFC 9112, 6.3) or 413 (over ``limit`` bytes: the body is
-        dropped, see ``_drop_body``)."""
+        """The body's announced length, or None after answering 411 (no Content-Length, or a chunked body),
+        400 (a Content-Length that is not a number, or several that differ: RFC 9112, 6.3) or 413 (over
+        ``limit`` bytes: the body is dropped, see ``_drop_body``). A body whose length is not known cannot be
+        skipped, so the first two close the connection."""
         length = self._announced_length()
         if length is None:
             self.close_connection = True
-            if "Content-Length" in self.headers:
-                self._error(HTTPStatus.BAD_REQUEST, "Content-Length: expected one number of bytes")
+            close = {"Connection": "close"}
+            if "Transfer-Encoding" in self.headers:
+                message = "chunked bodies are not taken: send a Content-Length"
+                self._error(HTTPStatus.LENGTH_REQUIRED, message, close)
+            elif "Content-Length" in self.headers:
+                self._error(HTTPStatus.BAD_REQUEST, "Content-Length: expected one number of bytes", close)
             else:
                 message = "a Content-Length header (a number of bytes) is required"
-                self._error(HTTPStatus.LENGTH_REQUIRED, message)
+                self._error(HTTPStatus.LENGTH_REQUIRED, message, close)
             return None
         if length > limit:
             self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {limit // 1024} kB")
