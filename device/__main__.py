@@ -35,20 +35,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(config: Config) -> None:
     """Run the daemon until its source ends or SIGTERM/SIGINT."""
-    from device.app import MoodcastApp
-
     threading.current_thread().name = "pipeline"
-    app = MoodcastApp(config)
+    stop_event = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
         logger.info("%s received; stopping", signal.Signals(signum).name)
-        app.stop_event.set()
+        stop_event.set()
 
+    # Before OpenCV and the TFLite runtime are imported and the app loads its model and cascades (seconds on
+    # a Pi): Ctrl-C there gave a KeyboardInterrupt traceback, SIGTERM an exit without a word.
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    from device.app import MoodcastApp
+
+    app = MoodcastApp(config, stop_event)
     try:
-        app.start()
-        app.run()
+        if not stop_event.is_set():
+            app.start()
+            app.run()
     finally:
         app.stop()
 

@@ -39,9 +39,9 @@ logger = logging.getLogger(__name__)
 class MoodcastApp:
     """The daemon: one frame loop in the calling thread, helpers in their own named threads."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, stop_event: threading.Event | None = None) -> None:
         self.config = config
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()  # set: stop (the caller's signal handlers set it)
         self.metrics = Metrics()
         self._notifier = sdnotify.SystemdNotifier()
         self.classifier = self._load_classifier()

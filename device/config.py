@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device.const import DEFAULT_MODEL_PATH, ENV_PREFIX, HAAR_WINDOW_PX, TOKEN_MIN_CHARS
+from device.const import DEFAULT_MODEL_PATH, ENV_PREFIX, HAAR_WINDOW_PX, STREAM_SCHEMES, TOKEN_MIN_CHARS
 from device.errors import ConfigError
 
 
@@ -336,8 +336,9 @@ def _flatten_toml(table: Mapping[str, Any], source: str) -> dict[str, Any]:
 def read_toml(path: Path) -> dict[str, Any]:
     """Read a TOML file into dotted keys; a missing or malformed file is a ConfigError."""
     try:
-        with Path(path).open("rb") as handle:
-            return _flatten_toml(tomllib.load(handle), str(path))
+        # A byte order mark (Notepad saves UTF-8 with one) is no TOML, but says nothing wrong about the file.
+        text = Path(path).read_bytes().removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+        return _flatten_toml(tomllib.loads(text), str(path))
     except FileNotFoundError:
         raise ConfigError("config", f"{path}: no such file", "create it or pass --config") from None
     except IsADirectoryError:
@@ -483,9 +484,51 @@ def checked_token(raw: str) -> str:
     return token
 
 
+# A URL's scheme (RFC 3986, 3.1) and a slash: what a stream URL starts with, typos included (rtps:/, rtsp:/)
+_URL_START = re.compile(r"(?i)^([a-z][a-z0-9+.-]*):/")
+
+
+def device_problem(device: str) -> str:
+    """Why ``camera.device`` names no camera, file or stream this daemon opens, or "": empty, blanks around it
+    (a stray space in an environment file), or a URL of a scheme it does not read (a typo: ``rtps://``,
+    ``rtsp:/``). The value is never repeated: a URL may hold a password."""
+    if not device.strip():
+        return "empty"
+    if device != device.strip():
+        return "has blanks before or after it"
+    start = _URL_START.match(device)
+    if start and not device.lower().startswith(STREAM_SCHEMES):
+        return f"a URL of scheme {start.group(1)!r}: streams are read from {', '.join(STREAM_SCHEMES)} URLs"
+    return ""
+
+
+def host_problem(host: str) -> str:
+    """Why ``mqtt.host`` is no host name or address alone, or "": a URL (``mqtt://``), a user (``user:pass@``)
+    or a port (``broker:1883``) in it. The value is never repeated: it may hold a password."""
+    try:
+        ipaddress.ip_address(host)  # IPv6 addresses hold ':'
+        return ""
+    except ValueError:
+        pass
+    if any(c in host for c in "/@:") or any(c.isspace() for c in host):
+        return "expected a host name or address alone, without a scheme, user, port or blanks"
+    return ""
+
+
 def _verify(config: Config) -> None:
     """Cross-field rules, each naming the key to fix."""
+    if config.camera.source == "opencv" and (problem := device_problem(config.camera.device)):
+        fix = "set a camera index, /dev/videoN, a video file or an rtsp:// or http(s):// URL"
+        raise ConfigError("camera.device", problem, fix)
     mqtt = config.mqtt
+    if mqtt.host.strip() and (problem := host_problem(mqtt.host)):
+        password = env_key("mqtt.password")
+        fix = f"put the port in mqtt.port, the user in mqtt.username, the password in {password}"
+        raise ConfigError("mqtt.host", problem, fix)
+    events = config.events.path
+    for key, other in (("mqtt.outbox_path", mqtt.outbox_path), ("history.path", config.history.path)):
+        if events not in ("", "-") and other and Path(events).resolve() == Path(other).resolve():
+            raise ConfigError("events.path", f"the same file as {key} (SQLite)", "give each its own file")
     if mqtt.username and not mqtt.password:
         raise ConfigError(
             "mqtt.password",

@@ -16,6 +16,8 @@ SUMMARY_INTERVAL_S = 60.0
 # Classifier runtimes, in the documented order: LiteRT, tflite-runtime (Pi OS bookworm), full TensorFlow.
 RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
 
+# Network cameras read through OpenCV's FFmpeg backend (camera.device).
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 # Face detection.
 HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
 # A window searched on its own (a hint's, an unannounced track's) and the verifier's patch are searched for

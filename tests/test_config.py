@@ -197,3 +197,66 @@ def test_a_feedback_dir_that_cannot_be_written_is_refused_at_check_config(tmp_pa
     assert "feedback.dir" in result.stderr
     ok = {**cli, "feedback.dir": str(tmp_path / "new" / "feedback")}  # created on first use
     assert load_config(None, environ={}, cli=ok).feedback.dir == tmp_path / "new" / "feedback"
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [
+        ("rtps://user:s3cret@127.0.0.1:9/x", "a URL of scheme 'rtps'"),  # was opened as a file, named in full
+        ("rtsp:/user:s3cret@cam/x", "a URL of scheme 'rtsp'"),
+        (" rtsp://user:s3cret@cam/x", "has blanks before or after it"),  # an environment file's stray space
+        ("", "empty"),  # was ". is a folder, expected a video file"
+    ],
+)
+def test_a_camera_device_that_names_nothing_to_open_is_one_line_without_its_password(device, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={"MOODCAST_CAMERA__DEVICE": device}, cli={})
+    assert err.value.key == "camera.device" and expected in str(err.value), str(err.value)
+    assert "s3cret" not in str(err.value)
+
+
+def test_a_mistyped_stream_url_never_shows_its_password():
+    result = run_cli("--input", "rtps://user:s3cret@127.0.0.1:9/x")
+    assert result.returncode == 1 and "s3cret" not in result.stderr + result.stdout, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "moodcast: camera.device: a URL of scheme 'rtps': streams are read from rtsp://, rtsps://, http://, "
+        "https:// URLs; set a camera index, /dev/videoN, a video file or an rtsp:// or http(s):// URL"
+    ]
+
+
+@pytest.mark.parametrize(
+    "device", ["0", "/dev/video0", "samples/one-face.mp4", "rtsp://u:p@cam/x", "HTTP://cam/m"]
+)
+def test_cameras_files_and_stream_urls_are_taken(device):
+    assert load_config(None, environ={"MOODCAST_CAMERA__DEVICE": device}, cli={}).camera.device == device
+
+
+@pytest.mark.parametrize(
+    "host", ["mqtt://user:s3cret@broker.lan", "broker.lan:1883", "user:s3cret@broker", "a b"]
+)
+def test_a_broker_host_with_a_scheme_user_or_port_is_refused_without_its_password(host):
+    """They were taken as host names (``broker.lan:1883:1883 ... not resolved``), the password logged."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={"MOODCAST_MQTT__HOST": host}, cli={})
+    assert err.value.key == "mqtt.host" and "without a scheme, user, port" in str(err.value)
+    assert "s3cret" not in str(err.value)
+
+
+@pytest.mark.parametrize("host", ["broker.lan", "192.168.1.20", "::1", "fe80::1"])
+def test_broker_names_and_addresses_are_taken(host):
+    assert load_config(None, environ={"MOODCAST_MQTT__HOST": host}, cli={}).mqtt.host == host
+
+
+def test_events_written_into_the_outbox_file_are_refused(tmp_path):
+    """The JSON lines went into the SQLite outbox file and were lost, with no warning."""
+    same = str(tmp_path / "both")
+    with pytest.raises(ConfigError, match="the same file as mqtt.outbox_path") as err:
+        load_config(None, environ={}, cli={"events.path": same, "mqtt.outbox_path": same})
+    assert err.value.key == "events.path"
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Notepad saves UTF-8 with a BOM: it was 'not valid TOML (Invalid statement (at line 1, column 1))'."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf[mqtt]\nport = 1884\n")
+    assert load_config(path, environ={}, cli={}).mqtt.port == 1884

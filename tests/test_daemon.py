@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +163,24 @@ def test_a_camera_mounted_upside_down_is_turned_upright(tmp_path):
     for event in news:
         box = to_fer_box(event["box"], *calibration)
         assert any(iou(box, t.box) >= 0.5 for t in truth.frames[event["frame"]]), event["box"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_model_loads_stops_the_daemon_cleanly(tmp_path, shipped_model, signum):
+    """Ctrl-C while the daemon loaded its model and cascades (seconds on a Pi) ended it with a
+    KeyboardInterrupt traceback, and SIGTERM without a word. The model is a pipe here, so the signal comes
+    while it is read."""
+    model = tmp_path / "model.tflite"
+    os.mkfifo(model)
+    shutil.copy(shipped_model.with_suffix(".json"), tmp_path / "model.json")
+    command = [sys.executable, "-m", "device", "--input", str(SAMPLE), "--model-path", str(model)]
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        with model.open("wb") as pipe:  # opens once the daemon opens the pipe to read its model
+            process.send_signal(signum)
+            pipe.write(shipped_model.read_bytes())
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "Traceback" not in stderr, stderr
+    assert f"{signal.Signals(signum).name} received; stopping" in stderr, stderr

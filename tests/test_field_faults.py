@@ -20,6 +20,7 @@ import pytest
 
 from device.app import MoodcastApp
 from device.config import CameraConfig, Config, HttpConfig, ModelConfig
+from device.errors import ConfigError
 from device.outputs.discovery import discovery_configs
 from device.outputs.events import EventFactory
 from device.outputs.outbox import SqliteOutbox
@@ -48,8 +49,9 @@ def test_a_damaged_outbox_is_moved_aside_and_numbering_goes_on(
     damage: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "outbox.sqlite"
-    if damage == "garbage":
+    if damage == "garbage":  # its header overwritten: an outbox of this daemon by the .seq file beside it
         path.write_bytes(b"garbage\n" * 64)
+        path.with_name("outbox.sqlite.seq").write_text("0 0")
     else:
         fill_outbox(path, 300)
         data = path.read_bytes()
@@ -270,11 +272,26 @@ def test_camera_unplugged_keeps_the_watchdog_fed_and_is_reported(
         notify.close()
 
 
+@pytest.mark.parametrize("content", [b"[mqtt]\nenabled = true\n", b'{"kind": "new"}\n' * 50])
+def test_a_file_that_is_no_outbox_is_refused_and_left_as_it_is(content: bytes, tmp_path: Path) -> None:
+    """A config file or an events log given as mqtt.outbox_path was taken for a damaged outbox: renamed to
+    .damaged-<time> and replaced by an SQLite file (the next start then failed on the config)."""
+    path = tmp_path / "keep.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match="holds something else") as err:
+        SqliteOutbox(path, 100)
+    assert str(err.value).startswith("mqtt.outbox_path: ") and "\n" not in str(err.value)
+    assert path.read_bytes() == content and sorted(p.name for p in tmp_path.iterdir()) == ["keep.toml"]
+    lines = run_check("--mqtt-enabled", "--mqtt-outbox-path", str(path))  # said "config OK"
+    assert len(lines) == 1 and "holds something else" in lines[0], lines
+
+
 def test_a_damaged_outbox_file_is_counted_in_metrics(
     mqtt_broker: Broker, tmp_path: Path, monkeypatch
 ) -> None:
     outbox = tmp_path / "outbox.sqlite"
     outbox.write_bytes(b"\x00garbage" * 100)
+    outbox.with_name("outbox.sqlite.seq").write_text("7 3")
     http_port = free_port()
     config = Config(
         device_id="dmgmetrics",
@@ -366,8 +383,6 @@ def run_check(*args: str) -> list[str]:
 
 def test_a_folder_as_the_outbox_is_refused_not_moved_aside(tmp_path: Path) -> None:
     """A folder (say /var/lib/moodcast, holding the history and feedback) must never be renamed as damage."""
-    from device.errors import ConfigError
-
     folder = tmp_path / "state"
     folder.mkdir()
     (folder / "keep.txt").write_text("precious")

@@ -283,8 +283,10 @@ def _readable_rows(path: Path) -> int | None:
 
 def outbox_path_problem(path: Path) -> str:
     """What keeps ``path`` from holding the outbox, or "" when nothing does: a folder or a device, pipe or
-    socket in its place or its ``.seq`` file's (never to be moved aside as damage: ``/dev/null`` is one), or
-    a folder the daemon cannot write in (SQLite writes its journal beside the file)."""
+    socket in its place or its ``.seq`` file's (never to be moved aside as damage: ``/dev/null`` is one), a
+    file that is no outbox (neither SQLite's header nor the ``.seq`` file an outbox that ever held an event
+    has: a config file or an events log named by mistake, which was moved aside as a damaged outbox and
+    replaced), or a folder the daemon cannot write in (SQLite writes its journal beside the file)."""
     if path.is_dir():
         return f"{path} is a folder, expected the outbox file's path"
     seq_path = path.with_name(path.name + ".seq")
@@ -292,12 +294,28 @@ def outbox_path_problem(path: Path) -> str:
         if part.exists() and not part.is_file():
             kind = "a folder" if part.is_dir() else "a device, pipe or socket"
             return f"{part} is not a regular file ({kind}), expected the outbox file's path"
+    if path.is_file() and not seq_path.exists() and not _sqlite_or_empty(path):
+        return (
+            f"{path} holds something else (no SQLite header, and no {seq_path.name} beside it as an outbox "
+            "of this daemon has), expected the outbox file's path"
+        )
     folder = path.parent
     if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
         return f"{path}: cannot write in {folder} (permission denied)"
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
         return f"{path}: not readable and writable by this user (permission denied)"
     return ""
+
+
+def _sqlite_or_empty(path: Path) -> bool:
+    """True when ``path`` is empty or starts with SQLite's header string (the file format's first 16 bytes,
+    "SQLite format 3\\0"); True too when it cannot be read, which the permission checks then report."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return True
+    return not head or head == b"SQLite format 3\x00"
 
 
 def open_outbox(path: str, max_items: int) -> MemoryOutbox | SqliteOutbox:

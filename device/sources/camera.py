@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from device.config import CameraConfig, DetectConfig, redact_url
+from device.const import STREAM_SCHEMES
 from device.errors import CameraError, CameraUnavailable
 
 logger = logging.getLogger(__name__)
@@ -109,9 +110,6 @@ class Orientation:
     def size(self, width: int, height: int) -> tuple[int, int]:
         """The upright frame's (width, height) for a sensor frame of this size."""
         return (height, width) if self.swaps_axes else (width, height)
-
-
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 
 
 def is_stream(device: str) -> bool:
