@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 from device.config import Config, add_cli_arguments, load_config
 from device.const import APP_NAME
@@ -19,8 +20,15 @@ from device.preflight import file_problems, model_problem
 logger = logging.getLogger("device")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with its errors in one line: it printed its usage first, a line or more per key."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=APP_NAME,
         description="Real-time facial-emotion daemon: camera → faces → emotions → screen and MQTT.",
     )

@@ -529,6 +529,10 @@ def _verify(config: Config) -> None:
     for key, other in (("mqtt.outbox_path", mqtt.outbox_path), ("history.path", config.history.path)):
         if events not in ("", "-") and other and Path(events).resolve() == Path(other).resolve():
             raise ConfigError("events.path", f"the same file as {key} (SQLite)", "give each its own file")
+    if mqtt.password and not mqtt.username:  # paho sends a password only with a user name: it was ignored
+        raise ConfigError(
+            "mqtt.username", "a password is set but no user name", "set mqtt.username, or unset the password"
+        )
     if mqtt.username and not mqtt.password:
         raise ConfigError(
             "mqtt.password",

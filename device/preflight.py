@@ -23,12 +23,27 @@ def _file_problem(path: Path, what: str) -> str:
     return ""
 
 
+def _output_problem(path: Path, what: str) -> str:
+    """One line naming ``path`` and why the daemon cannot write the ``what`` there (a folder in its place, a
+    folder that does not exist, no permission), or "" when it can."""
+    if path.is_dir():
+        return f"{path}: is a folder, expected the {what}'s path"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"{path}: folder {folder} does not exist; create it"
+    writable = os.access(path, os.W_OK) if path.exists() else os.access(folder, os.W_OK | os.X_OK)
+    if not writable:
+        return f"{path}: the {what} cannot be written by this user (permission denied)"
+    return ""
+
+
 def file_problems(config: Config) -> list[str]:
     """The problems with the files ``config`` names, one line each, each starting with its config key.
 
     Checked: ``model.path`` and its card (the .json beside it), ``camera.device`` when it names a video file
-    (not a camera index, a device under /dev/ or a stream URL), the MQTT outbox path, and the MQTT TLS files
-    when TLS is on (that they load, and that the client key is the certificate's).
+    (not a camera index, a device under /dev/ or a stream URL), the MQTT outbox path, the files the daemon
+    writes (``events.path``, ``history.path`` with HTTP on, ``display.video_path`` with the video backend),
+    and the MQTT TLS files when TLS is on (that they load, and that the client key is the certificate's).
     """
     model = config.model.path
     checks = [("model.path", model, "model file"), ("model.path", model.with_suffix(".json"), "model card")]
@@ -42,6 +57,12 @@ def file_problems(config: Config) -> list[str]:
             if getattr(config.mqtt, key):
                 checks.append((f"mqtt.{key}", Path(getattr(config.mqtt, key)), key.replace("_", " ")))
     found = [(key, _file_problem(path, what)) for key, path, what in checks]
+    outputs = [("events.path", config.events.path, "events file")]
+    if config.http.enabled:
+        outputs.append(("history.path", config.history.path, "history file"))
+    if config.display.backend == "video":
+        outputs.append(("display.video_path", str(config.display.video_path), "video"))
+    found += [(key, _output_problem(Path(out), what)) for key, out, what in outputs if out not in {"", "-"}]
     if config.mqtt.enabled and config.mqtt.outbox_path:
         problem = outbox_path_problem(Path(config.mqtt.outbox_path))
         found.append(("mqtt.outbox_path", problem and f"{problem}; {OUTBOX_FIX}"))

@@ -121,6 +121,7 @@ def test_readme_documents_every_key():
         ({"MOODCAST_MQTT__PREFIX": ""}, "mqtt.prefix", "empty"),
         ({"MOODCAST_MQTT__DISCOVERY_PREFIX": "ha/"}, "mqtt.discovery_prefix", "has an empty level"),
         ({"MOODCAST_MQTT__ENABLED": "true", "MOODCAST_MQTT__HOST": ""}, "mqtt.host", "empty, so no broker"),
+        ({"MOODCAST_MQTT__PASSWORD": "pw-without-a-user"}, "mqtt.username", "a password is set but no user"),
     ],
 )  # fmt: skip
 def test_values_a_broker_or_a_json_parser_would_reject_are_refused(environ, key, expected):
@@ -260,3 +261,37 @@ def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbf[mqtt]\nport = 1884\n")
     assert load_config(path, environ={}, cli={}).mqtt.port == 1884
+
+
+def test_check_config_names_the_output_files_the_daemon_could_not_write(tmp_path):
+    """It said "config OK", and the daemon then stopped at start on each of them."""
+    missing = tmp_path / "nope" / "events.jsonl"
+    result = run_cli(
+        "--check-config",
+        "--events",
+        str(missing),
+        "--http-enabled",
+        "--history-path",
+        str(tmp_path),
+        "--display-backend",
+        "video",
+        "--display-video-path",
+        str(tmp_path / "gone" / "out.mp4"),
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"moodcast: events.path: {missing}: folder {missing.parent} does not exist; create it",
+        f"moodcast: history.path: {tmp_path}: is a folder, expected the history file's path",
+        f"moodcast: display.video_path: {tmp_path / 'gone' / 'out.mp4'}: folder {tmp_path / 'gone'} does not "
+        "exist; create it",
+    ]
+    assert run_cli("--check-config", "--events", str(tmp_path / "events.jsonl")).returncode == 0
+
+
+def test_an_unknown_flag_is_one_line():
+    """argparse printed its usage first: 48 lines before the one that says what is wrong."""
+    result = run_cli("--detect-smallest-face", "40")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "moodcast: unrecognized arguments: --detect-smallest-face 40 (see --help)"
+    ]

@@ -133,6 +133,52 @@ def write_vfr(path: Path, frames: list[np.ndarray], times_s: list[float]) -> Pat
     return path
 
 
+def write_front_indexed(path: Path, frames: list[np.ndarray], keep: float = 1.0) -> Path:
+    """An MP4 with its index at the front (faststart, as streamed and phone files are), cut to ``keep`` of its
+    bytes: a copy that stopped part way plays its first frames, then ends."""
+    import av
+
+    height, width = frames[0].shape[:2]
+    whole = path.with_suffix(".whole.mp4")
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("mpeg4", rate=15)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        container.mux(stream.encode())
+    data = whole.read_bytes()
+    path.write_bytes(data[: round(len(data) * keep)])
+    return path
+
+
+def play(path: Path) -> int:
+    """Read the whole file through the daemon's source; the number of frames."""
+    source = VideoFileSource(CameraConfig(device=str(path), realtime=False), DetectConfig())
+    source.open()
+    stop, count = threading.Event(), 0
+    try:
+        while source.read(stop) is not None:
+            count += 1
+    finally:
+        source.close()
+    return count
+
+
+def test_a_video_cut_short_is_said_to_be_once_it_ends(tmp_path, caplog):
+    """It played 62 of its 180 frames and stopped with only "stopped" in the log."""
+    frames = decode(SAMPLE)[0][:45]
+    cut = write_front_indexed(tmp_path / "cut.mp4", frames, keep=0.5)
+    whole = write_front_indexed(tmp_path / "whole.mp4", frames)
+    vfr = write_vfr(tmp_path / "vfr.mkv", frames, uneven_times(len(frames)))  # its frame count is estimated
+    with caplog.at_level("WARNING", logger="device.sources.camera"):
+        assert play(whole) == play(vfr) == len(frames)
+        assert not caplog.records, [r.getMessage() for r in caplog.records]
+        played = play(cut)
+    assert 0 < played < len(frames)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "of the 3.0 s it announces: cut short or damaged?" in warnings[0], warnings
+
+
 def uneven_times(count: int, fast_s: float = 1 / 15, slow_s: float = 0.2) -> list[float]:
     """The first half at 15 fps, the rest three times slower: a phone that lowered its rate in dim light."""
     times, time_s = [], 0.0

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from device.config import CameraConfig, DetectConfig, redact_url
-from device.const import STREAM_SCHEMES
+from device.const import EARLY_END_S, STREAM_SCHEMES
 from device.errors import CameraError, CameraUnavailable
 
 logger = logging.getLogger(__name__)
@@ -153,6 +153,8 @@ class VideoFileSource:
         self._started = 0.0
         self._pass_offset_s = 0.0  # where the current pass through the file starts on the source clock
         self._last_s = -1.0
+        self._announced_s = 0.0  # the duration the container announces (open)
+        self._early_end_told = False
 
     def open(self) -> None:
         if self.path.is_dir():
@@ -171,12 +173,18 @@ class VideoFileSource:
         capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self._capture = capture
         self.fps = capture.get(cv2.CAP_PROP_FPS) or self.config.fps
+        # What the container announces (FFmpeg's frame count is its duration x the nominal rate, so the
+        # quotient is the duration, variable frame rates included): a file that ends well before it was cut
+        # short (copied in part, a recording stopped by a power loss) and is said so (_ended_early).
+        self._announced_s = max(capture.get(cv2.CAP_PROP_FRAME_COUNT), 0.0) / self.fps
         self.size = self._orient.size(first.shape[1], first.shape[0])
         logger.info("video %s opened: %dx%d at %.1f fps", self.path, *self.size, self.fps)
 
     def read(self, stop: threading.Event, idle: Callable[[], None] | None = None) -> Frame | None:
         assert self._capture is not None, "open() first"
         ok, image = self._capture.read()
+        if not ok:
+            self._ended_early()
         if not ok and self.config.loop and self._index:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self._pass_offset_s = self._last_s + 1.0 / self.fps
@@ -194,6 +202,20 @@ class VideoFileSource:
         frame = Frame(self._index, time_s, image, gray, scale)
         self._index += 1
         return frame
+
+    def _ended_early(self) -> None:
+        """Warn once when the file ends over ``EARLY_END_S`` before the duration its container announces."""
+        played_s = self._last_s - self._pass_offset_s + 1.0 / self.fps
+        if self._early_end_told or played_s >= self._announced_s - EARLY_END_S:
+            return
+        self._early_end_told = True
+        logger.warning(
+            "video %s ended at %.1f s of the %.1f s it announces: cut short or damaged? (%d frames played)",
+            self.path,
+            played_s,
+            self._announced_s,
+            self._index,
+        )
 
     def _timestamp(self) -> float:
         """The frame just read on the file's own clock: its presentation time, not index / average fps.
