@@ -179,6 +179,16 @@ def test_a_video_cut_short_is_said_to_be_once_it_ends(tmp_path, caplog):
     assert len(warnings) == 1 and "of the 3.0 s it announces: cut short or damaged?" in warnings[0], warnings
 
 
+def test_a_photo_given_as_the_video_says_why_no_face_is_announced(tmp_path, caplog):
+    """A .jpg opened as a 25 fps video of one frame, and the daemon ended with no event and no word."""
+    photo = tmp_path / "face.jpg"
+    cv2.imwrite(str(photo), decode(SAMPLE)[0][0])
+    with caplog.at_level("WARNING", logger="device.sources.camera"):
+        assert play(photo) <= 1  # OpenCV opens it, and cannot rewind it to the frame open() read
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "held a single frame (a photo?)" in warnings[0], warnings
+
+
 def uneven_times(count: int, fast_s: float = 1 / 15, slow_s: float = 0.2) -> list[float]:
     """The first half at 15 fps, the rest three times slower: a phone that lowered its rate in dim light."""
     times, time_s = [], 0.0

@@ -154,7 +154,7 @@ class VideoFileSource:
         self._pass_offset_s = 0.0  # where the current pass through the file starts on the source clock
         self._last_s = -1.0
         self._announced_s = 0.0  # the duration the container announces (open)
-        self._early_end_told = False
+        self._end_told = False
 
     def open(self) -> None:
         if self.path.is_dir():
@@ -184,7 +184,7 @@ class VideoFileSource:
         assert self._capture is not None, "open() first"
         ok, image = self._capture.read()
         if not ok:
-            self._ended_early()
+            self._tell_how_it_ended()
         if not ok and self.config.loop and self._index:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self._pass_offset_s = self._last_s + 1.0 / self.fps
@@ -203,19 +203,27 @@ class VideoFileSource:
         self._index += 1
         return frame
 
-    def _ended_early(self) -> None:
-        """Warn once when the file ends over ``EARLY_END_S`` before the duration its container announces."""
-        played_s = self._last_s - self._pass_offset_s + 1.0 / self.fps
-        if self._early_end_told or played_s >= self._announced_s - EARLY_END_S:
+    def _tell_how_it_ended(self) -> None:
+        """Warn once when the file held a single frame (a photo: no face is announced from it) or ended
+        over ``EARLY_END_S`` before the duration its container announces (cut short)."""
+        if self._end_told:
             return
-        self._early_end_told = True
-        logger.warning(
-            "video %s ended at %.1f s of the %.1f s it announces: cut short or damaged? (%d frames played)",
-            self.path,
-            played_s,
-            self._announced_s,
-            self._index,
-        )
+        self._end_told = True
+        played_s = self._last_s - self._pass_offset_s + 1.0 / self.fps
+        if self._index <= 1:  # an image file: OpenCV reads its one frame in open() and cannot rewind to it
+            logger.warning(
+                "video %s held a single frame (a photo?): a face is announced once it is seen on "
+                "track.confirm_frames frames; to label a photo, send it to /api/v1/analyze (http.enabled)",
+                self.path,
+            )
+        elif played_s < self._announced_s - EARLY_END_S:
+            logger.warning(
+                "video %s ended at %.1f s of the %.1f s it announces: cut short or damaged? (%d frames)",
+                self.path,
+                played_s,
+                self._announced_s,
+                self._index,
+            )
 
     def _timestamp(self) -> float:
         """The frame just read on the file's own clock: its presentation time, not index / average fps.
