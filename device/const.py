@@ -12,6 +12,7 @@ HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 SUMMARY_INTERVAL_S = 60.0
+FPS_SMOOTHING = 0.1  # the newest frame interval's weight in the shown frame rate (device.loop.FrameRate)
 
 # Classifier runtimes, in the documented order: LiteRT, tflite-runtime (Pi OS bookworm), full TensorFlow.
 RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")

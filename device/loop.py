@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import cv2
 
 from device.config import Config
-from device.const import DASHBOARD_SAMPLE_S, FEEDBACK_FRAME_S, SUMMARY_INTERVAL_S
+from device.const import DASHBOARD_SAMPLE_S, FEEDBACK_FRAME_S, FPS_SMOOTHING, SUMMARY_INTERVAL_S
 from device.display.display import Display, NoDisplay
 from device.display.overlay import StatusLine, draw_overlay
 from device.heartbeat import Heartbeat
@@ -28,6 +28,22 @@ if TYPE_CHECKING:
     from device.web.feedback import FeedbackStore
 
 logger = logging.getLogger(__name__)
+
+
+class FrameRate:
+    """Frames per second from the intervals between frames: the inverse of their exponential moving average
+    (weight ``FPS_SMOOTHING`` for the newest). Averaging the rates instead let the short intervals that
+    follow a slow frame (a reader catching up, 1 ms apart) count as 1000 fps each: 15 fps showed as 107."""
+
+    def __init__(self) -> None:
+        self._interval_s = 0.0
+
+    def update(self, interval_s: float) -> float:
+        """Add the seconds since the last frame (ignored unless > 0); the rate now, 0.0 before any."""
+        if interval_s > 0:
+            old = self._interval_s
+            self._interval_s = interval_s if old == 0 else old + FPS_SMOOTHING * (interval_s - old)
+        return 1.0 / self._interval_s if self._interval_s else 0.0
 
 
 class FrameLoop:
@@ -65,6 +81,7 @@ class FrameLoop:
         self._sampled_at = -DASHBOARD_SAMPLE_S
         self._feedback_at = -FEEDBACK_FRAME_S
         self._fps = 0.0
+        self._frame_rate = FrameRate()
         self._frames_dropped_counted = 0
         self._events_dropped_counted = 0
         self._events_lost_counted = 0
@@ -170,10 +187,8 @@ class FrameLoop:
         self._events_lost_counted, self._outbox_damaged_counted = lost, damaged
 
     def _update_fps(self, frame_interval_s: float) -> None:
-        if frame_interval_s > 0:
-            rate = 1.0 / frame_interval_s
-            self._fps = rate if self._fps == 0 else 0.9 * self._fps + 0.1 * rate
-            self.metrics.fps.set(self._fps)
+        self._fps = self._frame_rate.update(frame_interval_s)
+        self.metrics.fps.set(self._fps)
 
     def _log_summary(self, fps: float) -> None:
         queued = sum(sink.stats().queued for sink in self.sinks)
