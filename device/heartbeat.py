@@ -79,6 +79,12 @@ class Heartbeat:
         self._metrics.camera_connected.set(0 if camera_lost else 1)
         self._publish_state(now, fps)
 
+    def stopped(self) -> None:
+        """The loop has ended and every face with it: publish the state once more (no faces, 0 fps), or the
+        retained state would go on showing the last faces to every later subscriber."""
+        for sink in self._sinks:
+            sink.publish_state(self.state(0.0))
+
     def _publish_state(self, now: float, fps: float) -> None:
         """Publish the retained state when it changed (at most every STATE_CHANGE_MIN_INTERVAL_S) and
         every ``mqtt.state_interval_s`` in any case."""

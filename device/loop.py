@@ -128,6 +128,7 @@ class FrameLoop:
                 break
         if last is not None:
             self._emit(self.pipeline.tracker.finish(), last.index, last.time_s)
+        self.heartbeat.stopped()
 
     def _alive(self) -> None:
         """Once per frame and while the camera delivers nothing: see :meth:`Heartbeat.beat`."""

@@ -411,6 +411,27 @@ def test_daemon_publishes_sample_events(mqtt_broker: Broker, subscribe, shipped_
     assert sub.on(f"{prefix}/status")[0] == STATUS_ONLINE
 
 
+def test_the_retained_state_has_no_faces_once_the_daemon_stops(
+    mqtt_broker: Broker, subscribe, shipped_model: Path
+) -> None:
+    """Stopped with a face in view, the daemon sent its end event and went offline, but the retained state
+    kept saying one face (and the last fps) for every later subscriber, Node-RED's included."""
+    prefix = "moodcast/laststate"
+    live = subscribe(mqtt_broker, [f"{prefix}/state"])
+    result = subprocess.run(  # 30 frames in real time (2 s): a change of state goes out at most once a second
+        [sys.executable, "-m", "device", "--input", str(ROOT / "samples" / "one-face.mp4"),
+         "--camera-max-frames", "30", "--model-path", str(shipped_model), "--mqtt-enabled",
+         "--mqtt-host", mqtt_broker.host, "--mqtt-port", str(mqtt_broker.port), "--device-id", "laststate"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert any(json.loads(payload)["faces"] == 1 for payload in live.on(f"{prefix}/state")), live.messages
+    late = subscribe(mqtt_broker, [f"{prefix}/state"])
+    assert late.wait_for(lambda msgs: any(m.topic == f"{prefix}/state" for m in msgs), WAIT_S)
+    state = json.loads(late.on(f"{prefix}/state")[-1])
+    assert state["faces"] == 0 and state["dominant"] is None and state["fps"] == 0.0, state
+
+
 @pytest.mark.slow  # two daemon runs, the first waiting out its 5 s close with no broker: make test-slow
 def test_daemon_restart_during_outage_loses_nothing(broker_factory, subscribe, shipped_model: Path, tmp_path):
     """Run 1 makes events while the broker is down and exits; run 2 starts with it up: all arrive in order."""
