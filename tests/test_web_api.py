@@ -571,3 +571,15 @@ def test_the_mqtt_docs_list_every_discovery_topic_and_state_and_event_field() ->
             assert f"`{written}`" in text, (doc.name, written)
         for field in fields:
             assert field in text, (doc.name, field)
+
+
+def test_device_ids_that_home_assistant_cannot_take_as_they_are_keep_apart() -> None:
+    """'Pi.Hall' and 'Pi_Hall' (and any two non-ASCII ids of one length) gave one discovery topic, unique id
+    and device: the second daemon on a broker hid the first in Home Assistant."""
+    ids = ["Pi_Hall", "Pi.Hall", "Pi Hall", "é€", "€é"]
+    configs = [discovery_configs("homeassistant", i, f"m/{i}/state", f"m/{i}/status") for i in ids]
+    topics = [next(t for t in c if t.endswith("/faces/config")) for c in configs]
+    unique_ids = [c[t]["unique_id"] for c, t in zip(configs, topics, strict=True)]
+    devices = [c[t]["device"]["identifiers"][0] for c, t in zip(configs, topics, strict=True)]
+    assert len(set(topics)) == len(set(unique_ids)) == len(set(devices)) == len(ids), topics
+    assert topics[0] == "homeassistant/sensor/Pi_Hall/faces/config"  # a plain id is used as it is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -9,8 +10,14 @@ from device.const import APP_NAME, STATUS_OFFLINE, STATUS_ONLINE
 
 
 def node_id(device_id: str) -> str:
-    """The device id as Home Assistant allows it in a discovery topic."""
-    return re.sub(r"[^a-zA-Z0-9_-]", "_", device_id)
+    """The device id as Home Assistant allows it in a discovery topic (letters, digits, ``_`` and ``-``): the
+    id itself when it holds nothing else (a host name, the default), else the others as ``_`` plus 6 hex
+    digits of the id's SHA-1. Without them ``Pi.Hall`` and ``Pi_Hall`` (and any two non-ASCII ids of one
+    length) shared one topic, unique ids and device, and the second daemon hid the first."""
+    node = re.sub(r"[^a-zA-Z0-9_-]", "_", device_id)
+    if node == device_id:
+        return node
+    return f"{node}_{hashlib.sha1(device_id.encode()).hexdigest()[:6]}"
 
 
 def entity_slug(text: str) -> str:
