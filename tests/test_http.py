@@ -23,7 +23,7 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from device.config import HttpConfig, load_config
-from device.const import ANALYZE_ADMITTED
+from device.const import ANALYZE_ADMITTED, MAX_STREAMS
 from device.errors import ConfigError
 from device.metrics import Metrics
 from device.web.analyze import Analyzer
@@ -143,7 +143,9 @@ def test_metrics_are_prometheus_text(server: HttpServer, metrics: Metrics) -> No
 
 def test_snapshot_is_a_jpeg_or_503_before_the_first_frame(server: HttpServer, pipeline: FakePipeline) -> None:
     pipeline.has_frame = False
-    assert get(server, "/snapshot.jpg")[0] == 503
+    status, content_type, body = get(server, "/snapshot.jpg")
+    assert (status, content_type) == (503, "application/json")  # was text/plain, unlike every other error
+    assert json.loads(body)["error"] == "no frame drawn yet"
     pipeline.has_frame = True
     status, content_type, body = get(server, "/snapshot.jpg")
     assert (status, content_type) == (200, "image/jpeg")
@@ -170,6 +172,25 @@ def test_mjpeg_stream_yields_frames_until_the_server_stops(server: HttpServer) -
     rest = response.fp.read()  # returns at EOF: the stream ends instead of hanging until the timeout
     assert rest.count(b"--frame") <= 2
     connection.close()
+
+
+def test_a_viewer_over_the_limit_gets_a_json_503_saying_when_to_retry(server: HttpServer) -> None:
+    """The fifth viewer got a text/plain "too many viewers", unlike every other error of the API."""
+    viewers = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=5) for _ in range(MAX_STREAMS)]
+    try:
+        for viewer in viewers:
+            viewer.request("GET", "/stream.mjpg")
+            assert viewer.getresponse().status == 200
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        connection.request("GET", "/stream.mjpg")
+        response = connection.getresponse()
+        assert response.status == 503 and response.getheader("Content-Type") == "application/json"
+        assert response.getheader("Retry-After") == "5"
+        assert "viewers already" in json.loads(response.read())["error"]
+        connection.close()
+    finally:
+        for viewer in viewers:
+            viewer.close()
 
 
 def test_non_loopback_bind_warns(

@@ -78,7 +78,10 @@ class AuthRoutes(Responder):
             headers = {"WWW-Authenticate": 'Bearer realm="moodcast"'}
             if self.command == "POST":  # its body is dropped and the connection closed (_drop_body)
                 headers["Connection"] = "close"
-            message = "a bearer token is required: send 'Authorization: Bearer <token>'"
+            wrong = "Authorization" in self.headers  # it said "required" to a client that sent a wrong one
+            message = (
+                "the token sent is not this daemon's http.token" if wrong else "a bearer token is required"
+            ) + ": send 'Authorization: Bearer <token>'"
             self._error(HTTPStatus.UNAUTHORIZED, message, headers)
         return False
 

@@ -7,7 +7,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from device.const import MJPEG_BOUNDARY, STREAM_INTERVAL_S, STREAM_KEEPALIVE_S
+from device.const import MAX_STREAMS, MJPEG_BOUNDARY, STREAM_INTERVAL_S, STREAM_KEEPALIVE_S
 from device.web.responder import Responder
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class MediaRoutes(Responder):
     def _snapshot(self) -> None:
         jpeg = self.server_app.latest_jpeg()
         if jpeg is None:
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", b"no frame yet\n")
+            self._error(HTTPStatus.SERVICE_UNAVAILABLE, "no frame drawn yet", {"Retry-After": "1"})
         else:
             self._send(HTTPStatus.OK, "image/jpeg", jpeg)
 
@@ -45,7 +45,8 @@ class MediaRoutes(Responder):
         app = self.server_app
         with app.stream_slot() as admitted:
             if not admitted:
-                self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", b"too many viewers\n")
+                message = f"{MAX_STREAMS} viewers already: close one, or use /snapshot.jpg"
+                self._error(HTTPStatus.SERVICE_UNAVAILABLE, message, {"Retry-After": "5"})
                 return
             try:
                 self.send_response(HTTPStatus.OK)
