@@ -177,14 +177,14 @@ def test_discovery_payloads_suit_old_and_new_home_assistant() -> None:
     components = {}
     for topic, config in configs.items():
         _, component, node, obj, last = topic.split("/")
-        assert last == "config" and node == "Pi-Hall_2"
+        assert last == "config" and node == "Pi-Hall_2_bd4a6b"  # '.' as '_', the id's SHA-1 after
         assert set(config) <= HA_KEYS[component], set(config) - HA_KEYS[component]
         # 2025.10 and later: default_entity_id, a whole entity id of the topic's domain
         assert ENTITY_ID.match(config["default_entity_id"]), config["default_entity_id"]
         domain, object_id = config["default_entity_id"].split(".")
         assert domain == component
         # 2024 to 2025.9: object_id, the same entity id without its domain
-        assert config["object_id"] == object_id == f"moodcast_pi_hall_2_{obj}"
+        assert config["object_id"] == object_id == f"moodcast_pi_hall_2_bd4a6b_{obj}"
         components[obj] = component
     assert components == {
         "faces": "sensor",
