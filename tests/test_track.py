@@ -241,3 +241,16 @@ def test_a_box_the_verifier_rejects_never_takes_back_a_lost_track():
     assert keeps(track, passed=True, missed=True)
     unannounced = Track(2, (300, 100, 80, 80), one_hot("happy"), 0.0, 0.0, failed_checks=1)
     assert not keeps(unannounced, passed=False, missed=False)
+
+
+def test_faces_found_together_are_numbered_in_reading_order_whatever_the_detectors_order():
+    """OpenCV's threads hand the boxes of one frame over in an order that changes from run to run: the
+    four-face clip's first two faces swapped ids between runs of the same file."""
+    faces = [((511, 201, 103, 103), "surprise"), ((23, 26, 104, 104), "happy"), ((23, 349, 97, 97), "sad")]
+    numbered = []
+    for order in (faces, faces[::-1], faces[1:] + faces[:1]):
+        tracker = FaceTracker(TrackConfig(confirm_frames=1), LABELS)
+        _, ids = run(tracker, [order])
+        numbered.append({face_id: box for face_id, box in ids[0].items()})
+    assert numbered[0] == numbered[1] == numbered[2], numbered
+    assert numbered[0] == {1: (23, 26, 104, 104), 2: (511, 201, 103, 103), 3: (23, 349, 97, 97)}

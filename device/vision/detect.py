@@ -288,7 +288,7 @@ class FaceDetector:
             minSize=(side, side),
             maxSize=(int(max_size), int(max_size)),
         )
-        return [as_box(box) for box in found]
+        return in_reading_order([as_box(box) for box in found])
 
     def _check_smallest_face(self, width: int, scale_to_main: float) -> None:
         """Warn once when the small image cannot show a face of ``min_size_px`` as wide as Haar's window."""
@@ -387,7 +387,14 @@ def _group(hits: list[Box], min_neighbors: int) -> list[Box]:
     if min_neighbors <= 0:  # groupRectangles returns raw hits ungrouped at 0: doubled, each cluster counts 2+
         rects, min_neighbors = rects + rects, 1
     grouped, _weights = cv2.groupRectangles(rects, min_neighbors, GROUP_EPS)
-    return [as_box(box) for box in grouped]
+    return in_reading_order([as_box(box) for box in grouped])
+
+
+def in_reading_order(boxes: list[Box]) -> list[Box]:
+    """Boxes top to bottom, then left to right. OpenCV's threads deliver raw hits in an order that changes
+    from run to run, and its grouping returns clusters in that order: faces found on one frame then got
+    their ids in another order each run of the same clip."""
+    return sorted(boxes, key=lambda box: (box[1], box[0], box[2], box[3]))
 
 
 class FaceVerifier:

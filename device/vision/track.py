@@ -99,7 +99,10 @@ class FaceTracker:
         self._frame += 1
         looks = list(looks) if looks is not None else [None] * len(boxes)
         matched_tracks, matched_boxes = self._associate(boxes, now_s, looks)
-        starting = sorted(set(range(len(boxes))) - set(matched_boxes))
+        # New tracks are numbered in the boxes' reading order (top to bottom, then left to right), whatever
+        # order the detector found them in
+        unmatched = set(range(len(boxes))) - set(matched_boxes)
+        starting = sorted(unmatched, key=lambda i: (boxes[i][1], boxes[i][0]))
         unclassified = [boxes[index] for index in starting if scores[index] is None]
         if unclassified:
             raise ValueError(f"boxes {unclassified} start tracks but were not classified")
