@@ -307,8 +307,10 @@ def _coerce(key: str, raw: Any, kind: type, spec: dataclasses.Field) -> Any:
             bounds = f"{low}-{high}" if high is not None else f">= {low}"
             raise ConfigError(key, f"expected a value {bounds}, got {raw!r}", "fix the value")
     else:
+        if isinstance(raw, int) and not isinstance(raw, bool) and kind is str:
+            raw = str(raw)  # a camera index written as a TOML integer (device = 0), an id of digits
         if not isinstance(raw, (str, Path)):
-            raise ConfigError(key, f"expected a string, got {raw!r}", "fix the value")
+            raise ConfigError(key, f"expected a string (in quotes), got {raw!r}", "fix the value")
         if kind is Path and not str(raw).strip():  # Path("") is ".", the working folder: never what was meant
             raise ConfigError(key, f"expected a path, got {raw!r}", "set a path or remove the key")
         value = kind(raw)

@@ -295,3 +295,11 @@ def test_an_unknown_flag_is_one_line():
     assert result.stderr.strip().splitlines() == [
         "moodcast: unrecognized arguments: --detect-smallest-face 40 (see --help)"
     ]
+
+
+def test_a_camera_index_written_as_a_toml_integer_is_taken(tmp_path):
+    """``device = 0`` was refused: "expected a string, got 0"."""
+    path = write_toml(tmp_path, "[camera]\ndevice = 0\n")
+    assert load_config(path, environ={}, cli={}).camera.device == "0"
+    with pytest.raises(ConfigError, match=r"expected a string \(in quotes\), got 1.5"):
+        load_config(write_toml(tmp_path, "[camera]\ndevice = 1.5\n"), environ={}, cli={})
