@@ -263,7 +263,7 @@ def test_broker_killed_and_restarted(broker_factory, publishers, subscribe, publ
     assert sub.wait_for(has_seqs(topic, range(1, 11)), WAIT_S)
 
     broker.stop(kill=True)
-    publish_log.wait_for("connection lost")
+    assert "connection lost (the broker closed it or stopped)" in publish_log.wait_for("connection lost")
     for seq in range(11, 21):  # during the outage
         pub.publish_event(make_event(seq, "restart"))
     broker.start()

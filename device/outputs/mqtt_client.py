@@ -303,9 +303,11 @@ class MqttConnection:
             self._delivery.disconnected()
             return
         if self._delivery.disconnected():
+            # paho says "Unspecified error" when the socket closed without a DISCONNECT: the broker went away
+            cause = "the broker closed it or stopped" if str(reason) == "Unspecified error" else str(reason)
             self._warn(
                 "lost",
-                f"MQTT broker {self.where}: connection lost ({reason}); "
+                f"MQTT broker {self.where}: connection lost ({cause}); "
                 "reconnecting, events are kept meanwhile",
             )
         elif self._warning is None or self._warning[0].startswith("closed"):
