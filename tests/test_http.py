@@ -386,6 +386,9 @@ def test_a_post_from_another_origin_is_refused(server: HttpServer) -> None:
         == 404
     )
     assert ask(port, "POST", "/api/v1/feedback", feedback, kind)[0] == 404
+    # whatever the body: a form or text with feedback off was a 415 about its Content-Type
+    status, _, data = ask(port, "POST", "/api/v1/feedback", b"a=1", {"Content-Type": "text/plain"})
+    assert status == 404 and "feedback is off" in json.loads(data)["error"]
     assert (
         ask(port, "GET", "/api/v1/info", headers={"Origin": "http://evil.example"})[0] == 200
     )  # reads: CORS

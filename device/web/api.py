@@ -95,13 +95,13 @@ class ApiRoutes(Responder):
         from device.web.analyze import AnalyzeError
 
         app = self.server_app
+        if app.feedback is None:  # whatever the body (a form was told 415 about its type)
+            self._refuse(HTTPStatus.NOT_FOUND, "feedback is off; set feedback.enabled = true to turn it on")
+            return
         if not self._json_content_type():
             return
         body = self._read_body(MAX_JSON_BODY)
         if body is None:
-            return
-        if app.feedback is None:
-            self._error(HTTPStatus.NOT_FOUND, "feedback is off; set feedback.enabled = true to turn it on")
             return
         try:
             request = json.loads(body)
