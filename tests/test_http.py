@@ -9,6 +9,7 @@ import logging
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -460,3 +461,21 @@ def test_a_multipart_body_of_many_tiny_parts_is_refused_unparsed(analyzing: Http
         == "the multipart body has more than 4 parts; send the image as one file part"
     )
     assert time.monotonic() - started < 5
+
+
+def test_a_client_that_resets_mid_request_is_no_traceback(
+    server: HttpServer, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """socketserver printed its ConnectionResetError traceback on stderr (the daemon's log) each time."""
+    with caplog.at_level(logging.DEBUG, logger="device.web.http"):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(b"GET /healthz HT")  # the server waits for the rest of the line
+        time.sleep(0.2)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, not a close
+        deadline = time.monotonic() + 5
+        while not [r for r in caplog.records if "dropped the connection" in r.getMessage()]:
+            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+            time.sleep(0.05)
+    assert get(server, "/healthz")[0] == 200
+    assert "Traceback" not in capfd.readouterr().err

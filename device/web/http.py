@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -45,6 +46,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     request_queue_size = LISTEN_BACKLOG
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets or drops its connection mid-request is routine: one debug line, where
+        socketserver printed a traceback on stderr (the daemon's log); anything else is logged with its."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            logger.debug("http: %s dropped the connection (%s)", client_address[0], error)
+        else:
+            logger.exception("http: a request from %s failed", client_address[0])
 
 
 class _Server6(_Server):
