@@ -397,6 +397,9 @@ def load_config(
     values: dict[str, Any] = {}
     if toml_path is not None:
         for key, raw in read_toml(toml_path).items():
+            if key not in specs and any(spec.startswith(f"{key}.") for spec in specs):  # camera = 3
+                fix = f"write [{key}] and its keys below it"
+                raise ConfigError(key, f"a section in {toml_path}, got a value", fix)
             if key not in specs:
                 raise ConfigError(key, f"unknown key in {toml_path}", "check its spelling or remove it")
             if specs[key][0].metadata.get("secret"):

@@ -303,3 +303,9 @@ def test_a_camera_index_written_as_a_toml_integer_is_taken(tmp_path):
     assert load_config(path, environ={}, cli={}).camera.device == "0"
     with pytest.raises(ConfigError, match=r"expected a string \(in quotes\), got 1.5"):
         load_config(write_toml(tmp_path, "[camera]\ndevice = 1.5\n"), environ={}, cli={})
+
+
+def test_a_section_written_as_a_value_says_so(tmp_path):
+    """``camera = 3`` at the top level was "camera: unknown key", though camera is a section."""
+    with pytest.raises(ConfigError, match=r"camera: a section in .*, got a value; write \[camera\]"):
+        load_config(write_toml(tmp_path, "camera = 3\n"), environ={}, cli={})
