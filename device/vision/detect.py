@@ -390,11 +390,17 @@ def _group(hits: list[Box], min_neighbors: int) -> list[Box]:
     return in_reading_order([as_box(box) for box in grouped])
 
 
+def reading_order(box: Box) -> tuple[int, int, int, int]:
+    """The sort key of boxes top to bottom, then left to right (then by size)."""
+    x, y, w, h = box
+    return y, x, w, h
+
+
 def in_reading_order(boxes: list[Box]) -> list[Box]:
-    """Boxes top to bottom, then left to right. OpenCV's threads deliver raw hits in an order that changes
-    from run to run, and its grouping returns clusters in that order: faces found on one frame then got
-    their ids in another order each run of the same clip."""
-    return sorted(boxes, key=lambda box: (box[1], box[0], box[2], box[3]))
+    """Boxes in ``reading_order``. OpenCV's threads deliver raw hits in an order that changes from run to run,
+    and its grouping returns clusters in that order: faces found on one frame then got their ids in another
+    order each run of the same clip."""
+    return sorted(boxes, key=reading_order)
 
 
 class FaceVerifier:

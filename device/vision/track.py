@@ -16,7 +16,7 @@ from device.const import (
     REACQUIRE_MIN_SIMILARITY,
     REACQUIRE_SIZE_RATIO,
 )
-from device.vision.detect import Box, iou
+from device.vision.detect import Box, iou, reading_order
 
 
 @dataclass
@@ -99,10 +99,9 @@ class FaceTracker:
         self._frame += 1
         looks = list(looks) if looks is not None else [None] * len(boxes)
         matched_tracks, matched_boxes = self._associate(boxes, now_s, looks)
-        # New tracks are numbered in the boxes' reading order (top to bottom, then left to right), whatever
-        # order the detector found them in
+        # New tracks are numbered in the boxes' reading order, whatever order the detector found them in
         unmatched = set(range(len(boxes))) - set(matched_boxes)
-        starting = sorted(unmatched, key=lambda i: (boxes[i][1], boxes[i][0]))
+        starting = sorted(unmatched, key=lambda i: reading_order(boxes[i]))
         unclassified = [boxes[index] for index in starting if scores[index] is None]
         if unclassified:
             raise ValueError(f"boxes {unclassified} start tracks but were not classified")
