@@ -38,12 +38,17 @@ class FrameRate:
     def __init__(self) -> None:
         self._interval_s = 0.0
 
+    @property
+    def per_s(self) -> float:
+        """The rate now, frames per second; 0.0 before any interval."""
+        return 1.0 / self._interval_s if self._interval_s else 0.0
+
     def update(self, interval_s: float) -> float:
-        """Add the seconds since the last frame (ignored unless > 0); the rate now, 0.0 before any."""
+        """Add the seconds since the last frame (ignored unless > 0); the rate now (``per_s``)."""
         if interval_s > 0:
             old = self._interval_s
             self._interval_s = interval_s if old == 0 else old + FPS_SMOOTHING * (interval_s - old)
-        return 1.0 / self._interval_s if self._interval_s else 0.0
+        return self.per_s
 
 
 class FrameLoop:
@@ -80,7 +85,6 @@ class FrameLoop:
         self.latest_jpeg: bytes | None = None  # the last annotated frame, for /snapshot.jpg and the stream
         self._sampled_at = -DASHBOARD_SAMPLE_S
         self._feedback_at = -FEEDBACK_FRAME_S
-        self._fps = 0.0
         self._frame_rate = FrameRate()
         self._frames_dropped_counted = 0
         self._events_dropped_counted = 0
@@ -132,7 +136,7 @@ class FrameLoop:
 
     def _alive(self) -> None:
         """Once per frame and while the camera delivers nothing: see :meth:`Heartbeat.beat`."""
-        self.heartbeat.beat(self.source.lost, self._fps)
+        self.heartbeat.beat(self.source.lost, self._frame_rate.per_s)
 
     def _emit(self, events: list[TrackEvent], index: int, time_s: float) -> None:
         for event in events:
@@ -160,7 +164,7 @@ class FrameLoop:
     def _show(self, frame: Frame) -> bool:
         image = frame.image
         faces = face_labels(self.pipeline.tracker.shown(), self.pipeline.classifier.labels)
-        draw_overlay(image, faces, StatusLine(self._fps, len(faces), status_text(self.sinks)))
+        draw_overlay(image, faces, StatusLine(self._frame_rate.per_s, len(faces), status_text(self.sinks)))
         if self.config.http.enabled:
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
             if ok:
@@ -188,8 +192,7 @@ class FrameLoop:
         self._events_lost_counted, self._outbox_damaged_counted = lost, damaged
 
     def _update_fps(self, frame_interval_s: float) -> None:
-        self._fps = self._frame_rate.update(frame_interval_s)
-        self.metrics.fps.set(self._fps)
+        self.metrics.fps.set(self._frame_rate.update(frame_interval_s))
 
     def _log_summary(self, fps: float) -> None:
         queued = sum(sink.stats().queued for sink in self.sinks)
