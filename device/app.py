@@ -15,6 +15,7 @@ import sdnotify
 
 from device.config import Config, redact_url
 from device.display.display import Display, NoDisplay, open_display
+from device.display.video_path import input_video
 from device.heartbeat import Heartbeat
 from device.loop import FrameLoop
 from device.metrics import Metrics
@@ -98,7 +99,8 @@ class MoodcastApp:
 
     def _init_display(self) -> None:
         assert self._source is not None
-        self._display = open_display(self.config.display, self._source.size, self._source.fps)
+        video = input_video(self.config.camera)
+        self._display = open_display(self.config.display, self._source.size, self._source.fps, video)
 
     def _init_events(self) -> None:
         if self.config.events.path:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from device.config import Config
+from device.display.video_path import input_video, video_path_problem
 from device.errors import ConfigError, ModelError
 from device.outputs.mqtt_client import tls_context
 from device.outputs.outbox import OUTBOX_FIX, outbox_path_problem
@@ -42,7 +43,8 @@ def file_problems(config: Config) -> list[str]:
 
     Checked: ``model.path`` and its card (the .json beside it), ``camera.device`` when it names a video file
     (not a camera index, a device under /dev/ or a stream URL), the MQTT outbox path, the files the daemon
-    writes (``events.path``, ``history.path`` with HTTP on, ``display.video_path`` with the video backend),
+    writes (``events.path``, ``history.path`` with HTTP on, ``display.video_path`` with the video backend,
+    which must not be the input video either),
     and the MQTT TLS files when TLS is on (that they load, and that the client key is the certificate's).
     """
     model = config.model.path
@@ -63,6 +65,10 @@ def file_problems(config: Config) -> list[str]:
     if config.display.backend == "video":
         outputs.append(("display.video_path", str(config.display.video_path), "video"))
     found += [(key, _output_problem(Path(out), what)) for key, out, what in outputs if out not in {"", "-"}]
+    if config.display.backend == "video":
+        found.append(
+            ("display.video_path", video_path_problem(config.display.video_path, input_video(config.camera)))
+        )
     if config.mqtt.enabled and config.mqtt.outbox_path:
         problem = outbox_path_problem(Path(config.mqtt.outbox_path))
         found.append(("mqtt.outbox_path", problem and f"{problem}; {OUTBOX_FIX}"))

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from device.config import DisplayConfig
+from device.display.video_path import video_path_problem
 from device.errors import DisplayError
 
 logger = logging.getLogger(__name__)
@@ -34,18 +35,30 @@ class NoDisplay:
 
 
 class VideoFileDisplay:
-    """Writes the annotated frames to a video file (for headless runs and the README demo)."""
+    """Writes the annotated frames to a video file (for headless runs and the README demo).
 
-    def __init__(self, config: DisplayConfig, frame_size: tuple[int, int], fps: float) -> None:
+    ``frame_size`` is (width, height) in pixels, ``fps`` the rate the file announces (0: 15).
+    ``input_video`` is the video file being played, if any: the recording never replaces it. Raises
+    DisplayError, naming the key and the cause, when the file cannot be written.
+    """
+
+    def __init__(
+        self, config: DisplayConfig, frame_size: tuple[int, int], fps: float, input_video: str = ""
+    ) -> None:
         path = config.video_path
+        if problem := video_path_problem(path, input_video):
+            raise DisplayError(f"display.video_path: {problem}")
         if path.parent and not path.parent.is_dir():
             raise DisplayError(f"display.video_path: folder {path.parent} does not exist; create it")
+        replacing = path.exists()  # before the writer truncates it
         fourcc = cv2.VideoWriter.fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
         self._writer = cv2.VideoWriter(str(path), fourcc, fps or 15.0, frame_size)
         if not self._writer.isOpened():
             raise DisplayError(f"display.video_path: cannot write {path}; use a .mp4 or .avi path")
         self.path = path
-        logger.info("writing annotated video to %s", path)
+        logger.info(
+            "writing annotated video to %s%s", path, ", replacing the file there" if replacing else ""
+        )
 
     def show(self, frame: np.ndarray) -> bool:
         self._writer.write(frame)
@@ -55,14 +68,17 @@ class VideoFileDisplay:
         self._writer.release()
 
 
-def open_display(config: DisplayConfig, frame_size: tuple[int, int], fps: float) -> Display:
-    """Open the configured backend; ``auto`` picks window, then framebuffer, then none."""
+def open_display(
+    config: DisplayConfig, frame_size: tuple[int, int], fps: float, input_video: str = ""
+) -> Display:
+    """Open the configured backend; ``auto`` picks window, then framebuffer, then none. ``input_video`` is
+    the video file being played, if any, which the video backend refuses to write over."""
     backend = config.backend
     if backend == "auto":
         backend = _pick_auto(config)
         logger.info("display auto: using %s", backend)
     if backend == "video":
-        return VideoFileDisplay(config, frame_size, fps)
+        return VideoFileDisplay(config, frame_size, fps, input_video)
     if backend == "fb":
         from device.display.framebuffer import FramebufferDisplay
 

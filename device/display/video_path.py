@@ -1,0 +1,40 @@
+"""The video backend's output file: why a path cannot take the recording.
+
+One function, ``video_path_problem``, used by ``--check-config`` (``device/preflight.py``) and by the video
+backend when it opens the file at start, so both refuse the same paths with the same words.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from device.config import CameraConfig
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same inode where both exist (hard and symbolic links,
+    ``./`` and ``../`` spellings), else the same absolute path once links are resolved."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def video_path_problem(path: Path, input_video: str = "") -> str:
+    """One line naming ``path`` and why the annotated video must not be written there, or "" when nothing
+    stops it: it is ``input_video``, the video file being played (``camera.device``; "" when the source is a
+    camera), which the recording would overwrite frame by frame as it is read."""
+    if input_video and _same_file(path, Path(input_video)):
+        return (
+            f"{path}: the same file as the input video camera.device {input_video}, which the recording "
+            "would overwrite; write the annotated video to another file"
+        )
+    return ""
+
+
+def input_video(camera: CameraConfig) -> str:
+    """The file or device the frames come from, as ``video_path_problem`` compares it: ``camera.device`` for
+    the OpenCV source (a camera index, a stream URL or a device node never matches a video path), "" for
+    the Pi camera."""
+    return camera.device if camera.source == "opencv" else ""
