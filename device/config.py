@@ -123,7 +123,9 @@ class DisplayConfig:
     backend: str = _opt(
         "none", "where annotated frames go", choices=("auto", "none", "video", "fb", "window")
     )
-    video_path: Path = _opt(Path("moodcast-out.mp4"), "output file of the video backend")
+    video_path: Path = _opt(
+        Path("moodcast-out.mp4"), "output file of the video backend (.mp4, .m4v, .mov, .avi or .mkv)"
+    )
     fb_device: Path = _opt(Path("/dev/fb0"), "framebuffer of the fb backend")
     fullscreen: bool = _opt(False, "full-screen window")
 

@@ -4,11 +4,15 @@ at start."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
+import cv2
 import numpy as np
+import pytest
 
 from device.config import DisplayConfig
 from device.display.display import VideoFileDisplay
+from device.errors import DisplayError
 from tests.test_daemon import SAMPLE, daemon, one_line_error
 
 
@@ -50,3 +54,46 @@ def test_replacing_an_earlier_recording_is_said(tmp_path, caplog):
         assert said == [
             f"writing annotated video to {out}" + (", replacing the file there" if replaced else "")
         ]
+
+
+def frames_in(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def write_frames(path: Path, count: int, size: tuple[int, int] = (64, 48)) -> None:
+    """``count`` frames of a grey ramp through the video backend, to ``path``."""
+    display = VideoFileDisplay(DisplayConfig(backend="video", video_path=path), size, 15.0)
+    for index in range(count):
+        display.show(np.full((size[1], size[0], 3), 40 * index, np.uint8))
+    display.close()
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".m4v", ".mov", ".avi", ".mkv", ".MP4"])
+def test_each_accepted_container_keeps_every_frame(tmp_path, suffix):
+    """.m4v was refused ('use a .mp4 or .avi path'): it was given the MJPG codec, which MP4 cannot hold."""
+    out = tmp_path / f"out{suffix}"
+    write_frames(out, 3)
+    assert frames_in(out) == 3
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".png", ".bmp", ".txt", ".webm", ".gif", ""])
+def test_a_path_of_no_video_container_is_refused_at_start_and_by_check_config(tmp_path, suffix):
+    """``out.jpg`` was taken, and OpenCV wrote one picture that each frame overwrote: all frames but the last
+    were lost. ``out.txt`` passed --check-config ("config OK"), then the daemon refused it at start."""
+    out = tmp_path / f"out{suffix}"
+    with pytest.raises(
+        DisplayError, match=r"expected a video file ending \.mp4, \.m4v, \.mov, \.avi, \.mkv"
+    ) as err:
+        write_frames(out, 3)
+    assert str(err.value).startswith(f"display.video_path: {out}: ")
+    if suffix in (".jpg", ".png"):
+        assert f"got '{suffix}', an image (only the last frame would be kept)" in str(err.value)
+    assert not out.exists()
+    if suffix in (".jpg", ".txt"):
+        checked = daemon("--check-config", "--input", str(SAMPLE), *record(str(out)))
+        one_line_error(checked, f"display.video_path: {out}: expected a video file ending")

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from device.config import DisplayConfig
-from device.display.video_path import video_path_problem
+from device.display.video_path import VIDEO_CODECS, video_path_problem
 from device.errors import DisplayError
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class VideoFileDisplay:
         if path.parent and not path.parent.is_dir():
             raise DisplayError(f"display.video_path: folder {path.parent} does not exist; create it")
         replacing = path.exists()  # before the writer truncates it
-        fourcc = cv2.VideoWriter.fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
+        fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODECS[path.suffix.lower()])
         self._writer = cv2.VideoWriter(str(path), fourcc, fps or 15.0, frame_size)
         if not self._writer.isOpened():
             raise DisplayError(f"display.video_path: cannot write {path}; use a .mp4 or .avi path")

@@ -11,6 +11,25 @@ from pathlib import Path
 
 from device.config import CameraConfig
 
+# The containers the video backend writes, each with the codec (a FourCC) OpenCV's FFmpeg backend encodes it
+# with. Any other extension is refused: OpenCV writes an image extension (.jpg, .png, ...) as one picture that
+# each frame overwrites, keeping the last, and opens no writer at all for .webm, .gif or .txt.
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+_IMAGE_SUFFIXES = {
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".png",
+    ".bmp",
+    ".dib",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+}
+
 
 def _same_file(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` name one file: the same inode where both exist (hard and symbolic links,
@@ -23,8 +42,16 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def video_path_problem(path: Path, input_video: str = "") -> str:
     """One line naming ``path`` and why the annotated video must not be written there, or "" when nothing
-    stops it: it is ``input_video``, the video file being played (``camera.device``; "" when the source is a
-    camera), which the recording would overwrite frame by frame as it is read."""
+    stops it: an extension that is none of ``VIDEO_CODECS``' containers, or ``input_video``, the video file
+    being played (``camera.device``; "" when the source is a camera), which the recording would overwrite
+    frame by frame as it is read."""
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_CODECS:
+        got = repr(path.suffix) if path.suffix else "no extension"
+        if suffix in _IMAGE_SUFFIXES:
+            got += ", an image (only the last frame would be kept)"
+        accepted = ", ".join(VIDEO_CODECS)
+        return f"{path}: expected a video file ending {accepted}, got {got}; change the extension"
     if input_video and _same_file(path, Path(input_video)):
         return (
             f"{path}: the same file as the input video camera.device {input_video}, which the recording "
