@@ -25,7 +25,8 @@ from device.errors import ConfigError
 
 
 def _opt(default: Any, help: str, **rules: Any) -> Any:
-    """A config field with its help text and validation rules (min, max, choices, secret, url, flags)."""
+    """A config field with its help text and validation rules (min, max, choices, secret, url, flags, and
+    file: a path that must name a file, never written with a folder's trailing '/')."""
     return field(default=default, metadata={"help": help, **rules})
 
 
@@ -124,7 +125,9 @@ class DisplayConfig:
         "none", "where annotated frames go", choices=("auto", "none", "video", "fb", "window")
     )
     video_path: Path = _opt(
-        Path("moodcast-out.mp4"), "output file of the video backend (.mp4, .m4v, .mov, .avi or .mkv)"
+        Path("moodcast-out.mp4"),
+        "output file of the video backend (.mp4, .m4v, .mov, .avi or .mkv)",
+        file=True,
     )
     fb_device: Path = _opt(Path("/dev/fb0"), "framebuffer of the fb backend")
     fullscreen: bool = _opt(False, "full-screen window")
@@ -315,6 +318,10 @@ def _coerce(key: str, raw: Any, kind: type, spec: dataclasses.Field) -> Any:
             raise ConfigError(key, f"expected a string (in quotes), got {raw!r}", "fix the value")
         if kind is Path and not str(raw).strip():  # Path("") is ".", the working folder: never what was meant
             raise ConfigError(key, f"expected a path, got {raw!r}", "set a path or remove the key")
+        if kind is Path and rules.get("file") and str(raw).endswith(("/", os.sep)):  # Path() drops the '/'
+            raise ConfigError(
+                key, f"{str(raw)!r} ends with '/', a folder's path; expected a file's", "add the file's name"
+            )
         value = kind(raw)
     choices = rules.get("choices")
     if choices and value not in choices:

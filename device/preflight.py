@@ -3,7 +3,6 @@ the model loads."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from device.config import Config
@@ -11,31 +10,7 @@ from device.display.video_path import input_video, video_path_problem
 from device.errors import ConfigError, ModelError
 from device.outputs.mqtt_client import tls_context
 from device.outputs.outbox import OUTBOX_FIX, outbox_path_problem
-
-
-def _file_problem(path: Path, what: str) -> str:
-    """One line naming ``path`` and what is wrong with it as ``what``, or "" when it is a readable file."""
-    if path.is_dir():
-        return f"{path}: is a folder, expected the {what}"
-    if not path.exists():
-        return f"{path}: {what} not found"
-    if not os.access(path, os.R_OK):
-        return f"{path}: {what} is not readable by this user (permission denied)"
-    return ""
-
-
-def _output_problem(path: Path, what: str) -> str:
-    """One line naming ``path`` and why the daemon cannot write the ``what`` there (a folder in its place, a
-    folder that does not exist, no permission), or "" when it can."""
-    if path.is_dir():
-        return f"{path}: is a folder, expected the {what}'s path"
-    folder = path.parent
-    if not folder.is_dir():
-        return f"{path}: folder {folder} does not exist; create it"
-    writable = os.access(path, os.W_OK) if path.exists() else os.access(folder, os.W_OK | os.X_OK)
-    if not writable:
-        return f"{path}: the {what} cannot be written by this user (permission denied)"
-    return ""
+from device.paths import file_problem, output_problem
 
 
 def file_problems(config: Config) -> list[str]:
@@ -58,13 +33,11 @@ def file_problems(config: Config) -> list[str]:
         for key in ("ca_file", "cert_file", "key_file"):
             if getattr(config.mqtt, key):
                 checks.append((f"mqtt.{key}", Path(getattr(config.mqtt, key)), key.replace("_", " ")))
-    found = [(key, _file_problem(path, what)) for key, path, what in checks]
+    found = [(key, file_problem(path, what)) for key, path, what in checks]
     outputs = [("events.path", config.events.path, "events file")]
     if config.http.enabled:
         outputs.append(("history.path", config.history.path, "history file"))
-    if config.display.backend == "video":
-        outputs.append(("display.video_path", str(config.display.video_path), "video"))
-    found += [(key, _output_problem(Path(out), what)) for key, out, what in outputs if out not in {"", "-"}]
+    found += [(key, output_problem(Path(out), what)) for key, out, what in outputs if out not in {"", "-"}]
     if config.display.backend == "video":
         found.append(
             ("display.video_path", video_path_problem(config.display.video_path, input_video(config.camera)))

@@ -3,6 +3,7 @@ at start."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -97,3 +98,46 @@ def test_a_path_of_no_video_container_is_refused_at_start_and_by_check_config(tm
     if suffix in (".jpg", ".txt"):
         checked = daemon("--check-config", "--input", str(SAMPLE), *record(str(out)))
         one_line_error(checked, f"display.video_path: {out}: expected a video file ending")
+
+
+def refusal(out: Path, size: tuple[int, int] = (64, 48)) -> str:
+    with pytest.raises(DisplayError) as err:
+        write_frames(out, 1, size)
+    return str(err.value)
+
+
+def test_a_recording_that_cannot_be_opened_names_the_real_cause(tmp_path):
+    """Each of these said "cannot write <path>; use a .mp4 or .avi path", though the path was a .mp4."""
+    folder = tmp_path / "clip.mp4"
+    folder.mkdir()
+    assert refusal(folder) == f"display.video_path: {folder}: is a folder, expected the video's path"
+    a_file = tmp_path / "notes"
+    a_file.write_text("")
+    inside = a_file / "out.mp4"
+    assert refusal(inside) == f"display.video_path: {inside}: {a_file} is a file, not a folder"
+    tiny = tmp_path / "tiny.mp4"
+    assert refusal(tiny, (1, 1)) == (
+        f"display.video_path: {tiny}: OpenCV's mp4v encoder refuses 1x1 frames (the input's size) for .mp4 "
+        "files; use a .avi path, or a larger input"
+    )
+    write_frames(tmp_path / "tiny.avi", 2, (1, 1))  # what it says to do works
+    assert frames_in(tmp_path / "tiny.avi") == 2
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_a_recording_in_a_folder_this_user_may_not_write_says_so(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    out = locked / "out.mp4"
+    assert (
+        refusal(out)
+        == f"display.video_path: {out}: the video cannot be written by this user (permission denied)"
+    )
+
+
+def test_a_video_path_ending_in_a_slash_is_refused_as_a_folder(tmp_path):
+    """``out/`` lost its '/' (Path drops it) and was opened as a file named ``out``: "cannot write"."""
+    for args in (["--check-config", "--input", str(SAMPLE)], ["--input", str(SAMPLE)]):
+        result = daemon(*args, *record(f"{tmp_path}/out/"))
+        one_line_error(result, f"display.video_path: '{tmp_path}/out/' ends with '/', a folder's path")
+    assert not (tmp_path / "out").exists()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -48,13 +50,13 @@ class VideoFileDisplay:
         path = config.video_path
         if problem := video_path_problem(path, input_video):
             raise DisplayError(f"display.video_path: {problem}")
-        if path.parent and not path.parent.is_dir():
-            raise DisplayError(f"display.video_path: folder {path.parent} does not exist; create it")
         replacing = path.exists()  # before the writer truncates it
-        fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODECS[path.suffix.lower()])
-        self._writer = cv2.VideoWriter(str(path), fourcc, fps or 15.0, frame_size)
+        codec = VIDEO_CODECS[path.suffix.lower()]
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*codec), fps or 15.0, frame_size)
         if not self._writer.isOpened():
-            raise DisplayError(f"display.video_path: cannot write {path}; use a .mp4 or .avi path")
+            raise DisplayError(
+                f"display.video_path: {path}: {_writer_problem(path.suffix, codec, frame_size)}"
+            )
         self.path = path
         logger.info(
             "writing annotated video to %s%s", path, ", replacing the file there" if replacing else ""
@@ -66,6 +68,25 @@ class VideoFileDisplay:
 
     def close(self) -> None:
         self._writer.release()
+
+
+def _writer_problem(suffix: str, codec: str, frame_size: tuple[int, int]) -> str:
+    """Why OpenCV opened no ``codec`` writer for a ``suffix`` file of ``frame_size`` (width, height) frames
+    once the path itself is fine: the encoder refuses frames that small (MPEG-4 takes no 1x1 frame) when it
+    opens for 64x64 frames in a scratch folder, else this OpenCV cannot write such files at all."""
+    with tempfile.TemporaryDirectory(prefix="moodcast-probe-") as scratch:
+        probe = cv2.VideoWriter(
+            str(Path(scratch, "probe" + suffix)), cv2.VideoWriter.fourcc(*codec), 15.0, (64, 64)
+        )
+        writes_the_format = probe.isOpened()
+        probe.release()
+    width, height = frame_size
+    if writes_the_format:
+        return (
+            f"OpenCV's {codec} encoder refuses {width}x{height} frames (the input's size) for {suffix} "
+            "files; use a .avi path, or a larger input"
+        )
+    return f"this OpenCV cannot write {suffix} files ({codec} encoder missing); use a .avi path"
 
 
 def open_display(

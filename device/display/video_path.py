@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from device.config import CameraConfig
+from device.paths import output_problem
 
 # The containers the video backend writes, each with the codec (a FourCC) OpenCV's FFmpeg backend encodes it
 # with. Any other extension is refused: OpenCV writes an image extension (.jpg, .png, ...) as one picture that
@@ -42,9 +43,12 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def video_path_problem(path: Path, input_video: str = "") -> str:
     """One line naming ``path`` and why the annotated video must not be written there, or "" when nothing
-    stops it: an extension that is none of ``VIDEO_CODECS``' containers, or ``input_video``, the video file
-    being played (``camera.device``; "" when the source is a camera), which the recording would overwrite
-    frame by frame as it is read."""
+    stops it: a folder in its place, a folder that does not exist, no permission (``output_problem``), an
+    extension that is none of ``VIDEO_CODECS``' containers, or ``input_video``, the video file being played
+    (``camera.device``; "" when the source is a camera), which the recording would overwrite frame by frame
+    as it is read."""
+    if problem := output_problem(path, "video"):
+        return problem
     suffix = path.suffix.lower()
     if suffix not in VIDEO_CODECS:
         got = repr(path.suffix) if path.suffix else "no extension"
