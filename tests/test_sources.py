@@ -184,9 +184,52 @@ def test_a_photo_given_as_the_video_says_why_no_face_is_announced(tmp_path, capl
     photo = tmp_path / "face.jpg"
     cv2.imwrite(str(photo), decode(SAMPLE)[0][0])
     with caplog.at_level("WARNING", logger="device.sources.camera"):
-        assert play(photo) <= 1  # OpenCV opens it, and cannot rewind it to the frame open() read
+        assert play(photo) == 1
     warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1 and "held a single frame (a photo?)" in warnings[0], warnings
+    assert len(warnings) == 1 and "held a single frame (a photo?): it is processed once" in warnings[0], (
+        warnings
+    )
+
+
+def test_a_video_of_one_frame_is_processed_and_recorded(tmp_path, shipped_model):
+    """A 1-frame clip, or a photo given as the video, gave an empty, unplayable annotated video and exit 0:
+    open() read the frame to probe the file, and the rewind to it failed, so it was never processed."""
+    image = decode(SAMPLE)[0][0]
+    one = write_video(tmp_path / "one.mp4", [image])
+    photo = tmp_path / "face.jpg"
+    cv2.imwrite(str(photo), image)
+    for video in (one, photo):
+        assert play(video) == 1
+        out = tmp_path / f"{video.stem}-annotated.mp4"
+        result = daemon(
+            "--input", str(video), "--model-path", str(shipped_model),
+            "--display-backend", "video", "--display-video-path", str(out),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "held a single frame" in result.stderr
+        written = cv2.VideoCapture(str(out))
+        assert written.read()[0] and not written.read()[0], "exactly one annotated frame"
+        written.release()
+
+
+def test_a_video_is_delivered_from_its_first_frame_once_each_in_order(tmp_path):
+    """open() reads the first frame to probe the file: read() hands over that one, not a second copy."""
+    clip = write_video(tmp_path / "clip.mp4", decode(SAMPLE)[0][:5])
+    capture, expected = cv2.VideoCapture(str(clip)), []
+    while (got := capture.read())[0]:
+        expected.append(got[1])
+    capture.release()
+    source = VideoFileSource(CameraConfig(device=str(clip), realtime=False), DetectConfig())
+    source.open()
+    try:
+        frames = [source.read(threading.Event()) for _ in range(6)]
+    finally:
+        source.close()
+    assert frames[-1] is None and len(expected) == 5
+    for index, (frame, image) in enumerate(zip(frames[:5], expected, strict=True)):
+        assert frame is not None and frame.index == index
+        assert frame.time_s == pytest.approx(index / 15.0, abs=0.0015)
+        np.testing.assert_array_equal(frame.image, image)
 
 
 def uneven_times(count: int, fast_s: float = 1 / 15, slow_s: float = 0.2) -> list[float]:

@@ -155,6 +155,9 @@ class VideoFileSource:
         self._last_s = -1.0
         self._announced_s = 0.0  # the duration the container announces (open)
         self._end_told = False
+        # The first frame, read by open() to probe the file and delivered by the first read(), with its
+        # position (ms): no rewind, which fails on a file of one frame (a photo, a 1-frame clip).
+        self._first: tuple[np.ndarray, float] | None = None
 
     def open(self) -> None:
         if self.path.is_dir():
@@ -170,7 +173,7 @@ class VideoFileSource:
         ok, first = capture.read() if capture.isOpened() else (False, None)
         if not ok or first is None:
             raise CameraError(f"camera.device: {self.path} is not a readable video; check the file")
-        capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self._first = (first, capture.get(cv2.CAP_PROP_POS_MSEC))
         self._capture = capture
         self.fps = capture.get(cv2.CAP_PROP_FPS) or self.config.fps
         # What the container announces (FFmpeg's frame count is its duration x the nominal rate, so the
@@ -182,17 +185,21 @@ class VideoFileSource:
 
     def read(self, stop: threading.Event, idle: Callable[[], None] | None = None) -> Frame | None:
         assert self._capture is not None, "open() first"
-        ok, image = self._capture.read()
-        if not ok:
-            self._tell_how_it_ended()
-        if not ok and self.config.loop and self._index:
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            self._pass_offset_s = self._last_s + 1.0 / self.fps
+        if self._first is not None:
+            (image, position_ms), self._first = self._first, None
+        else:
             ok, image = self._capture.read()
-        if not ok:
-            return None
+            if not ok:
+                self._tell_how_it_ended()
+            if not ok and self.config.loop and self._index:
+                self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                self._pass_offset_s = self._last_s + 1.0 / self.fps
+                ok, image = self._capture.read()
+            if not ok:
+                return None
+            position_ms = self._capture.get(cv2.CAP_PROP_POS_MSEC)
         image = self._orient(image)
-        time_s = self._timestamp()
+        time_s = self._timestamp(position_ms)
         if self.config.realtime:
             if self._index == 0:
                 self._started = time.monotonic()
@@ -210,10 +217,11 @@ class VideoFileSource:
             return
         self._end_told = True
         played_s = self._last_s - self._pass_offset_s + 1.0 / self.fps
-        if self._index <= 1:  # an image file: OpenCV reads its one frame in open() and cannot rewind to it
+        if self._index <= 1:  # an image file, or a clip of one frame: that frame was processed once
             logger.warning(
-                "video %s held a single frame (a photo?): a face is announced once it is seen on "
-                "track.confirm_frames frames; to label a photo, send it to /api/v1/analyze (http.enabled)",
+                "video %s held a single frame (a photo?): it is processed once, and a face is announced "
+                "only once seen on track.confirm_frames frames; to label a photo, send it to "
+                "/api/v1/analyze (http.enabled)",
                 self.path,
             )
         elif played_s < self._announced_s - EARLY_END_S:
@@ -225,15 +233,15 @@ class VideoFileSource:
                 self._index,
             )
 
-    def _timestamp(self) -> float:
-        """The frame just read on the file's own clock: its presentation time, not index / average fps.
+    def _timestamp(self, position_ms: float) -> float:
+        """The frame just read, at ``position_ms`` in the file (OpenCV's CAP_PROP_POS_MSEC once it was read),
+        in seconds on the source's clock: its presentation time, not index / average fps.
 
         A variable-frame-rate file (phones, screen recorders, webm) spaces its frames unevenly, so
         events' times and realtime pacing follow the file's timestamps. A frame without a usable one
         (no timestamp, or not after the last) is placed one nominal frame after the last.
         """
-        assert self._capture is not None
-        time_s = self._pass_offset_s + self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        time_s = self._pass_offset_s + position_ms / 1000.0
         if self._index and time_s <= self._last_s:
             time_s = self._last_s + 1.0 / self.fps
         self._last_s = time_s
