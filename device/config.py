@@ -25,8 +25,9 @@ from device.errors import ConfigError
 
 
 def _opt(default: Any, help: str, **rules: Any) -> Any:
-    """A config field with its help text and validation rules (min, max, choices, secret, url, flags, and
-    file: a path that must name a file, never written with a folder's trailing '/')."""
+    """A config field with its help text and validation rules (min, max, choices, secret, url, flags;
+    path: a string that names a file, whose leading ``~`` is expanded as every Path field's is; file: a
+    path that must name a file, never written with a folder's trailing '/')."""
     return field(default=default, metadata={"help": help, **rules})
 
 
@@ -38,6 +39,7 @@ class CameraConfig:
         "camera index, /dev/videoN, video file, or rtsp:// http(s):// stream URL",
         flags=("--input",),
         url=True,
+        path=True,
     )
     width_px: int = _opt(640, "capture width", min=16, max=4096)
     height_px: int = _opt(480, "capture height", min=16, max=4096)
@@ -135,7 +137,9 @@ class DisplayConfig:
 
 @dataclass(frozen=True)
 class EventsConfig:
-    path: str = _opt("", "write events as JSON lines here ('-' for stdout, '' for none)", flags=("--events",))
+    path: str = _opt(
+        "", "write events as JSON lines here ('-' for stdout, '' for none)", flags=("--events",), path=True
+    )
 
 
 @dataclass(frozen=True)
@@ -150,12 +154,14 @@ class MqttConfig:
     username: str = _opt("", "user name")
     password: str = _opt("", "password, from the environment only", secret=True)
     tls: bool = _opt(False, "connect with TLS")
-    ca_file: str = _opt("", "CA certificate file for TLS")
-    cert_file: str = _opt("", "client certificate file for TLS")
-    key_file: str = _opt("", "client key file for TLS")
+    ca_file: str = _opt("", "CA certificate file for TLS", path=True)
+    cert_file: str = _opt("", "client certificate file for TLS", path=True)
+    key_file: str = _opt("", "client key file for TLS", path=True)
     tls_insecure: bool = _opt(False, "skip the broker host name check (testing only)")
     outbox_max: int = _opt(10000, "events kept while the broker is away", min=1)
-    outbox_path: str = _opt("", "SQLite file that keeps the outbox across restarts ('' for memory)")
+    outbox_path: str = _opt(
+        "", "SQLite file that keeps the outbox across restarts ('' for memory)", path=True
+    )
     discovery: bool = _opt(True, "publish Home Assistant discovery configs")
     discovery_prefix: str = _opt("homeassistant", "Home Assistant discovery prefix")
     state_interval_s: float = _opt(5.0, "publish the retained state this often", min=0.5)
@@ -188,7 +194,9 @@ class MoodConfig:
 
 @dataclass(frozen=True)
 class HistoryConfig:
-    path: str = _opt("", "SQLite file of the page's history: labels, scores and times only ('' for memory)")
+    path: str = _opt(
+        "", "SQLite file of the page's history: labels, scores and times only ('' for memory)", path=True
+    )
     retention_h: float = _opt(
         24.0, "keep history this many hours (pruned at start and every minute)", min=1.0, max=8760.0
     )
@@ -323,6 +331,8 @@ def _coerce(key: str, raw: Any, kind: type, spec: dataclasses.Field) -> Any:
                 key, f"{str(raw)!r} ends with '/', a folder's path; expected a file's", "add the file's name"
             )
         value = kind(raw)
+        if kind is Path or rules.get("path"):  # "~/out.mp4" (TOML, environment files: no shell expands it)
+            value = kind(os.path.expanduser(str(value)))
     choices = rules.get("choices")
     if choices and value not in choices:
         raise ConfigError(

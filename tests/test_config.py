@@ -309,3 +309,20 @@ def test_a_section_written_as_a_value_says_so(tmp_path):
     """``camera = 3`` at the top level was "camera: unknown key", though camera is a section."""
     with pytest.raises(ConfigError, match=r"camera: a section in .*, got a value; write \[camera\]"):
         load_config(write_toml(tmp_path, "camera = 3\n"), environ={}, cli={})
+
+
+def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """``video_path = "~/x.mp4"`` was taken as a folder named '~': "folder ~ does not exist; create it"."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = write_toml(
+        tmp_path,
+        '[camera]\ndevice = "~/clip.mp4"\n[display]\nbackend = "video"\nvideo_path = "~/x.mp4"\n'
+        '[events]\npath = "~/events.jsonl"\n[mqtt]\noutbox_path = "~/outbox.db"\n',
+    )
+    config = load_config(path, environ={}, cli={"http.enabled": "true", "history.path": "~/history.db"})
+    assert config.camera.device == str(tmp_path / "clip.mp4")
+    assert config.display.video_path == tmp_path / "x.mp4"
+    assert config.events.path == str(tmp_path / "events.jsonl")
+    assert config.mqtt.outbox_path == str(tmp_path / "outbox.db")
+    assert config.history.path == str(tmp_path / "history.db")
+    assert load_config(None, environ={}, cli={"events.path": "-"}).events.path == "-"
