@@ -129,6 +129,164 @@ def test_resume_continues_from_the_last_finished_epoch(
     assert json.loads((out / "training.json").read_text())["epochs"] == 2
 
 
+@pytest.mark.slow
+def test_a_resumed_run_keeps_the_best_model_from_before_the_interruption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed epoch worse than the best before the interruption used to replace best.keras (the checkpoint
+    forgot the earlier epochs), and the report gave the best of the resumed epochs only."""
+    import keras
+
+    import train.fit as train_fit
+
+    class Interrupt(Exception):
+        pass
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            raise Interrupt
+
+    out = tmp_path / "run"
+    argv = ["--data", FER_MINI, "--out", out, "--epochs", "2", "--width", "8", "--precision", "float32"]
+    real_callbacks = train_fit.callbacks
+    monkeypatch.setattr(train_fit, "callbacks", lambda args: [*real_callbacks(args), StopAfterFirstEpoch()])
+    with pytest.raises(Interrupt):
+        run_train(*argv)
+    monkeypatch.setattr(train_fit, "callbacks", real_callbacks)
+    # Epoch 0 as a far better epoch than any the resumed run can reach on this fixture.
+    history = out / "history.csv"
+    rows = list(csv.DictReader(history.open()))
+    rows[0]["val_accuracy"] = "0.99"
+    write_csv(history, rows, tuple(rows[0]))
+    best_before = (out / "best.keras").read_bytes()
+
+    assert run_train(*argv, "--resume") == 0
+    assert (out / "best.keras").read_bytes() == best_before
+    facts = json.loads((out / "training.json").read_text())
+    assert facts["best_val_accuracy"] == 0.99 and facts["epochs"] == 2
+
+
+def test_resume_without_an_interrupted_run_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--resume on a folder with no backup used to start a fresh run, over a finished one's files."""
+    out = tmp_path / "run"
+    assert run_train("--data", FER_MINI, "--out", out, "--resume") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"train: --out {out}: no interrupted run to resume (no {out / 'backup'}); start it without --resume"
+    ]
+    assert not out.exists()
+
+
+def test_a_fresh_start_over_an_interrupted_run_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plain start used to delete an interrupted run's backup and begin again at epoch 1."""
+    out = tmp_path / "run"
+    (out / "backup").mkdir(parents=True)
+    assert run_train("--data", FER_MINI, "--out", out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds an interrupted run: continue it with --resume" in err[0], err
+    assert (out / "backup").is_dir()
+
+
+def test_a_resume_with_other_flags_names_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another --width used to end in a 110-line Keras traceback; another --epochs silently changed the
+    learning-rate schedule mid-run."""
+    from train.__main__ import parse_args
+    from train.run_folder import write_settings
+
+    out = tmp_path / "run"
+    (out / "backup").mkdir(parents=True)
+    write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--width", "8", "--epochs", "4"]))
+    assert run_train("--data", FER_MINI, "--out", out, "--width", "16", "--epochs", "4", "--resume") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "train: --resume: give the run's own flags: --width 16 (the run has 8)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--epochs", "0"], "--epochs: expected a whole number >= 1, got 0"),
+        (["--batch-size", "-1"], "--batch-size: expected a whole number >= 1, got -1"),
+        (["--width", "0"], "--width: expected a whole number >= 1, got 0"),
+        (["--patience", "-5"], "--patience: expected a whole number >= 0, got -5"),
+        (["--learning-rate", "nan"], "--learning-rate: expected a number > 0, got nan"),
+        (["--learning-rate", "-1"], "--learning-rate: expected a number > 0, got -1.0"),
+        (["--extra-weight", "inf"], "--extra-weight: expected a number > 0, got inf"),
+    ],
+)
+def test_bad_numbers_are_one_line_exit_2(
+    flags: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each used to fail late with a traceback (epochs 0, batch size 0, width 0) or train on NaN losses."""
+    with pytest.raises(SystemExit) as stop:
+        run_train("--data", FER_MINI, *flags)
+    assert stop.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_quick_keeps_an_explicit_width_and_patience() -> None:
+    from train.__main__ import parse_args
+
+    args = parse_args(["--quick", "--width", "12", "--patience", "5"])
+    assert (args.width, args.patience, args.epochs) == (12, 5, 2)
+    args = parse_args(["--quick"])
+    assert (args.width, args.patience) == (8, 2)
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_an_out_that_cannot_be_a_folder_is_one_line_exit_2(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out naming a file (or a path under one) used to end in FileExistsError / NotADirectoryError."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    out = blocker if where == "file" else blocker / "run"
+    assert run_train("--data", FER_MINI, "--out", out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"train: --out {out}") and "file" in err[0], err
+
+
+def test_votes_keyed_by_other_names_are_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Votes keyed by bare file names used to leave every Training face out "as not a face", then crash in
+    TensorFlow on an empty data set; a truncated file silently left out most faces."""
+    with (FER_MINI / "votes.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["file"] = Path(row["file"]).name
+    votes = write_csv(tmp_path / "votes.csv", rows, tuple(rows[0]))
+    assert run_train("--data", FER_MINI, "--votes", votes, "--out", tmp_path / "run") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Training faces have no row; its file column must name each face" in err[0], err
+
+
+@pytest.mark.slow  # starts TensorFlow in a child: make test-slow
+def test_sigterm_stops_a_run_with_one_line_and_it_resumes(tmp_path: Path) -> None:
+    """SIGTERM used to end a run silently (exit 143), Ctrl-C with a 58-line KeyboardInterrupt traceback."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "train", "--data", str(FER_MINI), "--out", str(out), *TRAIN_ARGS]
+    command[command.index("--epochs") + 1] = "200"
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "history.csv").is_file() or not (out / "backup").is_dir():  # one epoch finished
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert "train: interrupted after" in last and "--resume" in last, err[-2000:]
+    assert "Traceback" not in err
+    assert (out / "backup").is_dir()
+
+
 @pytest.mark.slow  # imports TensorFlow (no other fast test does): make test-slow
 def test_weight_averaging_exports_the_average_not_the_last_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -22,9 +24,12 @@ from train.const import LABELS
 from train.data import Dataset, DatasetError, Split, load, load_extra, merge_splits
 from train.metrics import classification_metrics, format_report
 from train.precision import PRECISIONS, cpu_flags, resolve_precision
+from train.run_folder import HISTORY_FILE, read_history, start_problem, write_settings
 from train.votes import Votes, VotesError, blended_targets, load_votes
 
 logger = logging.getLogger("train")
+# More Training faces than this without a votes row: the votes are keyed by other names (FER+ lacks 0.5 %).
+MAX_MISSING_VOTES_FRAC = 0.05
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,8 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="default 40, or 2 with --quick")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--width", type=int, default=32, help="channels of the first block")
-    parser.add_argument("--patience", type=int, default=12, help="early stopping, in epochs")
+    parser.add_argument("--width", type=int, help="channels of the first block (default 32; 8 with --quick)")
+    parser.add_argument("--patience", type=int, help="early stopping, in epochs (default 12; 2 with --quick)")
     parser.add_argument(
         "--ema-momentum",
         type=float,
@@ -89,12 +94,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--quick", action="store_true", help="a narrow model for 2 epochs: a smoke test")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.width, args.patience = 8, 2
-    if args.epochs is None:
-        args.epochs = 2 if args.quick else 40
-    if not args.extra_weight > 0:
-        parser.error(f"--extra-weight: expected a number > 0, got {args.extra_weight}")
+    defaults = {"epochs": (40, 2), "width": (32, 8), "patience": (12, 2)}  # (a run, a --quick smoke test)
+    for flag, (run, quick) in defaults.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, quick if args.quick else run)
+    for flag, least in (("epochs", 1), ("batch_size", 1), ("width", 1), ("patience", 0)):
+        if (value := getattr(args, flag)) < least:
+            parser.error(f"--{flag.replace('_', '-')}: expected a whole number >= {least}, got {value}")
+    for flag in ("learning_rate", "extra_weight"):
+        if not 0 < getattr(args, flag) < math.inf:
+            parser.error(f"--{flag.replace('_', '-')}: expected a number > 0, got {getattr(args, flag)}")
     if not 0.0 <= args.ema_momentum < 1.0:
         parser.error(f"--ema-momentum: expected a number from 0 to below 1, got {args.ema_momentum}")
     if not 0.0 <= args.vote_blend <= 1.0:
@@ -177,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     commit = git_commit()  # the code that trains, before anything can move HEAD during the run
+    problem = start_problem(args)
+    if problem:
+        print(f"train: {problem}", file=sys.stderr)
+        return 2
 
     # Data (no TensorFlow yet: a wrong path answers in a second)
     try:
@@ -186,18 +199,61 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, VotesError) as err:
         print(f"train: {err}", file=sys.stderr)
         return 2
-    if votes is not None and not any(data["Training"].names):
-        print(
-            f"train: {args.data}: --votes needs the image-folder layout (a CSV has no file names)",
-            file=sys.stderr,
-        )
+    problem = votes_problem(args, data, votes)
+    if problem:
+        print(f"train: {problem}", file=sys.stderr)
         return 2
     extra = merge_splits(extras) if extras else None
     images, targets, weights, target_facts = training_targets(
         data, votes, args.vote_blend, extra, args.extra_weight
     )
     args.out.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        write_settings(args)
 
+    # SIGTERM (systemd, a closed session) stops the run as Ctrl-C does: at the last finished epoch.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return train_and_report(args, data, votes, extra, (images, targets, weights), target_facts, commit)
+    except KeyboardInterrupt:
+        done = read_history(args.out / HISTORY_FILE).epochs
+        print(
+            f"train: interrupted after {done} finished epochs of {args.epochs}; continue with the same "
+            "command and --resume (make train-resume)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def votes_problem(args: argparse.Namespace, data: Dataset, votes: Votes | None) -> str:
+    """Why the votes cannot serve this data (one line), or "": the layout has no file names to key them by,
+    or the votes name too few of its Training faces (keyed by other names, or cut short). FER+ has no row for
+    about 0.5 % of the faces, the ones it dropped as not a face."""
+    if votes is None:
+        return ""
+    names = data["Training"].names
+    if not any(names):
+        return f"{args.data}: --votes needs the image-folder layout (a CSV has no file names)"
+    _, found = votes.emotion_counts(names)
+    missing = int((~found).sum())
+    if missing > MAX_MISSING_VOTES_FRAC * len(names):
+        return (
+            f"{args.votes}: {missing} of {len(names)} Training faces have no row; its file column must name "
+            f"each face by its path under --data ({names[0]})"
+        )
+    return ""
+
+
+def train_and_report(
+    args: argparse.Namespace,
+    data: Dataset,
+    votes: Votes | None,
+    extra: Split | None,
+    training: tuple[np.ndarray, np.ndarray, np.ndarray],
+    target_facts: dict,
+    commit: str,
+) -> int:
+    """Train on ``training`` (faces, targets, sample weights), evaluate on PrivateTest, write the report."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
@@ -208,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     args.precision = resolve_precision(
         args.precision, cpu_flags(), has_gpu=bool(tf.config.list_physical_devices("GPU"))
     )
-    train_ds = fit.training_dataset(images, targets, weights, args)
+    train_ds = fit.training_dataset(*training, args)
     val = data["PublicTest"]
     val_ds = fit.validation_dataset(val.images, val.labels, args.normalization)
 
@@ -218,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("model %s: %d parameters, %s", model.name, model.count_params(), args.precision)
 
     # Train
-    history = fit.fit(model, train_ds, val_ds, args)
+    fit.fit(model, train_ds, val_ds, args)
+    history = read_history(args.out / HISTORY_FILE)  # every epoch, the ones before a resume too
 
     # Evaluate on PrivateTest, the final report only
     model = fit.export_float32(args.out / "best.keras", args)
@@ -226,12 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     if extra is not None:  # training faces: how well the model learned them, not a test
         predicted = fit.predict(model, extra.images, args.normalization).argmax(axis=1)
         metrics["extra"] = classification_metrics(extra.labels, predicted, list(LABELS))
-    report.plot_curves(args.out / "history.csv", args.out / "curves.png")
+    report.plot_curves(args.out / HISTORY_FILE, args.out / "curves.png")
     facts = {
         "split": "PrivateTest",
         "dataset": "FER2013",
-        "epochs": len(history.epoch) and history.epoch[-1] + 1,
-        "best_val_accuracy": round(max(history.history.get("val_accuracy", [0.0])), 4),
+        "epochs": history.epochs,
+        "best_val_accuracy": round(history.best or 0.0, 4),
         "seed": args.seed,
         "width": args.width,
         "ema_momentum": args.ema_momentum,

@@ -7,7 +7,6 @@ for TensorFlow to start.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import keras
@@ -18,6 +17,7 @@ from device.vision.preprocess import normalize
 from train.augment import build_augmenter, photometric, random_erase
 from train.const import IMAGE_SIZE_PX, LABELS
 from train.model import build_model
+from train.run_folder import BACKUP_FOLDER, HISTORY_FILE, History, read_history
 
 
 def training_dataset(
@@ -88,21 +88,38 @@ def callbacks(args: argparse.Namespace) -> list[keras.callbacks.Callback]:
 
     With weight averaging, ``SwapEMAWeights`` comes first: it puts the averaged weights in the model before
     validation and at each epoch's end, so every later callback judges and saves the average (a resumed run
-    continues training from the averaged weights of its last finished epoch).
+    continues training from the averaged weights of its last finished epoch). A resumed run's best model and
+    early-stopping wait continue from the epochs in ``history.csv``: a resumed epoch replaces ``best.keras``
+    only when it beats every epoch before the interruption.
     """
-    backup = args.out / "backup"
-    if not args.resume and backup.exists():
-        shutil.rmtree(backup)
+    history = read_history(args.out / HISTORY_FILE) if args.resume else History([])
     averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if args.ema_momentum > 0 else []
     return averaging + [
-        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.BackupAndRestore(str(args.out / BACKUP_FOLDER)),
         keras.callbacks.ModelCheckpoint(
-            str(args.out / "best.keras"), monitor="val_accuracy", save_best_only=True
+            str(args.out / "best.keras"),
+            monitor="val_accuracy",
+            save_best_only=True,
+            initial_value_threshold=history.best,
         ),
         keras.callbacks.ModelCheckpoint(str(args.out / "last.keras")),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=args.patience),
-        keras.callbacks.CSVLogger(str(args.out / "history.csv"), append=args.resume),
+        ResumedEarlyStopping(history, monitor="val_accuracy", patience=args.patience),
+        keras.callbacks.CSVLogger(str(args.out / HISTORY_FILE), append=args.resume),
     ]
+
+
+class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's EarlyStopping, starting from a resumed run's best accuracy and wait (``History``) rather than
+    from nothing, so a resume neither forgets the best epoch nor grants ``patience`` epochs afresh."""
+
+    def __init__(self, history: History, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._history = history
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        self.best = self._history.best
+        self.wait = self._history.since_best
 
 
 def new_model(args: argparse.Namespace) -> keras.Model:
