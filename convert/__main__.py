@@ -11,7 +11,9 @@ robustness table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -21,9 +23,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from convert.calibrate import fit_temperature, reliability
-from convert.card import QUANTIZATIONS, build_card, card_metrics, crop_section, read_json, write_card
+from convert.card import (
+    QUANTIZATIONS,
+    build_card,
+    card_json,
+    card_metrics,
+    crop_section,
+    read_json,
+    write_card,
+)
 from convert.errors import AccuracyDropError, ConvertError
 from convert.robustness import labels_unchanged
+from device.config import folder_problem
 from device.errors import ModelError
 from device.vision.classify import EmotionClassifier, apply_temperature, card_path_for
 from device.vision.preprocess import normalize
@@ -80,8 +91,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.training = args.training or args.model.with_name("training.json")
+    if args.out is not None and not str(args.out).strip():
+        parser.error("--out: expected the .tflite's path, got an empty path")
     args.out = args.out or Path(f"models/emotion-{args.quantization}.tflite")
+    if args.representative < 1:
+        parser.error(f"--representative: expected a whole number >= 1, got {args.representative}")
+    if not math.isfinite(args.max_drop):  # nan would switch the guard off
+        parser.error(f"--max-drop: expected a number, got {args.max_drop}")
     return args
+
+
+def out_problem(out: Path) -> str:
+    """Why the model cannot be written at ``out`` (a folder there or at its card's path, or a folder this user
+    cannot create or write: ``device.config.folder_problem``), or "": checked before the minutes of
+    conversion, not after."""
+    if out.is_dir() or str(out).endswith(os.sep):
+        return f"--out {out}: is a folder, expected the .tflite's path"
+    card = card_path_for(out)
+    if card.is_dir():
+        return f"--out {out}: its card's path {card} is a folder"
+    problem = folder_problem(out.parent)
+    return f"--out {problem}" if problem else ""
+
+
+def replace_files(contents: dict[Path, bytes]) -> None:
+    """Write each file beside its final path, then move them all into place (``os.replace``): a failure
+    to write (a full disk, no permission) leaves the files that were there whole, not a truncated model beside
+    an old card. Raises ConvertError naming the file."""
+    written: list[tuple[Path, Path]] = []
+    target = next(iter(contents))
+    try:
+        for target, data in contents.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part = target.with_name(f".{target.name}.part-{os.getpid()}")  # the umask's mode, as write_bytes
+            written.append((part, target))
+            part.write_bytes(data)
+        for part, target in written:
+            os.replace(part, target)
+    except OSError as err:
+        for part, _ in written:
+            with contextlib.suppress(OSError):  # the part that could not be written may not be a file
+                part.unlink(missing_ok=True)
+        raise ConvertError(f"{target}: cannot write it ({err.strerror or err})") from None
 
 
 def load_keras_model(path: Path) -> keras.Model:
@@ -197,10 +248,8 @@ def convert(args: argparse.Namespace) -> dict:
         {key: calibration[key] for key in ("temperature", "method", "fitted_on")}
         | {"ece": calibration["calibrated"]["ece"], "ece_uncalibrated": calibration["uncalibrated"]["ece"]},
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(flatbuffer)
-    write_card(card_path_for(args.out), card)
     write_report(report_dir_for(args.out), lite, reference, ferplus, calibration, robustness, agreement)
+    replace_files({args.out: flatbuffer, card_path_for(args.out): card_json(card).encode()})
     print(format_extras(ferplus, calibration, robustness))
     print(f"model: {args.out}  card: {card_path_for(args.out)}  report: {report_dir_for(args.out)}")
     return card
@@ -283,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # "Assets written to: <tmp>", once per export
     args = parse_args(argv)
+    problem = out_problem(args.out)
+    if problem:
+        print(f"convert: {problem}", file=sys.stderr)
+        return 2
     try:
         convert(args)
     except AccuracyDropError as err:

@@ -120,6 +120,11 @@ def card_metrics(
     return card
 
 
+def card_json(card: dict) -> str:
+    """The card as the indented JSON text written beside the model."""
+    return json.dumps(card, indent=2) + "\n"
+
+
 def write_card(path: Path, card: dict) -> None:
-    """Write the card as indented JSON."""
-    Path(path).write_text(json.dumps(card, indent=2) + "\n")
+    """Write the card as indented JSON (``card_json``)."""
+    Path(path).write_text(card_json(card))

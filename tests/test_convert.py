@@ -6,6 +6,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -173,3 +174,62 @@ def test_flip_averaged_model_scores_a_face_and_its_mirror_alike():
     np.testing.assert_allclose(wrapped(faces), wrapped(mirrored), atol=1e-5)
     assert not np.allclose(base(faces), base(mirrored), atol=1e-5)
     np.testing.assert_allclose(np.asarray(wrapped(faces)).sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("where", ["folder", "card folder", "under a file"])
+def test_an_out_that_cannot_be_written_is_refused_before_converting(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """These used to fail with IsADirectoryError / FileExistsError tracebacks after the whole conversion."""
+    out = tmp_path / "m.tflite"
+    if where == "folder":
+        out.mkdir()
+    elif where == "card folder":
+        (tmp_path / "m.json").mkdir()
+    else:
+        (tmp_path / "taken").write_text("x")
+        out = tmp_path / "taken" / "m.tflite"
+    started = time.monotonic()
+    assert run_convert("--model", tmp_path / "absent.keras", "--data", FER_MINI, "--out", out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"convert: --out {out.parent if where == 'under a file' else out}"
+    )
+    assert "absent.keras" not in err[0] and time.monotonic() - started < 5  # before reading the model
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--representative", "-5"], "--representative: expected a whole number >= 1, got -5"),
+        (["--max-drop", "nan"], "--max-drop: expected a number, got nan"),
+    ],
+)
+def test_bad_numbers_are_one_line_exit_2(
+    flags: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--representative -5 used to end in a numpy traceback; --max-drop nan switched the guard off."""
+    with pytest.raises(SystemExit) as stop:
+        run_convert("--data", FER_MINI, *flags)
+    assert stop.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_a_write_that_fails_leaves_the_shipped_model_and_card_whole(tmp_path: Path) -> None:
+    """convert wrote the model in place: a full disk left a truncated model (which the device refuses) beside
+    the old card. Here the card's write fails; the old model and card must be untouched, no part left."""
+    import os
+
+    from convert.__main__ import replace_files
+    from convert.errors import ConvertError
+
+    model, card = tmp_path / "m.tflite", tmp_path / "m.json"
+    model.write_bytes(b"old model")
+    card.write_text("old card")
+    (tmp_path / f".m.json.part-{os.getpid()}").mkdir()  # the card's part cannot be written
+    with pytest.raises(ConvertError, match="m.json: cannot write it"):
+        replace_files({model: b"new model", card: b"new card"})
+    assert model.read_bytes() == b"old model" and card.read_text() == "old card"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".m.json.part-{os.getpid()}", "m.json", "m.tflite"]
+    replace_files({model: b"new model"})
+    assert model.read_bytes() == b"new model"
