@@ -21,6 +21,9 @@ RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorf
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 # A video file that ends this much before the duration its container announces is said to be cut short.
 EARLY_END_S = 1.0
+# The longest gap between two frames a recording holds the first for (a stream that stalled for minutes is
+# not recorded as minutes of one frame).
+RECORDING_MAX_GAP_S = 5.0
 # Face detection.
 HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
 # A window searched on its own (a hint's, an unannounced track's) and the verifier's patch are searched for

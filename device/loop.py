@@ -169,7 +169,7 @@ class FrameLoop:
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
             if ok:
                 self.latest_jpeg = jpeg.tobytes()
-        return self.display.show(image)
+        return self.display.show(image, frame.time_s)
 
     def _observe(self, timings: dict[str, float], faces: int) -> None:
         metrics = self.metrics

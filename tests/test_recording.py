@@ -141,3 +141,45 @@ def test_a_video_path_ending_in_a_slash_is_refused_as_a_folder(tmp_path):
         result = daemon(*args, *record(f"{tmp_path}/out/"))
         one_line_error(result, f"display.video_path: '{tmp_path}/out/' ends with '/', a folder's path")
     assert not (tmp_path / "out").exists()
+
+
+def test_frames_are_recorded_at_their_times_not_one_file_frame_each(tmp_path):
+    """A recording wrote each frame once at the announced rate: a variable-frame-rate input, or a pipeline
+    slower than its camera, played too fast (30 frames over 8.0 s became 2 s). Each file frame now shows the
+    newest frame whose time had come; a frame sharing a file frame with a newer one gives way to it."""
+    out = tmp_path / "out.avi"
+    display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (64, 48), 15.0)
+    times = [10.0, 10.2, 12.0, 12.01, 12.07]  # file frames 0, 3, 30, 30 (the newer wins), 31
+    for index, time_s in enumerate(times):
+        display.show(np.full((48, 64, 3), 40 * index, np.uint8), time_s)
+    display.close()
+    capture = cv2.VideoCapture(str(out))
+    shades = []
+    while (read := capture.read())[0]:
+        shades.append(round(float(read[1].mean()) / 40))
+    assert shades == [0] * 3 + [1] * 27 + [3, 4]
+
+
+def test_a_stalled_source_is_held_for_at_most_the_longest_gap(tmp_path):
+    from device.const import RECORDING_MAX_GAP_S
+
+    out = tmp_path / "out.avi"
+    display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (64, 48), 10.0)
+    display.show(np.zeros((48, 64, 3), np.uint8), 0.0)
+    display.show(np.zeros((48, 64, 3), np.uint8), 600.0)  # a stream back after ten minutes
+    display.close()
+    assert frames_in(out) == round(RECORDING_MAX_GAP_S * 10) + 1
+
+
+def test_a_variable_frame_rate_video_is_recorded_as_long_as_it_plays(tmp_path, shipped_model):
+    """The daemon over a 30-frame file spread over 8 s recorded 30 frames at 15 fps: 2 s."""
+    from tests.test_sources import uneven_times, write_vfr
+
+    frames = [np.full((120, 160, 3), 8 * index, np.uint8) for index in range(30)]
+    times = uneven_times(len(frames))
+    vfr = write_vfr(tmp_path / "vfr.mkv", frames, times)
+    out = tmp_path / "out.avi"
+    result = daemon("--input", str(vfr), "--model-path", str(shipped_model), *record(str(out)))
+    assert result.returncode == 0, result.stderr
+    fps = cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FPS)
+    assert frames_in(out) / fps == pytest.approx(times[-1] - times[0] + 1 / fps, abs=1.5 / fps)

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from device.config import DisplayConfig
+from device.const import RECORDING_MAX_GAP_S
 from device.display.video_path import VIDEO_CODECS, video_path_problem
 from device.errors import DisplayError
 
@@ -19,9 +20,12 @@ logger = logging.getLogger(__name__)
 
 
 class Display(Protocol):
-    """Shows annotated frames; ``show`` returns False when the viewer asked to quit."""
+    """Shows annotated frames; ``show`` returns False when the viewer asked to quit.
 
-    def show(self, frame: np.ndarray) -> bool: ...
+    ``time_s`` is the frame's time on the source's clock (seconds, ``Frame.time_s``), or None where there is
+    none: a screen shows a frame when it comes, a recording places it in time (``VideoFileDisplay``)."""
+
+    def show(self, frame: np.ndarray, time_s: float | None = None) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -29,7 +33,7 @@ class Display(Protocol):
 class NoDisplay:
     """Shows nothing (headless service, benchmarks)."""
 
-    def show(self, frame: np.ndarray) -> bool:
+    def show(self, frame: np.ndarray, time_s: float | None = None) -> bool:
         return True
 
     def close(self) -> None:
@@ -42,6 +46,12 @@ class VideoFileDisplay:
     ``frame_size`` is (width, height) in pixels, ``fps`` the rate the file announces (0: 15).
     ``input_video`` is the video file being played, if any: the recording never replaces it. Raises
     DisplayError, naming the key and the cause, when the file cannot be written.
+
+    The file plays at the source's pace: it holds a constant ``fps`` frames a second, and each of its frames
+    shows the newest frame whose time (``show``'s ``time_s``) had come by then, so a variable-frame-rate
+    file, a camera faster or slower than the announced rate, or a pipeline that drops frames is recorded as
+    long as it lasted (sample and hold). A gap longer than ``RECORDING_MAX_GAP_S`` (a stream that stalled) is
+    held that long and no longer.
     """
 
     def __init__(
@@ -58,15 +68,35 @@ class VideoFileDisplay:
                 f"display.video_path: {path}: {_writer_problem(path.suffix, codec, frame_size)}"
             )
         self.path = path
+        self._fps = fps or 15.0
+        self._first_s: float | None = None
+        self._held: np.ndarray | None = None  # the newest frame, not written yet
+        self._next_slot = 0  # the file's next frame: it starts at _first_s + _next_slot / _fps
         logger.info(
             "writing annotated video to %s%s", path, ", replacing the file there" if replacing else ""
         )
 
-    def show(self, frame: np.ndarray) -> bool:
-        self._writer.write(frame)
+    def show(self, frame: np.ndarray, time_s: float | None = None) -> bool:
+        """Place ``frame`` (BGR uint8, the frame size given) at ``time_s`` (None: the next file frame); the
+        frame before it is written for every file frame up to this one's. The frame must not change after."""
+        if time_s is None:
+            slot = self._next_slot + (self._held is not None)
+        else:
+            if self._first_s is None:
+                self._first_s = time_s
+            slot = round((time_s - self._first_s) * self._fps)
+        if self._held is not None and slot > self._next_slot:
+            repeats = min(slot - self._next_slot, max(round(RECORDING_MAX_GAP_S * self._fps), 1))
+            for _ in range(repeats):
+                self._writer.write(self._held)
+            self._next_slot = slot
+        self._held = frame  # a frame that falls on the held one's file frame replaces it: the newer wins
         return True
 
     def close(self) -> None:
+        if self._held is not None:
+            self._writer.write(self._held)
+            self._held = None
         self._writer.release()
 
 

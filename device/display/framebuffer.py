@@ -120,7 +120,7 @@ class FramebufferDisplay:
             geo.stride_bytes,
         )
 
-    def show(self, frame: np.ndarray) -> bool:
+    def show(self, frame: np.ndarray, time_s: float | None = None) -> bool:
         """Write one BGR uint8 frame to the screen; always True (a framebuffer has no quit key)."""
         if self._fd is None:
             raise DisplayError(f"display.fb_device: {self._device} is closed")

@@ -104,7 +104,7 @@ class WindowDisplay:
                 return True
         return False
 
-    def show(self, frame: np.ndarray) -> bool:
+    def show(self, frame: np.ndarray, time_s: float | None = None) -> bool:
         """Draw one BGR uint8 frame; False once the user pressed q or Esc or closed the window."""
         if self._quit or self._quit_requested():
             self._quit = True
