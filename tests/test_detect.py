@@ -176,6 +176,22 @@ def test_warns_once_when_the_small_image_cannot_show_the_smallest_face(caplog):
     )
 
 
+@pytest.mark.parametrize("size", [(8, 8), (1, 1), (40, 30), (640, 20)])
+def test_a_frame_too_small_for_any_face_is_said_once(size, caplog):
+    """An 8x8 or 1x1 input said only, at INFO, that new faces are found from 48 px (or 24): never that
+    none could be."""
+    width, height = size
+    frame = np.full((height, width, 3), 128, np.uint8)
+    detector = FaceDetector(DetectConfig())
+    gray, scale = make_lores(frame, DetectConfig().lores_width_px(width))
+    with caplog.at_level("WARNING"):
+        detector.scan(gray, scale)
+        detector.scan(gray, scale)
+    (record,) = caplog.records
+    assert f"the {width}x{height} frame is smaller than a face" in record.getMessage()
+    assert "no face can be found" in record.getMessage()
+
+
 @pytest.mark.slow  # 1.6-4 s on an idle 2-core machine: make test-slow
 def test_a_track_window_gives_the_reference_box_wherever_the_track_is_predicted():
     """The box a track's window gives is the whole-frame search's box, not one that moves with the window.

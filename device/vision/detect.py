@@ -113,7 +113,7 @@ class FaceDetector:
         """
         if not self._size_checked:
             self._size_checked = True
-            self._check_smallest_face(gray_lores.shape[1], scale_to_main)
+            self._check_smallest_face(gray_lores.shape[:2], scale_to_main)
         side = max(int(self.config.min_size_px / scale_to_main), 1)
         cascade, min_neighbors = self._chosen(second)
         raw = cascade.detectMultiScale(
@@ -290,16 +290,31 @@ class FaceDetector:
         )
         return in_reading_order([as_box(box) for box in found])
 
-    def _check_smallest_face(self, width: int, scale_to_main: float) -> None:
-        """Warn once when the small image cannot show a face of ``min_size_px`` as wide as Haar's window."""
+    def _check_smallest_face(self, shape: tuple[int, ...], scale_to_main: float) -> None:
+        """Warn once when the small image (``shape``: height, width) cannot show a face of ``min_size_px`` as
+        wide as Haar's window, or the frame cannot hold one at all."""
+        height, width = shape
         smallest = math.ceil(HAAR_WINDOW_PX * scale_to_main)
         main_width = round(width * scale_to_main)
+        main_height = round(height * scale_to_main)
         logger.info(
             "detection image %d px wide (frame %d px): new faces are found from %d px",
             width,
             main_width,
             smallest,
         )
+        if min(main_width, main_height, width, height) < HAAR_WINDOW_PX or (
+            min(main_width, main_height) < self.config.min_size_px
+        ):
+            logger.warning(
+                "the %dx%d frame is smaller than a face of detect.min_size_px %d (and Haar's %d px window): "
+                "no face can be found in it; use a larger camera.width_px / camera.height_px or input",
+                main_width,
+                main_height,
+                self.config.min_size_px,
+                HAAR_WINDOW_PX,
+            )
+            return
         if self.config.min_size_px >= smallest:
             return
         needed = math.ceil(main_width * HAAR_WINDOW_PX / self.config.min_size_px)
