@@ -148,6 +148,19 @@ def test_longer_status_text_gives_a_wider_background() -> None:
     assert is_colour(long[2], STATUS_BACKGROUND).sum() > is_colour(short[2], STATUS_BACKGROUND).sum()
 
 
+@pytest.mark.parametrize("size", [(160, 120), (120, 160), (96, 64)])
+def test_the_status_line_fits_a_small_frame_whole(size: tuple[int, int]) -> None:
+    """A 160x120 frame showed "949.9 fps | 0 faces | mqtt: of": the MQTT state ran off the edge."""
+    width, height = size
+    frame = blank(width, height)
+    status = StatusLine(fps=949.9, faces=0, mqtt="mqtt: offline (12 queued)")
+    x, _, w, _ = status_place(frame.shape, [], status)
+    drawn = draw_status(frame, status)
+    assert x + w <= width and drawn[0] + drawn[2] <= width
+    text_columns = np.nonzero((frame.min(axis=-1) > 150).any(axis=0))[0]  # light text on the dark line
+    assert text_columns.max() < width - 1  # the text ends inside the frame, before its padding
+
+
 @pytest.mark.parametrize("size", [(320, 240), (640, 480), (1920, 1080)])
 def test_frame_size_and_type_are_unchanged_and_text_scales(size: tuple[int, int]) -> None:
     width, height = size

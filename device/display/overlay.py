@@ -283,13 +283,24 @@ def _status_text(status: StatusLine) -> str:
     return f"{status.fps:.1f} fps | {status.faces} {faces} | {status.mqtt}"
 
 
+def _status_scale(frame_w: int, text: str, style: _Style) -> float:
+    """The status line's font scale: 0.8 of the labels', smaller where that would run past the frame's right
+    edge (a 160 px frame cut the MQTT state off)."""
+    scale = style.font_scale * 0.8
+    w, _, _, _ = _tag_size(text, style, scale)
+    if w <= frame_w:
+        return scale
+    return scale * max(frame_w - 2 * style.pad_px, 1) / max(w - 2 * style.pad_px, 1)
+
+
 def status_place(frame_shape: tuple[int, ...], faces: list[FaceLabel], status: StatusLine) -> Rect:
     """Where the status line goes (x, y, w, h): the top-left corner, or else the first of the top-right,
     bottom-left and bottom-right corners where it covers no face; where every corner covers one (a crowd),
     the corner covering the least face area."""
     frame_h, frame_w = frame_shape[:2]
     style = _Style.for_frame(np.empty((frame_h, frame_w, 1), np.uint8))
-    w, h, _, _ = _tag_size(_status_text(status), style, style.font_scale * 0.8)
+    text = _status_text(status)
+    w, h, _, _ = _tag_size(text, style, _status_scale(frame_w, text, style))
     right, bottom = max(0, frame_w - w), max(0, frame_h - h)
     corners = [(0, 0, w, h), (right, 0, w, h), (0, bottom, w, h), (right, bottom, w, h)]
     return min(corners, key=lambda corner: sum(_overlap_area(corner, face.box) for face in faces))
@@ -299,7 +310,8 @@ def draw_status(frame: np.ndarray, status: StatusLine, at: tuple[int, int] = (0,
     """The status line on a dark background with its top-left corner ``at`` (default the frame's top-left
     corner); returns its box (x, y, w, h)."""
     style = _Style.for_frame(frame)
-    return _draw_tag(frame, _status_text(status), *at, STATUS_BACKGROUND, style, style.font_scale * 0.8)
+    text = _status_text(status)
+    return _draw_tag(frame, text, *at, STATUS_BACKGROUND, style, _status_scale(frame.shape[1], text, style))
 
 
 def draw_overlay(frame: np.ndarray, faces: list[FaceLabel], status: StatusLine) -> None:
