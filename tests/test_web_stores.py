@@ -4,7 +4,9 @@ feedback store under a frame loop that keeps appending, and a feedback folder th
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -20,9 +22,10 @@ from device.outputs.mood import RoomMood
 from device.vision.preprocess import CropSpec
 from device.web.analyze import AnalyzeError
 from device.web.dashboard import Dashboard
-from device.web.feedback import FeedbackStore
+from device.web.feedback import FeedbackStore, temp_name
 from device.web.history import HistoryStore
-from tools.web_daemon import sample_frame
+from tools.web_daemon import ROOT, sample_frame
+from train.data import load_extra
 
 LABELS = ("happy", "sad")
 
@@ -160,3 +163,52 @@ def test_a_feedback_dir_that_cannot_be_made_is_refused_at_start(tmp_path: Path) 
     blocker.write_text("")
     with pytest.raises(ConfigError, match=r"^feedback\.dir: .*a-file/feedback: cannot write there"):
         FeedbackStore(FeedbackConfig(enabled=True, dir=blocker / "feedback"), CropSpec(), LABELS)
+
+
+SAVE_UNDER_A_FILE_SIZE_LIMIT = """
+import resource, sys
+from pathlib import Path
+from device.config import FeedbackConfig
+from device.vision.preprocess import CropSpec
+from device.web.analyze import AnalyzeError
+from device.web.feedback import FeedbackStore
+from tools.web_daemon import sample_frame
+
+store = FeedbackStore(FeedbackConfig(enabled=True, dir=Path(sys.argv[1])), CropSpec(), ("happy", "sad"))
+store.keep(sample_frame()[:120, :160], {1: (10, 10, 60, 60)})
+resource.setrlimit(resource.RLIMIT_FSIZE, (128, 128))  # as `ulimit -f`; this 48x48 PNG is 370 bytes
+try:
+    store.save(1, "sad")
+except AnalyzeError as err:
+    print(int(err.status), err.message)
+else:
+    print(201)
+"""
+
+
+def test_a_failed_feedback_write_is_a_500_and_leaves_no_file(tmp_path: Path) -> None:
+    """A write cut short (here a file-size limit, as a full disk would) is answered 500, and no half PNG is
+    left where ``python -m train --extra-data`` would stop at it: cv2.imwrite had said it was saved."""
+    folder = tmp_path / "feedback"
+    child = subprocess.run(
+        [sys.executable, "-c", SAVE_UNDER_A_FILE_SIZE_LIMIT, str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith("500 feedback.dir: cannot write"), child.stdout
+    assert "File too large" in child.stdout, child.stdout
+    assert [p for p in folder.rglob("*") if p.is_file()] == []
+
+
+def test_a_leftover_temporary_feedback_file_is_not_read_as_a_face(tmp_path: Path) -> None:
+    """A power cut between write and rename leaves ``temp_name(path)``: train's loader skips it."""
+    store = FeedbackStore(FeedbackConfig(enabled=True, dir=tmp_path / "feedback"), CropSpec(), LABELS)
+    store.keep(sample_frame()[:120, :160], {1: (10, 10, 60, 60)})
+    path = store.save(1, "happy")
+    shutil.copyfile(path, temp_name(path.with_name("next.png")))
+    temp_name(path.with_name("half.png")).write_bytes(path.read_bytes()[:100])
+    extra = load_extra(tmp_path / "feedback")
+    assert extra.names == (f"happy/{path.name}",)

@@ -4,7 +4,9 @@ right one; the face's 48x48 crop is saved as ``<feedback.dir>/<class>/<name>.png
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
 import tempfile
 import threading
@@ -76,13 +78,44 @@ class FeedbackStore:
         with self._lock:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                if not cv2.imwrite(str(path), crop):
-                    raise OSError("cv2.imwrite failed")
+                write_png(path, crop)
             except OSError as err:
                 raise AnalyzeError(
                     HTTPStatus.INTERNAL_SERVER_ERROR,
-                    f"feedback.dir: cannot write {path} ({err}); fix the folder",
+                    f"feedback.dir: cannot write {path} ({err.strerror or err}); fix the folder",
                 ) from None
             self.saved += 1
         logger.info("feedback: face %d saved as %s (%s)", face_id, label, path)
         return path
+
+
+def temp_name(path: Path) -> Path:
+    """Where ``path`` is written before it is moved into place: a hidden ``.<name>.tmp`` beside it, which
+    ``train``'s loader skips (not an image suffix) and a glob of ``*.png`` does not match."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write ``image`` as a PNG at ``path`` whole or not at all: encoded in memory, written and fsynced under
+    ``temp_name(path)``, then renamed over ``path`` (a full disk, a file-size limit or a power cut leaves no
+    half image where ``train`` would read it). Raises OSError; the temporary file is removed then."""
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"cannot encode a {image.shape} image as PNG")
+    temp = temp_name(path)
+    try:
+        with open(temp, "wb") as file:
+            file.write(encoded.tobytes())
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself survives a power cut once its folder is synced
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
