@@ -584,3 +584,28 @@ def test_device_ids_that_home_assistant_cannot_take_as_they_are_keep_apart() -> 
     devices = [c[t]["device"]["identifiers"][0] for c, t in zip(configs, topics, strict=True)]
     assert len(set(topics)) == len(set(unique_ids)) == len(set(devices)) == len(ids), topics
     assert topics[0] == "homeassistant/sensor/Pi_Hall/faces/config"  # a plain id is used as it is
+
+
+def test_a_failed_feedback_save_is_a_500_and_one_warning_in_the_log(daemon: Daemon) -> None:
+    folder = daemon.log_path.parent / "feedback"
+    blocker = folder / "fear"  # a file where the label's folder would be: the save cannot write
+    folder.mkdir(exist_ok=True)
+    blocker.write_text("")
+    before = daemon.log_path.read_text().count("\n")
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # until a kept frame holds a face: 404 before that
+            faces = daemon.json("/api/v1/faces")["faces"]
+            body = json.dumps({"face_id": faces[0]["id"] if faces else 0, "label": "fear"}).encode()
+            status, headers, data = daemon.request("POST", "/api/v1/feedback", body, JSON)
+            if status != 404 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        blocker.unlink()
+    assert status == 500 and headers["content-type"] == "application/json", data
+    assert "feedback.dir: cannot write" in json.loads(data)["error"]
+    logged = daemon.log_path.read_text().splitlines()[before:]
+    warnings = [line for line in logged if " WARNING " in line and "feedback" in line]
+    assert len(warnings) == 1 and "fear" in warnings[0] and "feedback.dir" in warnings[0], logged
+    assert TOKEN not in "\n".join(logged)

@@ -80,6 +80,10 @@ class FeedbackStore:
                 folder.mkdir(parents=True, exist_ok=True)
                 write_png(path, crop)
             except OSError as err:
+                logger.warning(
+                    "feedback: cannot save face %d as %s in %s (%s); fix feedback.dir",
+                    face_id, label, folder, err.strerror or err,
+                )  # fmt: skip
                 raise AnalyzeError(
                     HTTPStatus.INTERNAL_SERVER_ERROR,
                     f"feedback.dir: cannot write {path} ({err.strerror or err}); fix the folder",
