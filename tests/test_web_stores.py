@@ -212,3 +212,21 @@ def test_a_leftover_temporary_feedback_file_is_not_read_as_a_face(tmp_path: Path
     temp_name(path.with_name("half.png")).write_bytes(path.read_bytes()[:100])
     extra = load_extra(tmp_path / "feedback")
     assert extra.names == (f"happy/{path.name}",)
+
+
+def test_a_face_corrected_again_on_the_same_kept_frame_is_one_file_under_the_newest_label(
+    tmp_path: Path,
+) -> None:
+    """20 picks for one face on one kept frame, alternating, had left 20 files (10 identical in each folder),
+    all trained on. A mis-pick is corrected by picking again: the newest label wins."""
+    folder = tmp_path / "feedback"
+    store = FeedbackStore(FeedbackConfig(enabled=True, dir=folder), CropSpec(), LABELS)
+    store.keep(sample_frame()[:120, :160], {1: (10, 10, 60, 60), 2: (70, 40, 50, 50)})
+    names = {store.save(1, label).name for label in ("happy", "sad") * 10}
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert len(names) == 1 and files == [f"sad/{names.pop()}"]
+    assert store.save(1, "sad").parent.name == "sad" and store.save(2, "happy").parent.name == "happy"
+    store.keep(sample_frame()[:120, :160], {1: (12, 10, 60, 60)})  # a newer frame: a new face to save
+    store.save(1, "happy")
+    assert sorted(p.parent.name for p in folder.rglob("*.png")) == ["happy", "happy", "sad"]
+    assert store.saved == 3

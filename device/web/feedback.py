@@ -14,6 +14,7 @@ import time
 from collections import deque
 from http import HTTPStatus
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -28,9 +29,18 @@ from device.web.analyze import AnalyzeError
 logger = logging.getLogger(__name__)
 
 
+class KeptFrame(NamedTuple):
+    """A raw frame the frame loop handed to ``keep``, numbered in order, with the box of each face on it."""
+
+    seq: int
+    image: np.ndarray
+    boxes: dict[int, Box]
+
+
 class FeedbackStore:
     """Keeps the newest raw frames with the boxes of their faces (``keep``) and cuts a corrected face from the
-    newest that shows it (a face the page shows may have just left the frame)."""
+    newest that shows it (a face the page shows may have just left the frame). One face on one kept frame is
+    one file: saving it again rewrites that file, under the newest label."""
 
     def __init__(self, config: FeedbackConfig, crop: CropSpec, labels: tuple[str, ...]) -> None:
         """Create ``config.dir`` and prove a file can be written in it; ConfigError (feedback.dir) if not."""
@@ -47,35 +57,45 @@ class FeedbackStore:
             ) from None
         self.crop = crop
         self.labels = labels
-        self._frames: deque[tuple[np.ndarray, dict[int, Box]]] = deque(maxlen=FEEDBACK_FRAMES_KEPT)
+        self._frames: deque[KeptFrame] = deque(maxlen=FEEDBACK_FRAMES_KEPT)
+        self._kept = 0  # frames kept so far: the next one's seq
         self._frames_lock = threading.Lock()  # apart from the write's, so keep() never waits for the disk
         self._lock = threading.Lock()
-        self.saved = 0
+        self._files: dict[tuple[int, int], Path] = {}  # (frame seq, face id): its file, while kept
+        self.saved = 0  # faces saved since start (a face saved again, or moved to another label, counts once)
 
     def keep(self, image: np.ndarray, boxes: dict[int, Box]) -> None:
         """The frame loop's newest raw (not annotated) frame and the box of each face on it."""
         if boxes:
-            kept = (image.copy(), dict(boxes))
+            image, boxes = image.copy(), dict(boxes)
             with self._frames_lock:
-                self._frames.append(kept)
+                self._frames.append(KeptFrame(self._kept, image, boxes))
+                self._kept += 1
 
     def save(self, face_id: int, label: str) -> Path:
-        """Save face ``face_id``'s crop under ``label``; 400: unknown label, 404: face not in view."""
+        """Save face ``face_id``'s crop under ``label`` and return its path; the same face on the same kept
+        frame saved again replaces its file (moved to ``label``'s folder if that changed: the newest label
+        wins). AnalyzeError 400: unknown label, 404: face not in view, 500: the file cannot be written."""
         if label not in self.labels:
             raise AnalyzeError(
                 HTTPStatus.BAD_REQUEST, f"unknown label {label!r}; expected one of {self.labels}"
             )
         with self._frames_lock:  # the frame loop appends while a request looks
-            kept = next((frame for frame in reversed(self._frames) if face_id in frame[1]), None)
+            kept = next((frame for frame in reversed(self._frames) if face_id in frame.boxes), None)
+            oldest = self._frames[0].seq if self._frames else self._kept
         if kept is None:
             raise AnalyzeError(HTTPStatus.NOT_FOUND, f"face {face_id} is not in view")
-        image, boxes = kept
-        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        crop = crop_face(gray, boxes[face_id], self.crop)
+        gray = cv2.cvtColor(kept.image, cv2.COLOR_BGR2GRAY)
+        crop = crop_face(gray, kept.boxes[face_id], self.crop)
         folder = self.dir / label
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        path = folder / f"{stamp}-face{face_id}-{secrets.token_hex(3)}.png"
         with self._lock:
+            self._files = {key: file for key, file in self._files.items() if key[0] >= oldest}
+            before = self._files.get((kept.seq, face_id))
+            if before is None:
+                stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+                path = folder / f"{stamp}-face{face_id}-{secrets.token_hex(3)}.png"
+            else:
+                path = folder / before.name
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 write_png(path, crop)
@@ -88,7 +108,14 @@ class FeedbackStore:
                     HTTPStatus.INTERNAL_SERVER_ERROR,
                     f"feedback.dir: cannot write {path} ({err.strerror or err}); fix the folder",
                 ) from None
-            self.saved += 1
+            if before is not None and before != path:
+                try:
+                    before.unlink(missing_ok=True)
+                except OSError as err:  # saved under the new label; the old one stays too
+                    logger.warning("feedback: cannot remove %s (%s)", before, err.strerror or err)
+            self._files[(kept.seq, face_id)] = path
+            if before is None:
+                self.saved += 1
         logger.info("feedback: face %d saved as %s (%s)", face_id, label, path)
         return path
 
