@@ -129,6 +129,7 @@ HISTORY_PRUNE_S = 60.0  # rows past history.retention_h are deleted this often, 
 HISTORY_WARN_EVERY_S = 600.0  # a history write failing on and on (disk full) is logged at most this often
 FEEDBACK_FRAME_S = 0.5  # feedback on: the raw frame a correction is cut from is kept this often
 FEEDBACK_FRAMES_KEPT = 10  # ... and the newest this many with faces (5 s)
+FEEDBACK_KEPT_S = FEEDBACK_FRAME_S * FEEDBACK_FRAMES_KEPT  # ... and none older than this (an empty room: 404)
 
 # Logging.
 # Third-party loggers held quieter than ours.

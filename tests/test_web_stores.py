@@ -230,3 +230,20 @@ def test_a_face_corrected_again_on_the_same_kept_frame_is_one_file_under_the_new
     store.save(1, "happy")
     assert sorted(p.parent.name for p in folder.rglob("*.png")) == ["happy", "happy", "sad"]
     assert store.saved == 3
+
+
+def test_a_face_kept_longer_ago_than_the_window_is_not_in_view(tmp_path: Path) -> None:
+    """In an empty room no frame was kept, so the last ones with faces stayed: a face gone 20 s was saved."""
+    store = FeedbackStore(
+        FeedbackConfig(enabled=True, dir=tmp_path / "feedback"), CropSpec(), LABELS, kept_s=0.5
+    )
+    frame = sample_frame()[:120, :160]
+    store.keep(frame, {1: (10, 10, 60, 60)})
+    store.keep(frame, {})  # the face left; the frame loop goes on
+    assert store.save(1, "sad").is_file()  # within the window
+    time.sleep(0.6)
+    with pytest.raises(AnalyzeError, match="face 1 is not in view") as err:
+        store.save(1, "happy")
+    assert err.value.status == 404
+    store.keep(frame, {})
+    assert not store._frames  # dropped, not only skipped: the memory goes too

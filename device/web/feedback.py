@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from device.config import FeedbackConfig
-from device.const import FEEDBACK_FRAMES_KEPT
+from device.const import FEEDBACK_FRAMES_KEPT, FEEDBACK_KEPT_S
 from device.errors import ConfigError
 from device.vision.detect import Box
 from device.vision.preprocess import CropSpec, crop_face
@@ -30,20 +30,29 @@ logger = logging.getLogger(__name__)
 
 
 class KeptFrame(NamedTuple):
-    """A raw frame the frame loop handed to ``keep``, numbered in order, with the box of each face on it."""
+    """A raw frame the frame loop handed to ``keep``, numbered in order, when (``time.monotonic()``, s), with
+    the box of each face on it."""
 
     seq: int
+    at_s: float
     image: np.ndarray
     boxes: dict[int, Box]
 
 
 class FeedbackStore:
     """Keeps the newest raw frames with the boxes of their faces (``keep``) and cuts a corrected face from the
-    newest that shows it (a face the page shows may have just left the frame). One face on one kept frame is
-    one file: saving it again rewrites that file, under the newest label."""
+    newest that shows it (a face the page shows may have just left the frame), for at most ``kept_s`` seconds.
+    One face on one kept frame is one file: saving it again rewrites that file, under the newest label."""
 
-    def __init__(self, config: FeedbackConfig, crop: CropSpec, labels: tuple[str, ...]) -> None:
-        """Create ``config.dir`` and prove a file can be written in it; ConfigError (feedback.dir) if not."""
+    def __init__(
+        self,
+        config: FeedbackConfig,
+        crop: CropSpec,
+        labels: tuple[str, ...],
+        kept_s: float = FEEDBACK_KEPT_S,
+    ) -> None:
+        """Create ``config.dir`` and prove a file can be written in it; ConfigError (feedback.dir) if not.
+        Frames older than ``kept_s`` seconds are dropped and no face is cut from them."""
         self.dir = Path(config.dir)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -57,6 +66,7 @@ class FeedbackStore:
             ) from None
         self.crop = crop
         self.labels = labels
+        self.kept_s = kept_s
         self._frames: deque[KeptFrame] = deque(maxlen=FEEDBACK_FRAMES_KEPT)
         self._kept = 0  # frames kept so far: the next one's seq
         self._frames_lock = threading.Lock()  # apart from the write's, so keep() never waits for the disk
@@ -65,12 +75,21 @@ class FeedbackStore:
         self.saved = 0  # faces saved since start (a face saved again, or moved to another label, counts once)
 
     def keep(self, image: np.ndarray, boxes: dict[int, Box]) -> None:
-        """The frame loop's newest raw (not annotated) frame and the box of each face on it."""
+        """The frame loop's newest raw (not annotated) frame and the box of each face on it; a frame without
+        faces is not kept, but still drops the frames that are too old (an empty room keeps none)."""
+        now = time.monotonic()
         if boxes:
             image, boxes = image.copy(), dict(boxes)
-            with self._frames_lock:
-                self._frames.append(KeptFrame(self._kept, image, boxes))
+        with self._frames_lock:
+            self._drop_old(now)
+            if boxes:
+                self._frames.append(KeptFrame(self._kept, now, image, boxes))
                 self._kept += 1
+
+    def _drop_old(self, now: float) -> None:
+        """Drop the kept frames older than ``kept_s`` (s, by ``time.monotonic()``); hold _frames_lock."""
+        while self._frames and now - self._frames[0].at_s > self.kept_s:
+            self._frames.popleft()
 
     def save(self, face_id: int, label: str) -> Path:
         """Save face ``face_id``'s crop under ``label`` and return its path; the same face on the same kept
@@ -81,6 +100,7 @@ class FeedbackStore:
                 HTTPStatus.BAD_REQUEST, f"unknown label {label!r}; expected one of {self.labels}"
             )
         with self._frames_lock:  # the frame loop appends while a request looks
+            self._drop_old(time.monotonic())
             kept = next((frame for frame in reversed(self._frames) if face_id in frame.boxes), None)
             oldest = self._frames[0].seq if self._frames else self._kept
         if kept is None:
