@@ -205,7 +205,8 @@ class HistoryConfig:
 @dataclass(frozen=True)
 class FeedbackConfig:
     enabled: bool = _opt(
-        False, "let the page store a corrected face's 48x48 crop for training (stores faces)"
+        False,
+        "let the page store a corrected face's 48x48 crop for training (stores faces; needs http.enabled)",
     )
     dir: Path = _opt(
         Path("feedback"), "folder of corrected crops: <dir>/<class>/<name>.png (must be writable)"
@@ -589,6 +590,12 @@ def _verify(config: Config) -> None:
             "http.token",
             f"http.host {http.host!r} is reachable from other machines and no token is set",
             f"set {env_key('http.token')} in the environment file, or bind http.host to 127.0.0.1",
+        )
+    if config.feedback.enabled and not http.enabled:
+        raise ConfigError(
+            "feedback.enabled",
+            "true, but http.enabled is false: corrections are made on the web page, so none would be saved",
+            "set http.enabled = true too, or remove feedback.enabled",
         )
     if http.enabled and config.feedback.enabled:
         problem = folder_problem(config.feedback.dir)

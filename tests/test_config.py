@@ -326,3 +326,18 @@ def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatc
     assert config.mqtt.outbox_path == str(tmp_path / "outbox.db")
     assert config.history.path == str(tmp_path / "history.db")
     assert load_config(None, environ={}, cli={"events.path": "-"}).events.path == "-"
+
+
+def test_feedback_without_http_is_refused_at_check_config_in_one_line():
+    """feedback.enabled without http.enabled was ignored: --check-config said OK and nothing was saved."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={}, cli={"feedback.enabled": True})
+    assert err.value.key == "feedback.enabled" and "http.enabled" in str(err.value)
+    result = run_cli("--check-config", "--feedback-enabled")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "moodcast: feedback.enabled: true, but http.enabled is false: corrections are made on the web page, "
+        "so none would be saved; set http.enabled = true too, or remove feedback.enabled"
+    ]
+    both = {"feedback.enabled": True, "http.enabled": True}
+    assert load_config(None, environ={}, cli=both).feedback.enabled
