@@ -129,7 +129,10 @@ class MoodcastApp:
         from device.web.feedback import FeedbackStore
 
         self._feedback = FeedbackStore(
-            self.config.feedback, self.classifier.card.crop, self.classifier.labels
+            self.config.feedback,
+            self.classifier.card.crop,
+            self.classifier.labels,
+            on_saved=self.metrics.feedback_saved_total.inc,
         )
         logger.warning(
             "feedback on: corrected faces are stored as 48x48 images in %s", self.config.feedback.dir

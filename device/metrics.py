@@ -46,6 +46,10 @@ class Metrics:
         self.mqtt_connected = Gauge(
             "mqtt_connected", "1 while connected to the MQTT broker", namespace=namespace, registry=reg
         )
+        self.feedback_saved_total = Counter(
+            "feedback_saved", "Faces saved by the page's feedback since start (saved again: counted once)",
+            namespace=namespace, registry=reg,
+        )  # fmt: skip
         self.fps = Gauge(
             "fps", "Frames processed per second, recent average", namespace=namespace, registry=reg
         )

@@ -367,6 +367,7 @@ def test_feedback_saves_the_face_crop_under_its_label(
     folder = Path(daemon.log_path.parent / "feedback")
     crop = cv2.imread(str(folder / saved), cv2.IMREAD_UNCHANGED)
     assert crop is not None and crop.shape == (48, 48)
+    assert daemon.metric("moodcast_feedback_saved_total") >= 1
     bad = daemon.request(
         "POST", "/api/v1/feedback", json.dumps({"face_id": face_id, "label": "bored"}).encode(), JSON
     )

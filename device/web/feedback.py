@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import NamedTuple
@@ -50,9 +51,11 @@ class FeedbackStore:
         crop: CropSpec,
         labels: tuple[str, ...],
         kept_s: float = FEEDBACK_KEPT_S,
+        on_saved: Callable[[], None] = lambda: None,
     ) -> None:
         """Create ``config.dir`` and prove a file can be written in it; ConfigError (feedback.dir) if not.
-        Frames older than ``kept_s`` seconds are dropped and no face is cut from them."""
+        Frames older than ``kept_s`` seconds are dropped and no face is cut from them. ``on_saved`` is called
+        once per face saved (not for a face saved again), as ``saved`` rises."""
         self.dir = Path(config.dir)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +70,7 @@ class FeedbackStore:
         self.crop = crop
         self.labels = labels
         self.kept_s = kept_s
+        self.on_saved = on_saved
         self._frames: deque[KeptFrame] = deque(maxlen=FEEDBACK_FRAMES_KEPT)
         self._kept = 0  # frames kept so far: the next one's seq
         self._frames_lock = threading.Lock()  # apart from the write's, so keep() never waits for the disk
@@ -136,6 +140,7 @@ class FeedbackStore:
             self._files[(kept.seq, face_id)] = path
             if before is None:
                 self.saved += 1
+                self.on_saved()
         logger.info("feedback: face %d saved as %s (%s)", face_id, label, path)
         return path
 
