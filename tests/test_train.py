@@ -391,7 +391,7 @@ def test_missing_data_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureF
     ("rows", "fields", "expected"),
     [
         ([{"emotion": "3", "pixel": "0 " * 2304, "Usage": "Training"}], ("emotion", "pixel", "Usage"),
-         "expected columns emotion,pixels,Usage, missing pixels"),
+         "expected columns emotion,pixels,Usage; missing pixels"),
         ([{"emotion": "3", "pixels": "0 " * 2000, "Usage": "Training"}], ("emotion", "pixels", "Usage"),
          ":2: expected 2304 pixels, got 2000"),
         ([{"emotion": "9", "pixels": "0 " * 2304, "Usage": "Training"}], ("emotion", "pixels", "Usage"),
@@ -411,6 +411,41 @@ def test_malformed_csv_is_one_line_exit_2(
     assert run_train("--data", data, "--out", tmp_path / "run", "--precision", "float32") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"train: {data}") and expected in err[0], err
+
+
+BOM = "\ufeff"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (bytes(range(256)) * 8, ": not a UTF-8 text file (byte 0x80 at offset 128); pass --data with"),
+        ("emotion,pixels,Usage\n0,\"1 2,Training\n" + "0,1 2,Training\n" * 30000,
+         ':2: a quote (") opened on this line is never closed'),
+    ],
+)  # fmt: skip
+def test_a_csv_that_is_not_text_or_never_closes_a_quote_is_one_line_exit_2(
+    content: str | bytes, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A binary or Latin-1 file used to end in a UnicodeDecodeError traceback (in train and convert), an
+    unterminated quote in "_csv.Error: field larger than field limit"."""
+    data = tmp_path / "fer2013.csv"
+    data.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert run_train("--data", data, "--out", tmp_path / "run", "--precision", "float32") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"train: {data}") and expected in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_csv_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    """Excel and Notepad save UTF-8 with a BOM: it used to be read into the first column's name, and the
+    file was refused as "missing emotion" although the column is there."""
+    from train.data import load
+
+    plain = fixture_as_csv(tmp_path / "fer2013.csv")
+    marked = tmp_path / "fer2013-bom.csv"
+    marked.write_text(BOM + plain.read_text())
+    assert load(marked).sha256 == load(plain).sha256
 
 
 def test_cli_missing_data_exits_2(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from train.votes import VOTE_COLUMNS, VotesError, blended_targets, load_votes
 
 VOTES = FER_MINI / "votes.csv"
 HEADER = "file,fer2013_label," + ",".join(VOTE_COLUMNS)
+ROW = "train/b.jpg,sad,1,1,1,1,1,1,1,1,1,1\n"
 
 
 def write(path: Path, *rows: str, header: str = HEADER) -> Path:
@@ -68,6 +69,8 @@ def test_blended_targets_mix_the_label_and_the_vote_shares() -> None:
         (f"{HEADER}\ntrain/a.jpg,angry,0,0,0,0,0,0,0,0,0,0\n", ":2: expected non-negative vote counts"),
         (f"{HEADER}\n", "no vote rows"),
         (b"\xff\xfe\x00garbage", "not a UTF-8 text file"),
+        (f'{HEADER}\ntrain/a.jpg,"angry,1,1,1,1,1,1,1,1,1,1\n' + ROW * 4000,
+         ':2: a quote (") opened on this line is never closed'),
     ],
 )  # fmt: skip
 def test_malformed_votes_file_is_one_line(content: str | bytes, expected: str, tmp_path: Path) -> None:
@@ -77,6 +80,14 @@ def test_malformed_votes_file_is_one_line(content: str | bytes, expected: str, t
         load_votes(path)
     message = str(err.value)
     assert "\n" not in message and message.startswith(str(path)) and expected in message, message
+
+
+def test_a_votes_file_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    """A BOM (Excel, Notepad) used to be read into the first column's name: "missing file"."""
+    marked = tmp_path / "votes.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + VOTES.read_bytes())
+    plain, bom = load_votes(VOTES).counts, load_votes(marked).counts
+    assert plain.keys() == bom.keys() and all((plain[k] == bom[k]).all() for k in plain)
 
 
 def test_train_cli_answers_a_bad_votes_file_in_one_line(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,30 +74,69 @@ def load(path: Path) -> Dataset:
 Row = tuple[str, int, np.ndarray, str]  # split, label index, 48x48 uint8 face, path under the folder root
 
 
+CSV_FIX = "pass --data with Kaggle's fer2013.csv (columns emotion,pixels,Usage) or its image folders"
+
+
+def read_csv_rows(
+    path: Path, columns: tuple[str, ...], what: str, fix: str, error: type[Exception]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(line number, {column: field})`` for each row of the UTF-8 CSV at ``path``, the header first
+    checked for ``columns`` (others may follow). A byte-order mark (Excel, Notepad) is skipped; blank lines
+    are too. The one reader of fer2013.csv and votes.csv, so both answer a bad file alike.
+
+    Raises ``error`` with one line naming the file (and the line), the problem and ``fix``: the file missing
+    or unreadable (``what`` names it: "votes file"), not UTF-8 text, a header without ``columns``, or a quote
+    that is never closed.
+    """
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found; {fix}") from None
+    except OSError as err:
+        raise error(f"{path}: {what} is not readable ({err.strerror}); {fix}") from None
+    start = 1  # the line the record being read starts on
+    with handle:
+        try:
+            reader = csv.DictReader(handle)
+            missing = [c for c in columns if c not in (reader.fieldnames or [])]
+            if missing:
+                raise error(
+                    f"{path}: expected columns {','.join(columns)}; missing {','.join(missing)}; {fix}"
+                )
+            start = reader.line_num + 1
+            for row in reader:
+                yield start, row
+                start = reader.line_num + 1
+        except UnicodeDecodeError as err:
+            byte = err.object[err.start : err.start + 1].hex()
+            raise error(
+                f"{path}: not a UTF-8 text file (byte 0x{byte} at offset {err.start}); {fix}"
+            ) from None
+        except csv.Error as err:
+            if "field limit" in str(err):
+                raise error(
+                    f'{path}:{start}: a quote (") opened on this line is never closed ({err}); fix the row'
+                ) from None
+            raise error(f"{path}:{start}: not a CSV file ({err}); {fix}") from None
+
+
 def _read_csv(path: Path) -> list[Row]:
     rows: list[Row] = []
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or [])
-        if missing:
+    for line, row in read_csv_rows(path, ("emotion", "pixels", "Usage"), "data file", CSV_FIX, DatasetError):
+        try:
+            label = int(row["emotion"])
+            pixels = np.asarray(row["pixels"].split(), np.uint8)
+        except (ValueError, AttributeError) as err:  # AttributeError: a short row's pixels are None
+            raise DatasetError(f"{path}:{line}: unreadable emotion or pixels ({err})") from None
+        if not 0 <= label < len(LABELS):
+            raise DatasetError(f"{path}:{line}: expected emotion 0-{len(LABELS) - 1}, got {label}")
+        if pixels.size != IMAGE_SIZE_PX * IMAGE_SIZE_PX:
             raise DatasetError(
-                f"{path}: expected columns emotion,pixels,Usage, missing {', '.join(sorted(missing))}"
+                f"{path}:{line}: expected {IMAGE_SIZE_PX * IMAGE_SIZE_PX} pixels, got {pixels.size}"
             )
-        for line, row in enumerate(reader, start=2):
-            try:
-                label = int(row["emotion"])
-                pixels = np.asarray(row["pixels"].split(), np.uint8)
-            except (ValueError, AttributeError) as err:
-                raise DatasetError(f"{path}:{line}: unreadable emotion or pixels ({err})") from None
-            if not 0 <= label < len(LABELS):
-                raise DatasetError(f"{path}:{line}: expected emotion 0-{len(LABELS) - 1}, got {label}")
-            if pixels.size != IMAGE_SIZE_PX * IMAGE_SIZE_PX:
-                raise DatasetError(
-                    f"{path}:{line}: expected {IMAGE_SIZE_PX * IMAGE_SIZE_PX} pixels, got {pixels.size}"
-                )
-            if row["Usage"] not in SPLITS:
-                raise DatasetError(f"{path}:{line}: expected Usage in {SPLITS}, got {row['Usage']!r}")
-            rows.append((row["Usage"], label, pixels.reshape(IMAGE_SIZE_PX, IMAGE_SIZE_PX), ""))
+        if row["Usage"] not in SPLITS:
+            raise DatasetError(f"{path}:{line}: expected Usage in {SPLITS}, got {row['Usage']!r}")
+        rows.append((row["Usage"], label, pixels.reshape(IMAGE_SIZE_PX, IMAGE_SIZE_PX), ""))
     return rows
 
 

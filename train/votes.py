@@ -7,13 +7,13 @@ FER2013 image folders:
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from train.const import LABELS
+from train.data import read_csv_rows
 
 # FER+'s column for each FER2013 class, in LABELS order; the other columns are contempt, unknown and NF.
 EMOTION_COLUMNS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
@@ -82,35 +82,15 @@ def load_votes(path: Path) -> Votes:
     """Read ``votes.csv``; raise VotesError with one line naming the file, the line and the fix."""
     path = Path(path)
     fix = "pass --votes with FER+'s votes.csv (see ../shared/data/ferplus/README.md)"
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except FileNotFoundError:
-        raise VotesError(f"{path}: votes file not found; {fix}") from None
-    except OSError as err:
-        raise VotesError(f"{path}: votes file is not readable ({err.strerror}); {fix}") from None
     counts: dict[str, np.ndarray] = {}
-    with handle:
+    for line, row in read_csv_rows(path, ("file", *VOTE_COLUMNS), "votes file", fix, VotesError):
         try:
-            reader = csv.DictReader(handle)
-            missing = [c for c in ("file", *VOTE_COLUMNS) if c not in (reader.fieldnames or [])]
-            if missing:
-                raise VotesError(
-                    f"{path}: expected columns file,{','.join(VOTE_COLUMNS)}; missing {','.join(missing)}"
-                )
-            for line, row in enumerate(reader, start=2):
-                try:
-                    votes = np.array([int(row[c]) for c in VOTE_COLUMNS], np.int64)
-                except (TypeError, ValueError):
-                    raise VotesError(f"{path}:{line}: vote counts must be whole numbers; {fix}") from None
-                if votes.min() < 0 or votes.sum() == 0:
-                    raise VotesError(
-                        f"{path}:{line}: expected non-negative vote counts with at least one vote"
-                    )
-                counts[row["file"]] = votes
-        except UnicodeDecodeError:
-            raise VotesError(f"{path}: not a UTF-8 text file; {fix}") from None
-        except csv.Error as err:
-            raise VotesError(f"{path}: not a CSV file ({err}); {fix}") from None
+            votes = np.array([int(row[c]) for c in VOTE_COLUMNS], np.int64)
+        except (TypeError, ValueError):
+            raise VotesError(f"{path}:{line}: vote counts must be whole numbers; {fix}") from None
+        if votes.min() < 0 or votes.sum() == 0:
+            raise VotesError(f"{path}:{line}: expected non-negative vote counts with at least one vote")
+        counts[row["file"]] = votes
     if not counts:
         raise VotesError(f"{path}: no vote rows; {fix}")
     return Votes(counts)
