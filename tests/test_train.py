@@ -448,6 +448,62 @@ def test_a_csv_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
     assert load(marked).sha256 == load(plain).sha256
 
 
+def copy_fixture(root: Path) -> Path:
+    import shutil
+
+    shutil.copytree(FER_MINI, root, ignore=shutil.ignore_patterns("*.csv", "*.md"))
+    return root
+
+
+def test_a_class_without_training_faces_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With disgust/ gone from train/ and test/, training used to run (exit 0) with a 7-way output it
+    never learns for disgust, and no word."""
+    import shutil
+
+    data = copy_fixture(tmp_path / "fer")
+    shutil.rmtree(data / "train" / "disgust")
+    shutil.rmtree(data / "test" / "disgust")
+    assert run_train("--data", data, "--out", tmp_path / "run", "--precision", "float32") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"train: {data}: no Training faces of disgust; every class of {', '.join(LABELS)} needs Training "
+        "faces: restore them (train/<class>/ or the CSV's rows) or pass the full FER2013"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_test_split_without_a_class_loads_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from train.data import load
+
+    data = copy_fixture(tmp_path / "fer")
+    for face in (data / "test" / "fear").glob("PublicTest_*"):
+        face.unlink()
+    loaded = load(data)
+    assert LABELS.index("fear") not in loaded["PublicTest"].labels
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{data}: PublicTest has no faces of fear; their recall is not measured"]
+
+
+def test_png_faces_in_the_fer_folders_are_loaded_as_extra_data_is(tmp_path: Path) -> None:
+    """--extra-data read .png faces, the FER2013 folders skipped them without a word."""
+    import cv2
+
+    from train.data import load
+
+    data = copy_fixture(tmp_path / "fer")
+    jpg = sorted((data / "train" / "happy").glob("*.jpg"))[0]
+    face = cv2.imread(str(jpg), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(jpg.with_suffix(".PNG")), face)
+    jpg.unlink()
+    training = load(data)["Training"]
+    assert len(training.labels) == 140 and f"train/happy/{jpg.stem}.PNG" in training.names
+    np.testing.assert_array_equal(training.images[training.names.index(f"train/happy/{jpg.stem}.PNG")], face)
+
+
 def test_cli_missing_data_exits_2(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")],

@@ -63,6 +63,7 @@ def load(path: Path) -> Dataset:
             np.asarray([row[1] for row in picked], np.int64),
             tuple(row[3] for row in picked),
         )
+    _check_classes(path, splits)
     digest = hashlib.sha256()
     for name in SPLITS:
         digest.update(splits[name].images.tobytes())
@@ -71,6 +72,26 @@ def load(path: Path) -> Dataset:
     return Dataset(splits, digest.hexdigest())
 
 
+def _check_classes(path: Path, splits: dict[str, Split]) -> None:
+    """Refuse a data set with a class that has no Training faces (the model would have an output it never
+    learns, and every score of it would mean nothing); warn (one line) where a test split lacks a class, whose
+    recall the report then cannot measure."""
+    for name, split in splits.items():
+        counts = np.bincount(split.labels, minlength=len(LABELS))
+        absent = [LABELS[i] for i in np.flatnonzero(counts == 0)]
+        if not absent:
+            continue
+        if name == "Training":
+            raise DatasetError(
+                f"{path}: no Training faces of {', '.join(absent)}; every class of {', '.join(LABELS)} needs "
+                "Training faces: restore them (train/<class>/ or the CSV's rows) or pass the full FER2013"
+            )
+        logger.warning(
+            "%s: %s has no faces of %s; their recall is not measured", path, name, ", ".join(absent)
+        )
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # read from the FER2013 folders and from --extra-data alike
 Row = tuple[str, int, np.ndarray, str]  # split, label index, 48x48 uint8 face, path under the folder root
 
 
@@ -147,7 +168,8 @@ def _read_folders(root: Path) -> list[Row]:
             raise DatasetError(
                 f"{root}: no {sub}/ folder; expected train/<class>/*.jpg and test/<class>/*.jpg"
             )
-    for file in sorted(root.glob("*/*/*.jpg")):
+    files = (f for f in root.glob("*/*/*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    for file in sorted(files):
         label_name = file.parent.name
         if label_name not in LABELS:
             raise DatasetError(f"{file}: unknown class folder {label_name!r}; expected one of {LABELS}")
@@ -161,9 +183,6 @@ def _read_folders(root: Path) -> list[Row]:
             image = cv2.resize(image, (IMAGE_SIZE_PX, IMAGE_SIZE_PX), interpolation=cv2.INTER_AREA)
         rows.append((split, LABELS.index(label_name), image, file.relative_to(root).as_posix()))
     return rows
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def load_extra(root: Path) -> Split:
