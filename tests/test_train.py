@@ -465,7 +465,7 @@ def test_a_class_without_training_faces_is_one_line_exit_2(
     data = copy_fixture(tmp_path / "fer")
     shutil.rmtree(data / "train" / "disgust")
     shutil.rmtree(data / "test" / "disgust")
-    assert run_train("--data", data, "--out", tmp_path / "run", "--precision", "float32") == 2
+    assert run_train("--data", data, "--out", tmp_path / "run", *TRAIN_ARGS) == 2  # a short run, if not
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         f"train: {data}: no Training faces of disgust; every class of {', '.join(LABELS)} needs Training "
@@ -557,6 +557,31 @@ def test_bad_extra_data_is_one_line_exit_2(
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("train: ") and expected in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        ("test", "280 of 280 faces are identical in pixels to FER2013 PublicTest/PrivateTest faces"),
+        (".", "140 of 140 faces are identical in pixels to FER2013 Training faces"),
+        ("renamed", "1 of 3 faces are identical in pixels to FER2013 PublicTest/PrivateTest faces"),
+    ],
+)
+def test_extra_faces_copied_from_fer2013_are_one_line_exit_2(
+    folder: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--extra-data fer2013/test used to train on the test faces (exit 0, a report of memory); the FER2013
+    root added every Training face a second time."""
+    import shutil
+
+    extra = FER_MINI / folder
+    if folder == "renamed":  # two faces of the daemon's feedback and one test face copied under a new name
+        extra = make_extra_folder(tmp_path / "feedback", {"sad": 2})
+        shutil.copy(sorted((FER_MINI / "test" / "fear").glob("PrivateTest_*"))[0], extra / "sad" / "me.jpg")
+    assert run_train("--data", FER_MINI, "--extra-data", extra, "--out", tmp_path / "run", *TRAIN_ARGS) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"train: {extra}: {expected} (e.g. {extra}/"), err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ import numpy as np
 from device.vision.preprocess import NORMALIZATIONS
 from train import report
 from train.const import LABELS
-from train.data import Dataset, DatasetError, Split, load, load_extra, merge_splits
+from train.data import Dataset, DatasetError, Split, check_extra, load, load_extra, merge_splits
 from train.metrics import classification_metrics, format_report
 from train.precision import PRECISIONS, cpu_flags, resolve_precision
 from train.run_folder import HISTORY_FILE, read_history, start_problem, write_settings
@@ -196,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         data = load(args.data)
         votes = load_votes(args.votes) if args.votes else None
         extras = [load_extra(folder) for folder in args.extra_data]
+        for folder, faces in zip(args.extra_data, extras, strict=True):
+            check_extra(data, folder, faces)
     except (DatasetError, VotesError) as err:
         print(f"train: {err}", file=sys.stderr)
         return 2

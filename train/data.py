@@ -222,6 +222,37 @@ def load_extra(root: Path) -> Split:
     )
 
 
+def check_extra(data: Dataset, root: Path, extra: Split) -> None:
+    """Refuse extra faces (``load_extra(root)``) identical in pixels to FER2013 faces, renamed copies too.
+
+    A PublicTest or PrivateTest face trained on turns the report into a test of memory; a Training face adds
+    nothing but its weight, counted twice (the FER2013 root as --extra-data adds all of them). Neither belongs
+    in --extra-data, which is for faces FER2013 lacks. FER2013 itself holds a few faces in both Training and
+    a test split: a copy of one of those counts as a Training copy, since training sees it anyway.
+
+    Raises DatasetError naming how many faces are copies and one of them.
+    """
+    training = {_pixel_hash(face) for face in data["Training"].images}
+    tests = {_pixel_hash(face) for split in ("PublicTest", "PrivateTest") for face in data[split].images}
+    hashes = [_pixel_hash(face) for face in extra.images]
+    if any(h in tests and h not in training for h in hashes):
+        copies, which = [h in tests for h in hashes], "PublicTest/PrivateTest"
+        why = "test faces trained on make the report meaningless"
+    else:
+        copies, which = [h in training for h in hashes], "Training"
+        why = "--extra-data is for faces FER2013 lacks, not FER2013's own"
+    if any(copies):
+        example = root / extra.names[copies.index(True)]
+        raise DatasetError(
+            f"{root}: {sum(copies)} of {len(hashes)} faces are identical in pixels to FER2013 {which} faces "
+            f"(e.g. {example}); {why}: remove them or pass another --extra-data"
+        )
+
+
+def _pixel_hash(face: np.ndarray) -> bytes:
+    return hashlib.blake2b(face.tobytes(), digest_size=16).digest()
+
+
 def merge_splits(splits: list[Split]) -> Split:
     """One split of all the faces of ``splits``, in order."""
     return Split(
