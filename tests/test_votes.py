@@ -13,7 +13,7 @@ from train.votes import VOTE_COLUMNS, VotesError, blended_targets, load_votes
 
 VOTES = FER_MINI / "votes.csv"
 HEADER = "file,fer2013_label," + ",".join(VOTE_COLUMNS)
-ROW = "train/b.jpg,sad,1,1,1,1,1,1,1,1,1,1\n"
+ROW = "train/b.jpg,sad,1,1,1,1,1,1,1,1,1,0\n"  # ten votes
 
 
 def write(path: Path, *rows: str, header: str = HEADER) -> Path:
@@ -68,6 +68,12 @@ def test_blended_targets_mix_the_label_and_the_vote_shares() -> None:
         ("file,fer2013_label,neutral\ntrain/a.jpg,angry,10\n", "expected columns file,neutral,happiness"),
         (f"{HEADER}\ntrain/a.jpg,angry,0,0,0,0,0,0,0,0,0,0\n", ":2: expected non-negative vote counts"),
         (f"{HEADER}\n", "no vote rows"),
+        (f"{HEADER}\ntrain/a.jpg,angry,1,1,1,1,1,1,1,1,1\n",
+         ":2: the row has 11 fields, expected 12 (file,fer2013_label,neutral,"),
+        (f"{HEADER}\n{ROW}train/a.jpg,angry,1,1,1,1,1,1,1,1,1,0,extra\n",
+         ":3: the row has 13 fields, expected 12"),
+        (f"{HEADER}\n{ROW}{ROW}train/a.jpg,angry,1,1,1,1,1,1,1,1,1,2\n",
+         ":4: 11 votes, expected at most 10 (FER+ has 10 raters per face); fix the row"),
         (b"\xff\xfe\x00garbage", "not a UTF-8 text file"),
         (f'{HEADER}\ntrain/a.jpg,"angry,1,1,1,1,1,1,1,1,1,1\n' + ROW * 4000,
          ':2: a quote (") opened on this line is never closed'),

@@ -106,8 +106,8 @@ def read_csv_rows(
     are too. The one reader of fer2013.csv and votes.csv, so both answer a bad file alike.
 
     Raises ``error`` with one line naming the file (and the line), the problem and ``fix``: the file missing
-    or unreadable (``what`` names it: "votes file"), not UTF-8 text, a header without ``columns``, or a quote
-    that is never closed.
+    or unreadable (``what`` names it: "votes file"), not UTF-8 text, a header without ``columns``, a row with
+    more or fewer fields than the header, or a quote that is never closed.
     """
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
@@ -118,15 +118,22 @@ def read_csv_rows(
     start = 1  # the line the record being read starts on
     with handle:
         try:
-            reader = csv.DictReader(handle)
-            missing = [c for c in columns if c not in (reader.fieldnames or [])]
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            missing = [c for c in columns if c not in header]
             if missing:
                 raise error(
                     f"{path}: expected columns {','.join(columns)}; missing {','.join(missing)}; {fix}"
                 )
             start = reader.line_num + 1
-            for row in reader:
-                yield start, row
+            for fields in reader:
+                if fields and len(fields) != len(header):  # DictReader would fill in None or drop the rest
+                    raise error(
+                        f"{path}:{start}: the row has {len(fields)} fields, expected {len(header)} "
+                        f"({','.join(header)}); fix the row"
+                    )
+                if fields:
+                    yield start, dict(zip(header, fields, strict=True))
                 start = reader.line_num + 1
         except UnicodeDecodeError as err:
             byte = err.object[err.start : err.start + 1].hex()
@@ -147,7 +154,7 @@ def _read_csv(path: Path) -> list[Row]:
         try:
             label = int(row["emotion"])
             pixels = np.asarray(row["pixels"].split(), np.uint8)
-        except (ValueError, AttributeError) as err:  # AttributeError: a short row's pixels are None
+        except ValueError as err:
             raise DatasetError(f"{path}:{line}: unreadable emotion or pixels ({err})") from None
         if not 0 <= label < len(LABELS):
             raise DatasetError(f"{path}:{line}: expected emotion 0-{len(LABELS) - 1}, got {label}")

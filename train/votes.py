@@ -86,10 +86,15 @@ def load_votes(path: Path) -> Votes:
     for line, row in read_csv_rows(path, ("file", *VOTE_COLUMNS), "votes file", fix, VotesError):
         try:
             votes = np.array([int(row[c]) for c in VOTE_COLUMNS], np.int64)
-        except (TypeError, ValueError):
+        except ValueError:
             raise VotesError(f"{path}:{line}: vote counts must be whole numbers; {fix}") from None
         if votes.min() < 0 or votes.sum() == 0:
             raise VotesError(f"{path}:{line}: expected non-negative vote counts with at least one vote")
+        if votes.sum() > VOTES_PER_FACE:
+            raise VotesError(
+                f"{path}:{line}: {votes.sum()} votes, expected at most {VOTES_PER_FACE} (FER+ has "
+                f"{VOTES_PER_FACE} raters per face); fix the row"
+            )
         counts[row["file"]] = votes
     if not counts:
         raise VotesError(f"{path}: no vote rows; {fix}")
