@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,16 +137,40 @@ def replace_files(contents: dict[Path, bytes]) -> None:
 
 
 def load_keras_model(path: Path) -> keras.Model:
+    """The float32 Keras model at ``path``. Raises ConvertError (one line) for a missing file, one that is no
+    Keras archive (truncated, corrupt), one Keras cannot load, or a mixed-precision checkpoint."""
     if not path.is_file():
         raise ConvertError(f"{path}: model file not found; run 'make train' or pass --model")
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a file that is there
+        raise ConvertError(
+            f"{path}: not a readable Keras archive (not a zip file: truncated, corrupt or another kind of "
+            "file); pass --model with the model.keras of a finished training run"
+        )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras  # only now: TensorFlow takes seconds to import, and a bad argument should not wait for it
 
     try:
-        return keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False)
     except Exception as err:  # Keras raises ValueError, OSError, zipfile errors… for a bad file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if first.startswith("File not found"):  # the file is there: Keras's text would mislead
+            first = "Keras cannot read it"
         raise ConvertError(f"{path}: not a readable Keras model ({first}); pass --model") from None
+    mixed = sorted({policy for policy in _layer_policies(model) if policy != "float32"})
+    if mixed:
+        raise ConvertError(
+            f"{path}: a mixed-precision training checkpoint ({', '.join(mixed)} layers); convert the float32 "
+            f"export training wrote beside it: --model {path.with_name('model.keras')}"
+        )
+    return model
+
+
+def _layer_policies(model: keras.Model) -> set[str]:
+    """The dtype policy of ``model`` and of every layer in it, nested models included ("mixed_bfloat16")."""
+    found = {model.dtype_policy.name}
+    for layer in model.layers:
+        found |= _layer_policies(layer) if hasattr(layer, "layers") else {layer.dtype_policy.name}
+    return found
 
 
 def report_dir_for(model_path: Path) -> Path:

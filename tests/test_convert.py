@@ -136,13 +136,55 @@ def test_max_drop_guard_fails_with_one_line_and_writes_nothing(
     assert not out.exists() and not card_path_for(out).exists()
 
 
-@pytest.mark.slow  # imports TensorFlow (5-15 s on a busy 2-core machine): make test-slow
-def test_unreadable_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("content", ["not a zip archive", "truncated"])
+def test_unreadable_model_is_one_line(
+    content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truncated .keras used to be answered with Keras's "(File not found: ...)" of a file that is there."""
+    import io
+    import zipfile
+
     bad = tmp_path / "model.keras"
-    bad.write_bytes(b"not a zip archive")
+    if content == "truncated":  # an archive cut short, as a full disk or an interrupted copy leaves it
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("config.json", "{}" * 1000)
+            zipped.writestr("model.weights.h5", bytes(range(256)) * 100)
+        bad.write_bytes(archive.getvalue()[: len(archive.getvalue()) // 2])
+    else:
+        bad.write_bytes(content.encode())
     assert run_convert("--model", bad, "--data", FER_MINI, "--out", tmp_path / "m.tflite") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"convert: {bad}: not a readable Keras model"), err
+    assert err == [
+        f"convert: {bad}: not a readable Keras archive (not a zip file: truncated, corrupt or another "
+        "kind of file); pass --model with the model.keras of a finished training run"
+    ]
+
+
+@pytest.mark.slow  # imports TensorFlow (5-15 s on a busy 2-core machine): make test-slow
+def test_a_mixed_precision_checkpoint_is_one_line_naming_model_keras(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--model runs/x/best.keras (mixed_bfloat16) used to dump ~69 lines of converter MLIR blaming "an op
+    without a int8 TFLite kernel"."""
+    import keras
+
+    inputs = keras.Input((48, 48, 1))
+    hidden = keras.layers.Conv2D(4, 3, dtype="mixed_bfloat16")(inputs)
+    hidden = keras.layers.GlobalAveragePooling2D(dtype="mixed_bfloat16")(hidden)
+    outputs = keras.layers.Dense(len(LABELS), "softmax", name="scores", dtype="float32")(hidden)
+    best = tmp_path / "run" / "best.keras"
+    best.parent.mkdir()
+    keras.Model(inputs, outputs).save(best)
+    (best.parent / "training.json").write_text('{"normalization": "none"}')  # all the converter needs
+    out = tmp_path / "m.tflite"
+    assert run_convert("--model", best, "--data", FER_MINI, "--out", out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"convert: {best}: a mixed-precision training checkpoint (mixed_bfloat16 layers); convert the "
+        f"float32 export training wrote beside it: --model {tmp_path / 'run' / 'model.keras'}"
+    ]
+    assert not out.exists()
 
 
 def test_cli_missing_model_exits_2_with_one_line(tmp_path: Path) -> None:
