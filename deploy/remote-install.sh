@@ -322,6 +322,11 @@ check() { # read-only readiness report; exit 1 on a blocker
         say "BLOCKER: $PYTHON ${version:-missing}: Python 3.11 or later is needed (Raspberry Pi OS bookworm or later)"
         ok=1
     fi
+    # A 32-bit userland (armhf Pi OS, even on a 64-bit kernel, where uname says aarch64) has no TFLite wheel.
+    if [ "$($PYTHON -c 'import struct; print(struct.calcsize("P") * 8)' 2>/dev/null)" = 32 ]; then
+        say "BLOCKER: 32-bit system: the TFLite runtime needs a 64-bit OS (Raspberry Pi OS 64-bit, arm64)"
+        ok=1
+    fi
     if [ "$(id -u)" != 0 ] && [ -z "$ROOT" ]; then
         say "BLOCKER: not root"
         ok=1

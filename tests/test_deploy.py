@@ -189,3 +189,25 @@ def test_deploy_redeploy_rollback(sshd: dict[str, str], tmp_path: Path) -> None:
     assert os.readlink(app / "current") == f"releases/{first.name}"
     assert os.readlink(app / "previous") == f"releases/{second.name}"
     assert calls.read_text().count("systemctl restart moodcast.service") == 3
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_check_names_a_32_bit_system_as_a_blocker(bits: int, tmp_path: Path) -> None:
+    """deploy-check said nothing on a 32-bit Pi OS (armhf), where no TFLite runtime installs. The 32-bit
+    interpreter cannot exist here: a stand-in answers the pointer-size probe and passes the rest on."""
+    python = tmp_path / "python3"
+    python.write_text(
+        f'#!/bin/sh\ncase "$2" in *calcsize*) echo {bits} ;; *) exec {sys.executable} "$@" ;; esac\n'
+    )
+    python.chmod(0o755)
+    env = {**os.environ, "PI_ROOT": str(tmp_path), "PI_SYSTEMCTL": "true", "PI_PYTHON": str(python)}
+    result = subprocess.run(
+        ["sh", str(REPO / "deploy" / "remote-install.sh"), "check"], capture_output=True, text=True, env=env
+    )
+    blockers = [line for line in result.stdout.splitlines() if "BLOCKER" in line]
+    if bits == 32:
+        assert result.returncode == 1 and blockers == [
+            "pi: BLOCKER: 32-bit system: the TFLite runtime needs a 64-bit OS (Raspberry Pi OS 64-bit, arm64)"
+        ], result.stdout
+    else:
+        assert result.returncode == 0 and not blockers, result.stdout
