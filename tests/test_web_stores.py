@@ -218,7 +218,7 @@ def test_a_face_corrected_again_on_the_same_kept_frame_is_one_file_under_the_new
     tmp_path: Path,
 ) -> None:
     """20 picks for one face on one kept frame, alternating, had left 20 files (10 identical in each folder),
-    all trained on. A mis-pick is corrected by picking again: the newest label wins."""
+    all trained on. A mis-pick is corrected by picking again, on a newer frame too: the newest label wins."""
     folder, counted = tmp_path / "feedback", []
     store = FeedbackStore(
         FeedbackConfig(enabled=True, dir=folder), CropSpec(), LABELS, on_saved=lambda: counted.append(1)
@@ -228,10 +228,10 @@ def test_a_face_corrected_again_on_the_same_kept_frame_is_one_file_under_the_new
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert len(names) == 1 and files == [f"sad/{names.pop()}"]
     assert store.save(1, "sad").parent.name == "sad" and store.save(2, "happy").parent.name == "happy"
-    store.keep(sample_frame()[:120, :160], {1: (12, 10, 60, 60)})  # a newer frame: a new face to save
-    store.save(1, "happy")
-    assert sorted(p.parent.name for p in folder.rglob("*.png")) == ["happy", "happy", "sad"]
-    assert store.saved == len(counted) == 3  # what /metrics counts: faces, not requests
+    store.keep(sample_frame()[:120, :160], {1: (12, 10, 60, 60)})  # a newer frame, the last save's still kept
+    store.save(1, "happy")  # a mis-pick corrected a moment later: still one file, from the newest frame
+    assert sorted(p.parent.name for p in folder.rglob("*.png")) == ["happy", "happy"]
+    assert store.saved == len(counted) == 2  # what /metrics counts: faces, not requests
 
 
 def test_a_face_kept_longer_ago_than_the_window_is_not_in_view(tmp_path: Path) -> None:

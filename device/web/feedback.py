@@ -96,9 +96,12 @@ class FeedbackStore:
             self._frames.popleft()
 
     def save(self, face_id: int, label: str) -> Path:
-        """Save face ``face_id``'s crop under ``label`` and return its path; the same face on the same kept
-        frame saved again replaces its file (moved to ``label``'s folder if that changed: the newest label
-        wins). AnalyzeError 400: unknown label, 404: face not in view, 500: the file cannot be written."""
+        """Save face ``face_id``'s crop under ``label`` and return its path.
+
+        The same face saved again while the frame of its last save is still kept (``kept_s``) replaces that
+        file, cut from the newest frame and moved to ``label``'s folder if that changed: the newest label
+        wins, so a mis-pick corrected a moment later leaves one file. AnalyzeError 400: unknown label, 404:
+        face not in view, 500: the file cannot be written."""
         if label not in self.labels:
             raise AnalyzeError(
                 HTTPStatus.BAD_REQUEST, f"unknown label {label!r}; expected one of {self.labels}"
@@ -114,7 +117,8 @@ class FeedbackStore:
         folder = self.dir / label
         with self._lock:
             self._files = {key: file for key, file in self._files.items() if key[0] >= oldest}
-            before = self._files.get((kept.seq, face_id))
+            earlier = next((key for key in self._files if key[1] == face_id), None)
+            before = self._files.get(earlier) if earlier is not None else None
             if before is None:
                 stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
                 path = folder / f"{stamp}-face{face_id}-{secrets.token_hex(3)}.png"
@@ -137,6 +141,8 @@ class FeedbackStore:
                     before.unlink(missing_ok=True)
                 except OSError as err:  # saved under the new label; the old one stays too
                     logger.warning("feedback: cannot remove %s (%s)", before, err.strerror or err)
+            if earlier is not None:
+                del self._files[earlier]
             self._files[(kept.seq, face_id)] = path
             if before is None:
                 self.saved += 1
