@@ -214,7 +214,8 @@ def test_a_resume_with_other_flags_names_them(tmp_path: Path, capsys: pytest.Cap
         (["--patience", "-5"], "--patience: expected a whole number >= 0, got -5"),
         (["--learning-rate", "nan"], "--learning-rate: expected a number > 0, got nan"),
         (["--learning-rate", "-1"], "--learning-rate: expected a number > 0, got -1.0"),
-        (["--extra-weight", "inf"], "--extra-weight: expected a number > 0, got inf"),
+        (["--extra-weight", "inf", "--extra-data", "x"], "--extra-weight: expected a number > 0, got inf"),
+        (["--extra-weight", "1"], "--extra-weight: weighs --extra-data faces, and no --extra-data was given"),
     ],
 )
 def test_bad_numbers_are_one_line_exit_2(

@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "<class>/ image folders (repeatable); weighted by --extra-weight and reported apart",
     )
     parser.add_argument(
-        "--extra-weight", type=float, default=2.0, help="sample weight of each --extra-data face (default 2)"
+        "--extra-weight", type=float, help="sample weight of each --extra-data face (default 2)"
     )
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="checkpoints, model and report")
     parser.add_argument("--epochs", type=int, help="default 40, or 2 with --quick")
@@ -101,6 +101,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for flag, least in (("epochs", 1), ("batch_size", 1), ("width", 1), ("patience", 0)):
         if (value := getattr(args, flag)) < least:
             parser.error(f"--{flag.replace('_', '-')}: expected a whole number >= {least}, got {value}")
+    if args.extra_weight is not None and not args.extra_data:
+        parser.error("--extra-weight: weighs --extra-data faces, and no --extra-data was given")
+    if args.extra_weight is None:
+        args.extra_weight = 2.0
     for flag in ("learning_rate", "extra_weight"):
         if not 0 < getattr(args, flag) < math.inf:
             parser.error(f"--{flag.replace('_', '-')}: expected a number > 0, got {getattr(args, flag)}")
