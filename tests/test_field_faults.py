@@ -530,3 +530,14 @@ def test_more_tls_mismatches_are_named_with_the_key_to_fix(
     warning = publish_log.wait_for("does not speak TLS")
     assert "mqtt.tls = false" in warning and f"127.0.0.1:{plain.port}" in warning
     tls_on_plain.close(timeout_s=0.5)
+
+
+def test_an_outbox_under_a_file_is_refused_at_check_config(tmp_path: Path) -> None:
+    """--check-config said "config OK" for an outbox path under a file; the daemon then refused to start
+    ("cannot open as an SQLite outbox ([Errno 20] Not a directory)"), after a deploy had switched to it."""
+    blocker = tmp_path / "hostname"
+    blocker.write_text("pi\n")
+    outbox = blocker / "sub" / "outbox.sqlite"
+    lines = run_check("--mqtt-enabled", "--mqtt-outbox-path", str(outbox))
+    assert len(lines) == 1 and lines[0].startswith(f"moodcast: mqtt.outbox_path: {outbox}: "), lines
+    assert f"{blocker} is a file, not a folder" in lines[0]

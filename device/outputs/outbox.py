@@ -12,6 +12,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Protocol
 
+from device.config import folder_problem
 from device.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -286,7 +287,8 @@ def outbox_path_problem(path: Path) -> str:
     socket in its place or its ``.seq`` file's (never to be moved aside as damage: ``/dev/null`` is one), a
     file that is no outbox (neither SQLite's header nor the ``.seq`` file an outbox that ever held an event
     has: a config file or an events log named by mistake, which was moved aside as a damaged outbox and
-    replaced), or a folder the daemon cannot write in (SQLite writes its journal beside the file)."""
+    replaced), or a folder the daemon cannot create or write in (SQLite writes its journal beside the file;
+    ``device.config.folder_problem``)."""
     if path.is_dir():
         return f"{path} is a folder, expected the outbox file's path"
     seq_path = path.with_name(path.name + ".seq")
@@ -300,8 +302,8 @@ def outbox_path_problem(path: Path) -> str:
             "of this daemon has), expected the outbox file's path"
         )
     folder = path.parent
-    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
-        return f"{path}: cannot write in {folder} (permission denied)"
+    if problem := folder_problem(folder):  # created with its parents on first use: a file on the way stops it
+        return f"{path}: {problem}"
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
         return f"{path}: not readable and writable by this user (permission denied)"
     return ""
