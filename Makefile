@@ -56,13 +56,13 @@ format: $(VENV)/.dev
 TRAIN = $(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(foreach dir,$(EXTRA),--extra-data $(dir))
 LONG = --epochs 60 --ema-momentum 0.999
 
-train: $(VENV)/.dev             ## ~70 min on a 2-core CPU; resumable with make train-resume
+train: $(VENV)/.dev             ## 40 epochs, ~60-90 min on a 2-core CPU; resumable with make train-resume
 	$(TRAIN)
 
 train-resume: $(VENV)/.dev
 	$(TRAIN) --resume
 
-train-long: $(VENV)/.dev        ## 60 epochs with weight averaging: ~100 min on a 2-core CPU; make train-long-resume continues it
+train-long: $(VENV)/.dev        ## 60 epochs with weight averaging: ~2 h on a 2-core CPU; make train-long-resume continues it
 	$(TRAIN) $(LONG)
 
 train-long-resume: $(VENV)/.dev
