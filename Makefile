@@ -8,9 +8,13 @@ RUN ?= runs/train
 MODEL ?= models/emotion-int8.tflite
 VIDEO ?= samples/one-face.mp4
 OUT ?= runs/demo
+.DEFAULT_GOAL := help
 EXTRA ?=   # extra training faces in <class>/ folders (the daemon's feedback.dir), space-separated
 
-.PHONY: setup setup-device demo run test test-slow lint typecheck format train train-resume train-long train-long-resume convert bench samples scenes calibrate clean
+help:                           ## this list
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 20
+
+.PHONY: help setup setup-device demo run test test-slow lint typecheck format train train-resume train-long train-long-resume convert bench samples scenes calibrate clean
 
 $(VENV)/.device: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,20 +40,20 @@ demo: $(VENV)/.device           ## the daemon on the sample video: annotated vid
 run: $(VENV)/.device            ## the daemon with a config file: make run CONFIG=moodcast.toml
 	$(PY) -m device $(if $(CONFIG),--config $(CONFIG))
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev              ## the quick suite (about a minute)
 	$(PY) -m pytest -q
 
-test-slow: $(VENV)/.dev
+test-slow: $(VENV)/.dev         ## the tests that train, deploy, drive a browser or an RTSP camera (~10 min)
 	$(PY) -m pytest -q -m slow
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.dev              ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.dev          ## mypy on device/, train/ and convert/ (settings in pyproject.toml)
 	$(VENV)/bin/mypy
 
-format: $(VENV)/.dev
+format: $(VENV)/.dev            ## ruff format
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
@@ -59,30 +63,30 @@ LONG = --epochs 60 --ema-momentum 0.999
 train: $(VENV)/.dev             ## 40 epochs, ~60-90 min on a 2-core CPU; resumable with make train-resume
 	$(TRAIN)
 
-train-resume: $(VENV)/.dev
+train-resume: $(VENV)/.dev      ## continue an interrupted make train (same variables)
 	$(TRAIN) --resume
 
 train-long: $(VENV)/.dev        ## 60 epochs with weight averaging: ~2 h on a 2-core CPU; make train-long-resume continues it
 	$(TRAIN) $(LONG)
 
-train-long-resume: $(VENV)/.dev
+train-long-resume: $(VENV)/.dev ## continue an interrupted make train-long (same variables)
 	$(TRAIN) $(LONG) --resume
 
-convert: $(VENV)/.dev
+convert: $(VENV)/.dev           ## RUN's model to int8 TFLite, verified and calibrated, with its card and report
 	$(PY) -m convert --model $(RUN)/model.keras --training $(RUN)/training.json --data $(DATA) --votes $(VOTES) \
 		--crop models/crop.json --out $(MODEL)
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev             ## moodcast against the reference pipeline on every clip (~8 min)
 	$(PY) -m tools.bench --out runs/bench
 	$(PY) -m tools.web_load --out runs/bench
 
-samples: $(VENV)/.dev
+samples: $(VENV)/.dev           ## remake the sample videos and their ground truth
 	$(PY) -m tools.make_sample_video --data $(DATA) --votes $(VOTES) --out samples --verify models/crop.json
 
 scenes: $(VENV)/.dev            ## the benchmark's scene clips (samples/scenes): FER2013 faces on real photographs
 	$(PY) -m tools.make_scene_clips --data $(DATA) --votes $(VOTES) --out samples/scenes
 
-calibrate: $(VENV)/.dev
+calibrate: $(VENV)/.dev         ## measure the detector-box-to-FER-crop margin (models/crop.json)
 	$(PY) -m tools.calibrate_crop --data $(DATA) --out models/crop.json
 
 clean:

@@ -33,3 +33,11 @@ def test_the_readme_check_config_command_works_on_a_fresh_clone() -> None:
         [sys.executable, "-m", "device", *line.split()], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_bare_make_lists_the_targets() -> None:
+    """`make help` did not exist, and a bare `make` only built the daemon's virtual environment."""
+    result = subprocess.run(["make", "-s"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    targets = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    assert {"help", "setup", "demo", "test", "test-slow", "train", "convert", "bench", "deploy"} <= targets
