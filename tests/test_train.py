@@ -55,6 +55,26 @@ def fixture_as_csv(path: Path) -> Path:
     return write_csv(path, rows)
 
 
+def fixture_as_ferplus_csv(path: Path, data_csv: Path) -> Path:
+    """FER+'s ``fer2013new.csv`` for ``fixture_as_csv``'s rows: fer-mini's votes.csv rewritten in that row
+    order as microsoft/FERPlus publishes it (Usage,Image name,votes); a face without a votes row (FER+
+    dropped it as not a face) gets an empty Image name and no votes."""
+    from train.data import load
+    from train.votes import VOTE_COLUMNS
+
+    with (FER_MINI / "votes.csv").open(newline="") as handle:
+        by_file = {row["file"]: row for row in csv.DictReader(handle)}
+    folders = load(FER_MINI)
+    assert len(load(data_csv)["Training"].names) == len(folders["Training"].names)  # the same faces, in order
+    rows = []
+    for split in SPLITS:
+        for name in folders[split].names:
+            found = by_file.get(name)
+            row = {"Usage": split, "Image name": f"fer{len(rows):07d}.png" if found else ""}
+            rows.append(row | {c: found[c] if found else "0" for c in VOTE_COLUMNS})
+    return write_csv(path, rows, ("Usage", "Image name", *VOTE_COLUMNS))
+
+
 @pytest.mark.slow  # the placeholder model (a fresh clone builds it, ~30 s) and Keras: make test-slow
 def test_folder_run_writes_model_report_and_plots(tiny_model_dir: Path) -> None:
     out = tiny_model_dir / "train"  # the placeholder model's own run: python -m train on fer-mini folders
@@ -263,6 +283,90 @@ def test_votes_keyed_by_other_names_are_one_line_exit_2(
     assert run_train("--data", FER_MINI, "--votes", votes, "--out", tmp_path / "run") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Training faces have no row; its file column must name each face" in err[0], err
+
+
+def test_fer2013new_gives_the_csv_the_targets_folders_get_from_votes_csv(tmp_path: Path) -> None:
+    """The public pair (fer2013.csv + fer2013new.csv, matched by row) trains on what the folders and our
+    votes.csv (matched by file path) give: the same faces left out, targets, weights and FER+ test labels."""
+    from train.__main__ import parse_args, training_targets, votes_problem
+    from train.data import load
+    from train.votes import load_votes
+
+    data_csv = fixture_as_csv(tmp_path / "fer2013.csv")
+    new_csv = fixture_as_ferplus_csv(tmp_path / "fer2013new.csv", data_csv)
+    by_row = (load(data_csv), load_votes(new_csv))
+    by_file = (load(FER_MINI), load_votes(FER_MINI / "votes.csv"))
+    assert votes_problem(parse_args(["--data", str(data_csv), "--votes", str(new_csv)]), *by_row) == ""
+    row_run, file_run = training_targets(*by_row, 0.5), training_targets(*by_file, 0.5)
+    for ours, theirs in zip(row_run[:3], file_run[:3], strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert row_run[3] == file_run[3]
+    dropped = [by_row[1].not_a_face(by_row[0][split].names) for split in SPLITS]
+    for split, ours in zip(SPLITS, dropped, strict=True):
+        np.testing.assert_array_equal(ours, by_file[1].not_a_face(by_file[0][split].names))
+    assert sum(map(np.sum, dropped)) >= 1  # the fixture's face with no FER+ row: an empty Image name
+    majority = by_row[1].majority(by_row[0]["PrivateTest"].names)
+    np.testing.assert_array_equal(majority, by_file[1].majority(by_file[0]["PrivateTest"].names))
+    assert (majority >= 0).sum() >= 0.9 * len(majority)
+
+
+@pytest.mark.slow  # imports TensorFlow: make test-slow
+def test_csv_run_with_fer2013new_writes_the_ferplus_report(tmp_path: Path) -> None:
+    data_csv = fixture_as_csv(tmp_path / "fer2013.csv")
+    new_csv = fixture_as_ferplus_csv(tmp_path / "fer2013new.csv", data_csv)
+    out = tmp_path / "run"
+    assert run_train("--data", data_csv, "--votes", new_csv, "--out", out, *TRAIN_ARGS) == 0
+    ferplus = json.loads((out / "report-ferplus.json").read_text())
+    from train.data import load
+    from train.votes import load_votes
+
+    majority = load_votes(new_csv).majority(load(data_csv)["PrivateTest"].names)
+    assert sum(m["support"] for m in ferplus["per_class"].values()) == (majority >= 0).sum() > 0
+    training = json.loads((out / "training.json").read_text())
+    assert "FER+ vote shares" in training["targets"] and "left_out_not_a_face" in training
+
+
+def ferplus_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize(
+    ("pair", "expected"),
+    [
+        ("folders+fer2013new", "fer2013new.csv is matched by row and pairs with --data fer2013.csv; with "
+         "--data {data} (image folders) pass --votes votes.csv"),
+        ("csv+votes", "votes.csv is keyed by image file paths and pairs with --data as image folders; "
+         "with --data {data} (fer2013.csv) pass --votes FER+'s fer2013new.csv"),
+        ("row cut", "fer2013new.csv: 419 rows, {data} has 420; fer2013new.csv has one row per fer2013.csv "
+         "row, in the same order: pass the two files as published"),
+        ("usage swapped", "fer2013new.csv: row 3 has Usage PublicTest, row 3 of {data} has Training; "),
+        ("no names", "fer2013new.csv: 140 of 140 Training rows have no Image name (not a face)"),
+    ],
+)  # fmt: skip
+def test_votes_of_the_other_layout_or_rows_that_disagree_are_one_line_exit_2(
+    pair: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_csv = fixture_as_csv(tmp_path / "fer2013.csv")
+    new_csv = fixture_as_ferplus_csv(tmp_path / "fer2013new.csv", data_csv)
+    rows = ferplus_rows(new_csv)
+    data, votes = data_csv, new_csv
+    if pair == "folders+fer2013new":
+        data = FER_MINI
+    elif pair == "csv+votes":
+        votes = FER_MINI / "votes.csv"
+    elif pair == "row cut":
+        write_csv(new_csv, rows[:-1], tuple(rows[0]))
+    elif pair == "usage swapped":
+        rows[2]["Usage"] = "PublicTest"
+        write_csv(new_csv, rows, tuple(rows[0]))
+    else:
+        write_csv(new_csv, [row | {"Image name": ""} for row in rows], tuple(rows[0]))
+    assert run_train("--data", data, "--votes", votes, "--out", tmp_path / "run") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"train: {votes}"), err
+    assert expected.format(data=data) in err[0], err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow  # starts TensorFlow in a child: make test-slow

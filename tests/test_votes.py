@@ -13,6 +13,7 @@ from train.votes import VOTE_COLUMNS, VotesError, blended_targets, load_votes
 
 VOTES = FER_MINI / "votes.csv"
 HEADER = "file,fer2013_label," + ",".join(VOTE_COLUMNS)
+FERPLUS_HEADER = "Usage,Image name," + ",".join(VOTE_COLUMNS)  # microsoft/FERPlus's fer2013new.csv
 ROW = "train/b.jpg,sad,1,1,1,1,1,1,1,1,1,0\n"  # ten votes
 
 
@@ -48,6 +49,25 @@ def test_majority_and_not_a_face(tmp_path: Path) -> None:
     assert votes.not_a_face(names).tolist() == [False, True, False, True]
 
 
+def test_fer2013new_is_recognised_by_its_header_and_keyed_by_row(tmp_path: Path) -> None:
+    """FER+'s published file: one row per fer2013.csv row; an empty Image name is a face FER+ dropped."""
+    path = write(
+        tmp_path / "fer2013new.csv",
+        "Training,fer0000000.png,1,8,1,0,0,0,0,0,0,0",  # happy
+        "Training,,0,0,0,0,0,0,0,0,0,0",  # dropped as not a face: no name, no votes
+        "PublicTest,fer0000002.png,0,0,0,0,0,0,0,0,4,6",  # NF majority: not a face
+        "PrivateTest,fer0000003.png,2,0,0,0,0,0,0,7,1,0",  # contempt: no FER2013 class
+        header=FERPLUS_HEADER,
+    )
+    votes = load_votes(path)
+    assert votes.usages == ("Training", "Training", "PublicTest", "PrivateTest")
+    names = ("row 1", "row 2", "row 3", "row 4")
+    assert votes.majority(names).tolist() == [LABELS.index("happy"), -1, -1, -1]
+    assert votes.not_a_face(names).tolist() == [False, True, True, False]
+    assert votes.emotion_counts(names)[1].tolist() == [True, False, True, True]
+    assert load_votes(VOTES).usages is None  # votes.csv: keyed by file path
+
+
 def test_blended_targets_mix_the_label_and_the_vote_shares() -> None:
     labels = np.array([LABELS.index("sad"), LABELS.index("angry")])
     votes = np.zeros((2, len(LABELS)), np.float32)
@@ -65,7 +85,15 @@ def test_blended_targets_mix_the_label_and_the_vote_shares() -> None:
     ("content", "expected"),
     [
         (f"{HEADER}\ntrain/a.jpg,angry,1,1,1,1,1,1,x,1,1,1\n", ":2: vote counts must be whole numbers"),
-        ("file,fer2013_label,neutral\ntrain/a.jpg,angry,10\n", "expected columns file,neutral,happiness"),
+        ("file,fer2013_label,neutral\ntrain/a.jpg,angry,10\n", "expected columns neutral,happiness"),
+        ("name," + ",".join(VOTE_COLUMNS) + "\na.jpg,1,1,1,1,1,1,1,1,1,1\n",
+         "expected a file column (votes.csv) or Usage,Image name columns (fer2013new.csv)"),
+        (f"{FERPLUS_HEADER}\nTraining,fer0000000.png,1,1,1,1,1,1,1,1,1,1\nTest,,0,0,0,0,0,0,0,0,0,0\n",
+         ":3: expected Usage in ('Training', 'PublicTest', 'PrivateTest'), got 'Test'; fix the row"),
+        (f"{FERPLUS_HEADER}\nTraining,,0,0,0,0,0,0,0,0,0,-1\n", ":2: expected non-negative vote counts"),
+        (f"{FERPLUS_HEADER}\nTraining,fer0000000.png,0,0,0,0,0,0,0,0,0,0\n",
+         ":2: expected non-negative vote counts with at least one vote"),
+        (f"{FERPLUS_HEADER}\nTraining,,x,0,0,0,0,0,0,0,0,0\n", ":2: vote counts must be whole numbers"),
         (f"{HEADER}\ntrain/a.jpg,angry,0,0,0,0,0,0,0,0,0,0\n", ":2: expected non-negative vote counts"),
         (f"{HEADER}\n", "no vote rows"),
         (f"{HEADER}\ntrain/a.jpg,angry,1,1,1,1,1,1,1,1,1\n",
@@ -105,6 +133,7 @@ def test_train_cli_answers_a_bad_votes_file_in_one_line(
     argv = ["--data", str(FER_MINI), "--votes", str(missing), "--out", str(tmp_path / "run")]
     assert train_cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"train: {missing}: votes file not found; pass --votes with FER+'s votes.csv "
-                   "(see ../shared/data/ferplus/README.md)"]  # fmt: skip
+    assert err == [f"train: {missing}: votes file not found; pass --votes with FER+'s votes.csv (image "
+                   "folders; see ../shared/data/ferplus/README.md) or microsoft/FERPlus's fer2013new.csv "
+                   "(with --data fer2013.csv)"]  # fmt: skip
     assert not (tmp_path / "run").exists()

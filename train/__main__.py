@@ -1,6 +1,7 @@
 """Train the emotion CNN on FER2013: data → targets → model → train → evaluate → report.
 
 python -m train --data ../shared/data/fer2013 --votes ../shared/data/ferplus/votes.csv --out runs/train
+python -m train --data fer2013.csv --votes fer2013new.csv --out runs/train   (the public files as published)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from train.data import Dataset, DatasetError, Split, check_extra, load, load_ext
 from train.metrics import classification_metrics, format_report
 from train.precision import PRECISIONS, cpu_flags, resolve_precision
 from train.run_folder import HISTORY_FILE, read_history, start_problem, write_settings
-from train.votes import Votes, VotesError, blended_targets, load_votes
+from train.votes import Votes, VotesError, blended_targets, load_votes, pairing_problem
 
 logger = logging.getLogger("train")
 # More Training faces than this without a votes row: the votes are keyed by other names (FER+ lacks 0.5 %).
@@ -43,8 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--votes",
         type=Path,
-        help="FER+ votes.csv keyed by the image folders' file names: soft targets, not-a-face faces left "
-        "out, and a FER+ test report (needs --data as folders)",
+        help="FER+ votes: soft targets, not-a-face faces left out, and a FER+ test report; votes.csv (keyed "
+        "by file path) with --data as image folders, or FERPlus's fer2013new.csv (by row) with fer2013.csv",
     )
     parser.add_argument(
         "--vote-blend",
@@ -232,17 +233,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def votes_problem(args: argparse.Namespace, data: Dataset, votes: Votes | None) -> str:
-    """Why the votes cannot serve this data (one line), or "": the layout has no file names to key them by,
-    or the votes name too few of its Training faces (keyed by other names, or cut short). FER+ has no row for
-    about 0.5 % of the faces, the ones it dropped as not a face."""
+    """Why the votes cannot serve this data (one line), or "": a votes file that pairs with the other data
+    layout, or a fer2013new.csv whose rows are not fer2013.csv's (``pairing_problem``); or votes naming too
+    few of its Training faces (keyed by other names, or cut short). FER+ has no votes for about 0.5 % of the
+    faces, the ones it dropped as not a face."""
     if votes is None:
         return ""
+    problem = pairing_problem(args.data, data, args.votes, votes)
+    if problem:
+        return problem
     names = data["Training"].names
-    if not any(names):
-        return f"{args.data}: --votes needs the image-folder layout (a CSV has no file names)"
     _, found = votes.emotion_counts(names)
     missing = int((~found).sum())
     if missing > MAX_MISSING_VOTES_FRAC * len(names):
+        if votes.usages is not None:
+            return (
+                f"{args.votes}: {missing} of {len(names)} Training rows have no Image name (not a face); "
+                "FER+ drops about 0.5 %: pass fer2013new.csv as published"
+            )
         return (
             f"{args.votes}: {missing} of {len(names)} Training faces have no row; its file column must name "
             f"each face by its path under --data ({names[0]})"

@@ -25,8 +25,9 @@ class DatasetError(Exception):
 class Split:
     """The faces of one split: ``images`` uint8 (N, 48, 48), ``labels`` int (N,).
 
-    ``names`` are the faces' paths under the image-folder root (``train/angry/Training_1.jpg``), the key of
-    the FER+ votes; empty strings for faces read from a CSV, which has no file names.
+    ``names`` key the FER+ votes: a face's path under the image-folder root (``train/angry/Training_1.jpg``,
+    as in votes.csv), or for a face read from fer2013.csv its row, ``row_name(n)`` (``row 1`` is the first
+    row after the header; fer2013new.csv has one row per fer2013.csv row, in the same order).
     """
 
     images: np.ndarray
@@ -36,10 +37,15 @@ class Split:
 
 @dataclass(frozen=True)
 class Dataset:
-    """FER2013 by split, with the SHA-256 of its pixels and labels for the model card."""
+    """FER2013 by split, with the SHA-256 of its pixels and labels for the model card.
+
+    ``row_usages`` is the Usage of every row of a ``fer2013.csv``, in file order (what FER+'s fer2013new.csv
+    is checked against); empty for the image folders.
+    """
 
     splits: dict[str, Split]
     sha256: str
+    row_usages: tuple[str, ...] = ()
 
     def __getitem__(self, name: str) -> Split:
         return self.splits[name]
@@ -69,7 +75,8 @@ def load(path: Path) -> Dataset:
         digest.update(splits[name].images.tobytes())
         digest.update(splits[name].labels.tobytes())
     logger.info("loaded %s: %s", path, ", ".join(f"{n} {len(s.labels)}" for n, s in splits.items()))
-    return Dataset(splits, digest.hexdigest())
+    usages = tuple(row[0] for row in rows) if path.is_file() else ()
+    return Dataset(splits, digest.hexdigest(), usages)
 
 
 def _check_classes(path: Path, splits: dict[str, Split]) -> None:
@@ -92,7 +99,13 @@ def _check_classes(path: Path, splits: dict[str, Split]) -> None:
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # read from the FER2013 folders and from --extra-data alike
-Row = tuple[str, int, np.ndarray, str]  # split, label index, 48x48 uint8 face, path under the folder root
+Row = tuple[str, int, np.ndarray, str]  # split, label index, 48x48 uint8 face, name (Split.names)
+
+
+def row_name(number: int) -> str:
+    """The name of the face in row ``number`` of fer2013.csv (1 = the first after the header): the key by
+    which fer2013new.csv's votes, one row per fer2013.csv row, reach it."""
+    return f"row {number}"
 
 
 CSV_FIX = "pass --data with Kaggle's fer2013.csv (columns emotion,pixels,Usage) or its image folders"
@@ -103,7 +116,8 @@ def read_csv_rows(
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line number, {column: field})`` for each row of the UTF-8 CSV at ``path``, the header first
     checked for ``columns`` (others may follow). A byte-order mark (Excel, Notepad) is skipped; blank lines
-    are too. The one reader of fer2013.csv and votes.csv, so both answer a bad file alike.
+    are too. The one reader of fer2013.csv and of both votes files (votes.csv, fer2013new.csv), so all
+    answer a bad file alike.
 
     Raises ``error`` with one line naming the file (and the line), the problem and ``fix``: the file missing
     or unreadable (``what`` names it: "votes file"), not UTF-8 text, a header without ``columns``, a row with
@@ -164,7 +178,8 @@ def _read_csv(path: Path) -> list[Row]:
             )
         if row["Usage"] not in SPLITS:
             raise DatasetError(f"{path}:{line}: expected Usage in {SPLITS}, got {row['Usage']!r}")
-        rows.append((row["Usage"], label, pixels.reshape(IMAGE_SIZE_PX, IMAGE_SIZE_PX), ""))
+        name = row_name(len(rows) + 1)
+        rows.append((row["Usage"], label, pixels.reshape(IMAGE_SIZE_PX, IMAGE_SIZE_PX), name))
     return rows
 
 

@@ -1,8 +1,15 @@
 """FER+ crowd votes (Barsoum et al., 2016): ten votes per FER2013 face, as training targets and test labels.
 
-The votes file (``../shared/data/ferplus/votes.csv``) has one row per face, keyed by its path under the
-FER2013 image folders:
-``file,fer2013_label,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF``.
+Two votes files, told apart by their header:
+
+- ``votes.csv`` (``../shared/data/ferplus/votes.csv``, ours): one row per face, keyed by its path under the
+  FER2013 image folders:
+  ``file,fer2013_label,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF``.
+  It pairs with ``--data`` as image folders.
+- ``fer2013new.csv`` (microsoft/FERPlus, MIT, as published): one row per row of Kaggle's ``fer2013.csv``, in
+  the same order: ``Usage,Image name,neutral,...,NF``. ``Image name`` (``fer0000000.png``) is empty for the
+  images FER+ dropped as not a face, whose counts may be all zero. It pairs with ``--data fer2013.csv``; the
+  votes are keyed by row (``train.data.row_name``), and ``pairing_problem`` checks the two files agree.
 """
 
 from __future__ import annotations
@@ -12,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train.const import LABELS
-from train.data import read_csv_rows
+from train.const import LABELS, SPLITS
+from train.data import Dataset, read_csv_rows, row_name
 
 # FER+'s column for each FER2013 class, in LABELS order; the other columns are contempt, unknown and NF.
 EMOTION_COLUMNS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
@@ -30,6 +37,11 @@ VOTE_COLUMNS = (
     "NF",
 )
 VOTES_PER_FACE = 10
+FERPLUS_COLUMNS = ("Usage", "Image name")  # fer2013new.csv's columns before the votes; votes.csv has "file"
+VOTES_FIX = (
+    "pass --votes with FER+'s votes.csv (image folders; see ../shared/data/ferplus/README.md) or "
+    "microsoft/FERPlus's fer2013new.csv (with --data fer2013.csv)"
+)
 
 
 class VotesError(Exception):
@@ -38,9 +50,14 @@ class VotesError(Exception):
 
 @dataclass(frozen=True)
 class Votes:
-    """Vote counts by face: ``counts[name]`` is an int array ``(10,)`` in ``VOTE_COLUMNS`` order."""
+    """Vote counts by face: ``counts[name]`` is an int array ``(10,)`` in ``VOTE_COLUMNS`` order.
+
+    ``usages`` is None for votes.csv (keyed by file path); for fer2013new.csv (keyed by ``row_name``) it holds
+    every row's Usage in file order, the not-a-face rows (no ``counts`` entry) included.
+    """
 
     counts: dict[str, np.ndarray]
+    usages: tuple[str, ...] | None = None
 
     def emotion_counts(self, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Votes for the 7 classes in LABELS order ``(N, 7)``, and whether each face has a row ``(N,)``."""
@@ -79,26 +96,81 @@ class Votes:
 
 
 def load_votes(path: Path) -> Votes:
-    """Read ``votes.csv``; raise VotesError with one line naming the file, the line and the fix."""
+    """Read votes.csv or fer2013new.csv (told apart by the header: ``file`` or ``Usage,Image name`` beside the
+    vote columns); raise VotesError with one line naming the file, the line and the fix.
+
+    A fer2013new.csv row with an empty ``Image name`` is not a face: its counts (all zero, or any) are checked
+    to be whole numbers and then left out, as votes.csv leaves such faces out.
+    """
     path = Path(path)
-    fix = "pass --votes with FER+'s votes.csv (see ../shared/data/ferplus/README.md)"
     counts: dict[str, np.ndarray] = {}
-    for line, row in read_csv_rows(path, ("file", *VOTE_COLUMNS), "votes file", fix, VotesError):
+    usages: list[str] = []
+    by_row: bool | None = None  # decided by the header, seen with the first row
+    for line, row in read_csv_rows(path, VOTE_COLUMNS, "votes file", VOTES_FIX, VotesError):
+        if by_row is None:
+            by_row = "file" not in row
+            if by_row and not all(column in row for column in FERPLUS_COLUMNS):
+                raise VotesError(
+                    f"{path}: expected a file column (votes.csv) or {','.join(FERPLUS_COLUMNS)} columns "
+                    f"(fer2013new.csv) before the votes; {VOTES_FIX}"
+                )
         try:
             votes = np.array([int(row[c]) for c in VOTE_COLUMNS], np.int64)
         except ValueError:
-            raise VotesError(f"{path}:{line}: vote counts must be whole numbers; {fix}") from None
-        if votes.min() < 0 or votes.sum() == 0:
-            raise VotesError(f"{path}:{line}: expected non-negative vote counts with at least one vote")
-        if votes.sum() > VOTES_PER_FACE:
-            raise VotesError(
-                f"{path}:{line}: {votes.sum()} votes, expected at most {VOTES_PER_FACE} (FER+ has "
-                f"{VOTES_PER_FACE} raters per face); fix the row"
+            raise VotesError(f"{path}:{line}: vote counts must be whole numbers; {VOTES_FIX}") from None
+        if by_row:
+            if row["Usage"] not in SPLITS:
+                usage = row["Usage"]
+                raise VotesError(f"{path}:{line}: expected Usage in {SPLITS}, got {usage!r}; fix the row")
+            usages.append(row["Usage"])
+            if not row["Image name"].strip():
+                if votes.min() < 0:
+                    raise VotesError(f"{path}:{line}: expected non-negative vote counts")
+                continue  # FER+ dropped it as not a face
+        _check_counts(path, line, votes)
+        counts[row_name(len(usages)) if by_row else row["file"]] = votes
+    if by_row is None:
+        raise VotesError(f"{path}: no vote rows; {VOTES_FIX}")
+    return Votes(counts, tuple(usages) if by_row else None)
+
+
+def _check_counts(path: Path, line: int, votes: np.ndarray) -> None:
+    if votes.min() < 0 or votes.sum() == 0:
+        raise VotesError(f"{path}:{line}: expected non-negative vote counts with at least one vote")
+    if votes.sum() > VOTES_PER_FACE:
+        raise VotesError(
+            f"{path}:{line}: {votes.sum()} votes, expected at most {VOTES_PER_FACE} (FER+ has "
+            f"{VOTES_PER_FACE} raters per face); fix the row"
+        )
+
+
+def pairing_problem(data_path: Path, data: Dataset, votes_path: Path, votes: Votes) -> str:
+    """Why ``votes`` cannot be matched to ``data`` (one line), or "".
+
+    votes.csv is keyed by file path and pairs with the image folders; fer2013new.csv is keyed by row and pairs
+    with fer2013.csv, which must then have as many rows, each with the same Usage (the first row that differs
+    is named: the files are not the published pair, or one was sorted or cut).
+    """
+    if votes.usages is None:
+        if data.row_usages:
+            return (
+                f"{votes_path}: votes.csv is keyed by image file paths and pairs with --data as image "
+                f"folders; with --data {data_path} (fer2013.csv) pass --votes FER+'s fer2013new.csv"
             )
-        counts[row["file"]] = votes
-    if not counts:
-        raise VotesError(f"{path}: no vote rows; {fix}")
-    return Votes(counts)
+        return ""
+    if not data.row_usages:
+        return (
+            f"{votes_path}: fer2013new.csv is matched by row and pairs with --data fer2013.csv; with --data "
+            f"{data_path} (image folders) pass --votes votes.csv (keyed by file path)"
+        )
+    fix = "fer2013new.csv has one row per fer2013.csv row, in the same order: pass the two files as published"
+    if len(votes.usages) != len(data.row_usages):
+        return f"{votes_path}: {len(votes.usages)} rows, {data_path} has {len(data.row_usages)}; {fix}"
+    for number, (ours, theirs) in enumerate(zip(votes.usages, data.row_usages, strict=True), start=1):
+        if ours != theirs:
+            where = f"row {number} has Usage {ours}, row {number} of {data_path} has {theirs}"
+            return f"{votes_path}: {where}; {fix}"
+    return ""
 
 
 def blended_targets(labels: np.ndarray, emotion_votes: np.ndarray, blend: float) -> np.ndarray:
