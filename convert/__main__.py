@@ -43,7 +43,7 @@ from train import report
 from train.const import LABELS
 from train.data import Dataset, DatasetError, load
 from train.metrics import classification_metrics, format_report
-from train.votes import Votes, VotesError, load_votes
+from train.votes import Votes, VotesError, load_votes, pairing_problem
 
 if TYPE_CHECKING:
     import keras
@@ -79,7 +79,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="score each face and its mirror image and average (on by default; chosen on PublicTest)",
     )
     parser.add_argument(
-        "--votes", type=Path, help="FER+ votes.csv: adds FER+ majority metrics to the report and the card"
+        "--votes",
+        type=Path,
+        help="FER+ votes (votes.csv with image folders, fer2013new.csv with fer2013.csv): adds FER+ "
+        "majority metrics to the report and the card",
     )
     parser.add_argument("--crop", type=Path, default=Path("models/crop.json"), help="crop calibration")
     parser.add_argument("--representative", type=int, default=500, help="Training faces for int8 calibration")
@@ -197,6 +200,8 @@ def convert(args: argparse.Namespace) -> dict:
         votes = load_votes(args.votes) if args.votes else None
     except (DatasetError, VotesError) as err:
         raise ConvertError(str(err)) from None
+    if votes is not None and (problem := pairing_problem(args.data, data, args.votes, votes)):
+        raise ConvertError(problem)
     if training.get("data_sha256") not in (None, data.sha256):
         logger.warning("%s differs from the data the model was trained on (data_sha256)", args.data)
     height, width, channels = (int(d) for d in model.input_shape[1:])

@@ -310,20 +310,38 @@ def test_fer2013new_gives_the_csv_the_targets_folders_get_from_votes_csv(tmp_pat
     assert (majority >= 0).sum() >= 0.9 * len(majority)
 
 
-@pytest.mark.slow  # imports TensorFlow: make test-slow
-def test_csv_run_with_fer2013new_writes_the_ferplus_report(tmp_path: Path) -> None:
+@pytest.mark.slow  # imports TensorFlow, trains and converts (~40 s): make test-slow
+def test_the_public_pair_trains_and_converts_with_ferplus_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fer2013.csv + fer2013new.csv through train and convert: report-ferplus.json, and FER+ metrics in
+    convert's report; convert refuses votes.csv with a CSV in one line, as train does."""
+    import convert.__main__ as convert_cli
+    from train.data import load
+    from train.votes import load_votes
+
     data_csv = fixture_as_csv(tmp_path / "fer2013.csv")
     new_csv = fixture_as_ferplus_csv(tmp_path / "fer2013new.csv", data_csv)
     out = tmp_path / "run"
     assert run_train("--data", data_csv, "--votes", new_csv, "--out", out, *TRAIN_ARGS) == 0
     ferplus = json.loads((out / "report-ferplus.json").read_text())
-    from train.data import load
-    from train.votes import load_votes
-
     majority = load_votes(new_csv).majority(load(data_csv)["PrivateTest"].names)
-    assert sum(m["support"] for m in ferplus["per_class"].values()) == (majority >= 0).sum() > 0
+    known = int((majority >= 0).sum())
+    assert sum(m["support"] for m in ferplus["per_class"].values()) == known > 0
     training = json.loads((out / "training.json").read_text())
     assert "FER+ vote shares" in training["targets"] and "left_out_not_a_face" in training
+
+    tflite = tmp_path / "model" / "emotion-float32.tflite"
+    argv = ["--model", str(out / "model.keras"), "--data", str(data_csv), "--out", str(tflite)]
+    argv += ["--quantization", "float32", "--crop", str(tmp_path / "no-crop.json"), "--max-drop", "1"]
+    capsys.readouterr()
+    assert convert_cli.main([*argv, "--votes", str(FER_MINI / "votes.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "votes.csv is keyed by image file paths and pairs with --data as" in err[0], err
+    assert not tflite.exists()
+    assert convert_cli.main([*argv, "--votes", str(new_csv)]) == 0
+    converted = json.loads((tflite.parent / "emotion-float32-report" / "report.json").read_text())
+    assert sum(m["support"] for m in converted["ferplus_majority"]["per_class"].values()) == known
 
 
 def ferplus_rows(path: Path) -> list[dict[str, str]]:
