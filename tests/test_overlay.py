@@ -261,3 +261,16 @@ def overlap_area(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> 
     return max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])) * max(
         0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
     )
+
+
+def test_a_still_image_has_no_frame_rate_on_its_status_line() -> None:
+    """/api/v1/analyze?annotate=true drew "0.0 fps" on a photo."""
+    from device.display.overlay import _status_text
+
+    assert _status_text(StatusLine(None, 2, "model moodcast-emotion")) == (
+        "still image | 2 faces | model moodcast-emotion"
+    )
+    assert _status_text(StatusLine(14.25, 1, "mqtt: off")) == "14.2 fps | 1 face | mqtt: off"
+    frame = blank(320, 240)
+    draw_overlay(frame, [], StatusLine(None, 0, "model x"))
+    assert is_colour(frame[:3, :3], STATUS_BACKGROUND).all()

@@ -23,9 +23,10 @@ from device.vision.pipeline import FaceLabel
 
 @dataclass(frozen=True)
 class StatusLine:
-    """The status line at the top-left: frame rate, face count and MQTT state ("mqtt: connected")."""
+    """The status line at the top-left: frame rate (None for a still image, which has none), face count and
+    MQTT state ("mqtt: connected")."""
 
-    fps: float
+    fps: float | None
     faces: int
     mqtt: str
 
@@ -280,7 +281,8 @@ def _draw_face(frame: np.ndarray, face: FaceLabel, style: _Style, placement: Pla
 
 def _status_text(status: StatusLine) -> str:
     faces = "face" if status.faces == 1 else "faces"
-    return f"{status.fps:.1f} fps | {status.faces} {faces} | {status.mqtt}"
+    rate = "still image" if status.fps is None else f"{status.fps:.1f} fps"
+    return f"{rate} | {status.faces} {faces} | {status.mqtt}"
 
 
 def _status_scale(frame_w: int, text: str, style: _Style) -> float:

@@ -239,7 +239,7 @@ class Analyzer:
         jpeg = None
         if annotate:
             drawn = image.copy()
-            draw_overlay(drawn, shown, StatusLine(0.0, len(shown), f"model {self.model['name']}"))
+            draw_overlay(drawn, shown, StatusLine(None, len(shown), f"model {self.model['name']}"))
             ok, encoded = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 85])
             if not ok:
                 raise RuntimeError("cv2.imencode failed on the annotated image")
