@@ -719,3 +719,121 @@ def test_a_tiny_run_trains_on_extra_data_and_reports_it_apart(tmp_path: Path) ->
     assert (training["extra_faces"], training["extra_weight"]) == (7, 3.0)
     report = json.loads((out / "report-extra.json").read_text())
     assert sum(m["support"] for m in report["per_class"].values()) == 7
+
+
+def test_an_interrupted_first_epoch_says_there_is_nothing_to_resume(tmp_path: Path) -> None:
+    """A stop before any epoch finished told the user to --resume, which then said there was nothing to."""
+    from train.__main__ import interrupted, parse_args
+
+    args = parse_args(["--data", str(FER_MINI), "--out", str(tmp_path / "run")])
+    assert (
+        interrupted(args) == "interrupted before its first epoch finished: nothing to resume; start it again"
+    )
+    (tmp_path / "run" / "backup").mkdir(parents=True)
+    assert "--resume" in interrupted(args)
+
+
+def test_a_run_stopped_after_training_is_resumable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keras removes the backup when training ends: a stop in the evaluation or export left a run that
+    --resume refused ("no interrupted run"), so the only way on was to train it all again."""
+    from train.__main__ import interrupted, parse_args
+    from train.run_folder import start_problem
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "best.keras").write_bytes(b"a model")
+    write_csv(out / "history.csv", [{"epoch": "0", "val_accuracy": "0.3"}], ("epoch", "val_accuracy"))
+    args = parse_args(["--data", str(FER_MINI), "--out", str(out), "--resume"])
+    assert start_problem(args) == ""
+    assert "continue with the same command and --resume" in interrupted(args)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("run.json", '"text"', "run.json: expected the run's flags as a JSON object"),
+        ("history.csv", "epoch,accuracy\n0,0.5\n", "history.csv: not Keras's CSVLogger history"),
+        ("history.csv", "epoch,val_accuracy\n0,high\n", "history.csv: not Keras's CSVLogger history"),
+        ("backup/training_metadata.json", "{", "training_metadata.json: unreadable"),
+    ],
+)
+def test_a_damaged_run_folder_is_one_line_on_resume(
+    name: str, text: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each gave a Python traceback (TypeError, KeyError, ValueError, JSONDecodeError)."""
+    out = tmp_path / "run"
+    (out / "backup").mkdir(parents=True)
+    (out / name).write_text(text)
+    assert run_train("--data", FER_MINI, "--out", out, "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("train: ") and expected in err[0], err
+
+
+def test_a_second_training_in_the_same_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs in one --out wrote over each other's history and checkpoints until one died on HDF5's lock."""
+    from train.run_folder import lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    held = lock(out)
+    try:
+        assert run_train("--data", FER_MINI, "--out", out) == 2
+    finally:
+        held.close()
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"train: --out {out}: another training is running in it; wait for it or stop it"
+    ]
+
+
+def test_the_history_is_cut_to_the_epochs_the_backup_holds(tmp_path: Path) -> None:
+    """A stop between an epoch's history row and its backup left a row the resumed run wrote again (or, the
+    other way round, a row it never wrote); an empty backup restarted at epoch 0 after the old rows."""
+    from train.run_folder import read_history, reconcile_history
+
+    out = tmp_path / "run"
+    (out / "backup").mkdir(parents=True)
+    rows = [{"epoch": str(i), "val_accuracy": str(0.1 * (i + 1))} for i in range(3)]
+    write_csv(out / "history.csv", rows, ("epoch", "val_accuracy"))
+    (out / "backup" / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    reconcile_history(out)
+    assert read_history(out / "history.csv").val_accuracy == pytest.approx([0.1, 0.2])
+    (out / "backup" / "training_metadata.json").unlink()  # an empty backup: Keras starts at epoch 0
+    reconcile_history(out)
+    assert read_history(out / "history.csv").epochs == 0
+
+
+def test_a_nan_epoch_is_never_the_best() -> None:
+    """A NaN first epoch made "best_val_accuracy" NaN (not JSON) and kept best.keras from ever changing."""
+    from train.run_folder import History
+
+    history = History([float("nan"), 0.4, 0.3])
+    assert history.best == 0.4 and history.since_best == 1
+    assert History([float("nan")]).best is None
+
+
+@pytest.mark.slow
+def test_a_run_stopped_in_its_evaluation_is_finished_by_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import train.__main__ as train_cli
+
+    out = tmp_path / "run"
+    argv = ["--data", FER_MINI, "--out", out, "--epochs", "2", "--width", "8", "--precision", "float32"]
+    real_evaluate = train_cli.evaluate
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli, "evaluate", stopped)
+    assert run_train(*argv) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert not (out / "backup").exists() and not (out / "training.json").exists()
+    monkeypatch.setattr(train_cli, "evaluate", real_evaluate)
+    best = (out / "best.keras").read_bytes()
+    assert run_train(*argv, "--resume") == 0
+    assert (out / "best.keras").read_bytes() == best  # not trained again
+    assert json.loads((out / "training.json").read_text())["epochs"] == 2

@@ -25,7 +25,18 @@ from train.const import LABELS
 from train.data import Dataset, DatasetError, Split, check_extra, load, load_extra, merge_splits
 from train.metrics import classification_metrics, format_report
 from train.precision import PRECISIONS, cpu_flags, resolve_precision
-from train.run_folder import HISTORY_FILE, read_history, start_problem, write_settings
+from train.run_folder import (
+    BACKUP_FOLDER,
+    BEST_MODEL,
+    HISTORY_FILE,
+    RunFolderError,
+    lock,
+    read_history,
+    reconcile_history,
+    start_problem,
+    training_finished,
+    write_settings,
+)
 from train.votes import Votes, VotesError, blended_targets, load_votes, pairing_problem
 
 logger = logging.getLogger("train")
@@ -190,6 +201,36 @@ def evaluate(model, data: Dataset, votes: Votes | None, normalization: str) -> d
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    # SIGTERM (systemd, a closed session) stops the run as Ctrl-C does: at the last finished epoch.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print(f"train: {interrupted(args)}", file=sys.stderr)
+        return 130
+    except RunFolderError as err:
+        print(f"train: {err}", file=sys.stderr)
+        return 2
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What a stopped run says: how far it got and whether --resume continues it."""
+    out = args.out
+    try:
+        done = read_history(out / HISTORY_FILE).epochs
+    except RunFolderError:
+        done = 0
+    if (out / BACKUP_FOLDER).is_dir() or training_finished(out):
+        return (
+            f"interrupted after {done} finished epochs of {args.epochs}; continue with the same command and "
+            "--resume (make train-resume)"
+        )
+    return "interrupted before its first epoch finished: nothing to resume; start it again"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the run folder and the data, then train, evaluate and report (``main`` turns a stop and a
+    run-folder problem into one line)."""
     commit = git_commit()  # the code that trains, before anything can move HEAD during the run
     problem = start_problem(args)
     if problem:
@@ -215,21 +256,15 @@ def main(argv: list[str] | None = None) -> int:
         data, votes, args.vote_blend, extra, args.extra_weight
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    if not args.resume:
-        write_settings(args)
-
-    # SIGTERM (systemd, a closed session) stops the run as Ctrl-C does: at the last finished epoch.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    held = lock(args.out)
     try:
+        if not args.resume:
+            write_settings(args)
+        elif (args.out / BACKUP_FOLDER).is_dir():
+            reconcile_history(args.out)
         return train_and_report(args, data, votes, extra, (images, targets, weights), target_facts, commit)
-    except KeyboardInterrupt:
-        done = read_history(args.out / HISTORY_FILE).epochs
-        print(
-            f"train: interrupted after {done} finished epochs of {args.epochs}; continue with the same "
-            "command and --resume (make train-resume)",
-            file=sys.stderr,
-        )
-        return 130
+    finally:
+        held.close()
 
 
 def votes_problem(args: argparse.Namespace, data: Dataset, votes: Votes | None) -> str:
@@ -287,12 +322,25 @@ def train_and_report(
     fit.compile_model(model, args, steps_per_epoch=len(train_ds))
     logger.info("model %s: %d parameters, %s", model.name, model.count_params(), args.precision)
 
-    # Train
-    fit.fit(model, train_ds, val_ds, args)
+    # Train (a resumed run whose training had finished only evaluates and exports)
+    if args.resume and not (args.out / BACKUP_FOLDER).is_dir():
+        logger.info("%s: training had finished; evaluating and exporting %s", args.out, BEST_MODEL)
+    else:
+        before = read_history(args.out / HISTORY_FILE).epochs
+        try:
+            fit.fit(model, train_ds, val_ds, args)
+        except (OSError, ValueError) as err:
+            if not args.resume or read_history(args.out / HISTORY_FILE).epochs > before:
+                raise
+            # Both of Keras's backups unreadable (a full disk, a kill mid-save): restoring failed.
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise RunFolderError(
+                f"{args.out / BACKUP_FOLDER}: cannot be restored ({first}); remove it to start again"
+            ) from None
     history = read_history(args.out / HISTORY_FILE)  # every epoch, the ones before a resume too
 
     # Evaluate on PrivateTest, the final report only
-    model = fit.export_float32(args.out / "best.keras", args)
+    model = fit.export_float32(args.out / BEST_MODEL, args)
     metrics = evaluate(model, data, votes, args.normalization)
     if extra is not None:  # training faces: how well the model learned them, not a test
         predicted = fit.predict(model, extra.images, args.normalization).argmax(axis=1)

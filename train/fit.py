@@ -94,8 +94,10 @@ def callbacks(args: argparse.Namespace) -> list[keras.callbacks.Callback]:
     """
     history = read_history(args.out / HISTORY_FILE) if args.resume else History([])
     averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if args.ema_momentum > 0 else []
+    # The backup last: an epoch's row is in history.csv before its backup is, so a run stopped between the two
+    # trains that epoch again (run_folder.reconcile_history cuts its row) rather than losing the row. Two
+    # backups are kept: a half-written one (a full disk, a kill mid-save) falls back to the one before.
     return averaging + [
-        keras.callbacks.BackupAndRestore(str(args.out / BACKUP_FOLDER)),
         keras.callbacks.ModelCheckpoint(
             str(args.out / "best.keras"),
             monitor="val_accuracy",
@@ -105,6 +107,7 @@ def callbacks(args: argparse.Namespace) -> list[keras.callbacks.Callback]:
         keras.callbacks.ModelCheckpoint(str(args.out / "last.keras")),
         ResumedEarlyStopping(history, monitor="val_accuracy", patience=args.patience),
         keras.callbacks.CSVLogger(str(args.out / HISTORY_FILE), append=args.resume),
+        keras.callbacks.BackupAndRestore(str(args.out / BACKUP_FOLDER), double_checkpoint=True),
     ]
 
 

@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from device.config import folder_problem
 
 SETTINGS_FILE = "run.json"
 BACKUP_FOLDER = "backup"
+BACKUP_METADATA = "training_metadata.json"  # Keras's BackupAndRestore: {"epoch": finished epochs, ...}
 HISTORY_FILE = "history.csv"
+BEST_MODEL = "best.keras"
+LOCK_FILE = "train.lock"
+
+
+class RunFolderError(Exception):
+    """A run folder's file that cannot be used: one line naming it and what to do."""
+
+
 # The flags that define a run: a resume must give the same ones.
 RUN_FLAGS = (
     "data",
@@ -55,8 +67,10 @@ def start_problem(args: argparse.Namespace) -> str:
     """Why the run cannot start (or, with ``args.resume``, continue) in ``args.out``, or "" when it can.
 
     One line each: ``--out`` empty, a file, or not writable (``device.config.folder_problem``); an interrupted
-    run there that a fresh start would throw away; ``--resume`` with no interrupted run; a resume whose flags
-    differ from the run's ``run.json`` (each named with the run's value).
+    run there that a fresh start would throw away; ``--resume`` with no interrupted run (one whose training
+    finished but was stopped in its evaluation or export is resumable: ``training_finished``); a resume whose
+    flags differ from the run's ``run.json`` (each named with the run's value), or a run.json that is no
+    object.
     """
     out: Path = args.out
     if not str(out).strip():
@@ -74,7 +88,7 @@ def start_problem(args: argparse.Namespace) -> str:
                 f"or remove {out / BACKUP_FOLDER} to start again"
             )
         return ""
-    if not interrupted:
+    if not interrupted and not training_finished(out):  # finished: stopped in its evaluation or export
         backup = out / BACKUP_FOLDER
         return f"--out {out}: no interrupted run to resume (no {backup}); start it without --resume"
     saved = out / SETTINGS_FILE
@@ -84,6 +98,9 @@ def start_problem(args: argparse.Namespace) -> str:
         recorded = json.loads(saved.read_text())
     except (OSError, ValueError) as err:
         return f"--out {saved}: unreadable ({err}); remove {out / BACKUP_FOLDER} to start again"
+    if not isinstance(recorded, dict):
+        backup = out / BACKUP_FOLDER
+        return f"--out {saved}: expected the run's flags as a JSON object; remove {backup} to start again"
     now = settings(args)
     differ = [
         f"--{flag.replace('_', '-')} {now[flag]} (the run has {recorded[flag]})"
@@ -113,20 +130,79 @@ class History:
 
     @property
     def best(self) -> float | None:
-        """The best PublicTest accuracy so far (0..1), or None before the first epoch."""
-        return max(self.val_accuracy) if self.val_accuracy else None
+        """The best PublicTest accuracy so far (0..1; NaN epochs left out), or None before the first epoch."""
+        finite = [value for value in self.val_accuracy if math.isfinite(value)]
+        return max(finite) if finite else None
 
     @property
     def since_best(self) -> int:
         """Epochs finished since the best one: the early-stopping wait to continue from."""
-        if not self.val_accuracy:
-            return 0
-        return self.epochs - 1 - self.val_accuracy.index(max(self.val_accuracy))
+        best = self.best
+        if best is None:
+            return self.epochs
+        return self.epochs - 1 - self.val_accuracy.index(best)
 
 
 def read_history(path: Path) -> History:
-    """``history.csv`` as a History (empty when the file does not exist yet)."""
+    """``history.csv`` as a History (empty when the file does not exist yet). Raises RunFolderError naming the
+    file when it has no ``val_accuracy`` column or a value there is not a number."""
     if not path.is_file():
         return History([])
-    with path.open(newline="") as handle:
-        return History([float(row["val_accuracy"]) for row in csv.DictReader(handle)])
+    try:
+        with path.open(newline="") as handle:
+            return History([float(row["val_accuracy"]) for row in csv.DictReader(handle)])
+    except (KeyError, ValueError, TypeError, OSError, UnicodeDecodeError) as err:
+        raise RunFolderError(
+            f"{path}: not Keras's CSVLogger history ({type(err).__name__}: {err}); restore it or start again"
+        ) from None
+
+
+def training_finished(out: Path) -> bool:
+    """Whether ``out``'s training ran to its end (Keras removed the backup) and its best model is there: a
+    run stopped in its evaluation or export, which --resume finishes without training again."""
+    if (out / BACKUP_FOLDER).is_dir() or not (out / BEST_MODEL).is_file():
+        return False
+    try:
+        return read_history(out / HISTORY_FILE).epochs > 0
+    except RunFolderError:
+        return False
+
+
+def reconcile_history(out: Path) -> None:
+    """Cut ``history.csv`` to the epochs the backup holds (Keras's ``training_metadata.json``), so a resumed
+    run appends each epoch once: a run stopped after an epoch's row but before its backup trains that epoch
+    again, and an empty backup starts again from the first epoch. Raises RunFolderError for an unreadable
+    backup."""
+    metadata = out / BACKUP_FOLDER / BACKUP_METADATA
+    finished = 0
+    if metadata.is_file():
+        try:
+            finished = int(json.loads(metadata.read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise RunFolderError(
+                f"{metadata}: unreadable ({type(err).__name__}); remove {out / BACKUP_FOLDER} to start again"
+            ) from None
+    history = out / HISTORY_FILE
+    if not history.is_file():
+        return
+    read_history(history)  # one line if it is not a history
+    with history.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if len(rows) - 1 > finished:
+        with history.open("w", newline="") as handle:
+            csv.writer(handle).writerows(rows[: finished + 1])
+
+
+def lock(out: Path) -> TextIO:
+    """Hold ``out``'s lock for as long as the returned file stays open (keep a reference): two runs in one
+    folder would write over each other's checkpoints and history. Raises RunFolderError when another run
+    holds it."""
+    handle = (out / LOCK_FILE).open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise RunFolderError(
+            f"--out {out}: another training is running in it; wait for it or stop it"
+        ) from None
+    return handle
