@@ -68,9 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("../shared/data/fer2013"),
         help="fer2013.csv or the folder holding train/ and test/",
     )
-    parser.add_argument(
-        "--out", type=Path, help="the .tflite (default: models/emotion-<quantization>.tflite)"
-    )
+    parser.add_argument("--out", help="the .tflite (default: models/emotion-<quantization>.tflite)")
     parser.add_argument("--quantization", choices=QUANTIZATIONS, default="int8")
     parser.add_argument(
         "--flip-average",
@@ -95,9 +93,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.training = args.training or args.model.with_name("training.json")
-    if args.out is not None and not str(args.out).strip():
+    if args.out is not None and not args.out.strip():
         parser.error("--out: expected the .tflite's path, got an empty path")
-    args.out = args.out or Path(f"models/emotion-{args.quantization}.tflite")
+    if args.out is not None and args.out.endswith(("/", os.sep)):  # Path() would drop the '/'
+        parser.error(f"--out {args.out}: a folder's path, expected the .tflite's")
+    args.out = Path(args.out) if args.out else Path(f"models/emotion-{args.quantization}.tflite")
     if args.representative < 1:
         parser.error(f"--representative: expected a whole number >= 1, got {args.representative}")
     if not math.isfinite(args.max_drop):  # nan would switch the guard off
@@ -105,15 +105,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def out_problem(out: Path) -> str:
-    """Why the model cannot be written at ``out`` (a folder there or at its card's path, or a folder this user
-    cannot create or write: ``device.config.folder_problem``), or "": checked before the minutes of
-    conversion, not after."""
-    if out.is_dir() or str(out).endswith(os.sep):
+def out_problem(out: Path, inputs: tuple[Path, ...] = ()) -> str:
+    """Why the model cannot be written at ``out`` (a folder there, at its card's path or a file at its report
+    folder's; a folder this user cannot create or write: ``device.config.folder_problem``; or ``out`` or its
+    card being one of the ``inputs``, the Keras model and training facts it would overwrite), or "": checked
+    before the minutes of conversion, not after."""
+    if out.is_dir():
         return f"--out {out}: is a folder, expected the .tflite's path"
-    card = card_path_for(out)
+    card, report_dir = card_path_for(out), report_dir_for(out)
     if card.is_dir():
         return f"--out {out}: its card's path {card} is a folder"
+    if report_dir.exists() and not report_dir.is_dir():
+        return f"--out {out}: its report folder's path {report_dir} is a file"
+    for written in (out, card):
+        for given in inputs:
+            if written.resolve() == given.resolve():
+                return f"--out {out}: would write {written} over the input {given}; choose another path"
     problem = folder_problem(out.parent)
     return f"--out {problem}" if problem else ""
 
@@ -362,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # "Assets written to: <tmp>", once per export
     args = parse_args(argv)
-    problem = out_problem(args.out)
+    problem = out_problem(args.out, (args.model, args.training))
     if problem:
         print(f"convert: {problem}", file=sys.stderr)
         return 2

@@ -288,3 +288,37 @@ def test_the_card_says_the_model_learned_household_faces() -> None:
     training |= {"extra_faces": 88, "extra_weight": 2.0}
     card = build_card(list(LABELS), (48, 48, 1), {}, "equalize_hist", "int8", None, training, True)
     assert card["training"]["extra_faces"] == 88 and card["training"]["extra_weight"] == 2.0
+
+
+@pytest.mark.parametrize("case", ["report file", "the model", "card over training facts", "trailing slash"])
+def test_an_out_that_would_clobber_or_misplace_files_is_refused_before_converting(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each ran the whole conversion first: a file at the report folder's path ended in FileExistsError;
+    --out run/model.keras wrote the TFLite bytes over the trained model; --out run/training.tflite would put
+    its card over training.json; --out new/ wrote a file named new."""
+    run = tmp_path / "run"
+    run.mkdir()
+    model, training = run / "model.keras", run / "training.json"
+    model.write_bytes(b"the trained model")
+    training.write_text("{}")
+    out: str = str(tmp_path / "m.tflite")
+    if case == "report file":
+        (tmp_path / "m-report").write_text("x")
+    elif case == "the model":
+        out = str(model)
+    elif case == "card over training facts":
+        out = str(run / "training.tflite")
+    else:
+        out = str(tmp_path / "new") + "/"
+    argv = ["--model", str(model), "--data", str(FER_MINI), "--out", out]
+    if case == "trailing slash":
+        with pytest.raises(SystemExit) as stop:
+            run_convert(*argv)
+        assert stop.value.code == 2 and "a folder's path, expected the .tflite's" in capsys.readouterr().err
+        assert not (tmp_path / "new").exists()
+        return
+    assert run_convert(*argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"convert: --out {out}"), err
+    assert model.read_bytes() == b"the trained model" and training.read_text() == "{}"
