@@ -242,8 +242,7 @@ def run(args: argparse.Namespace) -> int:
         data = load(args.data)
         votes = load_votes(args.votes) if args.votes else None
         extras = [load_extra(folder) for folder in args.extra_data]
-        for folder, faces in zip(args.extra_data, extras, strict=True):
-            check_extra(data, folder, faces)
+        check_extra(data, list(zip(args.extra_data, extras, strict=True)))
     except (DatasetError, VotesError) as err:
         print(f"train: {err}", file=sys.stderr)
         return 2

@@ -244,31 +244,35 @@ def load_extra(root: Path) -> Split:
     )
 
 
-def check_extra(data: Dataset, root: Path, extra: Split) -> None:
-    """Refuse extra faces (``load_extra(root)``) identical in pixels to FER2013 faces, renamed copies too.
+def check_extra(data: Dataset, extras: list[tuple[Path, Split]]) -> None:
+    """Refuse extra faces (each ``(root, load_extra(root))``) identical in pixels to FER2013 faces, renamed
+    copies too. FER2013's faces are hashed once, however many folders are checked.
 
     A PublicTest or PrivateTest face trained on turns the report into a test of memory; a Training face adds
     nothing but its weight, counted twice (the FER2013 root as --extra-data adds all of them). Neither belongs
     in --extra-data, which is for faces FER2013 lacks. FER2013 itself holds a few faces in both Training and
     a test split: a copy of one of those counts as a Training copy, since training sees it anyway.
 
-    Raises DatasetError naming how many faces are copies and one of them.
+    Raises DatasetError naming the first folder with copies, how many, and one of them.
     """
+    if not extras:
+        return
     training = {_pixel_hash(face) for face in data["Training"].images}
     tests = {_pixel_hash(face) for split in ("PublicTest", "PrivateTest") for face in data[split].images}
-    hashes = [_pixel_hash(face) for face in extra.images]
-    if any(h in tests and h not in training for h in hashes):
-        copies, which = [h in tests for h in hashes], "PublicTest/PrivateTest"
-        why = "test faces trained on make the report meaningless"
-    else:
-        copies, which = [h in training for h in hashes], "Training"
-        why = "--extra-data is for faces FER2013 lacks, not FER2013's own"
-    if any(copies):
-        example = root / extra.names[copies.index(True)]
-        raise DatasetError(
-            f"{root}: {sum(copies)} of {len(hashes)} faces are identical in pixels to FER2013 {which} faces "
-            f"(e.g. {example}); {why}: remove them or pass another --extra-data"
-        )
+    for root, extra in extras:
+        hashes = [_pixel_hash(face) for face in extra.images]
+        if any(h in tests and h not in training for h in hashes):
+            copies, which = [h in tests for h in hashes], "PublicTest/PrivateTest"
+            why = "test faces trained on make the report meaningless"
+        else:
+            copies, which = [h in training for h in hashes], "Training"
+            why = "--extra-data is for faces FER2013 lacks, not FER2013's own"
+        if any(copies):
+            example = root / extra.names[copies.index(True)]
+            raise DatasetError(
+                f"{root}: {sum(copies)} of {len(hashes)} faces are identical in pixels to FER2013 {which} "
+                f"faces (e.g. {example}); {why}: remove them or pass another --extra-data"
+            )
 
 
 def _pixel_hash(face: np.ndarray) -> bytes:

@@ -17,7 +17,7 @@ from device.vision.preprocess import normalize
 from train.augment import build_augmenter, photometric, random_erase
 from train.const import IMAGE_SIZE_PX, LABELS
 from train.model import build_model
-from train.run_folder import BACKUP_FOLDER, HISTORY_FILE, History, read_history
+from train.run_folder import BACKUP_FOLDER, BEST_MODEL, HISTORY_FILE, History, read_history
 
 
 def training_dataset(
@@ -99,7 +99,7 @@ def callbacks(args: argparse.Namespace) -> list[keras.callbacks.Callback]:
     # backups are kept: a half-written one (a full disk, a kill mid-save) falls back to the one before.
     return averaging + [
         keras.callbacks.ModelCheckpoint(
-            str(args.out / "best.keras"),
+            str(args.out / BEST_MODEL),
             monitor="val_accuracy",
             save_best_only=True,
             initial_value_threshold=history.best,

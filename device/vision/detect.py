@@ -303,9 +303,8 @@ class FaceDetector:
             main_width,
             smallest,
         )
-        if min(main_width, main_height, width, height) < HAAR_WINDOW_PX or (
-            min(main_width, main_height) < self.config.min_size_px
-        ):
+        # The small image is never larger than the frame: its side under Haar's window says it for both.
+        if min(width, height) < HAAR_WINDOW_PX or min(main_width, main_height) < self.config.min_size_px:
             logger.warning(
                 "the %dx%d frame is smaller than a face of detect.min_size_px %d (and Haar's %d px window): "
                 "no face can be found in it; use a larger camera.width_px / camera.height_px or input",
