@@ -1,12 +1,17 @@
-"""Why a file the config names cannot be read, or written where the daemon writes it: one line each.
+"""Why a file the config names cannot be read, or written where the daemon writes it: one line each; and
+``write_whole``, the one way files are written whole or not at all.
 
-Shared by ``--check-config`` (``device/preflight.py``) and the parts that open the files at start, so both say
-the same thing for the same cause.
+The wording is shared by ``--check-config`` (``device/preflight.py``) and the parts that open the files at
+start, so both say the same thing for the same cause. ``write_whole`` is shared by the feedback store, the
+outbox's ``.seq`` file and ``python -m convert`` (which may import device/, never the other way round).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import stat
 from pathlib import Path
 
 
@@ -35,3 +40,64 @@ def output_problem(path: Path, what: str) -> str:
     if not writable:
         return f"{path}: the {what} cannot be written by this user (permission denied)"
     return ""
+
+
+def temp_name(path: Path) -> Path:
+    """Where ``write_whole`` writes ``path`` before moving it into place: a hidden ``.<name>.tmp`` beside it,
+    which ``train``'s image loader skips (``.tmp`` is not an image suffix) and a glob of ``*.png`` does not
+    match."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def write_whole(contents: dict[Path, bytes], durable: bool = False) -> None:
+    """Write each of ``contents``'s files whole or not at all: each is written beside its path under
+    ``temp_name(path)``, then all are moved into place (``os.replace``), so a full disk, a file-size limit or
+    no permission leaves the files that were there whole, never a truncated one (nor a new file beside an old
+    one when the second of two cannot be written). With ``durable`` each file and, once moved, its folder is
+    fsynced, so a power cut leaves the old file or the new, never an empty one. The folders must exist.
+
+    A regular file left at a temp path (a power cut) is written over; anything else there (a folder, a pipe,
+    whose open would block for good) is refused. Raises OSError whose ``filename`` is the path in ``contents``
+    that could not be written (its ``strerror`` says why); the temp files this call made are removed first.
+    """
+    made: list[Path] = []
+    target: Path | None = None
+    try:
+        for target, data in contents.items():
+            if target.is_dir():  # its os.replace would fail after the files before it were replaced
+                raise OSError(errno.EISDIR, "is a folder")
+            temp = temp_name(target)
+            with contextlib.suppress(FileNotFoundError):
+                if not stat.S_ISREG(os.lstat(temp).st_mode):
+                    raise OSError(errno.EEXIST, f"{temp} is in the way and is not a regular file")
+                temp.unlink()  # a leftover of a write cut short
+            # O_EXCL: whatever appeared there since (a pipe, a link) is refused, never opened or followed;
+            # 0o666 less the umask, as open(path, "w") makes it
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+            made.append(temp)
+            with open(fd, "wb") as file:
+                file.write(data)
+                if durable:
+                    file.flush()
+                    os.fsync(file.fileno())
+        for target in contents:
+            os.replace(temp_name(target), target)
+    except OSError as err:
+        for temp in made:
+            with contextlib.suppress(OSError):
+                temp.unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror or str(err), str(target)) from err
+    if durable:
+        for folder in {target.parent for target in contents}:
+            _sync_folder(folder)
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync ``folder``, so the renames in it survive a power cut; quietly not where it cannot be (the files
+    are in place by then, and saying they were not written would be wrong)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,5 +1,6 @@
 """Field faults (issue 15): a damaged or lost outbox, an outbox overflowing for long, the retained state of a
-short run, Home Assistant's discovery schema across releases, and a camera unplugged under the watchdog."""
+short run, Home Assistant's discovery schema across releases, a camera unplugged under the watchdog, and a
+write cut short (``device.paths.write_whole``, which the outbox, feedback and convert share)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import json
 import logging
 import os
 import re
+import resource
 import socket
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -24,6 +28,7 @@ from device.errors import ConfigError
 from device.outputs.discovery import discovery_configs
 from device.outputs.events import EventFactory
 from device.outputs.outbox import SqliteOutbox
+from device.paths import temp_name, write_whole
 from tests import test_publish
 from tests.fixtures_broker import Broker, Mqtt311OnlyBroker, free_port, make_tls_files
 from tests.test_camera import ScriptedCamera
@@ -144,6 +149,73 @@ def test_overflow_warnings_carry_the_running_count(broker_factory, publishers, c
     assert 1 <= len(lines) <= 3, lines  # bounded: not one line per event
     assert sum(counts) == 295, lines  # ... yet every drop is told
     assert "(295 in all)" in lines[-1]
+
+
+# -- files written whole or not at all (device.paths.write_whole) --------------------------------------------
+
+WRITE_TWO = """
+import resource, sys
+from pathlib import Path
+from device.paths import write_whole
+
+folder, limit = Path(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # as `ulimit -f`: a disk full at `limit` bytes
+try:
+    write_whole({folder / "a": b"new a", folder / "b": bytes(4096)}, durable=True)
+except OSError as err:
+    print(err.filename, err.strerror, sep="\\n")
+"""
+
+
+@pytest.mark.parametrize(
+    ("in_the_way", "limit", "why"),
+    [
+        ("", 1024, "File too large"),  # the second file cut short by a full disk
+        ("pipe", resource.RLIM_INFINITY, "is in the way and is not a regular file"),  # its open would block
+        ("folder", resource.RLIM_INFINITY, "is in the way and is not a regular file"),
+    ],
+    ids=["disk full", "pipe in the way", "folder in the way"],
+)
+def test_a_second_file_that_cannot_be_written_leaves_both_old_files_whole(
+    in_the_way: str, limit: int, why: str, tmp_path: Path
+) -> None:
+    """The failure names the second file; the first is not replaced, no temporary file of the call is left,
+    and what was in the way is left as it is. In a child, so that a pipe opened for writing fails the test by
+    its timeout instead of hanging the suite."""
+    (tmp_path / "a").write_bytes(b"old a")
+    (tmp_path / "b").write_bytes(b"old b")
+    if in_the_way == "pipe":
+        os.mkfifo(temp_name(tmp_path / "b"))
+    elif in_the_way == "folder":
+        temp_name(tmp_path / "b").mkdir()
+    child = subprocess.run(
+        [sys.executable, "-c", WRITE_TWO, str(tmp_path), str(limit)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.splitlines()[0] == str(tmp_path / "b"), child.stdout
+    assert why in child.stdout, child.stdout
+    assert (tmp_path / "a").read_bytes() == b"old a" and (tmp_path / "b").read_bytes() == b"old b"
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["a", "b"] + ([temp_name(tmp_path / "b").name] if in_the_way else [])), left
+
+
+def test_files_written_whole_replace_the_old_and_a_leftover_temporary_file(tmp_path: Path) -> None:
+    """A power cut between write and rename leaves a regular temporary file: the next write replaces it."""
+    first, second = tmp_path / "a.png", tmp_path / "b.seq"
+    first.write_bytes(b"old a")
+    temp_name(second).write_bytes(b"half")
+    write_whole({first: b"new a", second: b"new b"}, durable=True)
+    write_whole({second: b"newer b"})
+    assert first.read_bytes() == b"new a" and second.read_bytes() == b"newer b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.seq"]
+    with pytest.raises(OSError) as err:  # a folder where a file goes: refused before anything is replaced
+        write_whole({first: b"newest a", tmp_path: b"x"})
+    assert err.value.filename == str(tmp_path) and first.read_bytes() == b"new a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.seq"]
 
 
 # -- Home Assistant discovery -----------------------------------------------------------------------------
