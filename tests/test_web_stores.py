@@ -19,10 +19,11 @@ from device.config import FeedbackConfig
 from device.const import SERIES_S
 from device.errors import ConfigError
 from device.outputs.mood import RoomMood
+from device.paths import temp_name
 from device.vision.preprocess import CropSpec
 from device.web.analyze import AnalyzeError
 from device.web.dashboard import Dashboard
-from device.web.feedback import FeedbackStore, temp_name
+from device.web.feedback import FeedbackStore
 from device.web.history import HistoryStore
 from tools.web_daemon import ROOT, sample_frame
 from train.data import load_extra

@@ -4,9 +4,7 @@ right one; the face's 48x48 crop is saved as ``<feedback.dir>/<class>/<name>.png
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import secrets
 import tempfile
 import threading
@@ -23,6 +21,7 @@ import numpy as np
 from device.config import FeedbackConfig
 from device.const import FEEDBACK_FRAMES_KEPT, FEEDBACK_KEPT_S
 from device.errors import ConfigError
+from device.paths import write_whole
 from device.vision.detect import Box
 from device.vision.preprocess import CropSpec, crop_face
 from device.web.analyze import AnalyzeError
@@ -151,33 +150,11 @@ class FeedbackStore:
         return path
 
 
-def temp_name(path: Path) -> Path:
-    """Where ``path`` is written before it is moved into place: a hidden ``.<name>.tmp`` beside it, which
-    ``train``'s loader skips (not an image suffix) and a glob of ``*.png`` does not match."""
-    return path.with_name(f".{path.name}.tmp")
-
-
 def write_png(path: Path, image: np.ndarray) -> None:
-    """Write ``image`` as a PNG at ``path`` whole or not at all: encoded in memory, written and fsynced under
-    ``temp_name(path)``, then renamed over ``path`` (a full disk, a file-size limit or a power cut leaves no
-    half image where ``train`` would read it). Raises OSError; the temporary file is removed then."""
+    """Write ``image`` as a PNG at ``path`` whole or not at all, fsynced (``device.paths.write_whole``): a
+    full disk, a file-size limit or a power cut leaves no half image where ``train`` would read it, only
+    perhaps a hidden ``.<name>.tmp`` it skips. Raises OSError, for an image that cannot be encoded too."""
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
         raise OSError(f"cannot encode a {image.shape} image as PNG")
-    temp = temp_name(path)
-    try:
-        with open(temp, "wb") as file:
-            file.write(encoded.tobytes())
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temp.unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # the rename itself survives a power cut once its folder is synced
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    write_whole({path: encoded.tobytes()}, durable=True)
