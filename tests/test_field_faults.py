@@ -117,12 +117,12 @@ def test_a_seq_file_that_cannot_be_written_is_one_warning(
 ) -> None:
     """It failed silently (a DEBUG line), so numbering could go back unnoticed with the outbox file lost."""
     path = tmp_path / "outbox.sqlite"
-    (tmp_path / "outbox.sqlite.seq.tmp").mkdir()  # where the new .seq is written first: now a folder
+    (tmp_path / ".outbox.sqlite.seq.tmp").mkdir()  # where the new .seq is written first: now a folder
     with caplog.at_level(logging.INFO, logger="device.outputs.outbox"):
         box = SqliteOutbox(path, 100)
         for seq in range(1, 6):
             box.put(seq, "{}")
-        (tmp_path / "outbox.sqlite.seq.tmp").rmdir()
+        (tmp_path / ".outbox.sqlite.seq.tmp").rmdir()
         box.put(6, "{}")
     messages = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert [level for level, _ in messages] == [logging.WARNING, logging.INFO], messages
@@ -498,7 +498,7 @@ def test_a_pipe_as_the_seq_file_is_refused_and_in_the_way_is_a_warning(
         SqliteOutbox(path, 10)
     assert "outbox.sqlite.seq is not a regular file" in str(err.value)
     (tmp_path / "outbox.sqlite.seq").unlink()
-    os.mkfifo(tmp_path / "outbox.sqlite.seq.tmp")  # where the new .seq is written first
+    os.mkfifo(tmp_path / ".outbox.sqlite.seq.tmp")  # where the new .seq is written first
     with caplog.at_level(logging.WARNING, logger="device.outputs.outbox"):
         box = SqliteOutbox(path, 10)
         box.put(1, "{}")  # blocked for good writing into the pipe

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from device.config import folder_problem
 from device.errors import ConfigError
+from device.paths import write_whole
 
 logger = logging.getLogger(__name__)
 
@@ -197,25 +198,23 @@ class SqliteOutbox:
         return last, oldest
 
     def _save_marks(self, oldest: int) -> None:
-        """Remember the highest seq and the oldest waiting apart from the queue (write a new file, then
-        rename it over the old) when they differ from what the file holds; warn once while that fails."""
+        """Remember the highest seq and the oldest waiting apart from the queue when they differ from what
+        the file holds, whole or not at all (``write_whole``); warn once while that fails. Not fsynced: it is
+        written with every event, and the SQLite file beside it is not fsynced per event either (WAL,
+        synchronous NORMAL)."""
         self._oldest = oldest
         marks = (self._saved_seq, oldest)
         if marks == self._written:
             return
-        tmp = self.seq_path.with_name(self.seq_path.name + ".tmp")
         try:
-            if tmp.exists() and not tmp.is_file():  # a pipe would block the write for good
-                raise OSError(f"{tmp} is in the way and is not a regular file")
-            tmp.write_text(f"{marks[0]} {marks[1]}\n")
-            os.replace(tmp, self.seq_path)
+            write_whole({self.seq_path: f"{marks[0]} {marks[1]}\n".encode()})
         except OSError as err:
             if not self._seq_write_failed:
                 logger.warning(
                     "MQTT outbox: cannot write %s (%s); seq may go back if the outbox file is lost; "
                     "make its folder writable by the daemon",
                     self.seq_path,
-                    err,
+                    err.strerror or err,
                 )
             self._seq_write_failed = True
             return
