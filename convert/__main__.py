@@ -11,7 +11,6 @@ robustness table.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import math
 import os
@@ -37,6 +36,7 @@ from convert.errors import AccuracyDropError, ConvertError
 from convert.robustness import labels_unchanged
 from device.config import folder_problem
 from device.errors import ModelError
+from device.paths import write_whole
 from device.vision.classify import EmotionClassifier, apply_temperature, card_path_for
 from device.vision.preprocess import normalize
 from train import report
@@ -126,24 +126,16 @@ def out_problem(out: Path, inputs: tuple[Path, ...] = ()) -> str:
 
 
 def replace_files(contents: dict[Path, bytes]) -> None:
-    """Write each file beside its final path, then move them all into place (``os.replace``): a failure
-    to write (a full disk, no permission) leaves the files that were there whole, not a truncated model beside
-    an old card. Raises ConvertError naming the file."""
-    written: list[tuple[Path, Path]] = []
-    target = next(iter(contents))
+    """Write the files whole or not at all, fsynced (``device.paths.write_whole``), creating their folders: a
+    full disk or no permission leaves the files that were there whole, not a truncated model beside an old
+    card, and a power cut right after (a Pi's SD card) leaves the new model, not an empty file. Raises
+    ConvertError naming the file."""
     try:
-        for target, data in contents.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            part = target.with_name(f".{target.name}.part-{os.getpid()}")  # the umask's mode, as write_bytes
-            written.append((part, target))
-            part.write_bytes(data)
-        for part, target in written:
-            os.replace(part, target)
-    except OSError as err:
-        for part, _ in written:
-            with contextlib.suppress(OSError):  # the part that could not be written may not be a file
-                part.unlink(missing_ok=True)
-        raise ConvertError(f"{target}: cannot write it ({err.strerror or err})") from None
+        for folder in {target.parent for target in contents}:
+            folder.mkdir(parents=True, exist_ok=True)
+        write_whole(contents, durable=True)
+    except OSError as err:  # write_whole's names the file it could not write; mkdir's the folder
+        raise ConvertError(f"{err.filename}: cannot write it ({err.strerror or err})") from None
 
 
 def load_keras_model(path: Path) -> keras.Model:

@@ -260,19 +260,18 @@ def test_bad_numbers_are_one_line_exit_2(
 def test_a_write_that_fails_leaves_the_shipped_model_and_card_whole(tmp_path: Path) -> None:
     """convert wrote the model in place: a full disk left a truncated model (which the device refuses) beside
     the old card. Here the card's write fails; the old model and card must be untouched, no part left."""
-    import os
-
     from convert.__main__ import replace_files
     from convert.errors import ConvertError
+    from device.paths import temp_name
 
     model, card = tmp_path / "m.tflite", tmp_path / "m.json"
     model.write_bytes(b"old model")
     card.write_text("old card")
-    (tmp_path / f".m.json.part-{os.getpid()}").mkdir()  # the card's part cannot be written
+    temp_name(card).mkdir()  # the card cannot be written beside its path
     with pytest.raises(ConvertError, match="m.json: cannot write it"):
         replace_files({model: b"new model", card: b"new card"})
     assert model.read_bytes() == b"old model" and card.read_text() == "old card"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".m.json.part-{os.getpid()}", "m.json", "m.tflite"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.json.tmp", "m.json", "m.tflite"]
     replace_files({model: b"new model"})
     assert model.read_bytes() == b"new model"
 
