@@ -12,7 +12,7 @@ from device.config import DetectConfig, TrackConfig
 from device.const import EXACT_BOX_SCORE_MARGIN
 from device.sources.camera import Frame, make_lores
 from device.vision.classify import EmotionClassifier
-from device.vision.detect import FaceDetector
+from device.vision.detect import FaceDetector, iou
 from device.vision.pipeline import Pipeline
 from device.vision.track import FaceTracker
 from tools.bench import decode, labelled_faces, reference_faces, reference_self_agreement, run_pipeline
@@ -238,6 +238,50 @@ def test_a_window_not_marked_exact_falls_back_to_the_whole_frames_hits():
     exact = detector.search_tracks(gray, [predicted], exact=[True])
     assert exact == [(517, 119, 115, 115)]
     assert detector.search_tracks(gray, [predicted], exact=[False]) == exact
+
+
+def window_overlaps(box, others, margin: float) -> bool:
+    """Whether a window of ``margin`` face sizes around ``box`` overlaps any of ``others``."""
+    x, y, w, h = box
+    pad = margin * max(w, h)
+    x0, y0, x1, y1 = x - pad, y - pad, x + w + pad, y + h + pad
+    return any(o[0] < x1 and o[0] + o[2] > x0 and o[1] < y1 and o[1] + o[3] > y0 for o in others)
+
+
+def test_a_clear_window_alone_takes_the_coarser_step_and_still_boxes_its_face():
+    """A clear label's window that holds no other face is searched with ``ALONE_WINDOW_SCALE_FACTOR``'s
+    pyramid (half the levels): its box changes by Haar's noise only, never off its face. A window that holds a
+    neighbour (the 20-face crowd) keeps the reference's step, which separates the two faces' hits."""
+    config = DetectConfig()
+    detector = FaceDetector(config)
+    cascade = reference_detector()
+    compared = changed = 0
+    for frame in read_frames("four-faces")[::15]:
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        found = cascade.detectMultiScale(
+            gray, config.scale_factor, config.min_neighbors, minSize=(config.min_size_px,) * 2
+        )
+        boxes = [tuple(int(v) for v in box) for box in found]
+        for box in boxes:
+            if window_overlaps(box, [b for b in boxes if b != box], config.track_window_frac):
+                continue
+            coarse = detector.search_tracks(gray, [box], exact=[False])
+            fine = detector.search_tracks(gray, [box], exact=[False], coarse=False)
+            assert max(iou(box, b) for b in coarse) >= 0.7, (box, coarse)
+            compared += 1
+            changed += coarse != fine
+    assert compared >= 30
+    assert changed >= compared // 4, f"the coarser step changed {changed} of {compared} boxes"
+    capture = cv2.VideoCapture(str(SAMPLES / "scenes" / "crowd-20.mp4"))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    boxes = [tuple(int(v) for v in box) for box in cascade.detectMultiScale(gray, 1.1, 5, minSize=(48, 48))]
+    shared = [b for b in boxes if window_overlaps(b, [o for o in boxes if o != b], config.track_window_frac)]
+    assert len(shared) >= 10
+    searched = detector.search_tracks(gray, shared, exact=[False] * len(shared))
+    assert searched == detector.search_tracks(gray, shared, exact=[False] * len(shared), coarse=False)
 
 
 def test_only_a_track_near_a_class_boundary_is_searched_for_the_reference_box(classifier):

@@ -14,6 +14,7 @@ import numpy as np
 
 from device.config import DetectConfig
 from device.const import (
+    ALONE_WINDOW_SCALE_FACTOR,
     COARSE_STEP_MAX_PX,
     GROUP_EPS,
     HAAR_CASCADE,
@@ -146,7 +147,7 @@ class FaceDetector:
         if not hints:
             return []
         found: list[Box] = []
-        for box in self.search_tracks(gray_main, hints, exact=[False] * len(hints)):
+        for box in self.search_tracks(gray_main, hints, exact=[False] * len(hints), coarse=False):
             if not any(covers(other, box) for other in known):
                 found.append(box)
         return found
@@ -157,6 +158,7 @@ class FaceDetector:
         tracks_main: list[Box],
         margins: Sequence[float] | None = None,
         exact: Sequence[bool] | None = None,
+        coarse: bool = True,
     ) -> list[Box]:
         """Search a window around each track: ``margins`` of its size on every side (by default
         ``track_window_frac``; wider for a track whose motion is not known yet).
@@ -167,10 +169,12 @@ class FaceDetector:
         The window searched on its own, as the others are, gives another box for each place it starts,
         so the box, and the label of a face near a class boundary, follow the track's predicted position;
         it costs about a third as much, and is also the second look at a face the whole frame's search
-        misses. A window not marked exact whose own search boxes nothing on its track gathers the exact
-        hits as well (a face leaving the frame). Where still no box covers the track's centre (a crowd
-        face's window may hold only its neighbours'), the window is searched on its own with the reference's
-        cascade, then with the second cascade (see the class docstring).
+        misses; where the window holds no other track's box (and ``coarse``), with the coarser pyramid step
+        ``ALONE_WINDOW_SCALE_FACTOR``: half the cost again. A window not marked exact whose own search boxes
+        nothing on its track gathers the exact hits as well (a face leaving the frame). Where still no box
+        covers the track's centre (a crowd face's window may hold only its neighbours'), the window is
+        searched on its own with the reference's step and cascade, then with the second cascade (see the
+        class docstring). ``coarse`` False (hints' windows) keeps the reference's step everywhere.
         """
         height, width = gray_main.shape[:2]
         if margins is None:
@@ -189,7 +193,12 @@ class FaceDetector:
                 searched.append((x, y, w, h))
         # A window not marked exact is searched on its own first; where that boxes nothing on its track
         # (a face leaving the frame, which only the whole frame's denser hits group), it gets the exact hits.
-        own = [[] if window.exact else self._own_search(gray_main, window, False) for window in windows]
+        own = [
+            []
+            if window.exact
+            else self._own_search(gray_main, window, False, coarse and _alone(window, searched))
+            for window in windows
+        ]
         hits = self._window_hits(
             gray_main,
             [
@@ -213,13 +222,20 @@ class FaceDetector:
                     found.append(box)
         return found
 
-    def _own_search(self, gray_main: np.ndarray, window: _Window, second: bool) -> list[Box]:
+    def _own_search(
+        self, gray_main: np.ndarray, window: _Window, second: bool, coarse: bool = False
+    ) -> list[Box]:
         """The window searched on its own (``detectMultiScale`` on its pixels, at ``TRACK_SIZE_RANGE`` of its
-        track's size): boxes in main-frame pixels, each at the place this window puts it."""
+        track's size; with ``coarse``, the pyramid step ``ALONE_WINDOW_SCALE_FACTOR``): boxes in main-frame
+        pixels, each at the place this window puts it."""
         x0, y0, x1, y1, size, _ = window
         low, high = TRACK_SIZE_RANGE
         found = self._search(
-            gray_main[y0:y1, x0:x1], max(low * size, self.config.min_size_px), high * size + 1, second
+            gray_main[y0:y1, x0:x1],
+            max(low * size, self.config.min_size_px),
+            high * size + 1,
+            second,
+            ALONE_WINDOW_SCALE_FACTOR if coarse else self.config.scale_factor,
         )
         return [(bx + x0, by + y0, bw, bh) for bx, by, bw, bh in found]
 
@@ -278,12 +294,14 @@ class FaceDetector:
         """The cascade and its min neighbours: the reference's (``detect.min_neighbors``) or the second."""
         return (self._second, SECOND_MIN_NEIGHBORS) if second else (self._cascade, self.config.min_neighbors)
 
-    def _search(self, gray: np.ndarray, min_size: float, max_size: float, second: bool = False) -> list[Box]:
+    def _search(
+        self, gray: np.ndarray, min_size: float, max_size: float, second: bool, scale_factor: float
+    ) -> list[Box]:
         side = max(int(min_size), 1)
         cascade, min_neighbors = self._chosen(second)
         found = cascade.detectMultiScale(
             gray,
-            scaleFactor=self.config.scale_factor,
+            scaleFactor=scale_factor,
             minNeighbors=min_neighbors,
             minSize=(side, side),
             maxSize=(int(max_size), int(max_size)),
@@ -351,6 +369,13 @@ def _level(gray_main: np.ndarray, level_w: int, level_h: int, right: int, bottom
         return cv2.resize(gray_main, (level_w, level_h), interpolation=cv2.INTER_LINEAR_EXACT)
     part = cv2.resize(gray_main[:src_h, :src_w], None, fx=fx, fy=fy, interpolation=cv2.INTER_LINEAR_EXACT)
     return part[:bottom, :right]
+
+
+def _alone(window: _Window, tracks: list[Box]) -> bool:
+    """True when no box of ``tracks`` but the window's own (the one it was cut around) overlaps ``window``."""
+    x0, y0, x1, y1 = window.x0, window.y0, window.x1, window.y1
+    overlapping = [t for t in tracks if t[0] < x1 and t[0] + t[2] > x0 and t[1] < y1 and t[1] + t[3] > y0]
+    return len(overlapping) <= 1
 
 
 def _merge_rows(spans: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, list[int]]]:
