@@ -399,7 +399,7 @@ def format_scenes(results: list[dict]) -> str:
         f"{'scene':<12}{'pipeline':<10}{'fps':>6}"
         + "".join(f"{s + ' ms':>14}" for s in columns)
         + f"{'recall':>8}{'prec':>7}{'IDsw':>5}{'frag':>5}{'IDF1':>6}{'tracks':>7}{'false':>6}"
-        f"{'new s':>12}{'rss MB':>7}"
+        f"{'false/min':>10}{'new s':>12}{'rss MB':>7}"
     ]
     for r in rows:
         stages = "".join(
@@ -413,13 +413,15 @@ def format_scenes(results: list[dict]) -> str:
         lines.append(
             f"{r['video']:<12}{r['pipeline']:<10}{r['fps']:>6.1f}{stages}{r['recall']:>8.3f}"
             f"{r['precision']:>7.3f}{ident['id_switches']:>5}{ident['fragmentations']:>5}"
-            f"{ident['idf1']:>6.3f}{ident['announced']:>7}{ident['false_tracks']:>6}{delay:>12}"
+            f"{ident['idf1']:>6.3f}{ident['announced']:>7}{ident['false_tracks']:>6}"
+            f"{ident['false_tracks_per_min']:>10.1f}{delay:>12}"
             f"{r['peak_rss_mb']:>7.0f}"
         )
     lines.append(
         "stage columns: median/p95 ms; recall/prec: every frame's boxes (IoU >= 0.5, FER framing);\n"
         "IDsw/frag/IDF1: py-motmetrics on the announced tracks; tracks: announced; false: announced tracks\n"
-        "  never on a face; new s: median/worst delay from a face's first frame to a track on it (+N: never)"
+        "  never on a face (false/min: per minute of the clip); new s: median/worst delay from a face's\n"
+        "  first frame to a track on it (+N: never)"
     )
     bands = [b for b in rows[0]["by_size"] if b != "all"]
     lines.append("recall / precision by face side (px): " + "  ".join(f"{b:>17}" for b in bands))
