@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools.bench import STAGES, format_scenes
+from tools.bench import STAGES, format_scenes, format_table, targets
 
 
 def scene_row(pipeline: str, false_tracks: int, per_min: float) -> dict:
@@ -39,3 +39,36 @@ def test_the_scene_table_gives_false_tracks_per_minute():
     assert reference[start:end].strip() == "156.0"
     assert ours[start:end].strip() == "0.0"
     assert "false/min" in table.split("stage columns:")[1]  # and the legend says what it is
+
+
+def test_the_daemons_peak_rss_is_held_to_150_mb_at_640x480_only():
+    """Issue 14 reports peak RSS on every clip; its <= 150 MB target is the 640x480 figures' (no regression).
+
+    The HD clips' daemon figure is reported (a Pi user at 1080p needs it), not held to 640x480's bound.
+    """
+    goals = [t for t, _, _ in targets([], {"one-face": 100.0, "crowd-20": 108.0, "hd1080-walk": 196.0})]
+    assert goals == ["one-face: daemon peak RSS <= 150 MB", "crowd-20: daemon peak RSS <= 150 MB"]
+    assert "hd1080-walk 196 MB" in format_table([], {"one-face": 100.0, "hd1080-walk": 196.0})
+
+
+def test_every_clip_run_gets_its_daemons_peak_rss(monkeypatch, tmp_path):
+    import tools.bench as bench
+
+    measured = []
+    monkeypatch.setattr(bench, "daemon_peak_rss_mb", lambda video, model: measured.append(video) or 100.0)
+    monkeypatch.setattr(bench.subprocess, "run", _fake_child)
+    monkeypatch.setattr(bench, "classifier_ms", lambda model: 1.0)
+    monkeypatch.setattr(bench, "plot", lambda results, path: None)
+    bench.main(["--out", str(tmp_path), "--videos", "hd720-walk", "clutter"])
+    assert measured == ["hd720-walk", "clutter"]
+
+
+def _fake_child(command, **_kwargs):
+    import json
+    import types
+
+    pipeline, video = command[-2:]
+    row = scene_row(pipeline, 0, 0.0)
+    row.update(video=video, labelled=[])
+    row["identity"].update(face_frames=1, mota=1.0)
+    return types.SimpleNamespace(stdout=json.dumps(row) + "\n")

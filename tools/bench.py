@@ -496,6 +496,8 @@ def targets(results: list[dict], rss: dict[str, float]) -> list[tuple[str, bool,
             )
         )
     for video, mb in rss.items():
+        if video not in (*VIDEOS, "crowd-20"):  # the target is the 640x480 figures' (no regression)
+            continue
         out.append((f"{video}: daemon peak RSS <= 150 MB", mb <= 150, f"{mb:.0f} MB"))
     return out
 
@@ -533,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         ours["label_agreement"] = same / total if total else float("nan")
     for result in results:
         del result["labelled"]
-    rss = {v: daemon_peak_rss_mb(v, args.model) for v in args.videos if v in (*VIDEOS, "crowd-20")}
+    rss = {v: daemon_peak_rss_mb(v, args.model) for v in args.videos}  # every clip's; 640x480's has a target
     goals = targets(results, rss)
     one_face_ms = classifier_ms(args.model)
     report = {
