@@ -176,6 +176,18 @@ def test_warns_once_when_the_small_image_cannot_show_the_smallest_face(caplog):
     )
 
 
+def test_a_frame_too_narrow_for_the_smallest_face_names_a_fix_that_also_fits_a_video_file(caplog):
+    """min_size_px 20 needs a 768 px frame for Haar's 24 px window: camera.width_px only changes a camera's
+    frames, so a video file's or stream's user must be told to use a larger input too."""
+    frame = read_frames("one-face")[0]
+    gray, scale = make_lores(frame, DetectConfig(min_size_px=20).lores_width_px(640))
+    with caplog.at_level("WARNING"):
+        FaceDetector(DetectConfig(min_size_px=20)).scan(gray, scale)
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "from 24 px at best" in message and "camera.width_px" in message and "input" in message
+
+
 @pytest.mark.parametrize("size", [(8, 8), (1, 1), (40, 30), (640, 20)])
 def test_a_frame_too_small_for_any_face_is_said_once(size, caplog):
     """An 8x8 or 1x1 input said only, at INFO, that new faces are found from 48 px (or 24): never that

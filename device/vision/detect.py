@@ -338,7 +338,8 @@ class FaceDetector:
         if needed > main_width:
             logger.warning(
                 "detect.min_size_px %d: the %d px wide frame finds new faces from %d px at best "
-                "(Haar's window is %d px); raise camera.width_px to find smaller ones",
+                "(Haar's window is %d px); raise camera.width_px (a camera) or use a larger input to find "
+                "smaller ones",
                 self.config.min_size_px,
                 main_width,
                 smallest,
