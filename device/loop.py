@@ -163,8 +163,14 @@ class FrameLoop:
 
     def _show(self, frame: Frame) -> bool:
         image = frame.image
-        faces = face_labels(self.pipeline.tracker.shown(), self.pipeline.classifier.labels)
-        draw_overlay(image, faces, StatusLine(self._frame_rate.per_s, len(faces), status_text(self.sinks)))
+        tracker = self.pipeline.tracker
+        shown = tracker.shown()
+        faces = face_labels(shown, self.pipeline.classifier.labels)
+        # A live track the last search missed is not drawn, but its face is most likely still there (a crowd
+        # face Haar misses now and then): no neighbour's tag or panel goes over it.
+        missed = [track.shown_box for track in tracker.tracks if all(track is not t for t in shown)]
+        status = StatusLine(self._frame_rate.per_s, len(faces), status_text(self.sinks))
+        draw_overlay(image, faces, status, avoid=missed)
         if self.config.http.enabled:
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
             if ok:

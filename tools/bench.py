@@ -79,8 +79,11 @@ def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
 
 
 def draw(image: np.ndarray, tracker: FaceTracker, labels: tuple[str, ...]) -> None:
-    faces = face_labels(tracker.shown(), labels)
-    draw_overlay(image, faces, StatusLine(0.0, len(faces), "mqtt: off"))
+    shown = tracker.shown()
+    faces = face_labels(shown, labels)
+    # as the daemon draws: no tag or panel over a live track's face that this frame's search missed
+    missed = [track.shown_box for track in tracker.tracks if all(track is not t for t in shown)]
+    draw_overlay(image, faces, StatusLine(0.0, len(faces), "mqtt: off"), avoid=missed)
 
 
 def classify_each(classifier: EmotionClassifier, gray: np.ndarray, boxes: list[Box]) -> np.ndarray:

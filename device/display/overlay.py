@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -184,9 +185,12 @@ def _tag_texts(face: FaceLabel, scale: float) -> list[tuple[str, float]]:
 
 
 def layout_overlay(
-    frame_shape: tuple[int, ...], faces: list[FaceLabel], status: StatusLine
+    frame_shape: tuple[int, ...], faces: list[FaceLabel], status: StatusLine, avoid: Sequence[Rect] = ()
 ) -> list[Placement]:
     """Place each face's tag and score panel (in ``faces``' order) so that none covers another face.
+
+    ``avoid`` holds the boxes of faces not drawn on this frame that are still there (a live track the last
+    search missed): no tag or panel covers them either.
 
     A tag goes above its box when there is room, else just inside its top edge, else below it, in a
     shorter wording if need be; a panel goes right of the box, else left, else below or above, and is left
@@ -198,7 +202,7 @@ def layout_overlay(
     placed: list[Rect] = [status_box]
     out = []
     for index, face in enumerate(faces):
-        others = [other.box for k, other in enumerate(faces) if k != index]
+        others = [other.box for k, other in enumerate(faces) if k != index] + list(avoid)
         x, y, w, h = face.box
         thickness = style.line_px if face.confirmed else max(1, style.line_px // 3)
         half = thickness // 2
@@ -316,13 +320,16 @@ def draw_status(frame: np.ndarray, status: StatusLine, at: tuple[int, int] = (0,
     return _draw_tag(frame, text, *at, STATUS_BACKGROUND, style, _status_scale(frame.shape[1], text, style))
 
 
-def draw_overlay(frame: np.ndarray, faces: list[FaceLabel], status: StatusLine) -> None:
-    """Draw every face and the status line in place on a BGR uint8 frame."""
+def draw_overlay(
+    frame: np.ndarray, faces: list[FaceLabel], status: StatusLine, avoid: Sequence[Rect] = ()
+) -> None:
+    """Draw every face and the status line in place on a BGR uint8 frame; no tag or panel covers a face
+    or a box of ``avoid`` (faces not drawn on this frame that are still there)."""
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"expected a BGR uint8 frame of shape (h, w, 3), got {frame.dtype} {frame.shape}")
     style = _Style.for_frame(frame)
     # Unconfirmed faces first, so confirmed ones are drawn on top of them; the status line last of all.
     ordered = sorted(faces, key=lambda f: f.confirmed)
-    for face, placement in zip(ordered, layout_overlay(frame.shape, ordered, status), strict=True):
+    for face, placement in zip(ordered, layout_overlay(frame.shape, ordered, status, avoid), strict=True):
         _draw_face(frame, face, style, placement)
     draw_status(frame, status, status_place(frame.shape, ordered, status)[:2])
