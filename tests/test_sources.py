@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import queue
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 
 from device.config import CameraConfig, DetectConfig, load_config
 from device.errors import ConfigError
-from device.sources.camera import Picamera2Source, VideoFileSource, make_lores
+from device.sources.camera import Picamera2Source, StreamSource, VideoFileSource, make_lores
 from tests.required import missing
 from tests.test_daemon import FIRST_FRAMES, ROOT, SAMPLE, daemon, one_line_error
 from tools.bench import decode
@@ -588,3 +589,85 @@ def test_a_password_in_a_stream_urls_query_is_never_printed():
     assert refused.returncode != 0
     assert "cannot open stream http://127.0.0.1:9/videostream.cgi?user=admin&pwd=***" in refused.stderr
     assert "s3cret" not in refused.stdout + refused.stderr
+
+
+class MjpegServer:
+    """A real HTTP MJPEG camera on 127.0.0.1:``port`` (threads of this process), ``width`` x ``height`` frames
+    at about 15 a second until ``stop``."""
+
+    def __init__(self, port: int, width: int, height: int) -> None:
+        image = np.zeros((height, width, 3), np.uint8)
+        white = (255, 255, 255)
+        cv2.rectangle(image, (width // 4, height // 4), (width * 3 // 4, height * 3 // 4), white, -1)
+        jpeg = cv2.imencode(".jpg", image)[1].tobytes()
+        part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
+        stopping = self._stopping = threading.Event()
+
+        class Camera(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                while not stopping.wait(1 / 15):
+                    self.wfile.write(part)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Camera)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def next_frame_within(source: StreamSource, timeout_s: float) -> np.ndarray:
+    stop = threading.Event()
+    timer = threading.Timer(timeout_s, stop.set)
+    timer.start()
+    try:
+        frame = source.read(stop)
+    finally:
+        timer.cancel()
+    assert frame is not None, f"no frame within {timeout_s} s"
+    return frame.image
+
+
+def lost_becomes(source: StreamSource, lost: bool, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while source.lost != lost and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return source.lost == lost
+
+
+def test_a_stream_of_another_size_than_at_start_keeps_the_runs_frame_size(tmp_path, caplog):
+    """The display (the video backend's writer) and the events are sized at start: a stream waited for at
+    start (camera.width_px x height_px) or reopened at another resolution delivered frames of its own size,
+    and the recording silently lost every one of them. They keep the run's size, letterboxed, said once."""
+    port = free_port()
+    camera = CameraConfig(device=f"http://127.0.0.1:{port}/x.mjpg", wait_at_start=True, stall_timeout_s=0.5)
+    source = StreamSource(camera, DetectConfig())
+    servers = []
+    with caplog.at_level("WARNING", logger="device.sources.camera"):
+        source.open()  # nothing listens: waited for, at the configured 640x480
+        try:
+            assert source.size == (640, 480)
+            servers.append(MjpegServer(port, 320, 240))
+            image = next_frame_within(source, 20)
+            assert image.shape == (480, 640, 3) and source.size == (640, 480)
+            assert image[0, 0].max() == 0 and image[240, 320].min() > 200  # letterboxed, not stretched
+            servers.pop().stop()
+            assert lost_becomes(source, True, 20)
+            servers.append(MjpegServer(port, 800, 600))  # the camera restarted at another resolution
+            assert lost_becomes(source, False, 30)
+            image = next_frame_within(source, 20)
+            assert image.shape == (480, 640, 3) and source.size == (640, 480)
+        finally:
+            source.close()
+            for server in servers:
+                server.stop()
+    sizes = [r.getMessage() for r in caplog.records if "scaled" in r.getMessage()]
+    assert len(sizes) == 2 and "320x240" in sizes[0] and "800x600" in sizes[1], sizes

@@ -17,6 +17,7 @@ import numpy as np
 
 from device.config import CameraConfig, DetectConfig, redact_url
 from device.const import EARLY_END_S, STREAM_SCHEMES
+from device.display.letterbox import letterbox
 from device.errors import CameraError, CameraUnavailable
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,18 @@ def make_lores(image_bgr: np.ndarray, width_px: int) -> tuple[np.ndarray, float]
     scale = width / width_px
     small = cv2.resize(gray, (width_px, round(height / scale)), interpolation=cv2.INTER_AREA)
     return small, scale
+
+
+def fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` as a frame of ``size`` (width, height): itself when it is that size (or ``size`` is not
+    known, 0), else scaled to fit with its aspect kept, centred on black."""
+    width, height = size
+    if (image.shape[1] == width and image.shape[0] == height) or not (width and height):
+        return image
+    scaled, x, y = letterbox(image, width, height)
+    framed = np.zeros((height, width, 3), np.uint8)
+    framed[y : y + scaled.shape[0], x : x + scaled.shape[1]] = scaled
+    return framed
 
 
 def flip_code(camera: CameraConfig) -> int | None:
@@ -408,9 +421,24 @@ class OpenCVCameraSource(_ThreadedCamera):
         logger.info("camera %s opened: %dx%d at %.1f fps", self.name, *self.size, self.fps)
 
     def _opened(self, capture: cv2.VideoCapture) -> None:
-        self.size = self._orient.size(
+        """Take ``capture`` as the camera. Opened by ``open``, it sets ``size``; reopened by the capture
+        thread (``size`` is then the run's: the display and the events were made for it), a capture of
+        another size is said and its frames are letterboxed to ``size`` (``_grab``)."""
+        size = self._orient.size(
             int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         )
+        if self._thread is None:
+            self.size = size
+        elif size != self.size and min(size) > 0:
+            logger.warning(
+                "camera %s delivers %dx%d frames, not %dx%d as at start: they are scaled to %dx%d (with "
+                "black bars) until moodcast restarts; camera.width_px and camera.height_px set the size of a "
+                "camera not open at start",
+                self.name,
+                *size,
+                *self.size,
+                *self.size,
+            )
         fps = capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1.0 <= fps <= 240.0 else self.config.fps  # streams often report none or nonsense
         self._capture = capture
@@ -421,7 +449,7 @@ class OpenCVCameraSource(_ThreadedCamera):
         ok, image = self._capture.read()
         if not ok:
             return None
-        image = self._orient(image)
+        image = fit(self._orient(image), self.size)
         return (image, *make_lores(image, self.detect.lores_width_px(image.shape[1])))
 
     def _close_device(self) -> None:
