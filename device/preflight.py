@@ -1,5 +1,5 @@
-"""``--check-config``'s second half: every file the config names exists and can be read by this user, and
-the model loads."""
+"""``--check-config``'s second half: every file the config names exists and can be read by this user, the
+input video plays, and the model loads."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from device.config import Config
 from device.display.video_path import input_video, video_path_problem
-from device.errors import ConfigError, ModelError
+from device.errors import CameraError, ConfigError, ModelError
 from device.outputs.mqtt_client import tls_context
 from device.outputs.outbox import OUTBOX_FIX, outbox_path_problem
 from device.paths import file_problem, output_problem
@@ -17,9 +17,9 @@ def file_problems(config: Config) -> list[str]:
     """The problems with the files ``config`` names, one line each, each starting with its config key.
 
     Checked: ``model.path`` and its card (the .json beside it), ``camera.device`` when it names a video file
-    (not a camera index, a device under /dev/ or a stream URL), the MQTT outbox path, the files the daemon
-    writes (``events.path``, ``history.path`` with HTTP on, ``display.video_path`` with the video backend,
-    which must not be the input video either),
+    (not a camera index, a device under /dev/ or a stream URL; and that it plays, ``video_problem``), the MQTT
+    outbox path, the files the daemon writes (``events.path``, ``history.path`` with HTTP on,
+    ``display.video_path`` with the video backend, which must not be the input video either),
     and the MQTT TLS files when TLS is on (that they load, and that the client key is the certificate's).
     """
     model = config.model.path
@@ -34,6 +34,8 @@ def file_problems(config: Config) -> list[str]:
             if getattr(config.mqtt, key):
                 checks.append((f"mqtt.{key}", Path(getattr(config.mqtt, key)), key.replace("_", " ")))
     found = [(key, file_problem(path, what)) for key, path, what in checks]
+    if ("camera.device", "") in found:
+        found.append(("camera.device", video_problem(config)))
     outputs = [("events.path", config.events.path, "events file")]
     if config.http.enabled:
         outputs.append(("history.path", config.history.path, "history file"))
@@ -52,6 +54,21 @@ def file_problems(config: Config) -> list[str]:
         except ConfigError as err:
             problems.append(str(err))
     return problems
+
+
+def video_problem(config: Config) -> str:
+    """Why the daemon cannot play ``camera.device``, a readable file, as a video (its first frame is read as
+    the daemon reads it: an empty file, text, a damaged container), without "camera.device: ", or ""."""
+    from device.sources.camera import VideoFileSource  # OpenCV: only once the file is there
+
+    source = VideoFileSource(config.camera, config.detect)
+    try:
+        source.open()
+    except CameraError as err:
+        return str(err).removeprefix("camera.device: ")
+    finally:
+        source.close()
+    return ""
 
 
 def model_problem(config: Config) -> str:

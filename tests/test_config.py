@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from device.config import cli_flag, env_key, iter_fields, load_config
@@ -152,6 +154,21 @@ def test_check_config_names_every_missing_file(tmp_path):
     result = run_cli("--check-config", "--model-path", str(tmp_path))
     assert f"moodcast: model.path: {tmp_path}: is a folder, expected the model file" in result.stderr
     assert run_cli("--check-config", "--input", "0").returncode == 0  # a camera index is not a file
+
+
+@pytest.mark.parametrize("contents", [b"", b"hello\n" * 100], ids=["empty", "text"])
+def test_check_config_refuses_a_video_file_that_the_daemon_cannot_play(tmp_path, contents):
+    """--check-config said "config OK" for an empty file or one that is no video; the daemon then refused to
+    start with "is not a readable video". A photo, which the daemon plays as one frame, is OK."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(contents)
+    result = run_cli("--check-config", "--input", str(clip))
+    assert result.returncode == 1, result.stderr
+    assert f"moodcast: camera.device: {clip} is not a readable video; check the file" in result.stderr
+    assert "config OK" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    photo = tmp_path / "photo.png"
+    assert cv2.imwrite(str(photo), np.zeros((48, 64, 3), np.uint8))
+    assert run_cli("--check-config", "--input", str(photo)).returncode == 0
 
 
 @pytest.mark.parametrize(
