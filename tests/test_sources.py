@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -190,6 +191,17 @@ def test_a_photo_given_as_the_video_says_why_no_face_is_announced(tmp_path, capl
     assert len(warnings) == 1 and "held a single frame (a photo?): it is processed once" in warnings[0], (
         warnings
     )
+
+
+def test_a_named_pipe_as_the_video_is_not_said_to_be_missing(tmp_path):
+    """A FIFO (``mkfifo``, an encoder writing into it) was "video file ... not found" though it was there,
+    at --check-config and at start; it is named for what it is, and never opened (that waits for a writer)."""
+    pipe = tmp_path / "clip.mp4"
+    os.mkfifo(pipe)
+    for mode in (["--check-config"], ["--events", "-"]):
+        result = daemon("--input", str(pipe), *mode)
+        one_line_error(result, f"camera.device: {pipe} is a named pipe, not a regular file")
+        assert "not found" not in result.stderr, result.stderr
 
 
 def test_a_video_of_one_frame_is_processed_and_recorded(tmp_path, shipped_model):

@@ -175,6 +175,12 @@ class VideoFileSource:
     def open(self) -> None:
         if self.path.is_dir():
             raise CameraError(f"camera.device: {self.path} is a folder, expected a video file; fix the path")
+        if self.path.exists() and not self.path.is_file():  # never opened: a pipe waits for its writer
+            kind = "a named pipe" if stat.S_ISFIFO(self.path.stat().st_mode) else "a socket or device"
+            raise CameraError(
+                f"camera.device: {self.path} is {kind}, not a regular file; expected a video file, "
+                "fix the path"
+            )
         if not self.path.is_file():
             raise CameraError(f"camera.device: video file {self.path} not found; fix the path")
         if not os.access(self.path, os.R_OK):
