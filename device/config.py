@@ -248,7 +248,10 @@ class Config:
         return out
 
 
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/?#\s]*@")  # up to the authority's last @
+# Up to the URL's last @: a password may hold '#', '/' or '?' (FFmpeg then cannot use it, but the error names
+# the URL), so the authority's own end is not where the password ends. An '@' further on (``?mail=a@b``) hides
+# more than the credentials, never less.
+_URL_CREDENTIALS = re.compile(r"(?<=://)\S*@")
 # Secrets that cameras take in the query string instead (``snapshot.cgi?user=admin&pwd=...``, ``?token=...``)
 _QUERY_SECRETS = re.compile(
     r"(?i)([?&;](?:pass|password|passwd|pwd|token|access_token|key|apikey|api_key|secret|auth|sig|signature)=)"

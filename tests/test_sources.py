@@ -683,3 +683,16 @@ def test_a_stream_of_another_size_than_at_start_keeps_the_runs_frame_size(tmp_pa
                 server.stop()
     sizes = [r.getMessage() for r in caplog.records if "scaled" in r.getMessage()]
     assert len(sizes) == 2 and "320x240" in sizes[0] and "800x600" in sizes[1], sizes
+
+
+@pytest.mark.parametrize("password", ["abc#123", "ab/c123", "ab?c123", "a@b#c/d?e"])
+def test_a_password_with_url_delimiters_is_never_printed(password):
+    """Passwords often hold '#', '/' or '?', which end a URL's authority: the password was cut there, not
+    masked, and "cannot open stream rtsp://admin:abc#123@..." went to the log and the terminal."""
+    url = f"rtsp://admin:{password}@127.0.0.1:9/stream1"
+    shown = daemon("--input", url, "--print-config")
+    assert shown.returncode == 0, shown.stderr
+    assert "rtsp://***@127.0.0.1:9/stream1" in shown.stdout, shown.stdout
+    refused = daemon("--input", url)  # nothing listens on port 9
+    one_line_error(refused, "cannot open stream rtsp://***@127.0.0.1:9/stream1")
+    assert password not in shown.stdout + shown.stderr + refused.stdout + refused.stderr
