@@ -319,6 +319,26 @@ def test_a_looping_file_keeps_its_clock_running(tmp_path):
     assert stamps[6:] == pytest.approx([times[-1] + 1 / 15 + t for t in times], abs=0.0015)
 
 
+def test_a_photo_or_one_frame_clip_loops_when_asked(tmp_path, caplog):
+    """With camera.loop a photo (or a clip of one frame) was still processed once and the run ended, with the
+    warning that it is processed once: its rewind fails, so it is opened again at each pass."""
+    image = decode(SAMPLE)[0][0]
+    photo = tmp_path / "face.jpg"
+    cv2.imwrite(str(photo), image)
+    for video in (photo, write_video(tmp_path / "one.mp4", [image])):
+        source = VideoFileSource(CameraConfig(device=str(video), realtime=False, loop=True), DetectConfig())
+        with caplog.at_level("WARNING", logger="device.sources.camera"):
+            source.open()
+            try:
+                frames = [source.read(threading.Event()) for _ in range(5)]
+            finally:
+                source.close()
+        assert all(frame is not None for frame in frames), video
+        assert [frame.index for frame in frames] == [0, 1, 2, 3, 4]
+        assert [frame.time_s for frame in frames] == pytest.approx([i / source.fps for i in range(5)])
+        assert not caplog.records, [r.getMessage() for r in caplog.records]
+
+
 def test_picamera2_frames_are_timed_by_the_sensor():
     """SensorTimestamp from the request's metadata (not testable without a Pi: only the camera is faked)."""
     image = decode(SAMPLE)[0][0]

@@ -214,6 +214,10 @@ class VideoFileSource:
                 self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                 self._pass_offset_s = self._last_s + 1.0 / self.fps
                 ok, image = self._capture.read()
+                if not ok:  # a file of one frame (a photo) is not rewound: it is opened again
+                    self._capture.release()
+                    self._capture = cv2.VideoCapture(str(self.path))
+                    ok, image = self._capture.read()
             if not ok:
                 return None
             position_ms = self._capture.get(cv2.CAP_PROP_POS_MSEC)
@@ -230,9 +234,9 @@ class VideoFileSource:
         return frame
 
     def _tell_how_it_ended(self) -> None:
-        """Warn once when the file held a single frame (a photo: no face is announced from it) or ended
-        over ``EARLY_END_S`` before the duration its container announces (cut short)."""
-        if self._end_told:
+        """Warn once when the file held a single frame (a photo not looped: no face is announced from it) or
+        ended over ``EARLY_END_S`` before the duration its container announces (cut short)."""
+        if self._end_told or (self.config.loop and self._index == 1):  # a photo looped: not processed once
             return
         self._end_told = True
         played_s = self._last_s - self._pass_offset_s + 1.0 / self.fps
