@@ -12,7 +12,7 @@ OUT ?= runs/demo
 EXTRA ?=   # extra training faces in <class>/ folders (the daemon's feedback.dir), space-separated
 
 help:                           ## this list
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 20
+	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 20
 
 .PHONY: help setup setup-device demo run test test-slow lint typecheck format train train-resume train-long train-long-resume convert bench samples scenes calibrate clean
 
@@ -89,7 +89,7 @@ scenes: $(VENV)/.dev            ## the benchmark's scene clips (samples/scenes):
 calibrate: $(VENV)/.dev         ## measure the detector-box-to-FER-crop margin (models/crop.json)
 	$(PY) -m tools.calibrate_crop --data $(DATA) --out models/crop.json
 
-clean:
+clean:                          ## remove .venv, runs/ and the test and lint caches
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache
 
 -include deploy/deploy.mk
