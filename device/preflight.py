@@ -23,7 +23,10 @@ def file_problems(config: Config) -> list[str]:
     and the MQTT TLS files when TLS is on (that they load, and that the client key is the certificate's).
     """
     model = config.model.path
-    checks = [("model.path", model, "model file"), ("model.path", model.with_suffix(".json"), "model card")]
+    checks = [("model.path", model, "model file")]
+    model_not_tflite = "" if file_problem(model, "model file") else _not_tflite(model)
+    if not model_not_tflite:  # a wrong file as model.path (the Keras model): its missing card is not the news
+        checks.append(("model.path", model.with_suffix(".json"), "model card"))
     device = config.camera.device
     if config.camera.source == "opencv" and not (
         device.isdigit() or device.startswith("/dev/") or "://" in device
@@ -34,6 +37,7 @@ def file_problems(config: Config) -> list[str]:
             if getattr(config.mqtt, key):
                 checks.append((f"mqtt.{key}", Path(getattr(config.mqtt, key)), key.replace("_", " ")))
     found = [(key, file_problem(path, what)) for key, path, what in checks]
+    found.insert(1, ("model.path", model_not_tflite))  # next to the model file's own line
     if ("camera.device", "") in found:
         found.append(("camera.device", video_problem(config)))
     outputs = [("events.path", config.events.path, "events file")]
@@ -69,6 +73,18 @@ def video_problem(config: Config) -> str:
     finally:
         source.close()
     return ""
+
+
+def _not_tflite(model: Path) -> str:
+    """One line when the readable file ``model`` is no TFLite model, else ""."""
+    from device.vision.classify import not_tflite
+
+    try:
+        with model.open("rb") as file:
+            head = file.read(8)
+    except OSError as err:
+        return f"{model}: model file cannot be read ({err.strerror})"
+    return not_tflite(model, head)
 
 
 def model_problem(config: Config) -> str:

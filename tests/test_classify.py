@@ -112,6 +112,17 @@ def test_refuses_a_file_that_is_not_tflite(shipped_model: Path, tmp_path: Path) 
     assert "not a TFLite flatbuffer" in str(err.value)
 
 
+def test_a_model_path_that_names_no_tflite_file_says_so_not_that_its_card_is_missing(tmp_path: Path) -> None:
+    """model.path pointed at the Keras model (or any other file) was answered "model.json: model card not
+    found; it must lie beside the .tflite file": the card was read before the model's own identifier."""
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"PK\x03\x04" + bytes(64))  # a zip, as a .keras file is
+    with pytest.raises(ModelError) as err:
+        EmotionClassifier(model)
+    assert_one_line_naming(err, model)
+    assert "not a TFLite flatbuffer" in str(err.value) and "card" not in str(err.value)
+
+
 def test_refuses_a_card_whose_input_disagrees(shipped_model: Path, tmp_path: Path) -> None:
     model, card = copy_model(shipped_model, tmp_path)
     raw = json.loads(card.read_text())

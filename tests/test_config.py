@@ -144,7 +144,7 @@ def test_a_config_path_that_is_not_a_readable_utf8_file_is_one_line(tmp_path):
 
 def test_check_config_names_every_missing_file(tmp_path):
     model = tmp_path / "model.tflite"
-    model.write_bytes(b"TFL3")
+    model.write_bytes(b"\x1c\x00\x00\x00TFL3")  # a flatbuffer's identifier follows its 4-byte root offset
     result = run_cli("--check-config", "--model-path", str(model), "--input", str(tmp_path / "clip.mp4"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
@@ -169,6 +169,17 @@ def test_check_config_refuses_a_video_file_that_the_daemon_cannot_play(tmp_path,
     photo = tmp_path / "photo.png"
     assert cv2.imwrite(str(photo), np.zeros((48, 64, 3), np.uint8))
     assert run_cli("--check-config", "--input", str(photo)).returncode == 0
+
+
+def test_check_config_names_a_model_path_that_is_no_tflite_file(tmp_path):
+    """A wrong file as model.path (the Keras model, a README) was reported as a missing model card."""
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"PK\x03\x04" + bytes(64))
+    result = run_cli("--check-config", "--model-path", str(model))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"moodcast: model.path: {model}: not a TFLite flatbuffer (no TFL3 identifier)"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,13 @@ def _read_file(path: Path, what: str, if_missing: str, expected: str) -> bytes:
         raise ModelError(f"{path}: {what} cannot be read ({err.strerror})") from None
 
 
+def not_tflite(path: Path, content: bytes) -> str:
+    """One line when ``content`` (the file's bytes, or its first 8) is no TFLite flatbuffer, else ""."""
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        return f"{path}: not a TFLite flatbuffer (no TFL3 identifier)"
+    return ""
+
+
 def _runtime_failure(module_name: str, err: Exception) -> ModelError:
     """One line for a TFLite runtime that is installed but broken, usually one built against another NumPy:
     tflite-runtime 2.14 under NumPy 2 raises SystemError on import or when the Interpreter is made."""
@@ -189,9 +196,9 @@ class EmotionClassifier:
             "run 'make convert' or fix model.path",
             "the .tflite model file; fix model.path",
         )
+        if problem := not_tflite(model_path, content):  # a wrong file: its missing card is not the problem
+            raise ModelError(problem)
         self.card = load_card(card_path or card_path_for(model_path))
-        if len(content) < 8 or content[4:8] != b"TFL3":
-            raise ModelError(f"{model_path}: not a TFLite flatbuffer (no TFL3 identifier)")
         runtime, interpreter_class = _interpreter_class()
         try:
             self._interpreter = interpreter_class(model_content=content, num_threads=threads)
