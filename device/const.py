@@ -41,11 +41,11 @@ TRACK_HIT_RANGE = (0.55, 1.6)
 # and its window is searched on its own (TRACK_SIZE_RANGE: about a third of the cost).
 EXACT_BOX_SCORE_MARGIN = 0.2
 # A clear label's window that holds no other track's box is searched on its own with this pyramid step instead
-# of detect.scale_factor (1.1): half the levels, for the box of a face whose label a few pixels cannot change
-# (Viola & Jones, 2001, scanned with steps of 1.25). Measured on 7 Dec 2026: four faces 9.6 % faster, one face
-# 10.7 %, recall, precision and identity unchanged on every clip. A window shared with a neighbour keeps the
-# reference's step: with 1.2 there, the 20-face crowd's recall fell from 0.946 to 0.927 (fewer hits to group
-# each face apart from the next).
+# of detect.scale_factor (1.1; a detect.scale_factor coarser than this is kept): half the levels, for the box
+# of a face whose label a few pixels cannot change (Viola & Jones, 2001, scanned with steps of 1.25). Measured
+# on 7 Dec 2026: four faces 9.6 % faster, one face 10.7 %, recall, precision and identity unchanged on every
+# clip. A window shared with a neighbour keeps the reference's step: with 1.2 there, the 20-face crowd's
+# recall fell from 0.946 to 0.927 (fewer hits to group each face apart from the next).
 ALONE_WINDOW_SCALE_FACTOR = 1.2
 # A track found once has no velocity yet: its next window has this margin (face sizes on every side), so
 # a small face walking a quarter of its size a frame stays inside it with the room Haar's neighbours need.

@@ -296,6 +296,28 @@ def test_a_clear_window_alone_takes_the_coarser_step_and_still_boxes_its_face():
     assert searched == detector.search_tracks(gray, shared, exact=[False] * len(shared), coarse=False)
 
 
+def test_the_coarser_step_is_never_finer_than_detect_scale_factor(monkeypatch):
+    """A lone clear window's step ``ALONE_WINDOW_SCALE_FACTOR`` (1.2) is meant to be coarser than
+    ``detect.scale_factor``; with a coarser ``detect.scale_factor`` (1.3, set to save CPU) it searched that
+    window more finely than the user asked."""
+    detector = FaceDetector(DetectConfig(scale_factor=1.3))
+    steps: list[float] = []
+    search = detector._search
+
+    def spy(gray, min_size, max_size, second, scale_factor):
+        steps.append(scale_factor)
+        return search(gray, min_size, max_size, second, scale_factor)
+
+    monkeypatch.setattr(detector, "_search", spy)
+    gray = cv2.cvtColor(read_frames("one-face")[30], cv2.COLOR_BGR2GRAY)
+    (box,) = [
+        tuple(int(v) for v in b)
+        for b in reference_detector().detectMultiScale(gray, 1.1, 5, minSize=(48, 48))
+    ]
+    detector.search_tracks(gray, [box], exact=[False])
+    assert steps and min(steps) >= 1.3, steps
+
+
 def test_only_a_track_near_a_class_boundary_is_searched_for_the_reference_box(classifier):
     """The costly exact box (``TRACK_HIT_RANGE``'s levels across the frame) is paid only where a few pixels
     of box could change the label: a confirmed track whose two best smoothed scores are closer than

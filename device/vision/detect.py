@@ -226,8 +226,8 @@ class FaceDetector:
         self, gray_main: np.ndarray, window: _Window, second: bool, coarse: bool = False
     ) -> list[Box]:
         """The window searched on its own (``detectMultiScale`` on its pixels, at ``TRACK_SIZE_RANGE`` of its
-        track's size; with ``coarse``, the pyramid step ``ALONE_WINDOW_SCALE_FACTOR``): boxes in main-frame
-        pixels, each at the place this window puts it."""
+        track's size; with ``coarse``, the pyramid step ``ALONE_WINDOW_SCALE_FACTOR``, or ``scale_factor``
+        where that is coarser still): boxes in main-frame pixels, each at the place this window puts it."""
         x0, y0, x1, y1, size, _ = window
         low, high = TRACK_SIZE_RANGE
         found = self._search(
@@ -235,7 +235,7 @@ class FaceDetector:
             max(low * size, self.config.min_size_px),
             high * size + 1,
             second,
-            ALONE_WINDOW_SCALE_FACTOR if coarse else self.config.scale_factor,
+            max(ALONE_WINDOW_SCALE_FACTOR, self.config.scale_factor) if coarse else self.config.scale_factor,
         )
         return [(bx + x0, by + y0, bw, bh) for bx, by, bw, bh in found]
 
