@@ -197,3 +197,23 @@ def test_a_camera_missing_at_start_is_waited_for_when_asked(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert "retrying with backoff up to 30 s (camera.wait_at_start)" in messages[0], messages
     assert "delivers frames again" in messages[-1], messages
+
+
+def test_a_device_the_picamera2_source_ignores_is_warned_about(caplog):
+    """The Pi's config sets camera.source = "picamera2", which reads the Pi camera whatever camera.device
+    says: ``--input clip.mp4`` (or a stream URL in the environment file) was silently ignored."""
+    from device.sources.camera import open_source
+
+    with caplog.at_level("WARNING", logger="device.sources.camera"):
+        source = open_source(
+            CameraConfig(source="picamera2", device="rtsp://user:secret@cam/x"), DetectConfig()
+        )
+    assert isinstance(source, Picamera2Source)
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    message = record.getMessage()
+    assert "camera.device" in message and "camera.source" in message and "opencv" in message, message
+    assert "secret" not in message, message
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="device.sources.camera"):
+        open_source(CameraConfig(source="picamera2"), DetectConfig())  # the default device: nothing to say
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

@@ -141,6 +141,12 @@ def is_camera_node(device: str) -> bool:
 def open_source(camera: CameraConfig, detect: DetectConfig) -> FrameSource:
     """Pick the backend the config names: Picamera2, an OpenCV camera or stream, or a video file."""
     if camera.source == "picamera2":
+        if camera.device != CameraConfig().device:  # the Pi's config: --input clip.mp4 was ignored unsaid
+            logger.warning(
+                "camera.device %s is ignored: camera.source = picamera2 reads the Pi camera; "
+                "set camera.source = opencv (--camera-source opencv) to read it",
+                redact_url(camera.device),
+            )
         return Picamera2Source(camera, detect)
     if is_stream(camera.device):
         return StreamSource(camera, detect)
