@@ -24,7 +24,8 @@ def file_problems(config: Config) -> list[str]:
     """
     model = config.model.path
     checks = [("model.path", model, "model file")]
-    model_not_tflite = "" if file_problem(model, "model file") else _not_tflite(model)
+    model_file = file_problem(model, "model file")
+    model_not_tflite = "" if model_file else _not_tflite(model)
     if not model_not_tflite:  # a wrong file as model.path (the Keras model): its missing card is not the news
         checks.append(("model.path", model.with_suffix(".json"), "model card"))
     device = config.camera.device
@@ -37,6 +38,10 @@ def file_problems(config: Config) -> list[str]:
             if getattr(config.mqtt, key):
                 checks.append((f"mqtt.{key}", Path(getattr(config.mqtt, key)), key.replace("_", " ")))
     found = [(key, file_problem(path, what)) for key, path, what in checks]
+    if not model.exists() and not model.is_absolute():  # run from another folder than the project's
+        from device.vision.classify import read_from
+
+        found[0] = ("model.path", f"{model_file} ({read_from(model).removesuffix('; ')})")
     found.insert(1, ("model.path", model_not_tflite))  # next to the model file's own line
     if ("camera.device", "") in found:
         found.append(("camera.device", video_problem(config)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -180,6 +181,25 @@ def test_check_config_names_a_model_path_that_is_no_tflite_file(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"moodcast: model.path: {model}: not a TFLite flatbuffer (no TFL3 identifier)"
     ]
+
+
+def test_the_default_model_missing_from_another_folder_says_where_it_was_looked_for(tmp_path):
+    """``moodcast`` run outside the project's folder: the relative default model.path was "not found; run
+    'make convert'", though the model ships; the line now names the folder it was read from."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root}
+    for args in (["--check-config"], ["--input", str(Path(root) / "samples" / "one-face.mp4")]):
+        result = subprocess.run(
+            [sys.executable, "-m", "device", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert result.returncode == 1
+        line = next(line for line in result.stderr.splitlines() if "emotion-int8.tflite" in line)
+        assert "models/emotion-int8.tflite: model file not found" in line and str(tmp_path) in line, line
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,12 @@ def _read_file(path: Path, what: str, if_missing: str, expected: str) -> bytes:
         raise ModelError(f"{path}: {what} cannot be read ({err.strerror})") from None
 
 
+def read_from(path: Path) -> str:
+    """For a relative path, where it was looked for (the default model.path is relative: moodcast run from
+    another folder does not find the shipped model), ending '; '; "" for an absolute path."""
+    return "" if path.is_absolute() else f"a relative path, looked for in {Path.cwd()}; "
+
+
 def not_tflite(path: Path, content: bytes) -> str:
     """One line when ``content`` (the file's bytes, or its first 8) is no TFLite flatbuffer, else ""."""
     if len(content) < 8 or content[4:8] != b"TFL3":
@@ -193,7 +199,7 @@ class EmotionClassifier:
         content = _read_file(
             model_path,
             "model file",
-            "run 'make convert' or fix model.path",
+            f"{read_from(model_path)}run 'make convert' or fix model.path",
             "the .tflite model file; fix model.path",
         )
         if problem := not_tflite(model_path, content):  # a wrong file: its missing card is not the problem
