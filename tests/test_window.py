@@ -175,3 +175,19 @@ def test_unreachable_display_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -
     assert not window_available()
     with pytest.raises(DisplayError, match=r"window cannot open the display \(DISPLAY=:4093"):
         WindowDisplay(DisplayConfig(backend="window"))
+
+
+def test_without_pygame_the_line_names_an_install_that_works_on_the_pi(monkeypatch) -> None:
+    """The line said ``pip install 'moodcast[window]'``, but the Pi's venv holds the device's requirements,
+    not a moodcast distribution: pip would look for a package of that name on PyPI. pygame is missing."""
+    import device.display.window as window
+
+    def no_pygame():
+        raise ImportError("No module named 'pygame'")
+
+    monkeypatch.setattr(window, "_import_pygame", no_pygame)
+    with pytest.raises(DisplayError) as err:
+        WindowDisplay(DisplayConfig(backend="window"))
+    message = str(err.value)
+    assert "\n" not in message and "moodcast[window]" not in message, message
+    assert "pip install 'pygame>=2.5'" in message, message

@@ -63,8 +63,9 @@ class WindowDisplay:
             self._pygame = _import_pygame()
         except ImportError:
             raise DisplayError(
-                "display.backend: window needs pygame, which is not installed; "
-                "pip install 'moodcast[window]' or set display.backend to fb or none"
+                "display.backend: window needs pygame, which is not installed; pip install 'pygame>=2.5' "
+                "in moodcast's virtualenv (in the project: pip install '.[window]'), or set display.backend "
+                "to fb or none"
             ) from None
         pygame = self._pygame
         where = _display_named()
