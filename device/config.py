@@ -70,7 +70,13 @@ class DetectConfig:
         min=0,
         max=4096,
     )
-    scale_factor: float = _opt(1.1, "Haar pyramid step", min=1.01, max=2.0)
+    scale_factor: float = _opt(
+        1.1,
+        "Haar pyramid step (a clear label's track window with no other face in it uses 1.2 where this is "
+        "finer)",
+        min=1.01,
+        max=2.0,
+    )
     min_neighbors: int = _opt(5, "Haar min neighbours", min=0, max=50)
     min_size_px: int = _opt(
         48, "smallest face, in full-frame pixels (the detection image shows it >= 24 px wide)", min=8
