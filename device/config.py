@@ -301,16 +301,25 @@ def _field_specs() -> dict[str, tuple[dataclasses.Field, type]]:
     return specs
 
 
+def parse_bool(word: str) -> bool | None:
+    """A yes/no word as the config, the environment and the HTTP API's query read it: ``1 true yes on`` and
+    ``0 false no off`` in any case, blanks around ignored; None for any other word."""
+    word = word.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
 def _coerce(key: str, raw: Any, kind: type, spec: dataclasses.Field) -> Any:
     """Turn a TOML, environment or CLI value into the field's type and check its rules."""
     rules = spec.metadata
     if kind is bool:
         if isinstance(raw, bool):
             value: Any = raw
-        elif isinstance(raw, str) and raw.strip().lower() in ("1", "true", "yes", "on"):
-            value = True
-        elif isinstance(raw, str) and raw.strip().lower() in ("0", "false", "no", "off"):
-            value = False
+        elif isinstance(raw, str) and parse_bool(raw) is not None:
+            value = parse_bool(raw)
         else:
             raise ConfigError(key, f"expected true or false, got {raw!r}", "fix the value")
     elif kind in (int, float):

@@ -99,6 +99,17 @@ def test_analyze_takes_a_png_in_a_multipart_form_and_annotates(daemon: Daemon) -
     assert not np.array_equal(image, frame)  # something was drawn
 
 
+def test_analyze_refuses_an_annotate_word_that_is_neither_yes_nor_no(daemon: Daemon) -> None:
+    """``?annotate=maybe`` was taken for false: a caller that asked for a picture got JSON, unsaid."""
+    image = encode(sample_frame())
+    status, _, data = daemon.request("POST", "/api/v1/analyze?annotate=maybe", image)
+    assert status == 400 and json.loads(data)["error"] == "annotate: expected true or false, got 'maybe'"
+    status, headers, _ = daemon.request("POST", "/api/v1/analyze?annotate=ON", image)
+    assert status == 200 and headers["content-type"] == "image/jpeg"
+    status, headers, _ = daemon.request("POST", "/api/v1/analyze?annotate=0", image)
+    assert status == 200 and headers["content-type"] == "application/json"
+
+
 def test_analyze_an_image_without_faces_gives_none(daemon: Daemon) -> None:
     blank = np.full((240, 320, 3), 128, np.uint8)
     status, _, body = daemon.request("POST", "/api/v1/analyze", encode(blank, ".png"))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+from device.config import parse_bool
 from device.const import ANALYZE_MAX_BODY, MAX_JSON_BODY
 from device.web.responder import Responder
 
@@ -68,7 +69,11 @@ class ApiRoutes(Responder):
         body = self._read_exactly(length)
         if body is None:
             return
-        annotate = params.get("annotate", ["false"])[0].lower() in ("1", "true", "yes")
+        word = params.get("annotate", ["false"])[0]
+        annotate = parse_bool(word)
+        if annotate is None:  # "maybe" was taken for false: the caller got JSON where it asked for a picture
+            self._error(HTTPStatus.BAD_REQUEST, f"annotate: expected true or false, got {word!r}")
+            return
         try:
             result = app.analyzer.submit(self.headers.get("Content-Type", ""), body, annotate)
         except AnalyzeError as err:
