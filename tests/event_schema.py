@@ -42,6 +42,10 @@ def check_event(event: dict, labels: tuple[str, ...]) -> None:
     assert event["duration_s"] >= 0
     if event["type"] == "end":
         assert set(event["summary"]) <= set(labels)
+        # Added within schema 1: the last frame the face was found on; duration_s runs to it, not to ts.
+        if "last_seen" in event:
+            assert ISO_UTC.match(event["last_seen"])
+            assert event["first_seen"] <= event["last_seen"] <= event["ts"]
 
 
 def check_sequence(events: list[dict]) -> None:

@@ -258,8 +258,8 @@ def parse_ts(stamp: str) -> float:
     return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
 
 
-# The daemon over the whole clip (its face must leave for the end event): make test-slow. Reading a file's own
-# timestamps is in make test below (test_realtime_playback_paces_by_the_files_timestamps).
+# The daemon over the whole clip (its face must leave for the end event): make test-slow, as is the realtime
+# playback below (test_realtime_playback_paces_by_the_files_timestamps).
 @pytest.mark.slow
 def test_events_follow_a_variable_frame_rate_files_own_timestamps(tmp_path):
     frames = decode(SAMPLE)[0]
@@ -275,13 +275,17 @@ def test_events_follow_a_variable_frame_rate_files_own_timestamps(tmp_path):
     for event in events:
         elapsed = parse_ts(event["ts"]) - parse_ts(first["ts"])
         assert elapsed == pytest.approx(times[event["frame"]] - times[first["frame"]], abs=0.0015), event
+        until = event["last_seen"] if event["type"] == "end" else event["ts"]  # end: the time in view
         assert event["duration_s"] == pytest.approx(
-            parse_ts(event["ts"]) - parse_ts(event["first_seen"]), abs=0.0015
+            parse_ts(until) - parse_ts(event["first_seen"]), abs=0.0015
         )
     end = next(e for e in reversed(events) if e["type"] == "end")
     started = parse_ts(end["first_seen"]) - parse_ts(first["ts"]) + times[first["frame"]]
-    assert end["duration_s"] == pytest.approx(times[end["frame"]] - started, abs=0.0015)
-    assert abs(end["duration_s"] - (end["frame"] / 15.0 - started)) > 1.0, "the test tells the two apart"
+    last_seen = parse_ts(end["last_seen"]) - parse_ts(first["ts"]) + times[first["frame"]]
+    seen_frame = min(range(len(times)), key=lambda i: abs(times[i] - last_seen))
+    assert times[seen_frame] == pytest.approx(last_seen, abs=0.0015)  # a frame's own time, from the file
+    assert end["duration_s"] == pytest.approx(times[seen_frame] - started, abs=0.0015)
+    assert abs(end["duration_s"] - (seen_frame / 15.0 - started)) > 1.0, "the test tells the two apart"
 
 
 @pytest.mark.slow  # plays a clip in real time (1.6 s): make test-slow

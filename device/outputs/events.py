@@ -26,7 +26,8 @@ class EventFactory:
     clock's zero, so a video file gives repeatable relative times and a camera gives real ones.
     ``run`` is a random id of this run of the daemon, in every event: ``seq`` never goes back within a
     run, and continues across runs while the outbox file's ``.seq`` is kept; a new ``run`` tells a
-    subscriber when numbering may have started again (docs/MQTT.md).
+    subscriber when numbering may have started again (docs/MQTT.md). ``duration_s`` is the seconds from
+    ``first_seen`` to the event, or in an ``end`` event to ``last_seen``, the face's last frame.
     """
 
     def __init__(self, device_id: str, clock_origin_s: float, last_seq: int = 0, run: str = "") -> None:
@@ -41,6 +42,9 @@ class EventFactory:
         """The payload for one event; ``now_s`` is the frame's time on the source clock."""
         self.seq += 1
         track = event.track
+        # How long the face has been in view: an end event comes track.lost_after_s after the face was last
+        # seen, and that wait is not time in view (a face seen 5.0 s was said to have stayed 7.2 s).
+        seen_until_s = track.last_seen_s if event.kind == "end" else max(now_s, track.last_seen_s)
         payload: dict[str, Any] = {
             "schema": EVENT_SCHEMA_VERSION,
             "type": event.kind,
@@ -56,9 +60,10 @@ class EventFactory:
             "box": list(track.box),
             "frame_size": list(frame_size),
             "first_seen": iso_time(self.clock_origin_s + track.first_seen_s),
-            "duration_s": round(max(now_s, track.last_seen_s) - track.first_seen_s, 3),
+            "duration_s": round(seen_until_s - track.first_seen_s, 3),
         }
         if event.kind == "end":
+            payload["last_seen"] = iso_time(self.clock_origin_s + track.last_seen_s)
             total = sum(track.emotion_frames.values()) or 1
             payload["summary"] = {
                 label: round(count / total, 3)
