@@ -53,6 +53,9 @@ NEW_TRACK_WINDOW_FRAC = 0.6
 # One whole-frame search in four runs on a detection image this much wider: Haar's pyramid then samples
 # other face sizes and pixel phases, so a face the usual image misses (one in a crowd of 20) is found there.
 WIDER_SEARCH_FACTOR = 1.1
+# The whole-frame searches timed (after a first, the cascade's warm-up) before SearchBudget (schedule.py) says
+# whether they keep up with the source: a median over this many is steady against one slow search.
+SEARCH_BUDGET_SAMPLES = 10
 # One whole-frame search in four (detect.second_cascade) runs OpenCV's frontalface_alt2 cascade (Lienhart,
 # Kuranov & Pisarevsky, 2003: Gentle AdaBoost of small trees, 20 stages) instead of the reference's: a face
 # the reference's cascade scores weakly (the crying child of the 20-face crowd gets 2-3 raw hits at any scale)

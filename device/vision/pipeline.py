@@ -13,7 +13,7 @@ from device.sources.camera import Frame
 from device.vision.classify import EmotionClassifier
 from device.vision.detect import Box, FaceDetector, FaceVerifier, as_box, covers, iou
 from device.vision.preprocess import face_batch
-from device.vision.schedule import Search, SearchSchedule
+from device.vision.schedule import Search, SearchBudget, SearchSchedule
 from device.vision.track import FaceTracker, Track, TrackEvent, appearance
 
 
@@ -54,6 +54,7 @@ class Pipeline:
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, tracker: FaceTracker) -> None:
         self.detector = detector
         self.schedule = SearchSchedule(detector.config)
+        self.budget = SearchBudget(detector.config)
         self.verifier = FaceVerifier() if detector.config.verify else None
         self.classifier = classifier
         self.tracker = tracker
@@ -62,6 +63,7 @@ class Pipeline:
         """Run one frame through detection, classification and tracking."""
         start = time.perf_counter()
         tracker = self.tracker
+        self.budget.frame(frame.time_s)
         search = self.schedule.next(bool(tracker.tracks), tracker.all_confirmed)
         if search is Search.NONE:
             events = tracker.coast(frame.time_s)
@@ -83,6 +85,8 @@ class Pipeline:
         full = search is not Search.TRACKS
         wanted = [k for k, i in enumerate(kept) if owners[i] is None] if full else list(range(len(boxes)))
         detected = time.perf_counter()
+        if full:
+            self.budget.searched(detected - start, frame.gray_lores.shape[1])
         scores: list[np.ndarray | None] = [None] * len(boxes)
         if wanted:
             batch = face_batch(gray.get(), [boxes[i] for i in wanted], self.classifier.card.crop)

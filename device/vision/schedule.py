@@ -15,8 +15,13 @@ The pipeline asks this once per frame; the detector only searches.
 from __future__ import annotations
 
 import enum
+import logging
+import statistics
 
 from device.config import DetectConfig
+from device.const import SEARCH_BUDGET_SAMPLES
+
+logger = logging.getLogger(__name__)
 
 
 class Search(enum.Enum):
@@ -53,3 +58,53 @@ class SearchSchedule:
         if may_coast and self._frames_since_full % self.config.track_search_interval:
             return Search.NONE
         return Search.TRACKS
+
+
+class SearchBudget:
+    """Says once when the whole-frame searches cannot keep up with the source: their median time (over
+    ``SEARCH_BUDGET_SAMPLES`` searches, the first left out as the cascade's warm-up) is longer than the
+    ``detect.full_search_interval`` frames between them at the source's own frame interval (the median gap
+    between frames' times). The detection image is sized by ``detect.min_size_px``: a small face at a high
+    resolution makes each search cost more than the camera's frames leave it (a Pi at 1920x1080, 30 fps).
+    """
+
+    def __init__(self, config: DetectConfig) -> None:
+        self.config = config
+        self._searches_s: list[float] = []
+        self._gaps_s: list[float] = []
+        self._last_time_s: float | None = None
+        self._told = False
+
+    def frame(self, time_s: float) -> None:
+        """Count one frame at ``time_s`` (seconds on the source's clock)."""
+        if self._last_time_s is not None and time_s > self._last_time_s:
+            self._gaps_s.append(time_s - self._last_time_s)
+            del self._gaps_s[: -SEARCH_BUDGET_SAMPLES * self.config.full_search_interval]
+        self._last_time_s = time_s
+
+    def searched(self, seconds: float, image_width_px: int) -> None:
+        """Count one whole-frame search of ``seconds`` on an image ``image_width_px`` wide; warn once when
+        the budget is short (see the class docstring)."""
+        if self._told:
+            return
+        self._searches_s.append(seconds)
+        if len(self._searches_s) <= SEARCH_BUDGET_SAMPLES or not self._gaps_s:
+            return
+        search_s = statistics.median(self._searches_s[1:])
+        budget_s = self.config.full_search_interval * statistics.median(self._gaps_s)
+        self._searches_s.clear()
+        if search_s <= budget_s:
+            return
+        self._told = True
+        logger.warning(
+            "whole-frame searches take %.0f ms (median) on the %d px wide detection image, more than the %d "
+            "frames between them leave (%.0f ms at the source's %.1f fps): the daemon falls behind the "
+            "source (a camera's frames are dropped); raise detect.min_size_px (now %d; the image is sized "
+            "to show it) or detect.full_search_interval, or lower the camera's resolution",
+            search_s * 1000,
+            image_width_px,
+            self.config.full_search_interval,
+            budget_s * 1000,
+            self.config.full_search_interval / budget_s,
+            self.config.min_size_px,
+        )
