@@ -181,6 +181,22 @@ def test_a_video_cut_short_is_said_to_be_once_it_ends(tmp_path, caplog):
     assert len(warnings) == 1 and "of the 3.0 s it announces: cut short or damaged?" in warnings[0], warnings
 
 
+def test_a_segment_whose_timestamps_start_late_is_not_said_to_be_cut_short(tmp_path, caplog):
+    """A Matroska segment of a longer recording (its first frame at 30 s, as an NVR or FFmpeg's segment
+    muxer writes them) was said to have "ended at 3.0 s of the 33.0 s it announces: cut short or damaged?"."""
+    frames = decode(SAMPLE)[0][:45]
+    late = write_vfr(tmp_path / "late.mkv", frames, [30.0 + i / 15.0 for i in range(len(frames))])
+    with caplog.at_level("WARNING", logger="device.sources.camera"):
+        assert play(late) == len(frames)
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    short = tmp_path / "short.mkv"  # the same segment cut to a third: still said to be cut short
+    short.write_bytes(late.read_bytes()[: late.stat().st_size // 3])
+    with caplog.at_level("WARNING", logger="device.sources.camera"):
+        assert 0 < play(short) < len(frames)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "cut short or damaged?" in warnings[0], warnings
+
+
 def test_a_photo_given_as_the_video_says_why_no_face_is_announced(tmp_path, caplog):
     """A .jpg opened as a 25 fps video of one frame, and the daemon ended with no event and no word."""
     photo = tmp_path / "face.jpg"

@@ -205,6 +205,14 @@ class VideoFileSource:
         # quotient is the duration, variable frame rates included): a file that ends well before it was cut
         # short (copied in part, a recording stopped by a power loss) and is said so (_ended_early).
         self._announced_s = max(capture.get(cv2.CAP_PROP_FRAME_COUNT), 0.0) / self.fps
+        # A Matroska or WebM segment whose timestamps start late (an NVR's or FFmpeg's segment of a longer
+        # recording) announces a frame count that includes the time before its first frame, while positions
+        # start at 0: a whole segment was said to be cut short. OpenCV's FFmpeg backend gives the first
+        # frame's PTS in frames at the nominal rate, the start included; an offset past the announced
+        # duration is not one this reading can trust, and is ignored.
+        offset_s = capture.get(cv2.CAP_PROP_PTS) / self.fps - self._first[1] / 1000.0
+        if 0.0 < offset_s < self._announced_s:
+            self._announced_s -= offset_s
         self.size = self._orient.size(first.shape[1], first.shape[0])
         logger.info("video %s opened: %dx%d at %.1f fps", self.path, *self.size, self.fps)
 
