@@ -135,9 +135,12 @@ def write_vfr(path: Path, frames: list[np.ndarray], times_s: list[float]) -> Pat
     return path
 
 
-def write_front_indexed(path: Path, frames: list[np.ndarray], keep: float = 1.0) -> Path:
+def write_front_indexed(
+    path: Path, frames: list[np.ndarray], keep: float = 1.0, start_s: float = 0.0
+) -> Path:
     """An MP4 with its index at the front (faststart, as streamed and phone files are), cut to ``keep`` of its
-    bytes: a copy that stopped part way plays its first frames, then ends."""
+    bytes: a copy that stopped part way plays its first frames, then ends. Its first frame is at ``start_s``
+    (a segment of a longer recording), its frames 1/15 s apart."""
     import av
 
     height, width = frames[0].shape[:2]
@@ -145,8 +148,11 @@ def write_front_indexed(path: Path, frames: list[np.ndarray], keep: float = 1.0)
     with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:
         stream = container.add_stream("mpeg4", rate=15)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for image in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = round((start_s + index / 15) * 1000), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
         container.mux(stream.encode())
     data = whole.read_bytes()
     path.write_bytes(data[: round(len(data) * keep)])
@@ -195,6 +201,21 @@ def test_a_segment_whose_timestamps_start_late_is_not_said_to_be_cut_short(tmp_p
         assert 0 < play(short) < len(frames)
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "cut short or damaged?" in warnings[0], warnings
+
+
+def test_an_mp4_segment_that_starts_late_and_is_cut_short_is_said_to_be(tmp_path, caplog):
+    """An MP4's frame count is its frames, not the time before its first one: an MP4 segment starting at 3 s
+    (FFmpeg's segment muxer, a cut with -c copy) that stopped at 3.7 s of its 6.0 s was not said cut short,
+    the start being taken off what it announces as it is for Matroska."""
+    frames = decode(SAMPLE)[0][:90]
+    whole = write_front_indexed(tmp_path / "whole.mp4", frames, start_s=3.0)
+    cut = write_front_indexed(tmp_path / "cut.mp4", frames, keep=0.6, start_s=3.0)
+    with caplog.at_level("WARNING", logger="device.sources.camera"):
+        assert play(whole) == len(frames)
+        assert not caplog.records, [r.getMessage() for r in caplog.records]
+        assert 0 < play(cut) < len(frames) - 15
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "of the 6.0 s it announces: cut short or damaged?" in warnings[0], warnings
 
 
 def test_a_photo_given_as_the_video_says_why_no_face_is_announced(tmp_path, caplog):

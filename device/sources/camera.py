@@ -155,6 +155,14 @@ def open_source(camera: CameraConfig, detect: DetectConfig) -> FrameSource:
     return VideoFileSource(camera, detect)
 
 
+def _is_matroska(path: Path) -> bool:
+    """True when ``path`` starts with the EBML magic of a Matroska or WebM file, whatever its name's suffix.
+
+    Raises OSError when the file cannot be read."""
+    with path.open("rb") as file:
+        return file.read(4) == b"\x1a\x45\xdf\xa3"
+
+
 class VideoFileSource:
     """Plays a video file: every frame in order, nothing dropped, paced to its own rate if realtime."""
 
@@ -209,9 +217,10 @@ class VideoFileSource:
         # recording) announces a frame count that includes the time before its first frame, while positions
         # start at 0: a whole segment was said to be cut short. OpenCV's FFmpeg backend gives the first
         # frame's PTS in frames at the nominal rate, the start included; an offset past the announced
-        # duration is not one this reading can trust, and is ignored.
+        # duration is not one this reading can trust, and is ignored. Only Matroska counts that time: an
+        # MP4's count is its frames (its index), and a late MP4 segment copied in part was not said cut short.
         offset_s = capture.get(cv2.CAP_PROP_PTS) / self.fps - self._first[1] / 1000.0
-        if 0.0 < offset_s < self._announced_s:
+        if _is_matroska(self.path) and 0.0 < offset_s < self._announced_s:
             self._announced_s -= offset_s
         self.size = self._orient.size(first.shape[1], first.shape[0])
         logger.info("video %s opened: %dx%d at %.1f fps", self.path, *self.size, self.fps)
