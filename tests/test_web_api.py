@@ -110,6 +110,16 @@ def test_analyze_refuses_an_annotate_word_that_is_neither_yes_nor_no(daemon: Dae
     assert status == 200 and headers["content-type"] == "application/json"
 
 
+@pytest.mark.parametrize("query", ["annotate", "annotate=", "annotate=%20"])
+def test_analyze_refuses_an_annotate_without_a_word(daemon: Daemon, query: str) -> None:
+    """A bare ``?annotate`` (a flag, as a caller asking for a picture may write it) or ``?annotate=`` was
+    dropped as blank and taken for false: JSON came back where a picture was asked for, unsaid."""
+    status, _, data = daemon.request("POST", f"/api/v1/analyze?{query}", encode(sample_frame()))
+    assert status == 400 and json.loads(data)["error"].startswith("annotate: expected true or false, got"), (
+        data
+    )
+
+
 def test_analyze_an_image_without_faces_gives_none(daemon: Daemon) -> None:
     blank = np.full((240, 320, 3), 128, np.uint8)
     status, _, body = daemon.request("POST", "/api/v1/analyze", encode(blank, ".png"))

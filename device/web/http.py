@@ -214,7 +214,8 @@ class _Handler(AuthRoutes, ApiRoutes, MediaRoutes):
             self._drop_body()
             return
         if path == "/api/v1/analyze":
-            self._analyze(urllib.parse.parse_qs(query))
+            # Blank values kept: a bare ?annotate (or ?annotate=) is a 400 as ?annotate=maybe is, not a false
+            self._analyze(urllib.parse.parse_qs(query, keep_blank_values=True))
         elif path == "/api/v1/feedback":
             self._feedback()
         else:
