@@ -21,6 +21,11 @@ RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorf
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 # A video file that ends this much before the duration its container announces is said to be cut short.
 EARLY_END_S = 1.0
+# A camera or stream that delivers frames again after a stall is retried from the shortest backoff (1 s) when
+# it stalls once more only if it delivered frames for this long: one that drops every few seconds (a failing
+# link, a server that sends a few frames and hangs) is reopened ever less often, up to every 30 s, not every
+# 2 s forever with two log lines each time.
+CAMERA_STEADY_S = 30.0
 # The longest gap between two frames a recording holds the first for (a stream that stalled for minutes is
 # not recorded as minutes of one frame).
 RECORDING_MAX_GAP_S = 5.0

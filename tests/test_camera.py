@@ -104,6 +104,45 @@ def test_a_stalled_camera_is_reopened_and_frames_resume():
     assert after.index > before
 
 
+class FlappingCamera(ScriptedCamera):
+    """Delivers a few frames after each open, then nothing: a failing link, or a stream server that sends a
+    few frames and hangs."""
+
+    frames_per_open = 3
+
+    def _open_device(self) -> None:
+        super()._open_device()
+        self.open_times.append(time.monotonic())
+        self.left = self.frames_per_open
+
+    def _grab(self):
+        if self.left <= 0:
+            time.sleep(self.period_s)
+            return None
+        self.left -= 1
+        return super()._grab()
+
+
+@pytest.mark.slow  # three reopens, 1 + 2 s of backoff: make test-slow
+def test_a_camera_that_keeps_dropping_is_reopened_ever_less_often():
+    """A stream that sent a few frames after each reconnect and then hung was reopened every 2 s forever
+    (the backoff went back to 1 s on any frame), with two warnings each time."""
+    camera = FlappingCamera(CameraConfig(stall_timeout_s=0.5))
+    camera.open_times = []
+    camera.open()
+    try:
+        deadline = time.monotonic() + 15
+        while len(camera.open_times) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        camera.close()
+    assert len(camera.open_times) == 3, camera.open_times
+    opened = camera.open_times
+    first, second = opened[1] - opened[0], opened[2] - opened[1]
+    # stall_timeout_s then the backoff: about 0.5 + 1 s, then 0.5 + 2 s (it was 1 s again)
+    assert second >= first + 0.7, (first, second)
+
+
 def test_read_returns_none_once_stop_is_set():
     camera = ScriptedCamera(CameraConfig())
     camera.stalled.set()  # nothing arrives

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from device.config import CameraConfig, DetectConfig, redact_url
-from device.const import EARLY_END_S, STREAM_SCHEMES
+from device.const import CAMERA_STEADY_S, EARLY_END_S, STREAM_SCHEMES
 from device.display.letterbox import letterbox
 from device.errors import CameraError, CameraUnavailable
 
@@ -326,7 +326,8 @@ class _LatestFrame:
 
 
 class _ThreadedCamera:
-    """Shared capture-thread logic: newest frame wins, a stalled camera is reopened with backoff."""
+    """Shared capture-thread logic: newest frame wins, a stalled camera is reopened with backoff (1 s,
+    doubled up to 30 s; back to 1 s once frames have come for ``CAMERA_STEADY_S``)."""
 
     def __init__(self, camera: CameraConfig, detect: DetectConfig) -> None:
         self.config = camera
@@ -379,13 +380,16 @@ class _ThreadedCamera:
         backoff_s = 1.0
         stalled = self.lost  # not opened at start: reopen at once
         last_frame = time.monotonic() - (self.config.stall_timeout_s if stalled else 0.0)
+        recovered = last_frame  # when frames last came back after a stall
         while not self._stop.is_set():
             grabbed = self._grab()
             if grabbed is not None:
                 if stalled:
                     logger.warning("camera %s delivers frames again", self.name)
-                    stalled, backoff_s = False, 1.0
+                    stalled, recovered = False, time.monotonic()
                     self.lost = False
+                elif backoff_s > 1.0 and time.monotonic() - recovered >= CAMERA_STEADY_S:
+                    backoff_s = 1.0  # steady again: its next stall is retried from the shortest wait
                 last_frame = time.monotonic()
                 self._slot.put(Frame(self._index, self._frame_time_s(last_frame), *grabbed))
                 self._index += 1
