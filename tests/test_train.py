@@ -236,6 +236,8 @@ def test_a_resume_with_other_flags_names_them(tmp_path: Path, capsys: pytest.Cap
         (["--learning-rate", "-1"], "--learning-rate: expected a number > 0, got -1.0"),
         (["--extra-weight", "inf", "--extra-data", "x"], "--extra-weight: expected a number > 0, got inf"),
         (["--extra-weight", "1"], "--extra-weight: weighs --extra-data faces, and no --extra-data was given"),
+        (["--mixup-alpha", "-1"], "--mixup-alpha: expected a number >= 0, got -1.0"),
+        (["--mixup-alpha", "nan"], "--mixup-alpha: expected a number >= 0, got nan"),
     ],
 )
 def test_bad_numbers_are_one_line_exit_2(
@@ -255,6 +257,50 @@ def test_quick_keeps_an_explicit_width_and_patience() -> None:
     assert (args.width, args.patience, args.epochs) == (12, 5, 2)
     args = parse_args(["--quick"])
     assert (args.width, args.patience) == (8, 2)
+
+
+def test_mixup_mixes_each_face_its_target_and_its_weight_with_one_partner_by_one_weight() -> None:
+    import tensorflow as tf
+
+    from device.vision.preprocess import normalize
+    from train.augment import mixup
+    from train.data import load
+
+    training = load(FER_MINI)["Training"]
+    faces = normalize(training.images[:32], "equalize_hist")[..., np.newaxis]
+    own = np.eye(32, dtype=np.float32)  # a class per face, so each mixed target names its two faces
+    weights = np.arange(1, 33, dtype=np.float32)
+    tf.random.set_seed(7)
+    mixed_faces, mixed_targets, mixed_weights = (t.numpy() for t in mixup(faces, own, weights, 0.4))
+
+    assert mixed_faces.shape == faces.shape and mixed_targets.shape == own.shape
+    np.testing.assert_allclose(mixed_targets.sum(axis=1), 1.0, rtol=1e-6)
+    mixed_with_another = 0
+    for i, target in enumerate(mixed_targets):
+        lam = target[i]
+        assert lam >= 0.5  # each face stays the larger part of its own mix
+        partner = i if lam > 1 - 1e-6 else int(np.argsort(target)[-2])
+        mixed_with_another += partner != i
+        np.testing.assert_allclose(mixed_faces[i], lam * faces[i] + (1 - lam) * faces[partner], atol=1e-5)
+        expected_weight = lam * weights[i] + (1 - lam) * weights[partner]
+        np.testing.assert_allclose(mixed_weights[i], expected_weight, rtol=1e-5)
+    assert mixed_with_another >= 24  # a shuffle leaves few faces in place, and Beta(0.4) rarely gives 1
+
+
+def test_mixup_alpha_mixes_the_training_batches_and_is_a_run_flag() -> None:
+    from train.__main__ import parse_args
+    from train.data import load
+    from train.fit import training_dataset
+    from train.run_folder import settings
+
+    training = load(FER_MINI)["Training"]
+    one_hot = np.eye(len(LABELS), dtype=np.float32)[training.labels]
+    weights = np.ones(len(one_hot), dtype=np.float32)
+    for flags, mixed in (([], False), (["--mixup-alpha", "0.2"], True)):
+        args = parse_args(["--data", str(FER_MINI), *flags])
+        _, targets, _ = next(iter(training_dataset(training.images, one_hot, weights, args)))
+        assert bool((targets.numpy().max(axis=1) < 1).any()) is mixed
+        assert settings(args)["mixup_alpha"] == (0.2 if mixed else 0.0)  # a resume must give the same
 
 
 @pytest.mark.parametrize("where", ["file", "under a file"])

@@ -95,6 +95,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "this momentum per step, e.g. 0.999; validation, checkpoints and the exported model use the average "
         "(default 0: off)",
     )
+    parser.add_argument(
+        "--mixup-alpha",
+        type=float,
+        default=0.0,
+        help="mix training faces and their targets in pairs, each weight drawn from Beta(a, a) (mixup, Zhang "
+        "et al., 2018), e.g. 0.2 (default 0: off)",
+    )
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
         "--precision",
@@ -122,6 +129,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{flag.replace('_', '-')}: expected a number > 0, got {getattr(args, flag)}")
     if not 0.0 <= args.ema_momentum < 1.0:
         parser.error(f"--ema-momentum: expected a number from 0 to below 1, got {args.ema_momentum}")
+    if not 0.0 <= args.mixup_alpha < math.inf:
+        parser.error(f"--mixup-alpha: expected a number >= 0, got {args.mixup_alpha}")
     if not 0.0 <= args.vote_blend <= 1.0:
         parser.error(f"--vote-blend: expected a number from 0 to 1, got {args.vote_blend}")
     return args
@@ -353,6 +362,7 @@ def train_and_report(
         "seed": args.seed,
         "width": args.width,
         "ema_momentum": args.ema_momentum,
+        "mixup_alpha": args.mixup_alpha,
         "precision": args.precision,
         "parameters": model.count_params(),
         "normalization": args.normalization,

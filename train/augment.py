@@ -85,3 +85,29 @@ def random_erase(images: tf.Tensor, probability: float = 0.5, max_frac: float = 
     )
     fill = tf.random.uniform([batch, 1, 1, 1], dtype=images.dtype)
     return tf.where(inside[..., tf.newaxis], fill, images)
+
+
+def mixup(
+    images: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, alpha: float
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Mix each face of a batch with another face of the same batch (mixup: Zhang et al., ICLR 2018).
+
+    ``images`` ``(B, H, W, 1)`` 0..1, ``targets`` ``(B, 7)`` class shares, ``weights`` ``(B,)``. Each face
+    draws ``lam`` from Beta(``alpha``, ``alpha``), folded to 0.5..1 so that it stays the larger part of its
+    own mix, and is mixed with the face at the batch's shuffled position; images, targets and weights are
+    all mixed with the same ``lam``. Returns the three mixed tensors, shapes unchanged. ``alpha`` > 0.
+    """
+    batch = tf.shape(images)[0]
+    first = tf.random.gamma([batch], alpha)
+    second = tf.random.gamma([batch], alpha)
+    lam = first / (first + second)
+    lam = tf.maximum(lam, 1.0 - lam)
+    partner = tf.random.shuffle(tf.range(batch))
+    lam_images = tf.cast(lam[:, None, None, None], images.dtype)
+    lam_targets = tf.cast(lam[:, None], targets.dtype)
+    lam_weights = tf.cast(lam, weights.dtype)
+    return (
+        lam_images * images + (1 - lam_images) * tf.gather(images, partner),
+        lam_targets * targets + (1 - lam_targets) * tf.gather(targets, partner),
+        lam_weights * weights + (1 - lam_weights) * tf.gather(weights, partner),
+    )

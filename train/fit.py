@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from device.vision.preprocess import normalize
-from train.augment import build_augmenter, photometric, random_erase
+from train.augment import build_augmenter, mixup, photometric, random_erase
 from train.const import IMAGE_SIZE_PX, LABELS
 from train.model import build_model
 from train.run_folder import BACKUP_FOLDER, BEST_MODEL, HISTORY_FILE, History, read_history
@@ -27,7 +27,7 @@ def training_dataset(
 
     The light is changed on the raw uint8 faces (``photometric``), the faces are normalised by the one
     device function (``device.vision.preprocess.normalize`` with ``args.normalization``), and only then is the
-    geometry changed.
+    geometry changed; last, with ``args.mixup_alpha`` > 0, faces are mixed in pairs (``train.augment.mixup``).
     """
     augment = build_augmenter(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -38,7 +38,10 @@ def training_dataset(
     def prepare(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         faces = tf.numpy_function(light_and_normalize, [x], tf.float32, stateful=True)
         faces = tf.ensure_shape(faces, [None, IMAGE_SIZE_PX, IMAGE_SIZE_PX, 1])
-        return random_erase(augment(faces, training=True)), y, w
+        faces = random_erase(augment(faces, training=True))
+        if args.mixup_alpha > 0:
+            return mixup(faces, y, w, args.mixup_alpha)
+        return faces, y, w
 
     return (
         tf.data.Dataset.from_tensor_slices((images, targets, weights))

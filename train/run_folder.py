@@ -45,6 +45,7 @@ RUN_FLAGS = (
     "width",
     "patience",
     "ema_momentum",
+    "mixup_alpha",
     "seed",
     "precision",
 )
