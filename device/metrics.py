@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from device.const import METRIC_STAGES, STAGE_BUCKETS_S
+
+
+class _WithoutCreated(Collector):
+    """A view of a registry without the ``<name>_created`` samples of its counters and histograms.
+
+    prometheus_client only turns them off for the whole process (``disable_created_metrics()`` or
+    ``PROMETHEUS_DISABLE_CREATED_SERIES``); this view drops them from our registry's output alone.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self._registry.collect():
+            created = metric.name + "_created"
+            kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            kept.samples = [sample for sample in metric.samples if sample.name != created]
+            yield kept
 
 
 class Metrics:
@@ -65,5 +87,6 @@ class Metrics:
         self.stage_seconds.labels(stage=stage).observe(seconds)
 
     def render(self) -> bytes:
-        """Every metric in the Prometheus text exposition format."""
-        return generate_latest(self.registry)
+        """Every metric in the Prometheus text exposition format (UTF-8 bytes), without the ``_created``
+        series of counters and histograms: a start timestamp per series is noise on a dashboard."""
+        return generate_latest(_WithoutCreated(self.registry))

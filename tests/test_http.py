@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from device.config import HttpConfig, load_config
 from device.const import ANALYZE_ADMITTED, MAX_STREAMS
@@ -140,6 +140,23 @@ def test_metrics_are_prometheus_text(server: HttpServer, metrics: Metrics) -> No
     assert "moodcast_mqtt_connected 1.0" in text
     for name in ("frames_dropped_total", "faces", "events_queued", "events_dropped_total", "fps"):
         assert f"moodcast_{name} " in text
+
+
+def test_metrics_have_no_created_series(server: HttpServer, metrics: Metrics) -> None:
+    """No ``*_created`` line (noise on dashboards), while the counters and histograms are still there, and
+    other registries of the process keep theirs: the daemon's choice is not a process-wide switch."""
+    metrics.frames_total.inc()
+    metrics.observe_stage("detect", 0.02)
+    status, _, body = get(server, "/metrics")
+    assert status == 200
+    text = body.decode()
+    assert [line for line in text.splitlines() if "_created" in line] == []
+    assert "moodcast_frames_total 1.0" in text
+    assert 'moodcast_stage_seconds_count{stage="detect"} 1.0' in text
+    assert 'moodcast_events_total{type="end"} 0.0' in text
+    other = CollectorRegistry()
+    Counter("other", "Another registry's counter", registry=other)
+    assert b"other_created" in generate_latest(other)
 
 
 def test_snapshot_is_a_jpeg_or_503_before_the_first_frame(server: HttpServer, pipeline: FakePipeline) -> None:
