@@ -29,12 +29,14 @@ $(VENV)/.dev: $(VENV)/.device
 setup-device: $(VENV)/.device   ## the daemon's dependencies only (no TensorFlow)
 setup: $(VENV)/.dev             ## everything: daemon, training, tests
 
+# A run that fails before its first event removes the empty events.jsonl that tee made: no empty "result".
 demo: SHELL := /bin/bash
 demo: .SHELLFLAGS := -o pipefail -c   # the daemon's exit status, not tee's, decides
 demo: $(VENV)/.device           ## the daemon on the sample video: annotated video + events on stdout
 	@rm -f $(OUT)/annotated.mp4 $(OUT)/events.jsonl && mkdir -p $(OUT)
 	$(PY) -m device --input $(VIDEO) --no-realtime --model-path $(MODEL) \
-		--display-backend video --display-video-path $(OUT)/annotated.mp4 --events - | tee $(OUT)/events.jsonl
+		--display-backend video --display-video-path $(OUT)/annotated.mp4 --events - | tee $(OUT)/events.jsonl \
+		|| { status=$$?; [ -s $(OUT)/events.jsonl ] || rm -f $(OUT)/events.jsonl; exit $$status; }
 	@echo "annotated video: $(OUT)/annotated.mp4   events: $(OUT)/events.jsonl"
 
 run: $(VENV)/.device            ## the daemon with a config file: make run CONFIG=moodcast.toml
