@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tools.bench import STAGES, format_scenes, format_table, targets
+import pytest
+
+from tools.bench import ROOT, STAGES, format_scenes, format_table, measure_one, targets
 
 
 def scene_row(pipeline: str, false_tracks: int, per_min: float) -> dict:
@@ -49,6 +51,16 @@ def test_the_daemons_peak_rss_is_held_to_150_mb_at_640x480_only():
     goals = [t for t, _, _ in targets([], {"one-face": 100.0, "crowd-20": 108.0, "hd1080-walk": 196.0})]
     assert goals == ["one-face: daemon peak RSS <= 150 MB", "crowd-20: daemon peak RSS <= 150 MB"]
     assert "hd1080-walk 196 MB" in format_table([], {"one-face": 100.0, "hd1080-walk": 196.0})
+
+
+@pytest.mark.slow  # one real run of moodcast's pipeline on the crowd-20 scene clip (~5-15 s)
+def test_scene_clips_alone_print_no_empty_sample_table():
+    """--videos with scene clips only printed the sample clips' header and legend with no row under them."""
+    result = measure_one("moodcast", "crowd-20", ROOT / "models" / "emotion-int8.tflite")
+    del result["labelled"]  # as main() does before printing
+    table = format_table([result], {"crowd-20": 104.0})
+    assert table == "daemon peak RSS: crowd-20 104 MB"
+    assert "crowd-20" in format_scenes([result]).splitlines()[1]  # the scene table has the run
 
 
 def test_every_clip_run_gets_its_daemons_peak_rss(monkeypatch, tmp_path):

@@ -361,7 +361,11 @@ def plot(results: list[dict], path: Path) -> None:
 
 
 def format_table(results: list[dict], rss: dict[str, float]) -> str:
+    """The sample clips' table (only when a sample clip was run) and every clip's daemon peak RSS line."""
     results = [r for r in results if r["video"] in VIDEOS]
+    rss_line = "daemon peak RSS: " + ", ".join(f"{v} {mb:.0f} MB" for v, mb in rss.items())
+    if not results:  # --videos with scene clips only: no header without rows
+        return rss_line
     columns = ("capture", *STAGES)
     head = f"{'video':<11}{'pipeline':<10}{'fps':>7}" + "".join(f"{s + ' ms':>15}" for s in columns)
     lines = [head + f"{'recall':>8}{'prec':>7}{'new s':>7}{'rss MB':>8}{'labels':>8}"]
@@ -388,7 +392,7 @@ def format_table(results: list[dict], rss: dict[str, float]) -> str:
             f"{video}: moodcast {ours['fps'] / ref['fps']:.1f}x the reference's fps; "
             f"end-to-end/sum of stages {ours['end_to_end_over_stage_sum']:.3f}"
         )
-    lines.append("daemon peak RSS: " + ", ".join(f"{v} {mb:.0f} MB" for v, mb in rss.items()))
+    lines.append(rss_line)
     return "\n".join(lines)
 
 
