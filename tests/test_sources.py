@@ -44,19 +44,24 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 15.0) -> Path
 # -- camera.rotation ------------------------------------------------------------------------------
 
 
-@pytest.mark.slow  # two daemon runs (2 s): make test-slow
-def test_a_camera_on_its_side_finds_faces_once_rotated(tmp_path):
-    """The sample as a camera turned 90° clockwise films it: no face until rotation 270 turns it back."""
+# How a camera mounted so that camera.rotation (clockwise) puts it upright films the sample.
+AS_MOUNTED = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+@pytest.mark.slow  # two daemon runs per rotation (2 s each): make test-slow
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_turned_camera_finds_faces_once_rotated(tmp_path, rotation):
+    """The sample as a camera turned by -rotation films it: no face until camera.rotation turns it back."""
     sideways = write_video(
         tmp_path / "sideways.mp4",
-        [cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE) for image in decode(SAMPLE)[0][:FIRST_FRAMES]],
+        [cv2.rotate(image, AS_MOUNTED[rotation]) for image in decode(SAMPLE)[0][:FIRST_FRAMES]],
     )
     as_mounted = daemon("--input", str(sideways), "--events", "-")
     assert as_mounted.returncode == 0 and as_mounted.stdout == "", as_mounted.stderr
 
     out = tmp_path / "upright.mp4"
     turned = daemon(
-        "--input", str(sideways), "--camera-rotation", "270", "--events", "-",
+        "--input", str(sideways), "--camera-rotation", str(rotation), "--events", "-",
         "--display-backend", "video", "--display-video-path", str(out),
     )  # fmt: skip
     assert turned.returncode == 0, turned.stderr
