@@ -26,6 +26,9 @@ EARLY_END_S = 1.0
 # link, a server that sends a few frames and hangs) is reopened ever less often, up to every 30 s, not every
 # 2 s forever with two log lines each time.
 CAMERA_STEADY_S = 30.0
+# A source that does not say its frame rate (HTTP MJPEG, for which FFmpeg reports its default of 25 fps) has
+# the rate its frames arrive at logged once, measured over this long after each opening.
+RATE_MEASURE_S = 3.0
 # The longest gap between two frames a recording holds the first for (a stream that stalled for minutes is
 # not recorded as minutes of one frame).
 RECORDING_MAX_GAP_S = 5.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import os
 import queue
 import subprocess
@@ -749,6 +750,52 @@ def test_a_stream_of_another_size_than_at_start_keeps_the_runs_frame_size(tmp_pa
                 server.stop()
     sizes = [r.getMessage() for r in caplog.records if "scaled" in r.getMessage()]
     assert len(sizes) == 2 and "320x240" in sizes[0] and "800x600" in sizes[1], sizes
+
+
+class LogWaiter(logging.Handler):
+    """Collects the messages of one logger; ``wait(needle)`` blocks until one contains ``needle``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+        self._logged = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._logged:
+            self.messages.append(record.getMessage())
+            self._logged.notify_all()
+
+    def wait(self, needle: str, timeout_s: float) -> str:
+        with self._logged:
+            self._logged.wait_for(lambda: any(needle in m for m in self.messages), timeout_s)
+            return next((m for m in self.messages if needle in m), "")
+
+
+def test_an_http_mjpeg_streams_rate_is_measured_not_taken_from_ffmpeg():
+    """MJPEG over HTTP carries no frame rate and FFmpeg reports its default 25: a 15 fps camera was logged
+    'opened: 320x240 at 25.0 fps'. The rate is said to be unknown, then measured from the frames' arrival."""
+    port = free_port()
+    server = MjpegServer(port, 320, 240)  # about 15 frames a second
+    source = StreamSource(CameraConfig(device=f"http://127.0.0.1:{port}/x.mjpg"), DetectConfig())
+    logger = logging.getLogger("device.sources.camera")
+    waiter = LogWaiter()
+    logger.addHandler(waiter)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        source.open()
+        measured = waiter.wait(" fps (measured: ", 20)
+    finally:
+        source.close()
+        server.stop()
+        logger.removeHandler(waiter)
+        logger.setLevel(level)
+    opened = next(m for m in waiter.messages if " opened: " in m)
+    assert "25.0" not in opened and "frame rate it does not report" in opened, opened
+    assert not source.fps_known
+    assert measured, waiter.messages
+    rate = float(measured.split(" delivers ")[1].split(" fps")[0])
+    assert 8.0 <= rate <= 16.0, measured
 
 
 @pytest.mark.parametrize("password", ["abc#123", "ab/c123", "ab?c123", "a@b#c/d?e"])

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from device.config import CameraConfig, DetectConfig, redact_url
-from device.const import CAMERA_STEADY_S, EARLY_END_S, STREAM_SCHEMES
+from device.const import CAMERA_STEADY_S, EARLY_END_S, RATE_MEASURE_S, STREAM_SCHEMES
 from device.display.letterbox import letterbox
 from device.errors import CameraError, CameraUnavailable
 
@@ -342,6 +342,8 @@ class _ThreadedCamera:
         self._index = 0
         self._origin = time.monotonic()
         self.lost = False  # no frame for stall_timeout_s: the capture thread is reopening the camera
+        self.fps_known = True  # False: the source says no rate; ``fps`` is camera.fps, a stand-in
+        self._arrivals: list[float] | None = None  # frames' arrival times (monotonic s) while measuring
 
     @property
     def dropped(self) -> int:
@@ -393,6 +395,7 @@ class _ThreadedCamera:
                 last_frame = time.monotonic()
                 self._slot.put(Frame(self._index, self._frame_time_s(last_frame), *grabbed))
                 self._index += 1
+                self._measure_rate(last_frame)
                 continue
             if time.monotonic() - last_frame < self.config.stall_timeout_s:
                 self._stop.wait(0.05)
@@ -413,6 +416,31 @@ class _ThreadedCamera:
                 self._open_device()
             except CameraError as err:
                 logger.debug("reopen failed: %s", err)
+
+    def _rate_text(self) -> str:
+        """How the opened-line states the rate: the source's own, or that it says none."""
+        if self.fps_known:
+            return f"at {self.fps:.1f} fps"
+        return f"at a frame rate it does not report (measuring it over {RATE_MEASURE_S:.0f} s of frames)"
+
+    def _measure_rate(self, arrived_s: float) -> None:
+        """While the source's rate is unknown, log once (per opening) the rate its frames arrive at,
+        measured over ``RATE_MEASURE_S`` seconds from ``arrived_s`` values (monotonic seconds)."""
+        if self._arrivals is None:
+            return
+        self._arrivals.append(arrived_s)
+        span_s = arrived_s - self._arrivals[0]
+        if span_s < RATE_MEASURE_S:
+            return
+        frames = len(self._arrivals) - 1
+        self._arrivals = None
+        logger.info(
+            "camera %s delivers %.1f fps (measured: %d frames in %.1f s)",
+            self.name,
+            frames / span_s,
+            frames,
+            span_s,
+        )
 
     def _frame_time_s(self, received_s: float) -> float:
         """The frame just grabbed on the source clock: by default the monotonic clock when it arrived."""
@@ -455,7 +483,7 @@ class OpenCVCameraSource(_ThreadedCamera):
         capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height_px)
         capture.set(cv2.CAP_PROP_FPS, self.config.fps)
         self._opened(capture)
-        logger.info("camera %s opened: %dx%d at %.1f fps", self.name, *self.size, self.fps)
+        logger.info("camera %s opened: %dx%d %s", self.name, *self.size, self._rate_text())
 
     def _opened(self, capture: cv2.VideoCapture) -> None:
         """Take ``capture`` as the camera. Opened by ``open``, it sets ``size``; reopened by the capture
@@ -476,9 +504,16 @@ class OpenCVCameraSource(_ThreadedCamera):
                 *self.size,
                 *self.size,
             )
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 1.0 <= fps <= 240.0 else self.config.fps  # streams often report none or nonsense
+        fps = self._reported_fps(capture)
+        self.fps_known = fps is not None
+        self.fps = fps if fps is not None else self.config.fps  # a stand-in for the display's writer
+        self._arrivals = None if self.fps_known else []
         self._capture = capture
+
+    def _reported_fps(self, capture: cv2.VideoCapture) -> float | None:
+        """The frame rate ``capture`` reports, or None where it is none or nonsense (0, 90000, ...)."""
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        return fps if 1.0 <= fps <= 240.0 else None
 
     def _grab(self) -> tuple[np.ndarray, np.ndarray, float] | None:
         if self._capture is None:
@@ -514,7 +549,14 @@ class StreamSource(OpenCVCameraSource):
                 "reachable from here, and its user name and password"
             )
         self._opened(capture)
-        logger.info("stream %s opened: %dx%d at %.1f fps", self.name, *self.size, self.fps)
+        logger.info("stream %s opened: %dx%d %s", self.name, *self.size, self._rate_text())
+
+    def _reported_fps(self, capture: cv2.VideoCapture) -> float | None:
+        """None also for MJPEG over HTTP: multipart JPEGs carry no rate, and FFmpeg reports its default 25."""
+        fourcc = (int(capture.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF).to_bytes(4, "little")
+        if self.config.device.lower().startswith(("http://", "https://")) and fourcc == b"MJPG":
+            return None
+        return super()._reported_fps(capture)
 
 
 class Picamera2Source(_ThreadedCamera):
