@@ -23,9 +23,14 @@ def file_problems(config: Config) -> list[str]:
     and the MQTT TLS files when TLS is on (that they load, and that the client key is the certificate's).
     """
     model = config.model.path
-    checks = [("model.path", model, "model file")]
     model_file = file_problem(model, "model file")
+    if not model.exists() and not model.is_absolute():  # run from another folder than the project's
+        from device.vision.classify import read_from
+
+        model_file = f"{model_file} ({read_from(model)})"
     model_not_tflite = "" if model_file else _not_tflite(model)
+    found = [("model.path", model_file), ("model.path", model_not_tflite)]
+    checks: list[tuple[str, Path, str]] = []
     if not model_not_tflite:  # a wrong file as model.path (the Keras model): its missing card is not the news
         checks.append(("model.path", model.with_suffix(".json"), "model card"))
     device = config.camera.device
@@ -37,12 +42,7 @@ def file_problems(config: Config) -> list[str]:
         for key in ("ca_file", "cert_file", "key_file"):
             if getattr(config.mqtt, key):
                 checks.append((f"mqtt.{key}", Path(getattr(config.mqtt, key)), key.replace("_", " ")))
-    found = [(key, file_problem(path, what)) for key, path, what in checks]
-    if not model.exists() and not model.is_absolute():  # run from another folder than the project's
-        from device.vision.classify import read_from
-
-        found[0] = ("model.path", f"{model_file} ({read_from(model).removesuffix('; ')})")
-    found.insert(1, ("model.path", model_not_tflite))  # next to the model file's own line
+    found += [(key, file_problem(path, what)) for key, path, what in checks]
     if ("camera.device", "") in found:
         found.append(("camera.device", video_problem(config)))
     outputs = [("events.path", config.events.path, "events file")]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from device.errors import ModelError
-from device.vision.classify import EmotionClassifier, card_path_for
+from device.vision.classify import EmotionClassifier, card_path_for, read_from
 from device.vision.preprocess import normalize
 
 
@@ -183,6 +183,22 @@ def test_a_missing_model_is_named_before_its_card(tmp_path: Path) -> None:
     with pytest.raises(ModelError) as err:
         EmotionClassifier(missing)
     assert str(err.value) == f"{missing}: model file not found; run 'make convert' or fix model.path"
+
+
+def test_where_a_relative_model_was_looked_for_is_a_bare_phrase_each_line_punctuates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """read_from ended in '; ' to suit the classifier's sentence, and --check-config cut that off again to put
+    the phrase in brackets; it is now the bare phrase, and each line adds its own punctuation."""
+    monkeypatch.chdir(tmp_path)  # a real change of folder: the phrase names the folder the path is read from
+    assert read_from(Path("nope.tflite")) == f"a relative path, looked for in {tmp_path}"
+    assert read_from(tmp_path / "nope.tflite") == ""
+    with pytest.raises(ModelError) as err:
+        EmotionClassifier(Path("nope.tflite"))
+    assert str(err.value) == (
+        f"nope.tflite: model file not found; a relative path, looked for in {tmp_path}; "
+        "run 'make convert' or fix model.path"
+    )
 
 
 def test_a_folder_given_as_the_model_is_called_a_folder(tmp_path: Path) -> None:

@@ -145,8 +145,9 @@ def _read_file(path: Path, what: str, if_missing: str, expected: str) -> bytes:
 
 def read_from(path: Path) -> str:
     """For a relative path, where it was looked for (the default model.path is relative: moodcast run from
-    another folder does not find the shipped model), ending '; '; "" for an absolute path."""
-    return "" if path.is_absolute() else f"a relative path, looked for in {Path.cwd()}; "
+    another folder does not find the shipped model), as a phrase with no punctuation around it, which each
+    caller adds; "" for an absolute path."""
+    return "" if path.is_absolute() else f"a relative path, looked for in {Path.cwd()}"
 
 
 def not_tflite(path: Path, content: bytes) -> str:
@@ -196,10 +197,13 @@ class EmotionClassifier:
 
     def __init__(self, model_path: Path, card_path: Path | None = None, threads: int = 1) -> None:
         model_path = Path(model_path)
+        if_missing = "run 'make convert' or fix model.path"
+        if where := read_from(model_path):
+            if_missing = f"{where}; {if_missing}"
         content = _read_file(
             model_path,
             "model file",
-            f"{read_from(model_path)}run 'make convert' or fix model.path",
+            if_missing,
             "the .tflite model file; fix model.path",
         )
         if problem := not_tflite(model_path, content):  # a wrong file: its missing card is not the problem
