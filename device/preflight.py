@@ -16,11 +16,12 @@ from device.paths import file_problem, output_problem
 def file_problems(config: Config) -> list[str]:
     """The problems with the files ``config`` names, one line each, each starting with its config key.
 
-    Checked: ``model.path`` and its card (the .json beside it), ``camera.device`` when it names a video file
-    (not a camera index, a device under /dev/ or a stream URL; and that it plays, ``video_problem``), the MQTT
-    outbox path, the files the daemon writes (``events.path``, ``history.path`` with HTTP on,
-    ``display.video_path`` with the video backend, which must not be the input video either),
-    and the MQTT TLS files when TLS is on (that they load, and that the client key is the certificate's).
+    Checked: ``model.path`` and, once it is a readable TFLite file, its card (the .json beside it),
+    ``camera.device`` when it names a video file (not a camera index, a device under /dev/ or a stream URL;
+    and that it plays, ``video_problem``), the MQTT outbox path, the files the daemon writes (``events.path``,
+    ``history.path`` with HTTP on, ``display.video_path`` with the video backend, which must not be the input
+    video either), and the MQTT TLS files when TLS is on (that they load, and that the client key is the
+    certificate's).
     """
     model = config.model.path
     model_file = file_problem(model, "model file")
@@ -31,7 +32,9 @@ def file_problems(config: Config) -> list[str]:
     model_not_tflite = "" if model_file else _not_tflite(model)
     found = [("model.path", model_file), ("model.path", model_not_tflite)]
     checks: list[tuple[str, Path, str]] = []
-    if not model_not_tflite:  # a wrong file as model.path (the Keras model): its missing card is not the news
+    # The card only once the model is a readable TFLite file, as the daemon reads them: a missing model, or a
+    # wrong file as model.path (the Keras model), is the news, not its missing card.
+    if not model_file and not model_not_tflite:
         checks.append(("model.path", model.with_suffix(".json"), "model card"))
     device = config.camera.device
     if config.camera.source == "opencv" and not (

@@ -157,6 +157,32 @@ def test_check_config_names_every_missing_file(tmp_path):
     assert run_cli("--check-config", "--input", "0").returncode == 0  # a camera index is not a file
 
 
+def test_check_config_names_a_missing_model_in_one_line_not_its_card_too(tmp_path):
+    """A missing model gave two lines, the second for its card; the card matters only once the model is
+    there (the daemon reads the model first), as for a model.path that is a folder."""
+    missing = tmp_path / "nosuch.tflite"
+    result = run_cli("--check-config", "--model-path", str(missing))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"moodcast: model.path: {missing}: model file not found"]
+    result = subprocess.run(
+        [sys.executable, "-m", "device", "--check-config", "--model-path", "nosuch.tflite"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "moodcast: model.path: nosuch.tflite: model file not found "
+        f"(a relative path, looked for in {tmp_path})"
+    ]
+    result = run_cli("--check-config", "--model-path", str(tmp_path))
+    assert result.stderr.strip().splitlines() == [
+        f"moodcast: model.path: {tmp_path}: is a folder, expected the model file"
+    ]
+
+
 @pytest.mark.parametrize("contents", [b"", b"hello\n" * 100], ids=["empty", "text"])
 def test_check_config_refuses_a_video_file_that_the_daemon_cannot_play(tmp_path, contents):
     """--check-config said "config OK" for an empty file or one that is no video; the daemon then refused to
