@@ -16,6 +16,7 @@ import sdnotify
 from device.config import Config, redact_url
 from device.display.display import Display, NoDisplay, open_display
 from device.display.video_path import input_video
+from device.errors import ModelError
 from device.heartbeat import Heartbeat
 from device.loop import FrameLoop
 from device.metrics import Metrics
@@ -73,8 +74,13 @@ class MoodcastApp:
         self._notifier.notify(f"STATUS=running on {redact_url(self.config.camera.device)}")
 
     def _load_classifier(self) -> EmotionClassifier:
+        """The model and its card, loaded; ModelError starting ``model.path: `` (as ``--check-config`` says
+        it) when they cannot be."""
         model = self.config.model
-        classifier = EmotionClassifier(model.path, threads=model.threads)
+        try:
+            classifier = EmotionClassifier(model.path, threads=model.threads)
+        except ModelError as err:
+            raise ModelError(f"model.path: {err}") from None
         card = classifier.card
         if card.accuracy is None:
             logger.warning(

@@ -112,6 +112,22 @@ def test_model_whose_card_disagrees(tmp_path, shipped_model):
     one_line_error(daemon("--input", str(SAMPLE), "--model-path", str(model)), "card says (64, 64, 1)")
 
 
+@pytest.mark.parametrize("fault", ["missing", "no TFLite file", "card disagrees"])
+def test_a_model_error_at_start_names_model_path_as_check_config_does(tmp_path, shipped_model, fault):
+    """The daemon's model errors at start began with the file ("moodcast: nosuch.tflite: model file not
+    found"), --check-config's with the setting ("moodcast: model.path: ..."); both name the setting now."""
+    model = tmp_path / "model.tflite"
+    if fault == "no TFLite file":
+        model.write_bytes(b"PK\x03\x04" + bytes(64))
+    elif fault == "card disagrees":
+        shutil.copy(shipped_model, model)
+        card = json.loads(shipped_model.with_suffix(".json").read_text())
+        card["input"]["height"] = card["input"]["width"] = 64
+        model.with_suffix(".json").write_text(json.dumps(card))
+    result = daemon("--input", str(SAMPLE), "--model-path", str(model))
+    one_line_error(result, f"moodcast: model.path: {model}: ")
+
+
 def test_card_without_labels(tmp_path, shipped_model):
     model = tmp_path / "model.tflite"
     shutil.copy(shipped_model, model)
