@@ -112,6 +112,18 @@ def test_model_whose_card_disagrees(tmp_path, shipped_model):
     one_line_error(daemon("--input", str(SAMPLE), "--model-path", str(model)), "card says (64, 64, 1)")
 
 
+@pytest.mark.parametrize("suffix", ["/", "/."])
+def test_a_video_file_named_as_a_folder_is_refused(shipped_model, suffix):
+    """--input clip.mp4/ played the clip (Path drops the "/"), though open() refuses it (ENOTDIR); the daemon
+    and --check-config now refuse it in the same one line."""
+    given = f"{SAMPLE}{suffix}"
+    expected = f"camera.device: {given} names a folder, but {SAMPLE} is a file; write it as {SAMPLE}"
+    for mode in ([], ["--check-config"]):
+        result = daemon(*mode, "--input", given, "--model-path", str(shipped_model), "--events", "-")
+        one_line_error(result, f"moodcast: {expected}")
+        assert result.stdout == "", result.stdout  # not one frame played
+
+
 @pytest.mark.parametrize("fault", ["missing", "no TFLite file", "card disagrees"])
 def test_a_model_error_at_start_names_model_path_as_check_config_does(tmp_path, shipped_model, fault):
     """The daemon's model errors at start began with the file ("moodcast: nosuch.tflite: model file not

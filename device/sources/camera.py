@@ -155,6 +155,18 @@ def open_source(camera: CameraConfig, detect: DetectConfig) -> FrameSource:
     return VideoFileSource(camera, detect)
 
 
+def _file_named_as_a_folder(device: str) -> bool:
+    """True when ``device`` names a file as a folder ("clip.mp4/", "clip.mp4/."), which open() refuses
+    (ENOTDIR): Path drops the trailing "/" and ".", so the file played as if they were not there."""
+    try:
+        os.stat(device)
+    except NotADirectoryError:
+        return Path(device).is_file()  # not "clip.mp4/x.mp4": that names a file in a folder that is a file
+    except OSError:
+        return False
+    return False
+
+
 def _is_matroska(path: Path) -> bool:
     """True when ``path`` starts with the EBML magic of a Matroska or WebM file, whatever its name's suffix.
 
@@ -189,6 +201,11 @@ class VideoFileSource:
     def open(self) -> None:
         if self.path.is_dir():
             raise CameraError(f"camera.device: {self.path} is a folder, expected a video file; fix the path")
+        if _file_named_as_a_folder(self.config.device):
+            raise CameraError(
+                f"camera.device: {self.config.device} names a folder, but {self.path} is a file; "
+                f"write it as {self.path}"
+            )
         if self.path.exists() and not self.path.is_file():  # never opened: a pipe waits for its writer
             kind = "a named pipe" if stat.S_ISFIFO(self.path.stat().st_mode) else "a socket or device"
             raise CameraError(
