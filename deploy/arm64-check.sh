@@ -130,7 +130,7 @@ rm -rf "$staging" "$CACHE/root/moodcast-check"
 mkdir -p "$staging" "$CACHE/root/moodcast-check"
 # what deploy.sh's rsync uploads, and nothing else
 tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.keras' --exclude='*.h5' -cf - \
-    device models systemd requirements/device.txt deploy/constraints-pi.txt | tar -C "$staging" -xf -
+    device models systemd requirements/device.txt deploy/constraints-pi.txt pyproject.toml | tar -C "$staging" -xf -
 cp "$REPO/deploy/remote-install.sh" "$CACHE/root/moodcast-check/"
 video=/root/moodcast-check/${VIDEO##*/}
 cp "$REPO/$VIDEO" "$CACHE$video"

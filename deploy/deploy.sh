@@ -63,7 +63,7 @@ connect() {
 release_id() {
     local sha dirty=""
     sha=$(git -C "$REPO" rev-parse --short=8 HEAD 2>/dev/null || echo nogit)
-    if [[ -n "$(git -C "$REPO" status --porcelain -- device models systemd requirements deploy 2>/dev/null)" ]]; then
+    if [[ -n "$(git -C "$REPO" status --porcelain -- device models systemd requirements deploy pyproject.toml 2>/dev/null)" ]]; then
         dirty=-dirty
     fi
     echo "$(date -u +%Y%m%dT%H%M%SZ)-$sha$dirty"
@@ -72,14 +72,14 @@ release_id() {
 upload() {
     local rsh
     rsh=$(printf '%q ' "${SSH[@]}")
-    say "rsync: uploading device/ models/ systemd/ requirements/device.txt to $PI:$STAGING"
+    say "rsync: uploading device/ models/ systemd/ requirements/device.txt pyproject.toml to $PI:$STAGING"
     # Only what the device needs: never train/, convert/, tests/, data, .venv or caches.
     rsync -a --delete --delete-excluded --chmod=D0755,F0644 -e "$rsh" \
         --rsync-path="mkdir -p '$STAGING' && rsync" \
         --exclude='__pycache__/' --exclude='*.pyc' --exclude='*.keras' --exclude='*.h5' \
         --include='/device/***' --include='/models/***' --include='/systemd/***' \
         --include='/requirements/' --include='/requirements/device.txt' \
-        --include='/deploy/' --include='/deploy/constraints-pi.txt' \
+        --include='/deploy/' --include='/deploy/constraints-pi.txt' --include='/pyproject.toml' \
         --exclude='*' "$REPO/" "$PI:$STAGING/" ||
         die "rsync to $PI:$STAGING failed (is rsync installed on the Pi? make deploy installs it when ssh works)"
 }

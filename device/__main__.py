@@ -16,6 +16,7 @@ from device.const import APP_NAME
 from device.errors import MoodcastError
 from device.log import setup_logging
 from device.preflight import file_problems, model_problem
+from device.version import version
 
 logger = logging.getLogger("device")
 
@@ -32,6 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog=APP_NAME,
         description="Real-time facial-emotion daemon: camera → faces → emotions → screen and MQTT.",
     )
+    parser.add_argument("--version", action="store_true", help=f"print '{APP_NAME} <version>' and exit")
     parser.add_argument("--config", type=Path, help="TOML config file (e.g. /etc/moodcast/moodcast.toml)")
     parser.add_argument("--check-config", action="store_true", help="validate the config and exit 0 or 1")
     parser.add_argument(
@@ -67,6 +69,13 @@ def run(config: Config) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.version:  # before the config: it answers whatever the config says
+        try:
+            print(f"{APP_NAME} {version()}")
+        except MoodcastError as err:
+            print(f"{APP_NAME}: {err}", file=sys.stderr)
+            return 1
+        return 0
     cli = {key: value for key, value in vars(args).items() if "." in key or key == "device_id"}
     try:
         config = load_config(args.config, cli=cli)

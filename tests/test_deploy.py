@@ -158,6 +158,16 @@ def test_deploy_redeploy_rollback(sshd: dict[str, str], tmp_path: Path) -> None:
     )
     assert imported.returncode == 0, imported.stderr
     assert Path(imported.stdout.strip()).resolve().is_relative_to(first.resolve())
+    # --version reads the release's pyproject.toml on a Pi, where nothing is installed: it must be uploaded
+    assert (first / "pyproject.toml").read_text() == (REPO / "pyproject.toml").read_text()
+    version = subprocess.run(
+        ["./venv/bin/python", "-m", "device", "--version"],
+        cwd=first,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert version.returncode == 0 and version.stdout.startswith("moodcast "), version.stderr
     assert (root / "etc/systemd/system/moodcast.service").read_text() == (
         REPO / "systemd/moodcast.service"
     ).read_text()

@@ -1,0 +1,67 @@
+"""``python -m device --version``: the installed distribution's version, else the tree's pyproject.toml (a
+release that make deploy copied to the Pi, installing nothing)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_version_prints_the_installed_version_whatever_the_config(tmp_path: Path) -> None:
+    """There was no --version; it answers before the config is read, so a broken config does not stop it."""
+    for extra in ([], ["--config", str(tmp_path / "nosuch.toml")]):
+        result = subprocess.run(
+            [sys.executable, "-m", "device", "--version", *extra], capture_output=True, text=True, timeout=60
+        )
+        assert (result.returncode, result.stderr) == (0, ""), result.stderr
+        assert result.stdout == f"moodcast {metadata.version('moodcast')}\n"
+
+
+def deployed_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """A release as make deploy uploads it (device/ and pyproject.toml, the version changed to tell it from
+    the installed one), and this venv's site-packages without the moodcast distribution, as on the Pi."""
+    release, site = tmp_path / "release", tmp_path / "site"
+    shutil.copytree(ROOT / "device", release / "device", ignore=shutil.ignore_patterns("__pycache__"))
+    text = (ROOT / "pyproject.toml").read_text()
+    (release / "pyproject.toml").write_text(text.replace('version = "', 'version = "9.8.7+', 1))
+    site.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if "moodcast" not in entry.name and entry.suffix != ".pth":
+            (site / entry.name).symlink_to(entry)
+    return release, site
+
+
+def run_in_release(release: Path, site: Path) -> subprocess.CompletedProcess:
+    # -S: no site-packages, so no moodcast distribution; the dependencies come from ``site`` instead
+    return subprocess.run(
+        [sys.executable, "-S", "-m", "device", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=release,
+        env={"PYTHONPATH": f"{release}:{site}", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_version_of_a_tree_that_is_not_installed_comes_from_its_pyproject(tmp_path: Path) -> None:
+    release, site = deployed_tree(tmp_path)
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    result = run_in_release(release, site)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert result.stdout == f"moodcast 9.8.7+{version}\n"
+
+    (release / "pyproject.toml").unlink()  # a tree copied without it: one line naming the file, exit 1
+    result = run_in_release(release, site)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"moodcast: version unknown: no moodcast distribution is installed and {release / 'pyproject.toml'} "
+        "cannot be read (No such file or directory); install the project (pip install .) or put its "
+        "pyproject.toml there"
+    ]
