@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tools.bench import ROOT, STAGES, format_scenes, format_table, measure_one, targets
+from tools.bench import (
+    PIPELINES,
+    ROOT,
+    STAGES,
+    format_report,
+    format_scenes,
+    format_table,
+    label_agreement,
+    measure_one,
+    targets,
+)
 
 
 def scene_row(pipeline: str, false_tracks: int, per_min: float) -> dict:
@@ -61,6 +71,21 @@ def test_scene_clips_alone_print_no_empty_sample_table():
     table = format_table([result], {"crowd-20": 104.0})
     assert table == "daemon peak RSS: crowd-20 104 MB"
     assert "crowd-20" in format_scenes([result]).splitlines()[1]  # the scene table has the run
+
+
+@pytest.mark.slow  # one real run of each pipeline on the one-face sample clip (~10-30 s)
+def test_sample_clips_alone_print_no_empty_line_for_the_scene_table():
+    """--videos one-face printed an empty line where the scene table would be (format_scenes gives "")."""
+    model = ROOT / "models" / "emotion-int8.tflite"
+    reference, ours = results = [measure_one(pipeline, "one-face", model) for pipeline in PIPELINES]
+    same, total = label_agreement(ours["labelled"], reference["labelled"])  # as main() does
+    ours["label_agreement"] = same / total if total else float("nan")
+    for result in results:
+        del result["labelled"]
+    rss = {"one-face": 100.0}
+    lines = format_report(results, rss, targets(results, rss), 1.0).splitlines()
+    assert "" not in lines, lines
+    assert lines[lines.index("daemon peak RSS: one-face 100 MB") + 1] == "targets (issue 14):"
 
 
 def test_every_clip_run_gets_its_daemons_peak_rss(monkeypatch, tmp_path):

@@ -446,6 +446,22 @@ def format_scenes(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_report(
+    results: list[dict], rss: dict[str, float], goals: list[tuple[str, bool, str]], one_face_ms: float
+) -> str:
+    """What the bench prints for its ``results``: the sample clips' table, the scene table (left out, with
+    no empty line in its place, when no scene clip was run) and the targets of issues 14 and 12
+    (``one_face_ms``: one face classified, both views, in ms on one core)."""
+    parts = [format_table(results, rss), format_scenes(results), "targets (issue 14):"]
+    parts += [f"  [{'met' if met else 'NOT met'}] {target}: {measured}" for target, met, measured in goals]
+    parts += [
+        "target (issue 12):",
+        f"  [{'met' if one_face_ms <= 1.5 else 'NOT met'}] one face, both views (crop, normalise, invoke) "
+        f"<= 1.5 ms on one core: {one_face_ms:.2f} ms",
+    ]
+    return "\n".join(part for part in parts if part)
+
+
 def targets(results: list[dict], rss: dict[str, float]) -> list[tuple[str, bool, str]]:
     """Issue 14's targets: ``(target, met, measured)`` for each one the results can answer."""
 
@@ -556,16 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(results, args.out / "bench.png")
-    print(format_table(results, rss))
-    print(format_scenes(results))
-    print("targets (issue 14):")
-    for target, met, measured in goals:
-        print(f"  [{'met' if met else 'NOT met'}] {target}: {measured}")
-    print("target (issue 12):")
-    print(
-        f"  [{'met' if one_face_ms <= 1.5 else 'NOT met'}] one face, both views (crop, normalise, invoke) "
-        f"<= 1.5 ms on one core: {one_face_ms:.2f} ms"
-    )
+    print(format_report(results, rss, goals, one_face_ms))
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"load average (1, 5, 15 min) after the run: {load} on {os.cpu_count()} CPUs")
     print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")
