@@ -16,7 +16,7 @@ import sdnotify
 from device.config import Config, redact_url
 from device.display.display import Display, NoDisplay, open_display
 from device.display.video_path import input_video
-from device.errors import ModelError
+from device.errors import ModelError, MoodcastError
 from device.heartbeat import Heartbeat
 from device.loop import FrameLoop
 from device.metrics import Metrics
@@ -195,14 +195,21 @@ class MoodcastApp:
 
     # -- shut-down ------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Stop every component, each with a bounded wait; safe to call after a failed start."""
+        """Stop every component, each with a bounded wait; safe to call after a failed start. Raises the first
+        sink's MoodcastError from closing (the events pipe's reader gone) once all are closed."""
         self.stop_event.set()
         self._notifier.notify("STOPPING=1")
         if self._source is not None:
             self._source.close()
         self._display.close()
-        for sink in self._sinks:
-            sink.close()
+        failed: MoodcastError | None = None
+        for sink in self._sinks:  # every one is closed (the MQTT outbox flushed) even when one fails
+            try:
+                sink.close()
+            except MoodcastError as err:
+                failed = failed or err
         if self._http is not None:
             self._http.stop()
         logger.info("stopped")
+        if failed is not None:
+            raise failed

@@ -14,6 +14,7 @@ from device.config import Config
 from device.const import DASHBOARD_SAMPLE_S, FEEDBACK_FRAME_S, FPS_SMOOTHING, SUMMARY_INTERVAL_S
 from device.display.display import Display, NoDisplay
 from device.display.overlay import StatusLine, draw_overlay
+from device.errors import MoodcastError
 from device.heartbeat import Heartbeat
 from device.metrics import Metrics
 from device.outputs.events import EventFactory
@@ -139,11 +140,20 @@ class FrameLoop:
         self.heartbeat.beat(self.source.lost, self._frame_rate.per_s)
 
     def _emit(self, events: list[TrackEvent], index: int, time_s: float) -> None:
+        """Give each event to every sink. A sink that fails for good (MoodcastError: the events pipe's reader
+        gone) stops the daemon, but only once every other sink has had the whole batch: the MQTT outbox
+        holds each event whose ``seq`` was given out, so no gap is left there."""
+        failed: MoodcastError | None = None
         for event in events:
             payload = self.events.build(event, index, time_s, self.source.size)
             self.metrics.events_total.labels(event.kind).inc()
             for sink in self.sinks:
-                sink.publish_event(payload)
+                try:
+                    sink.publish_event(payload)
+                except MoodcastError as err:
+                    failed = failed or err
+        if failed is not None:
+            raise failed
 
     def _sample(self, frame: Frame) -> None:
         """Once a second, the room mood and the page's series; with feedback on, keep the raw frame and its

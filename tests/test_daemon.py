@@ -212,3 +212,39 @@ def test_a_signal_while_the_model_loads_stops_the_daemon_cleanly(tmp_path, shipp
         process.kill()
     assert process.returncode == 0 and "Traceback" not in stderr, stderr
     assert f"{signal.Signals(signum).name} received; stopping" in stderr, stderr
+
+
+def test_events_to_a_pipe_whose_reader_went_away_stop_in_one_line(tmp_path, shipped_model):
+    """``--events - | head -n 2`` ended in a BrokenPipeError traceback. The daemon now stops as on any
+    fatal error, in one line with exit 1, and still closes the recording (a playable file) and the MQTT
+    outbox (every event it numbered, 1 to the last, none skipped)."""
+    import socket
+    import sqlite3
+
+    with socket.socket() as probe:  # a port no broker listens on: every event stays in the outbox
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out, outbox = tmp_path / "annotated.mp4", tmp_path / "outbox.db"
+    command = [sys.executable, "-m", "device", "--no-realtime", "--input", str(SAMPLE), "--model-path",
+               str(shipped_model), "--events", "-", "--display-backend", "video", "--display-video-path",
+               str(out), "--mqtt-enabled", "--mqtt-host", "127.0.0.1", "--mqtt-port", str(port),
+               "--mqtt-outbox-path", str(outbox)]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    ) as run:
+        assert run.stdout is not None and run.stderr is not None
+        first = [json.loads(run.stdout.readline()) for _ in range(2)]  # what head -n 2 reads
+        run.stdout.close()  # and head exits
+        stderr = run.stderr.read()
+        assert run.wait(timeout=120) == 1, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("moodcast: ")]
+    assert errors == ["moodcast: events.path: the reader of - (stdout) went away (broken pipe); stopped"]
+    video = cv2.VideoCapture(str(out))
+    assert video.isOpened() and video.get(cv2.CAP_PROP_FRAME_COUNT) > 0 and video.read()[0]
+    video.release()
+    db = sqlite3.connect(outbox)
+    seqs = [row[0] for row in db.execute("SELECT seq FROM outbox ORDER BY seq")]
+    db.close()
+    assert [event["seq"] for event in first] == [1, 2]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > 2, seqs
