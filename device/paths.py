@@ -26,6 +26,12 @@ def file_problem(path: Path, what: str) -> str:
     return ""
 
 
+def video_file_problem(path: Path) -> str:
+    """``file_problem`` for ``camera.device`` naming a video file: the one wording of a folder, a missing
+    or an unreadable video, which ``--check-config`` and the daemon's file source both give."""
+    return file_problem(path, "video file")
+
+
 def output_problem(path: Path, what: str) -> str:
     """One line naming ``path`` and why the daemon cannot write the ``what`` there (a folder in its place, a
     file where its folder should be, a folder that does not exist, no permission), or "" when it can."""

@@ -124,6 +124,29 @@ def test_a_video_file_named_as_a_folder_is_refused(shipped_model, suffix):
         assert result.stdout == "", result.stdout  # not one frame played
 
 
+@pytest.mark.parametrize("fault", ["folder", "missing", "unreadable"])
+def test_check_config_and_the_daemon_word_a_bad_video_file_alike(tmp_path, shipped_model, fault):
+    """--check-config said "samples: is a folder, expected the video file" and the daemon "samples is a
+    folder, expected a video file; fix the path" (and "x.mp4: video file not found" against "video file
+    x.mp4 not found; fix the path"): one problem, one line, from one function."""
+    if fault == "unreadable" and os.geteuid() == 0:
+        pytest.skip("root may read any file")
+    video = {"folder": tmp_path, "missing": tmp_path / "x.mp4", "unreadable": tmp_path / "locked.mp4"}[fault]
+    if fault == "unreadable":
+        shutil.copy(SAMPLE, video)
+        video.chmod(0o200)
+    said = {
+        "folder": "is a folder, expected the video file",
+        "missing": "video file not found",
+        "unreadable": "video file is not readable by this user (permission denied)",
+    }[fault]
+    for mode in (["--check-config"], []):
+        result = daemon(*mode, "--input", str(video), "--model-path", str(shipped_model), "--events", "-")
+        one_line_error(result)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("moodcast: ")]
+        assert errors == [f"moodcast: camera.device: {video}: {said}"], (mode, errors)
+
+
 @pytest.mark.parametrize("fault", ["missing", "no TFLite file", "card disagrees"])
 def test_a_model_error_at_start_names_model_path_as_check_config_does(tmp_path, shipped_model, fault):
     """The daemon's model errors at start began with the file ("moodcast: nosuch.tflite: model file not

@@ -531,7 +531,7 @@ def test_a_folder_as_the_video_is_called_a_folder_when_the_daemon_runs(tmp_path:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1
-    assert f"camera.device: {tmp_path} is a folder, expected a video file; fix the path" in result.stderr
+    assert f"camera.device: {tmp_path}: is a folder, expected the video file" in result.stderr
 
 
 def test_a_broker_that_speaks_only_mqtt_3_1_1_gets_everything(

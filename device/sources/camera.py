@@ -19,6 +19,7 @@ from device.config import CameraConfig, DetectConfig, redact_url
 from device.const import CAMERA_STEADY_S, EARLY_END_S, RATE_MEASURE_S, STREAM_SCHEMES
 from device.display.letterbox import letterbox
 from device.errors import CameraError, CameraUnavailable
+from device.paths import video_file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -199,8 +200,11 @@ class VideoFileSource:
         self._first: tuple[np.ndarray, float] | None = None
 
     def open(self) -> None:
+        """Open the file and read its first frame. Raises CameraError, one line starting ``camera.device: ``:
+        a folder, a missing or unreadable file in ``video_file_problem``'s words (``--check-config`` says the
+        same), a file named as a folder, a pipe or device, a file that is no readable video."""
         if self.path.is_dir():
-            raise CameraError(f"camera.device: {self.path} is a folder, expected a video file; fix the path")
+            raise CameraError(f"camera.device: {video_file_problem(self.path)}")
         if _file_named_as_a_folder(self.config.device):
             raise CameraError(
                 f"camera.device: {self.config.device} names a folder, but {self.path} is a file; "
@@ -212,13 +216,8 @@ class VideoFileSource:
                 f"camera.device: {self.path} is {kind}, not a regular file; expected a video file, "
                 "fix the path"
             )
-        if not self.path.is_file():
-            raise CameraError(f"camera.device: video file {self.path} not found; fix the path")
-        if not os.access(self.path, os.R_OK):
-            raise CameraError(
-                f"camera.device: {self.path} is not readable by this user (permission denied); "
-                "fix its permissions"
-            )
+        if problem := video_file_problem(self.path):  # missing, or not readable by this user
+            raise CameraError(f"camera.device: {problem}")
         capture = cv2.VideoCapture(str(self.path))
         ok, first = capture.read() if capture.isOpened() else (False, None)
         if not ok or first is None:
