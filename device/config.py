@@ -22,12 +22,13 @@ from typing import Any
 
 from device.const import DEFAULT_MODEL_PATH, ENV_PREFIX, HAAR_WINDOW_PX, STREAM_SCHEMES, TOKEN_MIN_CHARS
 from device.errors import ConfigError
+from device.paths import named_as_folder
 
 
 def _opt(default: Any, help: str, **rules: Any) -> Any:
     """A config field with its help text and validation rules (min, max, choices, secret, url, flags;
     path: a string that names a file, whose leading ``~`` is expanded as every Path field's is; file: a
-    path that must name a file, never written with a folder's trailing '/')."""
+    path that must name a file, never written as a folder's with a trailing '/' or '/.', named_as_folder)."""
     return field(default=default, metadata={"help": help, **rules})
 
 
@@ -106,7 +107,7 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: Path = _opt(Path(DEFAULT_MODEL_PATH), "TFLite model; its card is the .json beside it")
+    path: Path = _opt(Path(DEFAULT_MODEL_PATH), "TFLite model; its card is the .json beside it", file=True)
     threads: int = _opt(1, "interpreter threads", min=1, max=16)
 
 
@@ -144,7 +145,11 @@ class DisplayConfig:
 @dataclass(frozen=True)
 class EventsConfig:
     path: str = _opt(
-        "", "write events as JSON lines here ('-' for stdout, '' for none)", flags=("--events",), path=True
+        "",
+        "write events as JSON lines here ('-' for stdout, '' for none)",
+        flags=("--events",),
+        path=True,
+        file=True,
     )
 
 
@@ -160,13 +165,13 @@ class MqttConfig:
     username: str = _opt("", "user name")
     password: str = _opt("", "password, from the environment only", secret=True)
     tls: bool = _opt(False, "connect with TLS")
-    ca_file: str = _opt("", "CA certificate file for TLS", path=True)
-    cert_file: str = _opt("", "client certificate file for TLS", path=True)
-    key_file: str = _opt("", "client key file for TLS", path=True)
+    ca_file: str = _opt("", "CA certificate file for TLS", path=True, file=True)
+    cert_file: str = _opt("", "client certificate file for TLS", path=True, file=True)
+    key_file: str = _opt("", "client key file for TLS", path=True, file=True)
     tls_insecure: bool = _opt(False, "skip the broker host name check (testing only)")
     outbox_max: int = _opt(10000, "events kept while the broker is away", min=1)
     outbox_path: str = _opt(
-        "", "SQLite file that keeps the outbox across restarts ('' for memory)", path=True
+        "", "SQLite file that keeps the outbox across restarts ('' for memory)", path=True, file=True
     )
     discovery: bool = _opt(True, "publish Home Assistant discovery configs")
     discovery_prefix: str = _opt("homeassistant", "Home Assistant discovery prefix")
@@ -201,7 +206,10 @@ class MoodConfig:
 @dataclass(frozen=True)
 class HistoryConfig:
     path: str = _opt(
-        "", "SQLite file of the page's history: labels, scores and times only ('' for memory)", path=True
+        "",
+        "SQLite file of the page's history: labels, scores and times only ('' for memory)",
+        path=True,
+        file=True,
     )
     retention_h: float = _opt(
         24.0, "keep history this many hours (pruned at start and every minute)", min=1.0, max=8760.0
@@ -345,10 +353,8 @@ def _coerce(key: str, raw: Any, kind: type, spec: dataclasses.Field) -> Any:
             raise ConfigError(key, f"expected a string (in quotes), got {raw!r}", "fix the value")
         if kind is Path and not str(raw).strip():  # Path("") is ".", the working folder: never what was meant
             raise ConfigError(key, f"expected a path, got {raw!r}", "set a path or remove the key")
-        if kind is Path and rules.get("file") and str(raw).endswith(("/", os.sep)):  # Path() drops the '/'
-            raise ConfigError(
-                key, f"{str(raw)!r} ends with '/', a folder's path; expected a file's", "add the file's name"
-            )
+        if rules.get("file") and (spelled := named_as_folder(os.path.expanduser(str(raw)))):
+            raise ConfigError(key, *spelled)  # Path() drops the '/': the file was used without it
         value = kind(raw)
         if kind is Path or rules.get("path"):  # "~/out.mp4" (TOML, environment files: no shell expands it)
             value = kind(os.path.expanduser(str(value)))

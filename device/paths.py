@@ -26,6 +26,20 @@ def file_problem(path: Path, what: str) -> str:
     return ""
 
 
+def named_as_folder(raw: str) -> tuple[str, str] | None:
+    """What is wrong, and what to do, when ``raw``, a setting that must name a file, is written as a folder's
+    path: it ends in '/' or '/.', which Path drops ("clip.mp4/" becomes "clip.mp4"), so the file was used (or
+    written) though open() refuses the spelling (ENOTDIR); None when it is not. Where a file is there
+    without the '/', the line says to write its name without it."""
+    if not raw.endswith(("/", os.sep)) and os.path.basename(raw) != ".":
+        return None
+    path = Path(raw)
+    if path.is_file():
+        return f"{raw} names a folder, but {path} is a file", f"write it as {path}"
+    ending = "/." if os.path.basename(raw) == "." else "/"
+    return f"{raw!r} ends with {ending!r}, a folder's path; expected a file's", "add the file's name"
+
+
 def video_file_problem(path: Path) -> str:
     """``file_problem`` for ``camera.device`` naming a video file: the one wording of a folder, a missing
     or an unreadable video, which ``--check-config`` and the daemon's file source both give."""

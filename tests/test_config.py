@@ -415,3 +415,48 @@ def test_feedback_without_http_is_refused_at_check_config_in_one_line():
     ]
     both = {"feedback.enabled": True, "http.enabled": True}
     assert load_config(None, environ={}, cli=both).feedback.enabled
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "model.path",
+        "events.path",
+        "history.path",
+        "mqtt.outbox_path",
+        "mqtt.ca_file",
+        "mqtt.cert_file",
+        "mqtt.key_file",
+        "display.video_path",
+    ],
+)
+@pytest.mark.parametrize("ending", ["/", "/."])
+def test_a_file_setting_written_as_a_folder_is_refused(tmp_path, key, ending):
+    """``--model-path model.tflite/`` was "config OK" and loaded model.tflite: Path drops a trailing '/' or
+    '/.', though open() refuses the spelling (ENOTDIR). Every setting that names a file now refuses it at
+    load, as display.video_path did for '/' and camera.device does at open, saying how to write it."""
+    there = tmp_path / "file.bin"
+    there.write_bytes(b"")
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={}, cli={key: f"{there}{ending}"})
+    assert (
+        str(err.value) == f"{key}: {there}{ending} names a folder, but {there} is a file; write it as {there}"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={}, cli={key: f"{tmp_path}/new.bin{ending}"})
+    expected = f"{key}: '{tmp_path}/new.bin{ending}' ends with '{ending}', a folder's path; expected a file's"
+    assert str(err.value) == f"{expected}; add the file's name"
+
+
+def test_check_config_and_the_daemon_refuse_the_model_written_as_a_folder():
+    """The case that was reported: ``--model-path models/emotion-int8.tflite/``, one line from both."""
+    root = Path(__file__).resolve().parent.parent
+    model = root / "models" / "emotion-int8.tflite"
+    sample = root / "samples" / "one-face.mp4"
+    for mode in (["--check-config"], ["--no-realtime", "--input", str(sample), "--events", "-"]):
+        result = run_cli(*mode, "--model-path", f"{model}/")
+        assert result.returncode == 1 and result.stdout == "", result.stdout
+        lines = [line for line in result.stderr.splitlines() if line.startswith("moodcast: ")]
+        assert lines == [
+            f"moodcast: model.path: {model}/ names a folder, but {model} is a file; write it as {model}"
+        ]

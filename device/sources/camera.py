@@ -19,7 +19,7 @@ from device.config import CameraConfig, DetectConfig, redact_url
 from device.const import CAMERA_STEADY_S, EARLY_END_S, RATE_MEASURE_S, STREAM_SCHEMES
 from device.display.letterbox import letterbox
 from device.errors import CameraError, CameraUnavailable
-from device.paths import video_file_problem
+from device.paths import named_as_folder, video_file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -156,18 +156,6 @@ def open_source(camera: CameraConfig, detect: DetectConfig) -> FrameSource:
     return VideoFileSource(camera, detect)
 
 
-def _file_named_as_a_folder(device: str) -> bool:
-    """True when ``device`` names a file as a folder ("clip.mp4/", "clip.mp4/."), which open() refuses
-    (ENOTDIR): Path drops the trailing "/" and ".", so the file played as if they were not there."""
-    try:
-        os.stat(device)
-    except NotADirectoryError:
-        return Path(device).is_file()  # not "clip.mp4/x.mp4": that names a file in a folder that is a file
-    except OSError:
-        return False
-    return False
-
-
 def _is_matroska(path: Path) -> bool:
     """True when ``path`` starts with the EBML magic of a Matroska or WebM file, whatever its name's suffix.
 
@@ -202,22 +190,18 @@ class VideoFileSource:
     def open(self) -> None:
         """Open the file and read its first frame. Raises CameraError, one line starting ``camera.device: ``:
         a folder, a missing or unreadable file in ``video_file_problem``'s words (``--check-config`` says the
-        same), a file named as a folder, a pipe or device, a file that is no readable video."""
-        if self.path.is_dir():
-            raise CameraError(f"camera.device: {video_file_problem(self.path)}")
-        if _file_named_as_a_folder(self.config.device):
-            raise CameraError(
-                f"camera.device: {self.config.device} names a folder, but {self.path} is a file; "
-                f"write it as {self.path}"
-            )
-        if self.path.exists() and not self.path.is_file():  # never opened: a pipe waits for its writer
+        same), a file named as a folder (``named_as_folder``), a pipe or device, a file that is no readable
+        video."""
+        if problem := video_file_problem(self.path):  # a folder, missing, or not readable by this user
+            raise CameraError(f"camera.device: {problem}")
+        if spelled := named_as_folder(self.config.device):  # "clip.mp4/": Path dropped the '/'
+            raise CameraError(f"camera.device: {'; '.join(spelled)}")
+        if not self.path.is_file():  # never opened: a pipe waits for its writer
             kind = "a named pipe" if stat.S_ISFIFO(self.path.stat().st_mode) else "a socket or device"
             raise CameraError(
                 f"camera.device: {self.path} is {kind}, not a regular file; expected a video file, "
                 "fix the path"
             )
-        if problem := video_file_problem(self.path):  # missing, or not readable by this user
-            raise CameraError(f"camera.device: {problem}")
         capture = cv2.VideoCapture(str(self.path))
         ok, first = capture.read() if capture.isOpened() else (False, None)
         if not ok or first is None:
