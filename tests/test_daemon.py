@@ -271,3 +271,21 @@ def test_events_to_a_pipe_whose_reader_went_away_stop_in_one_line(tmp_path, ship
     db.close()
     assert [event["seq"] for event in first] == [1, 2]
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > 2, seqs
+
+
+def test_events_whose_reader_went_away_before_the_last_flush_stop_in_one_line(tmp_path, shipped_model):
+    """A short run's events are still in stdout's buffer when the daemon stops: its reader gone, the flush
+    at close raised a BrokenPipeError traceback out of the shut-down, and the sinks after it stayed open."""
+    command = [sys.executable, "-m", "device", "--no-realtime", "--input", str(SAMPLE), "--model-path",
+               str(shipped_model), "--events", "-", "--camera-max-frames", str(FIRST_FRAMES)]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    ) as run:
+        assert run.stdout is not None and run.stderr is not None
+        run.stdout.close()  # the reader goes away before a line is flushed (| true)
+        stderr = run.stderr.read()
+        assert run.wait(timeout=120) == 1, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("moodcast: ")]
+    assert errors == ["moodcast: events.path: the reader of - (stdout) went away (broken pipe); stopped"]
+    assert stderr.splitlines()[-2].endswith("stopped")  # the shut-down ran to its end first

@@ -66,6 +66,8 @@ class JsonLinesSink(EventSink):
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(devnull, self._out.fileno())
+        except (OSError, ValueError):  # a stream with no descriptor of its own: nothing left to flush there
+            pass
         finally:
             os.close(devnull)
         return MoodcastError(f"events.path: the reader of {self._where} went away (broken pipe); stopped")
