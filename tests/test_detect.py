@@ -199,6 +199,30 @@ def test_warns_once_when_whole_frame_searches_cannot_keep_up_with_the_source(cla
     assert "at the source's 2000.0 fps" in message and "raise detect.min_size_px (now 48" in message
 
 
+def test_the_search_budget_is_the_sources_pace_for_bursty_and_dropping_sources(classifier, caplog):
+    """The frame interval the budget allows is the source's time over its frames' count. A source that sends
+    three frames 2 ms apart and then pauses 300 ms runs at 9.9 fps: its median gap (2 ms, 500 fps) wrongly
+    said the one-face clip's ~27 ms searches could not keep up. A 30 fps camera whose frames the pipeline
+    takes one in four (indexes 0, 4, 8, ...) still runs at 30 fps, not 7.5."""
+
+    def run(indexes: list[int], times_s: list[float]) -> list[str]:
+        config = DetectConfig()
+        pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="device.vision.schedule"):
+            for index, time_s, image in zip(indexes, times_s, frames, strict=True):
+                gray, scale = make_lores(image, config.lores_width_px(image.shape[1]))
+                pipeline.process(Frame(index, time_s, image, gray, scale))
+        return [r.getMessage() for r in caplog.records if r.name == "device.vision.schedule"]
+
+    frames = read_frames("one-face")[:80]
+    bursts = [0.304 * (n // 3) + 0.002 * (n % 3) for n in range(80)]
+    assert run(list(range(80)), bursts) == []
+    # Taken one in four from a 2000 fps source: the searches cannot keep up with it, whatever the gaps seen.
+    (message,) = run([4 * n for n in range(80)], [4 * n / 2000 for n in range(80)])
+    assert "at the source's 2000.0 fps" in message
+
+
 def test_a_frame_too_narrow_for_the_smallest_face_names_a_fix_that_also_fits_a_video_file(caplog):
     """min_size_px 20 needs a 768 px frame for Haar's 24 px window: camera.width_px only changes a camera's
     frames, so a video file's or stream's user must be told to use a larger input too."""

@@ -63,7 +63,7 @@ class Pipeline:
         """Run one frame through detection, classification and tracking."""
         start = time.perf_counter()
         tracker = self.tracker
-        self.budget.frame(frame.time_s)
+        self.budget.frame(frame.index, frame.time_s)
         search = self.schedule.next(bool(tracker.tracks), tracker.all_confirmed)
         if search is Search.NONE:
             events = tracker.coast(frame.time_s)

@@ -63,24 +63,34 @@ class SearchSchedule:
 class SearchBudget:
     """Says once when the whole-frame searches cannot keep up with the source: their median time (over
     ``SEARCH_BUDGET_SAMPLES`` searches, the first left out as the cascade's warm-up) is longer than the
-    ``detect.full_search_interval`` frames between them at the source's own frame interval (the median gap
-    between frames' times). The detection image is sized by ``detect.min_size_px``: a small face at a high
-    resolution makes each search cost more than the camera's frames leave it (a Pi at 1920x1080, 30 fps).
+    ``detect.full_search_interval`` frames between them at the source's own frame interval. That interval
+    is the source's time over its frames' count (their indexes, which count the frames a camera made and
+    the pipeline never took) in the last frames seen: the camera's pace, not the pipeline's, and steady for a
+    source that sends frames in bursts. The detection image is sized by ``detect.min_size_px``: a small face
+    at a high resolution makes each search cost more than the camera's frames leave it (a Pi at 1920x1080,
+    30 fps).
     """
 
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
         self._searches_s: list[float] = []
-        self._gaps_s: list[float] = []
-        self._last_time_s: float | None = None
+        self._frames: list[tuple[int, float]] = []  # (index, time_s) of the last frames seen
         self._told = False
 
-    def frame(self, time_s: float) -> None:
-        """Count one frame at ``time_s`` (seconds on the source's clock)."""
-        if self._last_time_s is not None and time_s > self._last_time_s:
-            self._gaps_s.append(time_s - self._last_time_s)
-            del self._gaps_s[: -SEARCH_BUDGET_SAMPLES * self.config.full_search_interval]
-        self._last_time_s = time_s
+    def frame(self, index: int, time_s: float) -> None:
+        """Count the frame with the source's ``index`` (0, 1, ...; a camera's frames the pipeline never took
+        leave gaps) at ``time_s`` (seconds on the source's clock)."""
+        if self._frames and (index <= self._frames[-1][0] or time_s < self._frames[-1][1]):
+            self._frames.clear()  # a source reopened, or a clock that went back: start the window again
+        self._frames.append((index, time_s))
+        del self._frames[: -SEARCH_BUDGET_SAMPLES * self.config.full_search_interval]
+
+    def _frame_interval_s(self) -> float | None:
+        """The source's seconds per frame over the window, or None before it spans any time."""
+        if len(self._frames) < 2 or self._frames[-1][1] == self._frames[0][1]:
+            return None
+        (first_index, first_s), (last_index, last_s) = self._frames[0], self._frames[-1]
+        return (last_s - first_s) / (last_index - first_index)
 
     def searched(self, seconds: float, image_width_px: int) -> None:
         """Count one whole-frame search of ``seconds`` on an image ``image_width_px`` wide; warn once when
@@ -88,10 +98,11 @@ class SearchBudget:
         if self._told:
             return
         self._searches_s.append(seconds)
-        if len(self._searches_s) <= SEARCH_BUDGET_SAMPLES or not self._gaps_s:
+        interval_s = self._frame_interval_s()
+        if len(self._searches_s) <= SEARCH_BUDGET_SAMPLES or interval_s is None:
             return
         search_s = statistics.median(self._searches_s[1:])
-        budget_s = self.config.full_search_interval * statistics.median(self._gaps_s)
+        budget_s = self.config.full_search_interval * interval_s
         self._searches_s.clear()
         if search_s <= budget_s:
             return
