@@ -61,7 +61,7 @@ def load(path: str) -> tuple[list[Track], int]:
                 raise ValueError(f"{path}:{number}: events of more than one run (empty the file first)")
             last = max(last, frame)
             if kind == "new":
-                tracks[face] = Track(frame, tuple(event["box"]))  # type: ignore[arg-type]
+                tracks[face] = Track(frame, tuple(event["box"]))
             track = tracks.get(face)
             if track is None:
                 raise ValueError(f"{path}:{number}: face {face} has a {kind!r} event before its 'new'")
