@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import SupportsInt
 
 import cv2
 import numpy as np
@@ -51,8 +52,14 @@ class GroundTruth:
         return [face.box for face in self.partial[index]] if self.partial else []
 
 
+def _int_box(values: Iterable[SupportsInt]) -> Box:
+    """Four numbers as a Box, each truncated by ``int`` (JSON lists, OpenCV's int32 rows)."""
+    x, y, w, h = values
+    return (int(x), int(y), int(w), int(h))
+
+
 def _faces(rows: Iterable[dict]) -> list[TruthFace]:
-    return [TruthFace(int(r["id"]), tuple(int(v) for v in r["box"]), str(r.get("label", ""))) for r in rows]
+    return [TruthFace(int(r["id"]), _int_box(r["box"]), str(r.get("label", ""))) for r in rows]
 
 
 def load_truth(path: str | Path) -> GroundTruth:
@@ -138,9 +145,10 @@ def clip_box(box: Sequence[float], width: int, height: int) -> Box:
 
 def reference_detector() -> cv2.CascadeClassifier:
     """OpenCV's frontal-face Haar cascade, the detector the samples are made for."""
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + HAAR_FILE)
+    folder: str = cv2.data.haarcascades  # type: ignore[attr-defined]  # not in OpenCV's stubs
+    cascade = cv2.CascadeClassifier(folder + HAAR_FILE)
     if cascade.empty():
-        raise RuntimeError(f"cannot load {HAAR_FILE} from {cv2.data.haarcascades}")
+        raise RuntimeError(f"cannot load {HAAR_FILE} from {folder}")
     return cascade
 
 
@@ -152,7 +160,7 @@ def detect_reference(cascade: cv2.CascadeClassifier, gray: np.ndarray) -> list[B
         minNeighbors=HAAR_MIN_NEIGHBORS,
         minSize=(HAAR_MIN_SIZE_PX, HAAR_MIN_SIZE_PX),
     )
-    return [tuple(int(v) for v in box) for box in found]
+    return [_int_box(box) for box in found]
 
 
 def score_video(
@@ -261,5 +269,5 @@ def track_label_agreement(
 
 def shift_frame(gray: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """The frame as a camera moved by whole pixels would see it (edges replicated)."""
-    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+    matrix = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
     return cv2.warpAffine(gray, matrix, gray.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
