@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 import motmetrics as mm
 import numpy as np
@@ -14,6 +15,20 @@ SIZE_BANDS = ((48, 72), (72, 110), (110, 160), (160, 10_000))  # face side in pi
 MIN_IOU = 0.5
 
 Shown = Sequence[tuple[int, Box]]  # one frame's announced tracks: (face_id, detector box)
+
+
+class IdentityScores(TypedDict):
+    """What ``identity`` returns (a plain dict: the benchmark writes it into its JSON report)."""
+
+    id_switches: int
+    fragmentations: int
+    idf1: float
+    mota: float
+    face_frames: int
+    announced: int
+    false_tracks: int
+    false_tracks_per_min: float
+    new_delay_s: list[float | None]  # per face in id order; None: no track ever covered it
 
 
 def band_of(side: float) -> str:
@@ -71,7 +86,7 @@ def score_by_size(
 
 def identity(
     shown: Sequence[Shown], truth: GroundTruth, calibration: tuple[float, float, float]
-) -> dict[str, float]:
+) -> IdentityScores:
     """ID switches, fragmentations and IDF1 of the announced tracks (py-motmetrics), plus per-face figures.
 
     Hypotheses are the confirmed tracks as the screen shows them, mapped to FER framing; a track on a face
