@@ -68,7 +68,8 @@ def confirmed(tracker: FaceTracker) -> list[tuple[int, Box]]:
 def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
     """Every frame of a video, and the seconds each took to decode (the capture stage of a file)."""
     capture = cv2.VideoCapture(str(path))
-    frames, seconds = [], []
+    frames: list[np.ndarray] = []
+    seconds: list[float] = []
     while True:
         started = time.perf_counter()
         ok, image = capture.read()
@@ -93,7 +94,7 @@ def classify_each(classifier: EmotionClassifier, gray: np.ndarray, boxes: list[B
 
 
 def labelled(
-    boxes: list[Box], scores: Sequence[np.ndarray | None], labels: tuple[str, ...]
+    boxes: list[Box], scores: np.ndarray | Sequence[np.ndarray | None], labels: tuple[str, ...]
 ) -> list[tuple[Box, str]]:
     """Each classified box with its top label (a None row: the box was not classified, and is left out)."""
     return [
@@ -119,7 +120,7 @@ def reference_faces(
 def reference_self_agreement(
     cascade: cv2.CascadeClassifier,
     classifier: EmotionClassifier,
-    grays: list[np.ndarray | None],
+    grays: Sequence[np.ndarray | None],
     reference: list[list[tuple[Box, str]] | None],
 ) -> tuple[int, int]:
     """The reference's own label noise: on the frames of ``grays`` (None: skipped), how many of its labels
