@@ -48,7 +48,7 @@ def smooth_background(width: int, height: int, rng: np.random.Generator) -> np.n
     )
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     img = c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None]
-    blobs = np.zeros((height, width, 3), np.float32)
+    blobs: np.ndarray = np.zeros((height, width, 3), np.float32)  # then blurred, a cv2 result
     for _ in range(3):
         centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
         axes = (int(rng.integers(width // 8, width // 3)), int(rng.integers(height // 8, height // 3)))
@@ -249,7 +249,8 @@ def render(name: str, data: Path, out: Path, seed: int, votes: Votes) -> dict:
     sources: dict[int, list[str]] = {}
     ferplus: dict[int, list[dict[str, int]]] = {}
     for actor in actors:
-        imgs, names = [], []
+        imgs: list[np.ndarray] = []
+        names: list[str] = []
         for label in actor.faces:
             for _ in range(20):
                 face, fname = picker.pick(label)
@@ -267,7 +268,7 @@ def render(name: str, data: Path, out: Path, seed: int, votes: Votes) -> dict:
     background = smooth_background(WIDTH_PX, HEIGHT_PX, rng)
     out.mkdir(parents=True, exist_ok=True)
     video_path = out / f"{name}.mp4"
-    writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH_PX, HEIGHT_PX))
+    writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (WIDTH_PX, HEIGHT_PX))
     if not writer.isOpened():
         raise RuntimeError(f"cannot write {video_path} with fourcc mp4v")
     frames: list[list[dict]] = []
@@ -289,7 +290,8 @@ def render(name: str, data: Path, out: Path, seed: int, votes: Votes) -> dict:
             paste_face(frame, face_a, x, y)
             label = actor.faces[ib if wb > 0.5 else ia]
             placed.append((actor.id, (x, y, size, size), label))
-        visible_rows, partial_rows = [], []
+        visible_rows: list[dict] = []
+        partial_rows: list[dict] = []
         for k, (face_id, box, label) in enumerate(placed):
             clipped = clip_box(box, WIDTH_PX, HEIGHT_PX)
             if clipped[2] == 0 or clipped[3] == 0:

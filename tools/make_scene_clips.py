@@ -261,7 +261,8 @@ def render(name: str, picker: FacePicker, data: Path, out: Path) -> dict:
             placed.append((actor, (x, y, side, side)))
         for ox, oy, ow, oh in scene.occluders:
             image[oy : oy + oh, ox : ox + ow] = cv2.resize(cover, (ow, oh), interpolation=cv2.INTER_AREA)
-        shown, hidden = [], []
+        shown: list[dict[str, object]] = []
+        hidden: list[dict[str, object]] = []
         for k, (actor, box) in enumerate(placed):
             clipped = clip_box(box, scene.width, scene.height)
             if clipped[2] == 0 or clipped[3] == 0:
