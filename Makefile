@@ -52,7 +52,7 @@ lint: $(VENV)/.dev              ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: $(VENV)/.dev          ## mypy on device/, train/ and convert/ (settings in pyproject.toml)
+typecheck: $(VENV)/.dev          ## mypy on device/, train/, convert/ and tools/ (settings in pyproject.toml)
 	$(VENV)/bin/mypy
 
 format: $(VENV)/.dev            ## ruff format
