@@ -85,13 +85,14 @@ class FaceTracker:
     def update(
         self,
         boxes: list[Box],
-        scores: Sequence[np.ndarray | None],
+        scores: np.ndarray | Sequence[np.ndarray | None],
         now_s: float,
         looks: Sequence[np.ndarray | None] | None = None,
     ) -> list[TrackEvent]:
         """Fold one frame's detections into the tracks; return the events.
 
-        ``scores`` has a row per box, or None for a box that was not classified on this frame: that box
+        ``scores`` has a row per box (the rows of one array, as the benchmark's reference pipeline passes
+        them, or a list), or None for a box that was not classified on this frame: that box
         moves its track without a new reading, and must continue a live track (see ``owners``).
         ``looks`` has each box's ``appearance()`` (or None): a face found again after a gap must look
         like the track it continues.
