@@ -36,6 +36,7 @@ from tools.groundtruth import (
     HAAR_MIN_NEIGHBORS,
     HAAR_SCALE_FACTOR,
     detect_reference,
+    int_box,
     label_agreement,
     load_calibration,
     load_truth,
@@ -138,12 +139,26 @@ def labelled_faces(result: FrameResult, labels: tuple[str, ...]) -> list[tuple[B
     return labelled(result.boxes, result.scores, labels) or None
 
 
-def run_reference(frames, classifier, fps, min_size_px=None):
+Timing = tuple[float, float, float, float, float]  # detect, classify, track, draw, whole frame (seconds)
+# A pipeline's run over a clip: timings, detector boxes, the frames of its `new` events, each frame's
+# labelled faces (None: none classified) and each frame's announced tracks.
+Run = tuple[
+    list[Timing], list[list[Box]], list[int], list[list[tuple[Box, str]] | None], list[list[tuple[int, Box]]]
+]
+
+
+def run_reference(
+    frames: Sequence[np.ndarray], classifier: EmotionClassifier, fps: float, min_size_px: int | None = None
+) -> Run:
     """As the seeds built it: Haar (1.1, 5, 40x40) on the full gray frame, one invoke per face
     (``min_size_px``: Haar's minSize instead of 40)."""
     cascade = reference_detector()
     tracker = FaceTracker(TrackConfig(), classifier.labels)
-    timings, boxes_all, news, faces, shown = [], [], [], [], []
+    timings: list[Timing] = []
+    boxes_all: list[list[Box]] = []
+    news: list[int] = []
+    faces: list[list[tuple[Box, str]] | None] = []
+    shown: list[list[tuple[int, Box]]] = []
     for index, image in enumerate(frames):
         image = image.copy()
         t0 = time.perf_counter()
@@ -154,7 +169,7 @@ def run_reference(frames, classifier, fps, min_size_px=None):
             found = cascade.detectMultiScale(
                 gray, HAAR_SCALE_FACTOR, HAAR_MIN_NEIGHBORS, minSize=(min_size_px, min_size_px)
             )
-            boxes = [tuple(int(v) for v in box) for box in found]
+            boxes = [int_box(box) for box in found]
         t1 = time.perf_counter()
         scores = classify_each(classifier, gray, boxes)
         t2 = time.perf_counter()
@@ -170,11 +185,17 @@ def run_reference(frames, classifier, fps, min_size_px=None):
     return timings, boxes_all, news, faces, shown
 
 
-def run_moodcast(frames, classifier, fps, min_size_px=None):
+def run_moodcast(
+    frames: Sequence[np.ndarray], classifier: EmotionClassifier, fps: float, min_size_px: int | None = None
+) -> Run:
     """The daemon's own Pipeline with the default config, plus the lores image the camera would hand it."""
     config = DetectConfig()
     pipeline = Pipeline(FaceDetector(config), classifier, FaceTracker(TrackConfig(), classifier.labels))
-    timings, boxes_all, news, faces, shown = [], [], [], [], []
+    timings: list[Timing] = []
+    boxes_all: list[list[Box]] = []
+    news: list[int] = []
+    faces: list[list[tuple[Box, str]] | None] = []
+    shown: list[list[tuple[int, Box]]] = []
     for index, image in enumerate(frames):
         image = image.copy()
         t0 = time.perf_counter()

@@ -52,14 +52,14 @@ class GroundTruth:
         return [face.box for face in self.partial[index]] if self.partial else []
 
 
-def _int_box(values: Iterable[SupportsInt]) -> Box:
+def int_box(values: Iterable[SupportsInt]) -> Box:
     """Four numbers as a Box, each truncated by ``int`` (JSON lists, OpenCV's int32 rows)."""
     x, y, w, h = values
     return (int(x), int(y), int(w), int(h))
 
 
 def _faces(rows: Iterable[dict]) -> list[TruthFace]:
-    return [TruthFace(int(r["id"]), _int_box(r["box"]), str(r.get("label", ""))) for r in rows]
+    return [TruthFace(int(r["id"]), int_box(r["box"]), str(r.get("label", ""))) for r in rows]
 
 
 def load_truth(path: str | Path) -> GroundTruth:
@@ -160,7 +160,7 @@ def detect_reference(cascade: cv2.CascadeClassifier, gray: np.ndarray) -> list[B
         minNeighbors=HAAR_MIN_NEIGHBORS,
         minSize=(HAAR_MIN_SIZE_PX, HAAR_MIN_SIZE_PX),
     )
-    return [_int_box(box) for box in found]
+    return [int_box(box) for box in found]
 
 
 def score_video(
