@@ -93,13 +93,17 @@ class FrameLoop:
         self._outbox_damaged_counted = 0
 
     def run(self) -> None:
-        """Process frames until the source ends, the viewer quits, or ``stop_event`` is set."""
+        """Process frames until the source ends, the viewer quits, or ``stop_event`` is set; then end every
+        face (``end`` events) and publish the last state. Raises the MoodcastError of a sink that failed for
+        good (the events pipe's reader gone), after the faces' ends and the state have reached the others, so
+        no subscriber is left with a face open."""
         max_frames = self.config.camera.max_frames
         draw = not isinstance(self.display, NoDisplay) or self.config.http.enabled
         last_summary = time.monotonic()
         frames_in_summary = 0
         last: Frame | None = None
         previous_start = time.perf_counter()
+        failed: MoodcastError | None = None
         self._alive()  # the first state goes out now, so even a run shorter than its timer publishes it
         while not self.stop_event.is_set():
             started = time.perf_counter()
@@ -110,9 +114,13 @@ class FrameLoop:
             self._update_fps(captured - previous_start)
             previous_start = captured
             result = self.pipeline.process(frame)
-            self._emit(result.events, frame.index, frame.time_s)
-            self._sample(frame)
             last = frame
+            try:
+                self._emit(result.events, frame.index, frame.time_s)
+            except MoodcastError as err:  # a sink failed for good: the others still get the faces' ends
+                failed = err
+                break
+            self._sample(frame)
             timings = {"capture": captured - started, **result.timings}
             if draw:
                 drawn = time.perf_counter()
@@ -132,8 +140,13 @@ class FrameLoop:
             if max_frames and frame.index + 1 >= max_frames:
                 break
         if last is not None:
-            self._emit(self.pipeline.tracker.finish(), last.index, last.time_s)
+            try:
+                self._emit(self.pipeline.tracker.finish(), last.index, last.time_s)
+            except MoodcastError as err:
+                failed = failed or err
         self.heartbeat.stopped()
+        if failed is not None:
+            raise failed
 
     def _alive(self) -> None:
         """Once per frame and while the camera delivers nothing: see :meth:`Heartbeat.beat`."""

@@ -240,7 +240,8 @@ def test_a_signal_while_the_model_loads_stops_the_daemon_cleanly(tmp_path, shipp
 def test_events_to_a_pipe_whose_reader_went_away_stop_in_one_line(tmp_path, shipped_model):
     """``--events - | head -n 2`` ended in a BrokenPipeError traceback. The daemon now stops as on any
     fatal error, in one line with exit 1, and still closes the recording (a playable file) and the MQTT
-    outbox (every event it numbered, 1 to the last, none skipped)."""
+    outbox (every event it numbered, 1 to the last, none skipped), which ends with the face's ``end`` event
+    as a normal stop sends it: a subscriber is never left with a face open."""
     import socket
     import sqlite3
 
@@ -267,10 +268,16 @@ def test_events_to_a_pipe_whose_reader_went_away_stop_in_one_line(tmp_path, ship
     assert video.isOpened() and video.get(cv2.CAP_PROP_FRAME_COUNT) > 0 and video.read()[0]
     video.release()
     db = sqlite3.connect(outbox)
-    seqs = [row[0] for row in db.execute("SELECT seq FROM outbox ORDER BY seq")]
+    rows = [
+        (seq, json.loads(payload))
+        for seq, payload in db.execute("SELECT seq, payload FROM outbox ORDER BY seq")
+    ]
     db.close()
+    seqs = [seq for seq, _ in rows]
     assert [event["seq"] for event in first] == [1, 2]
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > 2, seqs
+    last = rows[-1][1]
+    assert (last["type"], last["face_id"]) == ("end", first[0]["face_id"]), [e["type"] for _, e in rows]
 
 
 def test_events_whose_reader_went_away_before_the_last_flush_stop_in_one_line(tmp_path, shipped_model):
