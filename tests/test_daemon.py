@@ -296,3 +296,70 @@ def test_events_whose_reader_went_away_before_the_last_flush_stop_in_one_line(tm
     errors = [line for line in stderr.splitlines() if line.startswith("moodcast: ")]
     assert errors == ["moodcast: events.path: the reader of - (stdout) went away (broken pipe); stopped"]
     assert stderr.splitlines()[-2].endswith("stopped")  # the shut-down ran to its end first
+
+
+def _outbox_events(outbox: Path) -> list[dict]:
+    """The events in an MQTT outbox file, by seq."""
+    import sqlite3
+
+    db = sqlite3.connect(outbox)
+    try:
+        return [json.loads(row[0]) for row in db.execute("SELECT payload FROM outbox ORDER BY seq")]
+    finally:
+        db.close()
+
+
+def test_events_to_a_full_disk_stop_in_one_line_after_the_other_sinks(tmp_path, shipped_model):
+    """``--events - >/dev/full`` (a full SD card) ended in an ``OSError: [Errno 28]`` traceback. It stops as
+    a broken pipe does: one line naming events.path and the cause, exit 1, and the MQTT outbox holds every
+    event numbered, ending with the face's ``end``."""
+    outbox = tmp_path / "outbox.db"
+    command = [sys.executable, "-m", "device", "--no-realtime", "--input", str(SAMPLE), "--model-path",
+               str(shipped_model), "--events", "-", "--mqtt-enabled", "--mqtt-host", "127.0.0.1",
+               "--mqtt-port", "1", "--mqtt-outbox-path", str(outbox)]  # fmt: skip
+    with open("/dev/full", "w") as full:  # what >/dev/full gives the daemon
+        result = subprocess.run(
+            command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT
+        )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("moodcast: ")]
+    assert errors == ["moodcast: events.path: cannot write - (stdout): No space left on device; stopped"]
+    events = _outbox_events(outbox)
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1)), events
+    assert (events[0]["type"], events[-1]["type"]) == ("new", "end"), events
+
+
+def test_an_events_file_that_cannot_grow_stops_in_one_line(tmp_path, shipped_model):
+    """A write error of an events.path file (here its size limit, EFBIG, as a full disk's ENOSPC) gave a
+    traceback: one line naming the file and the cause now."""
+    import resource
+
+    events = tmp_path / "events.jsonl"
+
+    def limit_file_size() -> None:  # smaller than the sample's events; Python ignores SIGXFSZ
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    command = [sys.executable, "-m", "device", "--no-realtime", "--input", str(SAMPLE), "--model-path",
+               str(shipped_model), "--events", str(events)]  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, cwd=ROOT, preexec_fn=limit_file_size
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("moodcast: ")]
+    assert errors == [f"moodcast: events.path: cannot write {events}: File too large; stopped"]
+
+
+def test_events_to_a_closed_stdout_are_refused_in_one_line(shipped_model):
+    """``--events - >&-``: Python gives a closed stdout as None, and writing the first event raised an
+    AttributeError traceback. The daemon refuses it at start, in one line."""
+    command = ["sh", "-c", 'exec "$0" "$@" >&-', sys.executable, "-m", "device", "--no-realtime", "--input",
+               str(SAMPLE), "--model-path", str(shipped_model), "--events", "-"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("moodcast: ")]
+    assert errors == [
+        "moodcast: events.path: - (stdout) is closed; start the daemon with a stdout, or name a file"
+    ]
