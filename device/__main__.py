@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -67,15 +68,38 @@ def run(config: Config) -> None:
         app.stop()
 
 
+def print_out(text: str) -> int:
+    """Print ``text`` (and a newline) on stdout, for --version and --print-config: 0 once it is flushed, else
+    1. A reader that went away (``| head -n1``) ends it quietly, as Python's signal docs advise ("Note on
+    SIGPIPE"): stdout is pointed at /dev/null, so the interpreter's flush at exit raises nothing. Any other
+    write error (``>/dev/full``), or no stdout at all (``>&-``, None in Python), is one line on stderr."""
+    if sys.stdout is None:
+        print(f"{APP_NAME}: cannot write to stdout: it is closed", file=sys.stderr)
+        return 1
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except OSError as err:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+        if not isinstance(err, BrokenPipeError):
+            print(f"{APP_NAME}: cannot write to stdout: {err.strerror or err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.version:  # before the config: it answers whatever the config says
         try:
-            print(f"{APP_NAME} {version()}")
+            line = f"{APP_NAME} {version()}"
         except MoodcastError as err:
             print(f"{APP_NAME}: {err}", file=sys.stderr)
             return 1
-        return 0
+        return print_out(line)
     cli = {key: value for key, value in vars(args).items() if "." in key or key == "device_id"}
     try:
         config = load_config(args.config, cli=cli)
@@ -93,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{APP_NAME}: config OK", file=sys.stderr)
         return 0
     if args.print_config:
-        json.dump(config.masked(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
+        return print_out(json.dumps(config.masked(), indent=2))
     setup_logging(config.log.level)
     try:
         run(config)

@@ -11,6 +11,8 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,3 +67,25 @@ def test_version_of_a_tree_that_is_not_installed_comes_from_its_pyproject(tmp_pa
         "cannot be read (No such file or directory); install the project (pip install .) or put its "
         "pyproject.toml there"
     ]
+
+
+@pytest.mark.parametrize("flag", ["--version", "--print-config"])
+def test_what_is_printed_on_stdout_fails_like_a_unix_tool(flag: str) -> None:
+    """``--print-config | head -n1`` ended in a BrokenPipeError traceback, ``>/dev/full`` in an OSError one,
+    and ``>&-`` in an AttributeError (or, for --version, nothing said and exit 0). A reader gone ends it
+    quietly with exit 1, as Python's signal docs advise ("Note on SIGPIPE"); the others in one line."""
+    command = [sys.executable, "-m", "device", flag]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+        assert run.stdout is not None and run.stderr is not None
+        run.stdout.close()  # the reader goes away before a line is read (| true)
+        stderr = run.stderr.read()
+        assert (run.wait(timeout=60), stderr) == (1, "")
+    with open("/dev/full", "w") as full:  # what >/dev/full gives it
+        result = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (
+        1,
+        "moodcast: cannot write to stdout: No space left on device\n",
+    )
+    closed = ["sh", "-c", 'exec "$0" "$@" >&-', *command]
+    result = subprocess.run(closed, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (1, "moodcast: cannot write to stdout: it is closed\n")
