@@ -29,15 +29,19 @@ def file_problem(path: Path, what: str) -> str:
 def named_as_folder(raw: str) -> tuple[str, str] | None:
     """What is wrong, and what to do, when ``raw``, a setting that must name a file, is written as a folder's
     path: it ends in '/' or '/.', which Path drops ("clip.mp4/" becomes "clip.mp4"), so the file was used (or
-    written) though open() refuses the spelling (ENOTDIR); None when it is not. Where a file is there
-    without the '/', the line says to write its name without it."""
-    if not raw.endswith(("/", os.sep)) and os.path.basename(raw) != ".":
+    written) though open() refuses the spelling (ENOTDIR), or it is '.', the working folder; None when it is
+    not. The one wording for every setting that names a file: where a file is there without the '/', the
+    line says to write its name without it, else to add the file's name."""
+    if raw.endswith(("/", os.sep)):
+        how = "it ends in '/'"
+    elif os.path.basename(raw) != ".":
         return None
+    else:
+        how = "the working folder" if raw == "." else "it ends in '/.'"
     path = Path(raw)
-    if path.is_file():
-        return f"{raw} names a folder, but {path} is a file", f"write it as {path}"
-    ending = "/." if os.path.basename(raw) == "." else "/"
-    return f"{raw!r} ends with {ending!r}, a folder's path; expected a file's", "add the file's name"
+    return f"{raw!r} names a folder ({how}), expected a file", (
+        f"write it as {path}" if path.is_file() else "add the file's name"
+    )
 
 
 def video_file_problem(path: Path) -> str:

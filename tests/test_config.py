@@ -439,13 +439,20 @@ def test_a_file_setting_written_as_a_folder_is_refused(tmp_path, key, ending):
     there.write_bytes(b"")
     with pytest.raises(ConfigError) as err:
         load_config(None, environ={}, cli={key: f"{there}{ending}"})
-    assert (
-        str(err.value) == f"{key}: {there}{ending} names a folder, but {there} is a file; write it as {there}"
-    )
+    folder = f"names a folder (it ends in '{ending}'), expected a file"
+    assert str(err.value) == f"{key}: '{there}{ending}' {folder}; write it as {there}"
     with pytest.raises(ConfigError) as err:
         load_config(None, environ={}, cli={key: f"{tmp_path}/new.bin{ending}"})
-    expected = f"{key}: '{tmp_path}/new.bin{ending}' ends with '{ending}', a folder's path; expected a file's"
-    assert str(err.value) == f"{expected}; add the file's name"
+    assert str(err.value) == f"{key}: '{tmp_path}/new.bin{ending}' {folder}; add the file's name"
+
+
+def test_a_file_setting_written_as_the_working_folder_is_refused_in_the_same_words():
+    """``--events-path .`` said "'.' ends with '/.'", which it does not: the wording is one, from one
+    function, for '.' too."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={}, cli={"events.path": "."})
+    expected = "events.path: '.' names a folder (the working folder), expected a file; add the file's name"
+    assert str(err.value) == expected
 
 
 def test_check_config_and_the_daemon_refuse_the_model_written_as_a_folder():
@@ -458,5 +465,6 @@ def test_check_config_and_the_daemon_refuse_the_model_written_as_a_folder():
         assert result.returncode == 1 and result.stdout == "", result.stdout
         lines = [line for line in result.stderr.splitlines() if line.startswith("moodcast: ")]
         assert lines == [
-            f"moodcast: model.path: {model}/ names a folder, but {model} is a file; write it as {model}"
+            f"moodcast: model.path: '{model}/' names a folder (it ends in '/'), expected a file; "
+            f"write it as {model}"
         ]

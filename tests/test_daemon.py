@@ -117,7 +117,8 @@ def test_a_video_file_named_as_a_folder_is_refused(shipped_model, suffix):
     """--input clip.mp4/ played the clip (Path drops the "/"), though open() refuses it (ENOTDIR); the daemon
     and --check-config now refuse it in the same one line."""
     given = f"{SAMPLE}{suffix}"
-    expected = f"camera.device: {given} names a folder, but {SAMPLE} is a file; write it as {SAMPLE}"
+    folder = f"names a folder (it ends in '{suffix}'), expected a file"
+    expected = f"camera.device: '{given}' {folder}; write it as {SAMPLE}"
     for mode in ([], ["--check-config"]):
         result = daemon(*mode, "--input", given, "--model-path", str(shipped_model), "--events", "-")
         one_line_error(result, f"moodcast: {expected}")

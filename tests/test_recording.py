@@ -139,7 +139,7 @@ def test_a_video_path_ending_in_a_slash_is_refused_as_a_folder(tmp_path):
     """``out/`` lost its '/' (Path drops it) and was opened as a file named ``out``: "cannot write"."""
     for args in (["--check-config", "--input", str(SAMPLE)], ["--input", str(SAMPLE)]):
         result = daemon(*args, *record(f"{tmp_path}/out/"))
-        one_line_error(result, f"display.video_path: '{tmp_path}/out/' ends with '/', a folder's path")
+        one_line_error(result, f"display.video_path: '{tmp_path}/out/' names a folder (it ends in '/')")
     assert not (tmp_path / "out").exists()
 
 
