@@ -225,6 +225,27 @@ def test_a_resume_with_other_flags_names_them(tmp_path: Path, capsys: pytest.Cap
     ]
 
 
+def test_a_resume_of_a_run_from_before_mixup_refuses_mixup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run.json written before --mixup-alpha existed has no mixup_alpha: that run had no mixup, so a
+    resume that turns it on changes the recipe halfway and is refused like any other changed flag."""
+    from train.__main__ import parse_args
+    from train.run_folder import SETTINGS_FILE, write_settings
+
+    out = tmp_path / "run"
+    (out / "backup").mkdir(parents=True)
+    write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--width", "8", "--epochs", "4"]))
+    saved = json.loads((out / SETTINGS_FILE).read_text())
+    del saved["mixup_alpha"]
+    (out / SETTINGS_FILE).write_text(json.dumps(saved))
+    flags = ("--data", FER_MINI, "--out", out, "--width", "8", "--epochs", "4", "--resume")
+    assert run_train(*flags, "--mixup-alpha", "0.3") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "train: --resume: give the run's own flags: --mixup-alpha 0.3 (the run has 0.0)"
+    ]
+
+
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [

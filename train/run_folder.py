@@ -49,6 +49,9 @@ RUN_FLAGS = (
     "seed",
     "precision",
 )
+# Flags added after run.json was: a run.json without one was made with the flag's default, which a resume
+# must then give too (a run from before --mixup-alpha had no mixup, and must not get it halfway).
+ADDED_FLAG_DEFAULTS: dict[str, object] = {"mixup_alpha": 0.0}
 
 
 def settings(args: argparse.Namespace) -> dict[str, object]:
@@ -103,6 +106,7 @@ def start_problem(args: argparse.Namespace) -> str:
         backup = out / BACKUP_FOLDER
         return f"--out {saved}: expected the run's flags as a JSON object; remove {backup} to start again"
     now = settings(args)
+    recorded = ADDED_FLAG_DEFAULTS | recorded
     differ = [
         f"--{flag.replace('_', '-')} {now[flag]} (the run has {recorded[flag]})"
         for flag in RUN_FLAGS
