@@ -1,4 +1,4 @@
-"""moodcast's version for ``--version``: the installed distribution's, else the tree's pyproject.toml."""
+"""moodcast's version for ``--version``: the running tree's pyproject.toml, else the installed package's."""
 
 from __future__ import annotations
 
@@ -14,26 +14,29 @@ PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
 def version() -> str:
-    """The version, e.g. "0.1.0": the installed ``moodcast`` distribution's (pip install, the Makefile's
-    editable .venv), else ``project.version`` of the pyproject.toml beside device/ (a release that make deploy
-    copied to the Pi without installing it).
+    """The version of the code that runs, e.g. "0.1.0": ``project.version`` of the pyproject.toml beside
+    device/ (the project, and a release that make deploy copied to the Pi without installing it), else the
+    installed ``moodcast`` distribution's (``pip install .``, which leaves no pyproject.toml beside the
+    package). The tree's file comes first: an editable install's metadata keeps the version it was installed
+    with until it is installed again.
 
     Raises:
-        MoodcastError: no distribution is installed and that pyproject.toml cannot be read or has no
-            ``project.version`` (one line naming the file).
+        MoodcastError: the pyproject.toml beside device/ cannot be read, is not valid TOML or has no
+            ``project.version``, or there is none and no distribution is installed (one line naming the file).
     """
-    try:
-        return metadata.version(APP_NAME)
-    except metadata.PackageNotFoundError:
-        pass
+    if not PYPROJECT.exists():
+        try:
+            return metadata.version(APP_NAME)
+        except metadata.PackageNotFoundError:
+            raise MoodcastError(
+                f"version unknown: no {APP_NAME} distribution is installed and there is no {PYPROJECT}; "
+                f"install the project (pip install .) or put its pyproject.toml there"
+            ) from None
     try:
         with PYPROJECT.open("rb") as file:
             project = tomllib.load(file).get("project")
     except OSError as err:
-        raise MoodcastError(
-            f"version unknown: no {APP_NAME} distribution is installed and {PYPROJECT} cannot be read "
-            f"({err.strerror}); install the project (pip install .) or put its pyproject.toml there"
-        ) from None
+        raise MoodcastError(f"version unknown: {PYPROJECT} cannot be read ({err.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise MoodcastError(
             f"version unknown: {PYPROJECT} is not valid TOML ({err}); restore the project's file"

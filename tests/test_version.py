@@ -1,5 +1,5 @@
-"""``python -m device --version``: the installed distribution's version, else the tree's pyproject.toml (a
-release that make deploy copied to the Pi, installing nothing)."""
+"""``python -m device --version``: the running tree's pyproject.toml (the project, a release that make deploy
+copied to the Pi, installing nothing), else the installed distribution's version."""
 
 from __future__ import annotations
 
@@ -16,14 +16,32 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_version_prints_the_installed_version_whatever_the_config(tmp_path: Path) -> None:
+def test_version_prints_the_trees_version_whatever_the_config(tmp_path: Path) -> None:
     """There was no --version; it answers before the config is read, so a broken config does not stop it."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     for extra in ([], ["--config", str(tmp_path / "nosuch.toml")]):
         result = subprocess.run(
             [sys.executable, "-m", "device", "--version", *extra], capture_output=True, text=True, timeout=60
         )
         assert (result.returncode, result.stderr) == (0, ""), result.stderr
-        assert result.stdout == f"moodcast {metadata.version('moodcast')}\n"
+        assert result.stdout == f"moodcast {version}\n"
+
+
+def test_a_tree_whose_version_changed_since_it_was_installed_says_its_own(tmp_path: Path) -> None:
+    """An editable install's metadata keeps the version it was installed with: after a version bump in
+    pyproject.toml, --version printed the old one until the project was installed again."""
+    release, _ = deployed_tree(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "device", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=release,
+        env={"PYTHONPATH": str(release), "PATH": "/usr/bin:/bin"},
+    )
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert result.stdout.startswith("moodcast 9.8.7+")
+    assert metadata.version("moodcast") != result.stdout.split()[1]  # the distribution is installed here
 
 
 def deployed_tree(tmp_path: Path) -> tuple[Path, Path]:
@@ -63,9 +81,8 @@ def test_version_of_a_tree_that_is_not_installed_comes_from_its_pyproject(tmp_pa
     result = run_in_release(release, site)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"moodcast: version unknown: no moodcast distribution is installed and {release / 'pyproject.toml'} "
-        "cannot be read (No such file or directory); install the project (pip install .) or put its "
-        "pyproject.toml there"
+        f"moodcast: version unknown: no moodcast distribution is installed and there is no "
+        f"{release / 'pyproject.toml'}; install the project (pip install .) or put its pyproject.toml there"
     ]
 
 
