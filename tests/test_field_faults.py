@@ -613,3 +613,93 @@ def test_an_outbox_under_a_file_is_refused_at_check_config(tmp_path: Path) -> No
     lines = run_check("--mqtt-enabled", "--mqtt-outbox-path", str(outbox))
     assert len(lines) == 1 and lines[0].startswith(f"moodcast: mqtt.outbox_path: {outbox}: "), lines
     assert f"{blocker} is a file, not a folder" in lines[0]
+
+
+# -- an outbox file on a full disk ------------------------------------------------------------------------
+
+FULL_DISK_DAEMON = """
+import resource, runpy, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full card
+limit = int(sys.argv[1])  # above SQLite's 32 KiB shared-memory file: the outbox opens, its WAL cannot grow
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+sys.argv = ["device", *sys.argv[2:]]
+runpy.run_module("device", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_an_outbox_on_a_full_disk_keeps_events_in_memory_and_delivers_them(
+    mqtt_broker: Broker, subscribe, shipped_model: Path, tmp_path: Path
+) -> None:
+    """With the outbox's file unable to grow (a full SD card) the frame loop died in a sqlite3
+    OperationalError traceback at the first event it could not store, which was lost with every later one.
+    Now one WARNING names the file and the folder to free, the events wait in memory, and a subscriber gets
+    every one in seq order, 1 to the face's ``end``, none skipped."""
+    outbox = tmp_path / "outbox.sqlite"
+    sub = subscribe(mqtt_broker, ["moodcast/fulldisk/events"])
+    command = [sys.executable, "-c", FULL_DISK_DAEMON, "40000", "--no-realtime", "--input",
+               str(ROOT / "samples" / "one-face.mp4"), "--model-path", str(shipped_model), "--device-id",
+               "fulldisk", "--mqtt-enabled", "--mqtt-host", mqtt_broker.host, "--mqtt-port",
+               str(mqtt_broker.port), "--mqtt-outbox-path", str(outbox)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Exception" not in result.stderr, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "cannot store event seq" in line]
+    assert len(warnings) == 1, result.stderr
+    assert f"MQTT outbox {outbox}: cannot store event seq " in warnings[0], warnings
+    assert warnings[0].endswith(f"free space on {tmp_path}"), warnings
+    assert sub.wait_for(lambda m: any('"type":"end"' in x.payload for x in m), timeout=WAIT_S)
+    events = [json.loads(payload) for payload in sub.on("moodcast/fulldisk/events")]
+    seqs = [event["seq"] for event in events]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+    assert (events[0]["type"], events[-1]["type"]) == ("new", "end"), events
+    failed_at = int(re.search(r"cannot store event seq (\d+)", warnings[0]).group(1))
+    assert failed_at <= seqs[-1], warnings  # the events from there on came from memory
+
+
+FULL_DISK_OUTBOX = """
+import logging, resource, signal, sys
+from device.outputs.outbox import SqliteOutbox
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+box = SqliteOutbox(sys.argv[1], 30)
+resource.setrlimit(resource.RLIMIT_FSIZE, (40000, hard))  # the card fills up
+for seq in range(1, 41):
+    box.put(seq, "x" * 400)
+for seq in (11, 12, 13):  # delivered while the card is full: forgotten, though not yet deleted from the file
+    box.remove(seq)
+print("waiting", [seq for seq, _ in box.head(100)], len(box), box.last_seq())
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # space again
+box.put(41, "y")
+box.close()
+"""
+
+
+def test_an_outbox_that_fills_up_keeps_order_and_bound_and_writes_again_with_space(tmp_path: Path) -> None:
+    """The outbox raised sqlite3.OperationalError from put() and remove() once its file could not grow.
+    While it cannot, events wait in memory behind those in the file, within mqtt.outbox_max (the oldest
+    dropped), and delivered ones are forgotten; the first put with space again stores them all."""
+    path = tmp_path / "outbox.sqlite"
+    child = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_OUTBOX, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
+    assert child.stdout.splitlines() == [f"waiting {list(range(14, 41))} 27 40"], child.stdout  # 1-10 dropped
+    lines = child.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines if str(path) in line] == [
+        f"WARNING MQTT outbox {path}",
+        f"INFO MQTT outbox {path}",
+    ], lines
+    assert "written again" in lines[-1], lines
+    db = sqlite3.connect(path)
+    try:
+        stored = [row[0] for row in db.execute("SELECT seq FROM outbox ORDER BY seq")]
+    finally:
+        db.close()
+    assert stored == list(range(14, 42)), stored
+    assert path.with_name("outbox.sqlite.seq").read_text().split() == ["41", "14"]

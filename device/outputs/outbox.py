@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -111,6 +112,11 @@ class SqliteOutbox:
     ``<path>.damaged-<time>`` and an empty outbox takes its place: ``lost`` counts its undelivered events,
     now gone: those still readable in it or, when none can be read, ``last - oldest + 1`` from the ``.seq``
     file (an estimate: deliveries since its last write are not in it).
+
+    A write that fails while running (a full disk: "database or disk is full") never raises: the events
+    that cannot be stored wait in memory, after those in the file and within the same bound, and the
+    delivered or dropped ones that cannot be deleted are remembered as gone. One WARNING says so; every
+    later :meth:`put` tries to write them again, and one INFO line says when that worked.
     """
 
     def __init__(self, path: str | Path, max_items: int) -> None:
@@ -121,6 +127,9 @@ class SqliteOutbox:
         self.damaged_files = 0
         self._lock = threading.Lock()
         self._seq_write_failed = False
+        self._unstored: OrderedDict[int, str] = OrderedDict()  # events the file could not take, oldest first
+        self._gone: set[int] = set()  # delivered or dropped events still in the file: DELETE failed
+        self._store_failed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             problem = outbox_path_problem(self.path)
@@ -223,34 +232,116 @@ class SqliteOutbox:
             logger.info("MQTT outbox: %s written again", self.seq_path)
             self._seq_write_failed = False
 
+    def _stored(self, count: int, skip: Collection[int] = ()) -> list[tuple[int, str]]:
+        """The oldest ``count`` events in the file that are neither gone nor in ``skip``, in seq order."""
+        rows = self._db.execute(
+            "SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", (count + len(skip) + len(self._gone),)
+        ).fetchall()
+        return [(seq, payload) for seq, payload in rows if seq not in skip and seq not in self._gone][:count]
+
+    def _waiting(self, count: int, skip: Collection[int] = ()) -> list[tuple[int, str]]:
+        """The oldest ``count`` events waiting, those in the file first (all older than those in memory)."""
+        out = self._stored(count, skip)
+        for seq, payload in self._unstored.items():
+            if len(out) >= count:
+                break
+            if seq not in skip:
+                out.append((seq, payload))
+        return out
+
+    def _count(self) -> int:
+        stored = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        return int(stored) - len(self._gone) + len(self._unstored)
+
     def _oldest_waiting(self) -> int:
-        return int(self._db.execute("SELECT MIN(seq) FROM outbox").fetchone()[0] or 0)
+        oldest = self._waiting(1)
+        return oldest[0][0] if oldest else 0
+
+    def _write_pending(self) -> None:
+        """Store the events waiting in memory and delete the gone ones, all or nothing (one transaction);
+        raises sqlite3.Error when the file still cannot take it (a full disk)."""
+        if not self._unstored and not self._gone:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in self._gone])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO outbox (seq, payload) VALUES (?, ?)", list(self._unstored.items())
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # a full disk may have rolled it back already
+                    self._db.execute("ROLLBACK")
+            raise
+        stored = len(self._unstored)
+        self._unstored.clear()
+        self._gone.clear()
+        if self._store_failed:
+            self._store_failed = False
+            logger.info(
+                "MQTT outbox %s: written again (%d events kept in memory now stored)", self.path, stored
+            )
+
+    def _write_failed(self, what: str, err: sqlite3.Error) -> None:
+        """Warn once per spell of failures that events now wait in memory; ``what`` failed."""
+        if self._store_failed:
+            return
+        self._store_failed = True
+        logger.warning(
+            "MQTT outbox %s: cannot %s (%s); keeping the events in memory (at most "
+            "mqtt.outbox_max = %d), lost if the daemon stops before they are delivered; free space on %s",
+            self.path,
+            what,
+            err,
+            self.max_items,
+            self.path.parent,
+        )
 
     def put(self, seq: int, payload: str, keep: Collection[int] = ()) -> list[int]:
+        """Add one event; past the bound drop the oldest not in ``keep`` and return the dropped seqs. Never
+        raises for a file that cannot be written: the event then waits in memory (see the class)."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO outbox (seq, payload) VALUES (?, ?)", (seq, payload))
             self._saved_seq = max(self._saved_seq, seq)
-            excess = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] - self.max_items
+            self._unstored[seq] = payload
+            excess = self._count() - self.max_items
             dropped: list[int] = []
             if excess > 0:
-                rows = self._db.execute(
-                    "SELECT seq FROM outbox ORDER BY seq LIMIT ?", (excess + len(keep),)
-                ).fetchall()
-                dropped = [row[0] for row in rows if row[0] not in keep][:excess]
-                self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(seq_,) for seq_ in dropped])
+                oldest = self._waiting(excess + len(keep))
+                dropped = [seq_ for seq_, _ in oldest if seq_ not in keep][:excess]
+                for seq_ in dropped:
+                    if self._unstored.pop(seq_, None) is None:
+                        self._gone.add(seq_)
+            try:
+                self._write_pending()
+            except sqlite3.Error as err:
+                self._write_failed(f"store event seq {seq}", err)
             self._save_marks(self._oldest_waiting())
             return dropped
 
     def head(self, count: int, skip: Collection[int] = ()) -> list[tuple[int, str]]:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", (count + len(skip),)
-            ).fetchall()
-        return [(seq, payload) for seq, payload in rows if seq not in skip][:count]
+            return self._waiting(count, skip)
 
     def remove(self, seq: int) -> bool:
+        """Forget one delivered event; False if it was not there. Never raises for a file that cannot be
+        written: the event is then remembered as gone, and deleted with the next write that works."""
         with self._lock:
-            removed = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount > 0
+            if seq in self._unstored:
+                del self._unstored[seq]
+                removed = True
+            elif seq in self._gone:
+                return False
+            else:
+                try:
+                    removed = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount > 0
+                except sqlite3.Error as err:
+                    removed = (
+                        self._db.execute("SELECT 1 FROM outbox WHERE seq = ?", (seq,)).fetchone() is not None
+                    )
+                    if removed:
+                        self._gone.add(seq)
+                        self._write_failed(f"delete delivered event seq {seq}", err)
             if removed and seq == self._oldest:
                 self._save_marks(self._oldest_waiting())
             return removed
@@ -262,10 +353,23 @@ class SqliteOutbox:
 
     def __len__(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            return self._count()
 
     def close(self) -> None:
+        """Store what waits in memory if the file takes it now; warn of the events that are lost if not."""
         with self._lock:
+            try:
+                self._write_pending()
+            except sqlite3.Error as err:
+                if self._unstored:
+                    logger.warning(
+                        "MQTT outbox %s: %d undelivered events kept in memory are lost: they cannot be "
+                        "stored (%s); free space on %s",
+                        self.path,
+                        len(self._unstored),
+                        err,
+                        self.path.parent,
+                    )
             self._db.close()
 
 
