@@ -703,3 +703,47 @@ def test_an_outbox_that_fills_up_keeps_order_and_bound_and_writes_again_with_spa
         db.close()
     assert stored == list(range(14, 42)), stored
     assert path.with_name("outbox.sqlite.seq").read_text().split() == ["41", "14"]
+
+
+FULL_DISK_AT_START = """
+import resource, signal, sys
+from device.errors import ConfigError
+from device.outputs.outbox import SqliteOutbox
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # the card is full: SQLite's -shm file cannot grow
+try:
+    SqliteOutbox(sys.argv[1], 30)
+except ConfigError as err:
+    print(err)
+"""
+
+
+def test_a_good_outbox_opened_on_a_full_disk_is_not_taken_for_damaged(tmp_path: Path) -> None:
+    """An I/O error or a full disk while opening is not damage: the outbox was moved aside as
+    '.damaged-<time>' with its undelivered events counted as lost, and the daemon then stopped anyway. It
+    is now one line, the file left where it is, and the events are there for the next start."""
+    path = tmp_path / "outbox.sqlite"
+    box = SqliteOutbox(path, 30)
+    for seq in (1, 2, 3):
+        box.put(seq, "event")
+    box.close()
+    for part in tmp_path.glob("outbox.sqlite-*"):  # as after a clean stop: WAL checkpointed
+        part.unlink()
+    child = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_AT_START, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
+    assert child.stdout.startswith(f"mqtt.outbox_path: {path}: cannot open as an SQLite outbox"), child.stdout
+    assert "damaged" not in child.stderr + child.stdout
+    assert [p.name for p in tmp_path.iterdir() if "damaged" in p.name] == []
+    box = SqliteOutbox(path, 30)
+    try:
+        assert [seq for seq, _ in box.head(10)] == [1, 2, 3]
+    finally:
+        box.close()

@@ -141,6 +141,8 @@ class SqliteOutbox:
             try:
                 self._db, count = self._open()
             except sqlite3.DatabaseError as err:  # not a database, or malformed: keep the daemon running
+                if not _is_damage(err):  # a full disk, an I/O error: the file may be whole
+                    raise
                 self._move_aside(err)
                 self._db, count = self._open()
         except (OSError, sqlite3.Error) as err:
@@ -371,6 +373,19 @@ class SqliteOutbox:
                         self.path.parent,
                     )
             self._db.close()
+
+
+# SQLite's result codes (and their extended codes) for a file that is not a database or is malformed
+# (https://sqlite.org/rescode.html); a full disk (SQLITE_FULL), an I/O error (SQLITE_IOERR) or a lock say
+# nothing of the file's content.
+DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def _is_damage(err: sqlite3.DatabaseError) -> bool:
+    """True when ``err`` says the file is damaged: SQLite's code is a corruption code, or there is none (the
+    integrity check's own error, raised by ``_open``)."""
+    name = getattr(err, "sqlite_errorname", None)
+    return name is None or name.startswith(DAMAGE_CODES)
 
 
 def _readable_rows(path: Path) -> int | None:
