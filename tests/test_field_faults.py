@@ -153,6 +153,15 @@ def test_overflow_warnings_carry_the_running_count(broker_factory, publishers, c
 
 # -- files written whole or not at all (device.paths.write_whole) --------------------------------------------
 
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
+    """``script`` run by this Python in a child process from the project's root (where a limit set with
+    ``resource.setrlimit`` stays in the child), its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
 WRITE_TWO = """
 import resource, sys
 from pathlib import Path
@@ -188,13 +197,7 @@ def test_a_second_file_that_cannot_be_written_leaves_both_old_files_whole(
         os.mkfifo(temp_name(tmp_path / "b"))
     elif in_the_way == "folder":
         temp_name(tmp_path / "b").mkdir()
-    child = subprocess.run(
-        [sys.executable, "-c", WRITE_TWO, str(tmp_path), str(limit)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    child = run_script(WRITE_TWO, str(tmp_path), str(limit))
     assert child.returncode == 0, child.stderr
     assert child.stdout.splitlines()[0] == str(tmp_path / "b"), child.stdout
     assert why in child.stdout, child.stdout
@@ -681,13 +684,7 @@ def test_an_outbox_that_fills_up_keeps_order_and_bound_and_writes_again_with_spa
     While it cannot, events wait in memory behind those in the file, within mqtt.outbox_max (the oldest
     dropped), and delivered ones are forgotten; the first put with space again stores them all."""
     path = tmp_path / "outbox.sqlite"
-    child = subprocess.run(
-        [sys.executable, "-c", FULL_DISK_OUTBOX, str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    child = run_script(FULL_DISK_OUTBOX, str(path))
     assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
     assert child.stdout.splitlines() == [f"waiting {list(range(14, 41))} 27 40"], child.stdout  # 1-10 dropped
     lines = child.stderr.splitlines()
@@ -731,13 +728,7 @@ def test_a_good_outbox_opened_on_a_full_disk_is_not_taken_for_damaged(tmp_path: 
     box.close()
     for part in tmp_path.glob("outbox.sqlite-*"):  # as after a clean stop: WAL checkpointed
         part.unlink()
-    child = subprocess.run(
-        [sys.executable, "-c", FULL_DISK_AT_START, str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    child = run_script(FULL_DISK_AT_START, str(path))
     assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
     assert child.stdout.startswith(f"mqtt.outbox_path: {path}: cannot open as an SQLite outbox"), child.stdout
     assert "damaged" not in child.stderr + child.stdout
