@@ -153,12 +153,17 @@ def test_every_face_shown_is_one_people_agree_on(name: str) -> None:
 
 
 @pytest.mark.slow  # the daemon's pipeline over both clips, a FER accuracy check: make test-slow
-def test_the_shipped_model_labels_the_sample_faces_as_their_truth() -> None:
+@pytest.mark.parametrize("brightness", [1.0, 0.4])
+def test_the_shipped_model_labels_the_sample_faces_as_their_truth(brightness: float) -> None:
     """What the demo shows. A face is labelled correctly when its track label (smoothed, as on the screen
     and in the events) equals its ground truth on at least 80 % of the frames it is counted in (a missed
     frame counts as wrong). All 6 of the samples' faces must be (issue 12's target). Models v2 and v3
     called four-faces' face 5 (angry, 9 of 10 raters agree) surprise once it is upscaled into the video,
-    though they said angry on the 48x48 original; v4 calls it angry on 90 % of its frames."""
+    though they said angry on the 48x48 original; v4 calls it angry on 90 % of its frames.
+
+    And in dim light: the whole clip at 0.4x brightness (issue 12: the v1 model changed label on 19 of 57
+    faces filmed so), through detection, crop, normalisation and the tracker, as a camera in a dim room
+    would give it. v4's shares at 0.4x (and at 0.3x) are the clip's own, face for face."""
     from device.vision.classify import EmotionClassifier
     from tools.bench import decode, shown_labels
     from tools.groundtruth import track_label_agreement
@@ -168,6 +173,7 @@ def test_the_shipped_model_labels_the_sample_faces_as_their_truth() -> None:
     for name in NAMES:
         truth = load_truth(SAMPLES / f"{name}.json")
         frames, _ = decode(SAMPLES / truth.video)
+        frames = [(frame * brightness).clip(0, 255).astype(frame.dtype) for frame in frames]
         agreement = track_label_agreement(
             shown_labels(frames, classifier, truth.fps), truth, load_calibration(CROP_JSON)
         )
