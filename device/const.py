@@ -12,6 +12,10 @@ HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 SUMMARY_INTERVAL_S = 60.0
+# <outbox>.seq holds the highest seq and the oldest waiting, each zero-padded to this many digits (a 64-bit
+# seq has at most 19): every write has the same length, so on a full card, where no new file can be made, it
+# can be written over the old one in place (device.outputs.outbox).
+SEQ_FILE_DIGITS = 20
 FPS_SMOOTHING = 0.1  # the newest frame interval's weight in the shown frame rate (device.loop.FrameRate)
 
 # Classifier runtimes, in the documented order: LiteRT, tflite-runtime (Pi OS bookworm), full TensorFlow.

@@ -127,7 +127,7 @@ def test_a_seq_file_that_cannot_be_written_is_one_warning(
     messages = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert [level for level, _ in messages] == [logging.WARNING, logging.INFO], messages
     assert f"cannot write {path}.seq" in messages[0][1] and "written again" in messages[1][1]
-    assert (tmp_path / "outbox.sqlite.seq").read_text().split() == ["6", "1"]
+    assert [int(word) for word in (tmp_path / "outbox.sqlite.seq").read_text().split()] == [6, 1]
     box.close()
 
 
@@ -699,7 +699,72 @@ def test_an_outbox_that_fills_up_keeps_order_and_bound_and_writes_again_with_spa
     finally:
         db.close()
     assert stored == list(range(14, 42)), stored
-    assert path.with_name("outbox.sqlite.seq").read_text().split() == ["41", "14"]
+    assert [int(word) for word in path.with_name("outbox.sqlite.seq").read_text().split()] == [41, 14]
+
+
+SEQ_AFTER_FULL_CARD = """
+import logging, os, sys
+from pathlib import Path
+from device.outputs.outbox import SqliteOutbox
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+path = Path(sys.argv[1]) / "outbox.sqlite"
+box = SqliteOutbox(path, 100)
+for seq in range(1, 11):
+    box.put(seq, "event")
+    box.remove(seq)  # delivered
+box.close()
+box = SqliteOutbox(path, 100)  # a fresh WAL: the next write must grow it
+with open(path.with_name("filler"), "wb", buffering=0) as filler:  # the card fills up
+    try:
+        while True:
+            filler.write(bytes(4096))
+    except OSError as err:
+        print("full:", err.strerror)
+for seq in range(11, 31):
+    box.put(seq, "event")
+for seq in range(11, 31):
+    assert box.remove(seq)  # delivered while the card is full
+box.close()
+path.with_name("filler").unlink()  # space again
+box = SqliteOutbox(path, 100)
+print("last", box.last_seq())
+box.close()
+"""
+
+
+def full_filesystem_runner() -> list[str]:
+    """The command that runs a child with a small filesystem of its own mounted at its first argument (a
+    tmpfs in a user and mount namespace, unmounted when it ends); skips the test where the system allows no
+    such namespaces."""
+    mount = 'mount -t tmpfs -o size=512k moodcast-test "$0" && exec "$@"'
+    command = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount]
+    try:
+        probe = subprocess.run([*command, "/tmp", "true"], capture_output=True, timeout=10)
+    except FileNotFoundError:
+        pytest.skip("needs unshare (util-linux) for a real full filesystem")
+    if probe.returncode:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.decode().strip()}")
+    return command
+
+
+def test_seq_never_goes_back_after_a_full_card(tmp_path: Path) -> None:
+    """On a full card <outbox>.seq could not be written (a new temp file needs a block) and the stored rows
+    were all delivered, so the next start numbered from 11 again over delivered 11-30. It is now written in
+    place, fixed-width: the reopened outbox goes on from 30. A real full filesystem: a file-size limit stops
+    writes in place too, which a full card does not."""
+    command = full_filesystem_runner()
+    child = subprocess.run(
+        [*command, str(tmp_path), sys.executable, "-c", SEQ_AFTER_FULL_CARD, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
+    assert child.stdout.splitlines() == ["full: No space left on device", "last 30"], child.stdout
+    warnings = [line for line in child.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "cannot store event seq 11" in warnings[0], child.stderr
 
 
 FULL_DISK_AT_START = """

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from device.config import folder_problem
+from device.const import SEQ_FILE_DIGITS
 from device.errors import ConfigError
 from device.paths import write_whole
 
@@ -195,7 +197,8 @@ class SqliteOutbox:
         )
 
     def _read_seq_file(self) -> tuple[int, int]:
-        """The highest seq and the oldest waiting one (0: none) from ``<path>.seq``; (0, 0) without it."""
+        """The highest seq and the oldest waiting one (0: none) from ``<path>.seq``, zero-padded or not (an
+        older daemon wrote them unpadded); (0, 0) without it, and with a WARNING when it cannot be read."""
         try:
             numbers = [int(word) for word in self.seq_path.read_text().split()]
         except FileNotFoundError:
@@ -210,29 +213,51 @@ class SqliteOutbox:
 
     def _save_marks(self, oldest: int) -> None:
         """Remember the highest seq and the oldest waiting apart from the queue when they differ from what
-        the file holds, whole or not at all (``write_whole``); warn once while that fails. Not fsynced: it is
-        written with every event, and the SQLite file beside it is not fsynced per event either (WAL,
-        synchronous NORMAL)."""
+        the file holds: whole or not at all (``write_whole``), or, when that fails (a full card: no room for
+        a new file), written over the old file in place (``_overwrite_seq_file``); warn once while both
+        fail. Not fsynced: it is written with every event, and the SQLite file beside it is not fsynced per
+        event either (WAL, synchronous NORMAL)."""
         self._oldest = oldest
         marks = (self._saved_seq, oldest)
         if marks == self._written:
             return
+        data = f"{marks[0]:0{SEQ_FILE_DIGITS}d} {marks[1]:0{SEQ_FILE_DIGITS}d}\n".encode()
         try:
-            write_whole({self.seq_path: f"{marks[0]} {marks[1]}\n".encode()})
+            write_whole({self.seq_path: data})
         except OSError as err:
-            if not self._seq_write_failed:
-                logger.warning(
-                    "MQTT outbox: cannot write %s (%s); seq may go back if the outbox file is lost; "
-                    "make its folder writable by the daemon",
-                    self.seq_path,
-                    err.strerror or err,
-                )
-            self._seq_write_failed = True
-            return
+            if not self._overwrite_seq_file(data):
+                if not self._seq_write_failed:
+                    logger.warning(
+                        "MQTT outbox: cannot write %s (%s); seq may go back if the outbox file is lost; "
+                        "make its folder writable by the daemon",
+                        self.seq_path,
+                        err.strerror or err,
+                    )
+                self._seq_write_failed = True
+                return
         self._written = marks
         if self._seq_write_failed:
             logger.info("MQTT outbox: %s written again", self.seq_path)
             self._seq_write_failed = False
+
+    def _overwrite_seq_file(self, data: bytes) -> bool:
+        """Write ``data`` over ``<path>.seq`` in place, which needs no new block on a full card; only when
+        the file is a regular file of that very length (written fixed-width before: one of an older daemon
+        is not). A power cut in the middle of these few bytes (one sector) could leave them torn; the
+        reader then warns and ignores the file. False when it cannot be done; never raises."""
+        try:
+            fd = os.open(self.seq_path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # no create, no truncate
+        except OSError:
+            return False
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
+                return False
+            return os.pwrite(fd, data, 0) == len(data)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
 
     def _stored(self, count: int, skip: Collection[int] = ()) -> list[tuple[int, str]]:
         """The oldest ``count`` events in the file that are neither gone nor in ``skip``, in seq order."""
