@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from device.config import folder_problem
-from device.const import SEQ_FILE_DIGITS
+from device.const import SEQ_FILE_DIGITS, STORE_RETRY_S
 from device.errors import ConfigError
 from device.paths import write_whole
 
@@ -117,8 +117,9 @@ class SqliteOutbox:
 
     A write that fails while running (a full disk: "database or disk is full") never raises: the events
     that cannot be stored wait in memory, after those in the file and within the same bound, and the
-    delivered or dropped ones that cannot be deleted are remembered as gone. One WARNING says so; every
-    later :meth:`put` tries to write them again, and one INFO line says when that worked.
+    delivered or dropped ones that cannot be deleted are remembered as gone. One WARNING says so; a
+    :meth:`put` tries to write them again once ``STORE_RETRY_S`` has passed since the last try (each try
+    writes them all), and one INFO line says when that worked.
     """
 
     def __init__(self, path: str | Path, max_items: int) -> None:
@@ -132,6 +133,8 @@ class SqliteOutbox:
         self._unstored: OrderedDict[int, str] = OrderedDict()  # events the file could not take, oldest first
         self._gone: set[int] = set()  # delivered or dropped events still in the file: DELETE failed
         self._store_failed = False
+        self._store_tried_at = 0.0  # time.monotonic() of the last failed write
+        self._seq_in_place_since: float | None = None  # <path>.seq written in place: no whole write worked
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             problem = outbox_path_problem(self.path)
@@ -214,27 +217,37 @@ class SqliteOutbox:
     def _save_marks(self, oldest: int) -> None:
         """Remember the highest seq and the oldest waiting apart from the queue when they differ from what
         the file holds: whole or not at all (``write_whole``), or, when that fails (a full card: no room for
-        a new file), written over the old file in place (``_overwrite_seq_file``); warn once while both
-        fail. Not fsynced: it is written with every event, and the SQLite file beside it is not fsynced per
-        event either (WAL, synchronous NORMAL)."""
+        a new file), written over the old file in place (``_overwrite_seq_file``); while that works, the
+        whole write is tried again only every ``STORE_RETRY_S``. Warn once while both fail. Not fsynced: it
+        is written with every event, and the SQLite file beside it is not fsynced per event either (WAL,
+        synchronous NORMAL)."""
         self._oldest = oldest
         marks = (self._saved_seq, oldest)
         if marks == self._written:
             return
         data = f"{marks[0]:0{SEQ_FILE_DIGITS}d} {marks[1]:0{SEQ_FILE_DIGITS}d}\n".encode()
-        try:
-            write_whole({self.seq_path: data})
-        except OSError as err:
-            if not self._overwrite_seq_file(data):
-                if not self._seq_write_failed:
-                    logger.warning(
-                        "MQTT outbox: cannot write %s (%s); seq may go back if the outbox file is lost; "
-                        "make its folder writable by the daemon",
-                        self.seq_path,
-                        err.strerror or err,
-                    )
-                self._seq_write_failed = True
-                return
+        now = time.monotonic()
+        in_place_since = self._seq_in_place_since
+        if in_place_since is None or now - in_place_since >= STORE_RETRY_S:
+            try:
+                write_whole({self.seq_path: data})
+                self._seq_in_place_since = None
+            except OSError as err:
+                if not self._overwrite_seq_file(data):
+                    self._seq_in_place_since = None
+                    if not self._seq_write_failed:
+                        logger.warning(
+                            "MQTT outbox: cannot write %s (%s); seq may go back if the outbox file is lost; "
+                            "make its folder writable by the daemon",
+                            self.seq_path,
+                            err.strerror or err,
+                        )
+                    self._seq_write_failed = True
+                    return
+                self._seq_in_place_since = now
+        elif not self._overwrite_seq_file(data):
+            self._seq_in_place_since = None  # the next put tries the whole write, and warns if that fails
+            return
         self._written = marks
         if self._seq_write_failed:
             logger.info("MQTT outbox: %s written again", self.seq_path)
@@ -311,7 +324,9 @@ class SqliteOutbox:
             )
 
     def _write_failed(self, what: str, err: sqlite3.Error) -> None:
-        """Warn once per spell of failures that events now wait in memory; ``what`` failed."""
+        """Warn once per spell of failures that events now wait in memory; ``what`` failed. The next try
+        to store them waits ``STORE_RETRY_S`` from now."""
+        self._store_tried_at = time.monotonic()
         if self._store_failed:
             return
         self._store_failed = True
@@ -339,10 +354,11 @@ class SqliteOutbox:
                 for seq_ in dropped:
                     if self._unstored.pop(seq_, None) is None:
                         self._gone.add(seq_)
-            try:
-                self._write_pending()
-            except sqlite3.Error as err:
-                self._write_failed(f"store event seq {seq}", err)
+            if not self._store_failed or time.monotonic() - self._store_tried_at >= STORE_RETRY_S:
+                try:
+                    self._write_pending()
+                except sqlite3.Error as err:
+                    self._write_failed(f"store event seq {seq}", err)
             self._save_marks(self._oldest_waiting())
             return dropped
 
