@@ -745,6 +745,46 @@ def test_puts_on_a_full_card_stay_as_fast_as_events_pile_up(tmp_path: Path) -> N
     assert "(3002 events kept in memory now stored)" in lines[1], lines
 
 
+FULL_DISK_STOP = """
+import logging, resource, signal, sys
+from device.config import MqttConfig
+from device.outputs.publish import EventPublisher
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+config = MqttConfig(enabled=True, host="127.0.0.1", port=int(sys.argv[2]), outbox_path=sys.argv[1])
+publisher = EventPublisher(config, "dev")  # never started: no broker
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+for seq in range(1, 9):
+    if seq == 4:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2, hard))  # the card is full
+    publisher.publish_event({"type": "new", "face_id": seq, "seq": seq})
+publisher.close(timeout_s=0.5)
+stats = publisher.stats()
+print("queued", stats.queued, "lost", stats.lost)
+"""
+
+
+def test_events_in_memory_at_stop_are_counted_lost_not_kept(tmp_path: Path) -> None:
+    """At stop the events held in memory (a full card) were said to be 'kept in' the outbox file, in the
+    count of the stop line and in stats' queued, with lost 0; a second line said they were lost. The stop
+    line now tells the 3 kept and the 5 lost apart, and stats count them so (/metrics' events_lost)."""
+    path = tmp_path / "outbox.sqlite"
+    child = run_script(FULL_DISK_STOP, str(path), str(free_port()))
+    assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
+    assert child.stdout.splitlines() == ["queued 3 lost 5"], child.stdout
+    lines = child.stderr.splitlines()
+    assert [line for line in lines if "undelivered" in line or "not delivered" in line] == [
+        f"WARNING MQTT: stopped with 8 events not delivered to 127.0.0.1:{child.args[-1]} (3 kept in {path}, "
+        f"5 lost: held in memory, as the file could not take them; free space on {tmp_path})",
+    ], lines
+    box = SqliteOutbox(path, 100)
+    try:
+        assert [seq for seq, _ in box.head(10)] == [1, 2, 3]
+    finally:
+        box.close()
+
+
 SEQ_AFTER_FULL_CARD = """
 import logging, os, sys
 from pathlib import Path

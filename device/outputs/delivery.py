@@ -72,7 +72,7 @@ class Delivery:
 
     @property
     def lost(self) -> int:
-        """Undelivered events given up with a damaged outbox file at start."""
+        """Undelivered events given up: with a damaged outbox file at start, or held in memory at close."""
         return self._outbox.lost
 
     @property
@@ -194,7 +194,11 @@ class Delivery:
             self._cond.notify_all()
             return left
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """Close the outbox; return how many undelivered events are lost with it that its file would have
+        kept (held in memory, a full card). ``counts`` then gives the events the file keeps."""
         with self._cond:
-            self._queued_at_close = len(self._outbox)
-            self._outbox.close()
+            queued = len(self._outbox)
+            lost = self._outbox.close()
+            self._queued_at_close = queued - lost
+            return lost

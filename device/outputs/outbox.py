@@ -28,7 +28,7 @@ class Outbox(Protocol):
     """Events keyed by ``seq``, oldest first, at most ``max_items`` of them."""
 
     max_items: int
-    lost: int  # undelivered events found in a damaged outbox file and given up (0: none)
+    lost: int  # undelivered events given up: in a damaged outbox file, or in memory at close (0: none)
     damaged_files: int  # damaged outbox files moved aside at start
 
     def put(self, seq: int, payload: str, keep: Collection[int] = ()) -> list[int]:
@@ -49,7 +49,10 @@ class Outbox(Protocol):
 
     def __len__(self) -> int: ...
 
-    def close(self) -> None: ...
+    def close(self) -> int:
+        """Release the store; return how many undelivered events are lost with it that its file would have
+        kept (also counted in ``lost``): the caller reports them."""
+        ...
 
 
 class MemoryOutbox:
@@ -99,8 +102,9 @@ class MemoryOutbox:
         with self._lock:
             return len(self._items)
 
-    def close(self) -> None:
-        """Nothing to release."""
+    def close(self) -> int:
+        """Nothing to release; 0: no file would have kept the events (the caller says they are lost)."""
+        return 0
 
 
 class SqliteOutbox:
@@ -398,22 +402,20 @@ class SqliteOutbox:
         with self._lock:
             return self._count()
 
-    def close(self) -> None:
-        """Store what waits in memory if the file takes it now; warn of the events that are lost if not."""
+    def close(self) -> int:
+        """Store what waits in memory if the file takes it now, and close the file. Return how many
+        undelivered events are lost because it does not (a full card), also counted in ``lost``: the
+        caller reports them; ``len`` before less these is what the file keeps. Never raises for a file that
+        cannot be written."""
         with self._lock:
+            lost = 0
             try:
                 self._write_pending()
-            except sqlite3.Error as err:
-                if self._unstored:
-                    logger.warning(
-                        "MQTT outbox %s: %d undelivered events kept in memory are lost: they cannot be "
-                        "stored (%s); free space on %s",
-                        self.path,
-                        len(self._unstored),
-                        err,
-                        self.path.parent,
-                    )
+            except sqlite3.Error:
+                lost = len(self._unstored)
+                self.lost += lost
             self._db.close()
+            return lost
 
 
 # SQLite's result codes (and their extended codes) for a file that is not a database or is malformed

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from device.config import MqttConfig
@@ -88,18 +89,30 @@ class EventPublisher(EventSink):
     def close(self, timeout_s: float = 5.0) -> None:
         """Deliver what can be delivered within ``timeout_s``, publish ``offline``, disconnect."""
         deadline = time.monotonic() + timeout_s
-        left = self._delivery.stop(deadline - time.monotonic())
+        self._delivery.stop(deadline - time.monotonic())
         self._log_drops(final=True)
         self._connection.close(deadline)
         if self._thread is not None:
             self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
-        if left:
-            kept = f"kept in {self.config.outbox_path}" if self.config.outbox_path else "lost"
-            logger.warning(
-                "MQTT: stopped with %d events not delivered to %s (%s)", left, self._connection.where, kept
-            )
-        self._delivery.close()
+        lost = self._delivery.close()
         stats = self.stats()
+        if stats.queued + lost:
+            path = self.config.outbox_path
+            if not path:
+                fate = "lost"
+            elif lost:
+                fate = (
+                    f"{stats.queued} kept in {path}, {lost} lost: held in memory, as the file could not take "
+                    f"them; free space on {Path(path).parent}"
+                )
+            else:
+                fate = f"kept in {path}"
+            logger.warning(
+                "MQTT: stopped with %d events not delivered to %s (%s)",
+                stats.queued + lost,
+                self._connection.where,
+                fate,
+            )
         logger.info("MQTT: stopped (%d events published, %d dropped)", stats.published, stats.dropped)
 
     def _count_drops(self, count: int) -> None:
