@@ -785,6 +785,28 @@ def test_events_in_memory_at_stop_are_counted_lost_not_kept(tmp_path: Path) -> N
         box.close()
 
 
+def test_remove_never_raises_when_the_file_cannot_be_read_either(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """remove() read the file to learn whether a DELETE that failed had anything to delete, and raised
+    when that read failed too (an I/O error, the file overwritten under it), from paho's network thread.
+    The event is now taken as delivered and gone, with one WARNING."""
+    path = tmp_path / "outbox.sqlite"
+    box = SqliteOutbox(path, 100)
+    for seq in (1, 2, 3):
+        box.put(seq, "event")
+    for part in ("", "-wal", "-shm"):  # garbage written over the open file: neither write nor read works
+        file = path.with_name(path.name + part)
+        file.write_bytes(b"\xff" * file.stat().st_size)
+    with caplog.at_level(logging.WARNING, logger="device.outputs.outbox"):
+        assert box.remove(1) and box.remove(2)
+        assert not box.remove(2)  # already gone
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        f"MQTT outbox {path}: cannot delete delivered event seq 1"
+    ]
+    box.close()
+
+
 SEQ_AFTER_FULL_CARD = """
 import logging, os, sys
 from pathlib import Path

@@ -372,7 +372,8 @@ class SqliteOutbox:
 
     def remove(self, seq: int) -> bool:
         """Forget one delivered event; False if it was not there. Never raises for a file that cannot be
-        written: the event is then remembered as gone, and deleted with the next write that works."""
+        written, nor for one that cannot be read either (the event was handed out from it): the event is
+        then remembered as gone, and deleted with the next write that works; one WARNING per spell."""
         with self._lock:
             if seq in self._unstored:
                 del self._unstored[seq]
@@ -383,14 +384,19 @@ class SqliteOutbox:
                 try:
                     removed = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount > 0
                 except sqlite3.Error as err:
-                    removed = (
-                        self._db.execute("SELECT 1 FROM outbox WHERE seq = ?", (seq,)).fetchone() is not None
-                    )
+                    try:
+                        removed = (
+                            self._db.execute("SELECT 1 FROM outbox WHERE seq = ?", (seq,)).fetchone()
+                            is not None
+                        )
+                    except sqlite3.Error:  # nor read (an I/O error): handed out from the file, so there
+                        removed = True
                     if removed:
                         self._gone.add(seq)
                         self._write_failed(f"delete delivered event seq {seq}", err)
             if removed and seq == self._oldest:
-                self._save_marks(self._oldest_waiting())
+                with contextlib.suppress(sqlite3.Error):  # unreadable: the next put saves the marks
+                    self._save_marks(self._oldest_waiting())
             return removed
 
     def last_seq(self) -> int:
