@@ -350,6 +350,27 @@ def test_an_events_file_that_cannot_grow_stops_in_one_line(tmp_path, shipped_mod
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("moodcast: ")]
     assert errors == [f"moodcast: events.path: cannot write {events}: File too large; stopped"]
+    text = events.read_text()  # the line the limit cut off was cut back: whole events only
+    assert text.endswith("\n") and [json.loads(line)["seq"] for line in text.splitlines()] == list(
+        range(1, text.count("\n") + 1)
+    ), text
+
+
+def test_an_events_file_that_ends_in_a_cut_off_line_is_cut_back_before_appending(tmp_path, caplog):
+    """A run stopped mid-write (a power loss) left part of a line, and the next run's first event was
+    glued onto it: two unreadable events. The part is removed, with one warning."""
+    from device.outputs.jsonl import JsonLinesSink
+
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"seq":1}\n{"seq":2}\n{"seq":3,"ty')
+    with caplog.at_level("WARNING", logger="device.outputs.jsonl"):
+        sink = JsonLinesSink(str(events))
+    sink.publish_event({"seq": 1})
+    sink.close()
+    assert events.read_text() == '{"seq":1}\n{"seq":2}\n{"seq":1}\n'
+    assert [record.getMessage() for record in caplog.records] == [
+        f"events.path: {events} ended in a cut-off line (12 bytes); removed it"
+    ]
 
 
 def test_events_to_a_closed_stdout_are_refused_in_one_line(shipped_model):

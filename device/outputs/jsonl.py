@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -10,6 +12,9 @@ from typing import IO, Any
 
 from device.errors import MoodcastError
 from device.outputs.sink import EventSink, SinkStats
+
+logger = logging.getLogger(__name__)
+_TAIL_CHUNK = 4096  # bytes read at a time, from the end, to find the last whole line
 
 
 class JsonLinesSink(EventSink):
@@ -28,8 +33,9 @@ class JsonLinesSink(EventSink):
             problem = "events.path: - (stdout) is closed; start the daemon with a stdout, or name a file"
             raise MoodcastError(problem)
         try:
-            # The sink owns the file for its whole life and closes it in close().
-            self._out: IO[str] = Path(path).open("a", buffering=1) if self._owned else sys.stdout  # noqa: SIM115
+            # The sink owns the file for its whole life and closes it in close(); "a+": its tail is read.
+            self._out: IO[str] = Path(path).open("a+", buffering=1) if self._owned else sys.stdout  # noqa: SIM115
+            self._whole_bytes = _cut_to_whole_lines(self._out.fileno(), path) if self._owned else 0
         except OSError as err:
             problem = f"events.path: cannot open {path} ({err.strerror}); fix the path"
             raise MoodcastError(problem) from None
@@ -41,11 +47,13 @@ class JsonLinesSink(EventSink):
         /dev/null."""
         if self._failed:
             return
+        line = json.dumps(event, separators=(",", ":")) + "\n"
         try:
-            self._out.write(json.dumps(event, separators=(",", ":")) + "\n")
+            self._out.write(line)
         except OSError as err:
             raise self._failure(err) from None
         self._written += 1
+        self._whole_bytes += len(line.encode())
 
     def publish_state(self, state: dict[str, Any]) -> None:
         """Nothing: the file holds events only."""
@@ -71,6 +79,9 @@ class JsonLinesSink(EventSink):
         Python's signal docs advise for a broken pipe ("Note on SIGPIPE"), so that what is still buffered,
         and the interpreter's flush of stdout at exit, go nowhere instead of raising again."""
         self._failed = True
+        if self._owned:  # a line cut off by a full disk: the file keeps whole lines only (no space needed)
+            with contextlib.suppress(OSError, ValueError):
+                os.ftruncate(self._out.fileno(), self._whole_bytes)
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(devnull, self._out.fileno())
@@ -81,3 +92,21 @@ class JsonLinesSink(EventSink):
         if isinstance(err, BrokenPipeError):
             return MoodcastError(f"events.path: the reader of {self._where} went away (broken pipe); stopped")
         return MoodcastError(f"events.path: cannot write {self._where}: {err.strerror or err}; stopped")
+
+
+def _cut_to_whole_lines(fd: int, path: str) -> int:
+    """Cut the file open as ``fd`` back to its last whole line, with one warning, when it ends in part of a
+    line (a run stopped mid-write: a power loss, or a full disk before this sink cut its own lines back),
+    so that the first line appended is not glued onto it; return the file's size in bytes, then."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    whole = 0
+    for start in range(size, 0, -_TAIL_CHUNK):
+        chunk = os.pread(fd, min(_TAIL_CHUNK, start), max(start - _TAIL_CHUNK, 0))
+        if (newline := chunk.rfind(b"\n")) >= 0:
+            whole = max(start - _TAIL_CHUNK, 0) + newline + 1
+            break
+    os.ftruncate(fd, whole)
+    logger.warning("events.path: %s ended in a cut-off line (%d bytes); removed it", path, size - whole)
+    return whole
