@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -16,6 +15,7 @@ from device.config import Config, add_cli_arguments, load_config
 from device.const import APP_NAME
 from device.errors import MoodcastError
 from device.log import setup_logging
+from device.paths import discard_writes
 from device.preflight import file_problems, model_problem
 from device.version import version
 
@@ -71,8 +71,9 @@ def run(config: Config) -> None:
 def print_out(text: str) -> int:
     """Print ``text`` (and a newline) on stdout, for --version and --print-config: 0 once it is flushed, else
     1. A reader that went away (``| head -n1``) ends it quietly, as Python's signal docs advise ("Note on
-    SIGPIPE"): stdout is pointed at /dev/null, so the interpreter's flush at exit raises nothing. Any other
-    write error (``>/dev/full``), or no stdout at all (``>&-``, None in Python), is one line on stderr."""
+    SIGPIPE"): stdout is pointed at /dev/null (``discard_writes``), so the interpreter's flush at exit
+    raises nothing. Any other write error (``>/dev/full``), or no stdout at all (``>&-``, None in Python), is
+    one line on stderr."""
     if sys.stdout is None:
         print(f"{APP_NAME}: cannot write to stdout: it is closed", file=sys.stderr)
         return 1
@@ -80,11 +81,7 @@ def print_out(text: str) -> int:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
     except OSError as err:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())
-        finally:
-            os.close(devnull)
+        discard_writes(sys.stdout)
         if not isinstance(err, BrokenPipeError):
             print(f"{APP_NAME}: cannot write to stdout: {err.strerror or err}", file=sys.stderr)
         return 1

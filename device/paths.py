@@ -1,5 +1,6 @@
-"""Why a file the config names cannot be read, or written where the daemon writes it: one line each; and
-``write_whole``, the one way files are written whole or not at all.
+"""Why a file the config names cannot be read, or written where the daemon writes it: one line each;
+``write_whole``, the one way files are written whole or not at all; and ``discard_writes``, the one way an
+output whose writes failed for good (a pipe whose reader went away) is silenced.
 
 The wording is shared by ``--check-config`` (``device/preflight.py``) and the parts that open the files at
 start, so both say the same thing for the same cause. ``write_whole`` is shared by the feedback store, the
@@ -13,6 +14,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import IO
 
 
 def file_problem(path: Path, what: str) -> str:
@@ -48,6 +50,19 @@ def video_file_problem(path: Path) -> str:
     """``file_problem`` for ``camera.device`` naming a video file: the one wording of a folder, a missing
     or an unreadable video, which ``--check-config`` and the daemon's file source both give."""
     return file_problem(path, "video file")
+
+
+def discard_writes(stream: IO[str]) -> None:
+    """Point ``stream``'s file descriptor at /dev/null, as Python's signal docs advise for a broken pipe
+    ("Note on SIGPIPE"): what is still buffered, and the interpreter's flush of stdout at exit, then go
+    nowhere instead of raising again. Nothing for a stream with no descriptor of its own; never raises."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError):  # no descriptor (io.UnsupportedOperation is a ValueError), or closed
+        pass
+    finally:
+        os.close(devnull)
 
 
 def output_problem(path: Path, what: str) -> str:

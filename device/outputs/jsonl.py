@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from device.errors import MoodcastError
 from device.outputs.sink import EventSink, SinkStats
+from device.paths import discard_writes
 
 logger = logging.getLogger(__name__)
 _TAIL_CHUNK = 4096  # bytes read at a time, from the end, to find the last whole line
@@ -75,20 +76,14 @@ class JsonLinesSink(EventSink):
 
     def _failure(self, err: OSError) -> MoodcastError:
         """The one-line error for a write that failed: a pipe whose reader went away (EPIPE), or another
-        OSError (a full disk, ENOSPC) by its cause. The file's descriptor is pointed at /dev/null first, as
-        Python's signal docs advise for a broken pipe ("Note on SIGPIPE"), so that what is still buffered,
-        and the interpreter's flush of stdout at exit, go nowhere instead of raising again."""
+        OSError (a full disk, ENOSPC) by its cause. The file's descriptor is pointed at /dev/null first
+        (``discard_writes``), so that what is still buffered, and the interpreter's flush of stdout at exit,
+        go nowhere instead of raising again."""
         self._failed = True
         if self._owned:  # a line cut off by a full disk: the file keeps whole lines only (no space needed)
             with contextlib.suppress(OSError, ValueError):
                 os.ftruncate(self._out.fileno(), self._whole_bytes)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, self._out.fileno())
-        except (OSError, ValueError):  # a stream with no descriptor of its own: nothing left to flush there
-            pass
-        finally:
-            os.close(devnull)
+        discard_writes(self._out)
         if isinstance(err, BrokenPipeError):
             return MoodcastError(f"events.path: the reader of {self._where} went away (broken pipe); stopped")
         return MoodcastError(f"events.path: cannot write {self._where}: {err.strerror or err}; stopped")
