@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
@@ -10,7 +11,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -82,13 +83,7 @@ class MemoryOutbox:
 
     def head(self, count: int, skip: Collection[int] = ()) -> list[tuple[int, str]]:
         with self._lock:
-            out: list[tuple[int, str]] = []
-            for seq, payload in self._items.items():
-                if len(out) >= count:
-                    break
-                if seq not in skip:
-                    out.append((seq, payload))
-            return out
+            return _first(self._items.items(), count, skip)
 
     def remove(self, seq: int) -> bool:
         with self._lock:
@@ -281,17 +276,12 @@ class SqliteOutbox:
         rows = self._db.execute(
             "SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", (count + len(skip) + len(self._gone),)
         ).fetchall()
-        return [(seq, payload) for seq, payload in rows if seq not in skip and seq not in self._gone][:count]
+        return _first(((seq, payload) for seq, payload in rows if seq not in self._gone), count, skip)
 
     def _waiting(self, count: int, skip: Collection[int] = ()) -> list[tuple[int, str]]:
         """The oldest ``count`` events waiting, those in the file first (all older than those in memory)."""
         out = self._stored(count, skip)
-        for seq, payload in self._unstored.items():
-            if len(out) >= count:
-                break
-            if seq not in skip:
-                out.append((seq, payload))
-        return out
+        return out + _first(self._unstored.items(), count - len(out), skip)
 
     def _count(self) -> int:
         stored = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
@@ -422,6 +412,12 @@ class SqliteOutbox:
                 self.lost += lost
             self._db.close()
             return lost
+
+
+def _first(events: Iterable[tuple[int, str]], count: int, skip: Collection[int]) -> list[tuple[int, str]]:
+    """The first ``count`` of ``events`` ((seq, payload), oldest first) whose seq is not in ``skip``."""
+    kept = ((seq, payload) for seq, payload in events if seq not in skip)
+    return list(itertools.islice(kept, max(count, 0)))
 
 
 # SQLite's result codes (and their extended codes) for a file that is not a database or is malformed
