@@ -31,22 +31,20 @@ def file_problems(config: Config) -> list[str]:
         model_file = f"{model_file} ({read_from(model)})"
     model_not_tflite = "" if model_file else _not_tflite(model)
     found = [("model.path", model_file), ("model.path", model_not_tflite)]
-    checks: list[tuple[str, str]] = []
     # The card only once the model is a readable TFLite file, as the daemon reads them: a missing model, or a
     # wrong file as model.path (the Keras model), is the news, not its missing card.
     if not model_file and not model_not_tflite:
-        checks.append(("model.path", file_problem(model.with_suffix(".json"), "model card")))
+        found.append(("model.path", file_problem(model.with_suffix(".json"), "model card")))
     device = config.camera.device
     if config.camera.source == "opencv" and not (
         device.isdigit() or device.startswith("/dev/") or "://" in device
     ):
-        checks.append(("camera.device", video_file_problem(Path(device))))
+        found.append(("camera.device", video_file_problem(Path(device))))
     if config.mqtt.enabled and config.mqtt.tls:
         for key in ("ca_file", "cert_file", "key_file"):
             if getattr(config.mqtt, key):
                 problem = file_problem(Path(getattr(config.mqtt, key)), key.replace("_", " "))
-                checks.append((f"mqtt.{key}", problem))
-    found += checks
+                found.append((f"mqtt.{key}", problem))
     if ("camera.device", "") in found:
         found.append(("camera.device", video_problem(config)))
     outputs = [("events.path", config.events.path, "events file")]
