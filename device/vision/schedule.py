@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 import statistics
+from collections import deque
 
 from device.config import DetectConfig
 from device.const import SEARCH_BUDGET_SAMPLES
@@ -74,7 +75,10 @@ class SearchBudget:
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
         self._searches_s: list[float] = []
-        self._frames: list[tuple[int, float]] = []  # (index, time_s) of the last frames seen
+        # (index, time_s) of the last frames seen
+        self._frames: deque[tuple[int, float]] = deque(
+            maxlen=SEARCH_BUDGET_SAMPLES * config.full_search_interval
+        )
         self._told = False
 
     def frame(self, index: int, time_s: float) -> None:
@@ -83,7 +87,6 @@ class SearchBudget:
         if self._frames and (index <= self._frames[-1][0] or time_s < self._frames[-1][1]):
             self._frames.clear()  # a source reopened, or a clock that went back: start the window again
         self._frames.append((index, time_s))
-        del self._frames[: -SEARCH_BUDGET_SAMPLES * self.config.full_search_interval]
 
     def _frame_interval_s(self) -> float | None:
         """The source's seconds per frame over the window, or None before it spans any time."""
