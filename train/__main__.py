@@ -19,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from device.paths import file_problem
 from device.vision.preprocess import NORMALIZATIONS
 from train import report
 from train.const import LABELS
 from train.data import Dataset, DatasetError, Split, check_extra, load, load_extra, merge_splits
+from train.distill import TeacherError, distilled_targets, teacher_scores
 from train.metrics import classification_metrics, format_report
 from train.precision import PRECISIONS, cpu_flags, resolve_precision
 from train.run_folder import (
@@ -102,6 +104,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="mix training faces and their targets in pairs, each weight drawn from Beta(a, a) (mixup, Zhang "
         "et al., 2018), e.g. 0.2 (default 0: off)",
     )
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        help="distil a trained model: its mirror-averaged scores on each training face become part of the "
+        "target (Hinton et al., 2015), e.g. runs/train-e120/model.keras; weighted by --teacher-weight",
+    )
+    parser.add_argument(
+        "--teacher-weight",
+        type=float,
+        help="target = (1 - w) x the target without a teacher + w x the teacher's scores (default 0.5)",
+    )
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
         "--precision",
@@ -124,6 +137,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--extra-weight: weighs --extra-data faces, and no --extra-data was given")
     if args.extra_weight is None:
         args.extra_weight = 2.0
+    if args.teacher_weight is not None and args.teacher is None:
+        parser.error("--teacher-weight: weighs a --teacher's scores, and no --teacher was given")
+    if args.teacher_weight is None:
+        args.teacher_weight = 0.5
+    if not 0.0 < args.teacher_weight <= 1.0:
+        parser.error(f"--teacher-weight: expected a number above 0 and at most 1, got {args.teacher_weight}")
     for flag in ("learning_rate", "extra_weight"):
         if not 0 < getattr(args, flag) < math.inf:
             parser.error(f"--{flag.replace('_', '-')}: expected a number > 0, got {getattr(args, flag)}")
@@ -255,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
     except (DatasetError, VotesError) as err:
         print(f"train: {err}", file=sys.stderr)
         return 2
-    problem = votes_problem(args, data, votes)
+    problem = votes_problem(args, data, votes) or teacher_file_problem(args.teacher)
     if problem:
         print(f"train: {problem}", file=sys.stderr)
         return 2
@@ -273,6 +292,15 @@ def run(args: argparse.Namespace) -> int:
         return train_and_report(args, data, votes, extra, (images, targets, weights), target_facts, commit)
     finally:
         held.close()
+
+
+def teacher_file_problem(teacher: Path | None) -> str:
+    """Why ``--teacher`` names no readable Keras model file (one line), or "": checked before TensorFlow
+    starts, so a wrong path answers in a second."""
+    if teacher is None:
+        return ""
+    problem = file_problem(teacher, "Keras model file (.keras) to distil")
+    return f"--teacher {problem}" if problem else ""
 
 
 def votes_problem(args: argparse.Namespace, data: Dataset, votes: Votes | None) -> str:
@@ -301,6 +329,30 @@ def votes_problem(args: argparse.Namespace, data: Dataset, votes: Votes | None) 
     return ""
 
 
+def distil(
+    args: argparse.Namespace,
+    training: tuple[np.ndarray, np.ndarray, np.ndarray],
+    target_facts: dict,
+    extra: Split | None,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict]:
+    """The training faces with the teacher's scores blended into the FER2013 faces' targets
+    (``train.distill``), and the facts saying so. ``--extra-data`` faces keep their own labels: they are a
+    household's corrections of what a model said. Raises TeacherError (one line)."""
+    images, targets, weights = training
+    weight = args.teacher_weight
+    own = len(images) - (len(extra.labels) if extra is not None else 0)
+    scores = teacher_scores(args.teacher, images[:own], args.normalization)
+    agree = float((scores.argmax(axis=1) == targets[:own].argmax(axis=1)).mean())
+    logger.info("teacher %s: top class is the target's on %.1f %% of the faces", args.teacher, 100 * agree)
+    targets = np.concatenate([distilled_targets(targets[:own], scores, weight), targets[own:]])
+    facts = target_facts | {
+        "targets": f"{1 - weight:g} x ({target_facts['targets']}) + {weight:g} x the teacher's scores",
+        "teacher": str(args.teacher),
+        "teacher_weight": weight,
+    }
+    return (images, targets, weights), facts
+
+
 def train_and_report(
     args: argparse.Namespace,
     data: Dataset,
@@ -321,6 +373,12 @@ def train_and_report(
     args.precision = resolve_precision(
         args.precision, cpu_flags(), has_gpu=bool(tf.config.list_physical_devices("GPU"))
     )
+    if args.teacher is not None:
+        try:
+            training, target_facts = distil(args, training, target_facts, extra)
+        except TeacherError as err:
+            print(f"train: {err}", file=sys.stderr)
+            return 2
     train_ds = fit.training_dataset(*training, args)
     val = data["PublicTest"]
     val_ds = fit.validation_dataset(val.images, val.labels, args.normalization)

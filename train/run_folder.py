@@ -46,12 +46,14 @@ RUN_FLAGS = (
     "patience",
     "ema_momentum",
     "mixup_alpha",
+    "teacher",
+    "teacher_weight",
     "seed",
     "precision",
 )
 # Flags added after run.json was: a run.json without one was made with the flag's default, which a resume
 # must then give too (a run from before --mixup-alpha had no mixup, and must not get it halfway).
-ADDED_FLAG_DEFAULTS: dict[str, object] = {"mixup_alpha": 0.0}
+ADDED_FLAG_DEFAULTS: dict[str, object] = {"mixup_alpha": 0.0, "teacher": None, "teacher_weight": 0.5}
 
 
 def settings(args: argparse.Namespace) -> dict[str, object]:

@@ -1,0 +1,57 @@
+"""Knowledge distillation: a trained model's scores on the training faces as part of the targets.
+
+The teacher (a trained Keras model of this project, e.g. the shipped run's ``model.keras``) scores each
+training face once, before training, mirror-averaged like the device; each target becomes
+``(1 - w) x its own target + w x the teacher's scores`` (Hinton, Vinyals & Dean, "Distilling the Knowledge in
+a Neural Network", 2015; a student of the teacher's own size: Furlanello et al., "Born-Again Neural
+Networks", ICML 2018). The scores are taken at temperature 1: the teachers trained here learned soft targets
+(FER+ vote shares, label smoothing), so their scores are already soft.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from train.const import IMAGE_SIZE_PX, LABELS
+
+
+class TeacherError(Exception):
+    """A teacher model that cannot score the faces: one line naming it and why."""
+
+
+def teacher_scores(path: Path, images: np.ndarray, normalization: str) -> np.ndarray:
+    """The teacher's probabilities ``(N, 7)`` (rows sum to 1) for uint8 faces ``(N, 48, 48)``, the mean of
+    each face's and its mirror image's scores, the faces normalised by ``normalization``
+    (``device.vision.preprocess``), as the teacher was trained.
+
+    Raises TeacherError when ``path`` is no Keras model file, or a model whose input is not a 48 x 48 grey
+    face or whose output is not the 7 classes.
+    """
+    import keras
+
+    from train.fit import predict
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TeacherError(f"--teacher {path}: not a Keras model file ({first})") from None
+    expected_in, expected_out = (None, IMAGE_SIZE_PX, IMAGE_SIZE_PX, 1), (None, len(LABELS))
+    if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
+        raise TeacherError(
+            f"--teacher {path}: takes {model.input_shape} and gives {model.output_shape}, expected a "
+            f"{IMAGE_SIZE_PX}x{IMAGE_SIZE_PX} grey face and {len(LABELS)} class scores"
+        )
+    mirrored = images[:, :, ::-1]
+    scores = (predict(model, images, normalization) + predict(model, mirrored, normalization)) / 2
+    return (scores / scores.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def distilled_targets(targets: np.ndarray, scores: np.ndarray, weight: float) -> np.ndarray:
+    """``(1 - weight) x targets + weight x scores``, both ``(N, 7)`` with rows summing to 1; ``weight`` in
+    0..1 (1: the teacher alone). Raises ValueError when the shapes differ."""
+    if targets.shape != scores.shape:
+        raise ValueError(f"targets {targets.shape} and teacher scores {scores.shape} differ in shape")
+    return ((1.0 - weight) * targets + weight * scores).astype(np.float32)
