@@ -39,9 +39,19 @@ def crop_section(path: Path) -> dict:
     return {**crop, "source": str(path)}
 
 
-# The training facts the card carries; the last two only for a run given --extra-data (household corrections),
-# whose faces data_sha256 (FER2013's) does not cover.
-TRAINING_KEYS = ("epochs", "seed", "data_sha256", "git_commit", "targets", "extra_faces", "extra_weight")
+# The training facts the card carries; extra_* only for a run given --extra-data (household corrections),
+# whose faces data_sha256 (FER2013's) does not cover, and teacher* only for a run given --teacher.
+TRAINING_KEYS = (
+    "epochs",
+    "seed",
+    "data_sha256",
+    "git_commit",
+    "targets",
+    "extra_faces",
+    "extra_weight",
+    "teacher",
+    "teacher_weight",
+)
 
 
 def build_card(

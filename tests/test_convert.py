@@ -289,6 +289,18 @@ def test_the_card_says_the_model_learned_household_faces() -> None:
     assert card["training"]["extra_faces"] == 88 and card["training"]["extra_weight"] == 2.0
 
 
+def test_the_card_names_the_teacher_a_model_was_distilled_from() -> None:
+    from convert.card import build_card
+
+    training = {"epochs": 60, "seed": 1, "data_sha256": "ab", "git_commit": "cd", "targets": "x"}
+    plain = build_card(list(LABELS), (48, 48, 1), {}, "equalize_hist", "int8", None, training, True)
+    assert "teacher" not in plain["training"]
+    training |= {"teacher": "runs/train-e120/model.keras", "teacher_weight": 0.5}
+    card = build_card(list(LABELS), (48, 48, 1), {}, "equalize_hist", "int8", None, training, True)
+    assert card["training"]["teacher"] == "runs/train-e120/model.keras"
+    assert card["training"]["teacher_weight"] == 0.5
+
+
 @pytest.mark.parametrize("case", ["report file", "the model", "card over training facts", "trailing slash"])
 def test_an_out_that_would_clobber_or_misplace_files_is_refused_before_converting(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
