@@ -99,11 +99,15 @@ REACQUIRE_MIN_SIMILARITY = 0.8
 APPEARANCE_BINS = 16
 # The verifier: a second, stricter frontal cascade run on each box that would start a track, cut with a
 # margin and scaled so the face is VERIFY_FACE_PX wide. It accepts the box when its best hit's level weight
-# reaches VERIFY_MIN_WEIGHT, set between Haar's false hits and the faces (Haar's hits at minNeighbors 3):
-# 637 false hits (395 on the clutter clip, 168 on hd1080-walk's and 5 on hd720-walk's photographs, 69 on
-# 18 face-free scikit-image photographs at 5 scales) weigh at most 55.54; of Haar's 309 boxes on faces (scene
-# and sample clips) 7 weigh less than 55.6 (6 of them in the 20-face crowd, whose faces get further tries),
-# 2 less than 55.2. The earlier 55.2, chosen from 7 false hits, let 23 of the 637 through.
+# reaches VERIFY_MIN_WEIGHT, meant to lie between Haar's false hits and the faces (Haar's hits at
+# minNeighbors 3). python -m tools.verifier_weights weighs both (OpenCV 4.14.0, 7 Dec 2026): of 747 false
+# hits (395 on the clutter clip, 285 on hd1080-walk's and 3 on hd720-walk's photographs, all frames; 64 on
+# 18 face-free scikit-image photographs at 1-3x) one reaches 55.6 (56.11: the coins at 2x) and the clutter
+# clip's highest weighs 55.58; of Haar's 3221 boxes on faces (every frame of the scene and sample clips) 155
+# weigh less than 55.6 (128 of them in the 20-face crowd, whose faces get further tries), 50 less than 55.2,
+# which 59 false hits reach. The figures 55.6 was chosen by (637 false hits at most 55.54, 7 of 309 face
+# boxes under it) came from a script not kept and do not reproduce: the HD clips were remade after (3b1e22d),
+# and 309 is about the face boxes of one frame in ten.
 VERIFY_CASCADE = "haarcascade_frontalface_alt2.xml"
 VERIFY_MARGIN_FRAC = 0.3
 VERIFY_FACE_PX = 72
