@@ -55,7 +55,7 @@ class Metrics:
             "events_dropped", "Events dropped because the outbox was full", namespace=namespace, registry=reg
         )
         self.events_lost_total = Counter(
-            "events_lost", "Undelivered events given up: outbox file damaged, or full at stop",
+            "events_lost", "Undelivered events given up: outbox file damaged or unreadable, or full at stop",
             namespace=namespace, registry=reg,
         )  # fmt: skip
         self.outbox_damaged_total = Counter(

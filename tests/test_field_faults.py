@@ -32,7 +32,7 @@ from device.paths import temp_name, write_whole
 from tests import test_publish
 from tests.fixtures_broker import Broker, Mqtt311OnlyBroker, free_port, make_tls_files
 from tests.test_camera import ScriptedCamera
-from tests.test_publish import WAIT_S, make_event, mqtt_config
+from tests.test_publish import WAIT_S, has_seqs, make_event, mqtt_config, seqs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_MODEL = ROOT / "models" / "emotion-int8.tflite"
@@ -790,20 +790,21 @@ def test_remove_never_raises_when_the_file_cannot_be_read_either(
 ) -> None:
     """remove() read the file to learn whether a DELETE that failed had anything to delete, and raised
     when that read failed too (an I/O error, the file overwritten under it), from paho's network thread.
-    The event is now taken as delivered and gone, with one WARNING."""
+    The event is now taken as delivered and the file given up, with one WARNING: the event never handed
+    out is counted as lost."""
     path = tmp_path / "outbox.sqlite"
     box = SqliteOutbox(path, 100)
     for seq in (1, 2, 3):
         box.put(seq, "event")
+    assert [seq for seq, _ in box.head(2)] == [1, 2]  # handed to the client, as the delivery thread does
     for part in ("", "-wal", "-shm"):  # garbage written over the open file: neither write nor read works
         file = path.with_name(path.name + part)
         file.write_bytes(b"\xff" * file.stat().st_size)
     with caplog.at_level(logging.WARNING, logger="device.outputs.outbox"):
         assert box.remove(1) and box.remove(2)
         assert not box.remove(2)  # already gone
-    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
-        f"MQTT outbox {path}: cannot delete delivered event seq 1"
-    ]
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"MQTT outbox {path}: cannot read it"]
+    assert (box.lost, len(box)) == (1, 0)
     box.close()
 
 
@@ -908,3 +909,116 @@ def test_a_good_outbox_opened_on_a_full_disk_is_not_taken_for_damaged(tmp_path: 
         assert [seq for seq, _ in box.head(10)] == [1, 2, 3]
     finally:
         box.close()
+
+
+# -- an outbox file that cannot be read any more ----------------------------------------------------------
+
+FAILING_CARD_OUTBOX = """
+import logging, os, sqlite3, sys
+from pathlib import Path
+import device.outputs.outbox as outbox_module
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+path = Path(sys.argv[1]).resolve()  # as /proc/self/fd shows it
+box = outbox_module.SqliteOutbox(path, 30)
+for seq in range(1, 11):
+    box.put(seq, f"event {seq}")
+handed = {seq for seq, _ in box.head(3)}  # 1-3 handed to the client, not yet acknowledged
+files = (str(path), f"{path}-wal")
+ours = [int(fd) for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}") in files]
+assert ours, "no descriptor of the outbox file found"
+saved = {fd: os.dup(fd) for fd in ours}
+folder = os.open(path.parent, os.O_RDONLY)
+for fd in ours:  # the card fails: each read of the outbox file is EISDIR, each write EBADF (SQLITE_IOERR)
+    os.dup2(folder, fd)
+dropped = []
+for seq in range(11, 41):
+    dropped += box.put(seq, f"event {seq}", keep=handed)
+print("dropped", dropped)
+print("waiting", [seq for seq, _ in box.head(100)], len(box), box.lost, box.last_seq())
+print("removed", [box.remove(seq) for seq in (1, 2, 3, 4)])
+for fd, old in saved.items():  # the card reads again
+    os.dup2(old, fd)
+outbox_module.STORE_RETRY_S = 0.0  # the retry interval has passed
+box.put(41, "event 41")
+box.close()
+with sqlite3.connect(path) as db:
+    print("stored", [row[0] for row in db.execute("SELECT seq FROM outbox ORDER BY seq")])
+"""
+
+
+def test_an_outbox_that_cannot_be_read_gives_up_its_events_and_keeps_new_ones(tmp_path: Path) -> None:
+    """A read of the outbox file that failed under a running daemon (SQLITE_IOERR from a failing card)
+    raised from put(), head() and len(): in the frame loop, or killing the delivery thread, after which no
+    event was delivered. Now the events waiting in the file are given up and counted as lost, those handed
+    to the client wait in memory with the new ones, within mqtt.outbox_max and in seq order; one WARNING
+    names the file and the card to check, one INFO says when it reads again. A real I/O error: the outbox's
+    own file descriptors point at a folder while the card 'fails'."""
+    path = tmp_path / "outbox.sqlite"
+    child = run_script(FAILING_CARD_OUTBOX, str(path))
+    assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
+    assert child.stdout.splitlines() == [
+        f"dropped {list(range(11, 14))}",  # past 30: the oldest not handed out
+        f"waiting {[1, 2, 3, *range(14, 41)]} 30 7 40",  # 4-10 given up: lost
+        "removed [True, True, True, False]",  # delivered; 4 was given up
+        f"stored {list(range(14, 42))}",
+    ], child.stdout
+    lines = [line for line in child.stderr.splitlines() if str(path) in line]
+    assert [line.split(":")[0] for line in lines] == [
+        f"WARNING MQTT outbox {path}",
+        f"INFO MQTT outbox {path}",
+    ]
+    assert "cannot read it (disk I/O error); gave up the 7 events waiting in it (counted as lost)" in lines[0]
+    assert lines[0].endswith("check the SD card (the kernel log, dmesg) and replace it if it fails"), lines
+    assert "read and written again (28 events kept in memory now stored)" in lines[1], lines
+
+
+def test_an_outbox_overwritten_under_the_daemon_keeps_delivering(
+    broker_factory, publishers, subscribe, publish_log, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the outbox file unreadable (overwritten under the daemon: SQLITE_NOTADB) the delivery thread
+    died at its first look at the outbox once the broker was back, and every later event stayed undelivered;
+    a put from the frame loop raised. Now the 5 events in the file are counted as lost, and later events
+    are delivered from memory, in order."""
+    broker = broker_factory(start=False)
+    path = tmp_path / "outbox.sqlite"
+    pub = publishers(mqtt_config(broker, outbox_path=str(path)), "unreadable")
+    pub.start()
+    for seq in range(1, 6):  # the broker is away: kept in the file
+        pub.publish_event(make_event(seq, "unreadable"))
+    for part in ("", "-wal", "-shm"):  # garbage written over the open file
+        file = path.with_name(path.name + part)
+        file.write_bytes(b"\xff" * file.stat().st_size)
+    with caplog.at_level(logging.INFO, logger="device.outputs.outbox"):
+        broker.start()
+        sub = subscribe(broker, ["moodcast/unreadable/events"])
+        publish_log.wait_for("connected to", level=logging.INFO)
+        for seq in range(6, 11):
+            pub.publish_event(make_event(seq, "unreadable"))
+        assert sub.wait_for(has_seqs("moodcast/unreadable/events", range(6, 11)), WAIT_S)
+    assert seqs(sub, "moodcast/unreadable/events") == list(range(6, 11))
+    pub.close(timeout_s=WAIT_S)  # waits for the broker's last acknowledgements
+    stats = pub.stats()
+    assert (stats.published, stats.queued, stats.lost) == (5, 0, 5), stats
+    outbox_lines = [r for r in caplog.records if r.name == "device.outputs.outbox"]
+    assert [(r.levelname, r.getMessage().split(" (")[0]) for r in outbox_lines] == [
+        ("WARNING", f"MQTT outbox {path}: cannot read it")
+    ]
+
+
+def test_an_outbox_unreadable_before_its_first_event_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outbox that never held an event gives its file up (up to seq 0) once: one WARNING, not one at
+    every look of the delivery thread (each len()), and the first event is then handed out from memory."""
+    path = tmp_path / "outbox.sqlite"
+    box = SqliteOutbox(path, 10)
+    for part in ("", "-wal", "-shm"):  # garbage written over the open file
+        file = path.with_name(path.name + part)
+        file.write_bytes(b"\xff" * file.stat().st_size)
+    with caplog.at_level(logging.WARNING, logger="device.outputs.outbox"):
+        assert (len(box), len(box), box.head(5)) == (0, 0, [])
+        box.put(1, "event")
+        assert box.head(5) == [(1, "event")]
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"MQTT outbox {path}: cannot read it"]
+    box.close()

@@ -72,7 +72,8 @@ class Delivery:
 
     @property
     def lost(self) -> int:
-        """Undelivered events given up: with a damaged outbox file at start, or held in memory at close."""
+        """Undelivered events given up: in an outbox file damaged at start or unreadable while running, or
+        held in memory at close."""
         return self._outbox.lost
 
     @property

@@ -29,7 +29,7 @@ class Outbox(Protocol):
     """Events keyed by ``seq``, oldest first, at most ``max_items`` of them."""
 
     max_items: int
-    lost: int  # undelivered events given up: in a damaged outbox file, or in memory at close (0: none)
+    lost: int  # undelivered events given up: in a damaged or unreadable outbox file, in memory at close
     damaged_files: int  # damaged outbox files moved aside at start
 
     def put(self, seq: int, payload: str, keep: Collection[int] = ()) -> list[int]:
@@ -119,6 +119,14 @@ class SqliteOutbox:
     delivered or dropped ones that cannot be deleted are remembered as gone. One WARNING says so; a
     :meth:`put` tries to write them again once ``STORE_RETRY_S`` has passed since the last try (each try
     writes them all), and one INFO line says when that worked.
+
+    A file that cannot be read while running (an I/O error from a failing card, the file overwritten under
+    the daemon) never raises either: the events waiting in it are given up, counted in ``lost`` (but those
+    handed out by :meth:`head` and not yet removed, which wait in memory from then on), new events wait in
+    memory within the same bound and are handed out in seq order, and one WARNING says so. The file is
+    tried again as a full one is (and at :meth:`close`); once that works the given-up events are deleted
+    from it (a jump in seq, as for any drop) and the events in memory are stored, with one INFO line. A file
+    that reads again only after a restart still holds them: they are delivered then, late.
     """
 
     def __init__(self, path: str | Path, max_items: int) -> None:
@@ -131,6 +139,8 @@ class SqliteOutbox:
         self._seq_write_failed = False
         self._unstored: OrderedDict[int, str] = OrderedDict()  # events the file could not take, oldest first
         self._gone: set[int] = set()  # delivered or dropped events still in the file: DELETE failed
+        self._handed_out: dict[int, str] = {}  # events head() gave, not yet removed or dropped
+        self._given_up: int | None = None  # the file unreadable: its events up to this seq are given up
         self._store_failed = False
         self._store_tried_at = 0.0  # time.monotonic() of the last failed write
         self._seq_in_place_since: float | None = None  # <path>.seq written in place: no whole write worked
@@ -149,6 +159,9 @@ class SqliteOutbox:
                     raise
                 self._move_aside(err)
                 self._db, count = self._open()
+            self._rows = count  # rows in the file when last counted or written: what a give-up counts
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+            self._saved_seq = max(int(row[0]) if row else 0, self._saved_seq)
         except (OSError, sqlite3.Error) as err:
             raise ConfigError(
                 "mqtt.outbox_path", f"{self.path}: cannot open as an SQLite outbox ({err})", "fix the path"
@@ -272,54 +285,84 @@ class SqliteOutbox:
             os.close(fd)
 
     def _stored(self, count: int, skip: Collection[int] = ()) -> list[tuple[int, str]]:
-        """The oldest ``count`` events in the file that are neither gone nor in ``skip``, in seq order."""
+        """The oldest ``count`` events in the file that are neither gone nor in ``skip``, in seq order; none
+        once the file is given up. Raises sqlite3.Error when the file cannot be read."""
+        if self._given_up is not None:
+            return []
         rows = self._db.execute(
             "SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", (count + len(skip) + len(self._gone),)
         ).fetchall()
         return _first(((seq, payload) for seq, payload in rows if seq not in self._gone), count, skip)
 
     def _waiting(self, count: int, skip: Collection[int] = ()) -> list[tuple[int, str]]:
-        """The oldest ``count`` events waiting, those in the file first (all older than those in memory)."""
-        out = self._stored(count, skip)
+        """The oldest ``count`` events waiting, those in the file first (all older than those in memory).
+        Gives the file up when it cannot be read (:meth:`_give_up`)."""
+        try:
+            out = self._stored(count, skip)
+        except sqlite3.Error as err:
+            self._give_up(err)
+            out = []
         return out + _first(self._unstored.items(), count - len(out), skip)
 
     def _count(self) -> int:
-        stored = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-        return int(stored) - len(self._gone) + len(self._unstored)
+        """The events waiting, counted in the file each time (another process may delete rows from it, as
+        one clearing a backlog by hand). Gives the file up when it cannot be read (:meth:`_give_up`)."""
+        if self._given_up is None:
+            try:
+                self._rows = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            except sqlite3.Error as err:
+                self._give_up(err)
+        in_file = 0 if self._given_up is not None else self._rows - len(self._gone)
+        return in_file + len(self._unstored)
 
     def _oldest_waiting(self) -> int:
         oldest = self._waiting(1)
         return oldest[0][0] if oldest else 0
 
     def _write_pending(self) -> None:
-        """Store the events waiting in memory and delete the gone ones, all or nothing (one transaction);
-        raises sqlite3.Error when the file still cannot take it (a full disk)."""
-        if not self._unstored and not self._gone:
+        """Store the events waiting in memory and delete the gone ones (all those up to
+        ``_given_up`` too), all or nothing (one transaction); raises sqlite3.Error when the file
+        still cannot take it (a full disk) or cannot be read."""
+        if not self._unstored and not self._gone and self._given_up is None:
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            if self._given_up is not None:
+                self._db.execute("DELETE FROM outbox WHERE seq <= ?", (self._given_up,))
             self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in self._gone])
             self._db.executemany(
                 "INSERT OR REPLACE INTO outbox (seq, payload) VALUES (?, ?)", list(self._unstored.items())
             )
+            rows = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
             self._db.execute("COMMIT")
         except sqlite3.Error:
             if self._db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):  # a full disk may have rolled it back already
                     self._db.execute("ROLLBACK")
             raise
+        self._rows = rows
         stored = len(self._unstored)
         self._unstored.clear()
         self._gone.clear()
         if self._store_failed:
             self._store_failed = False
             logger.info(
-                "MQTT outbox %s: written again (%d events kept in memory now stored)", self.path, stored
+                "MQTT outbox %s: %s again (%d events kept in memory now stored)",
+                self.path,
+                "read and written" if self._given_up is not None else "written",
+                stored,
             )
+        self._given_up = None
 
     def _write_failed(self, what: str, err: sqlite3.Error) -> None:
-        """Warn once per spell of failures that events now wait in memory; ``what`` failed. The next try
-        to store them waits ``STORE_RETRY_S`` from now."""
+        """``what`` failed: give the file up when it cannot be read either (:meth:`_give_up`), else warn
+        once per spell of failures that events now wait in memory (a full card). The next try to store
+        them waits ``STORE_RETRY_S`` from now."""
+        try:
+            self._stored(1)
+        except sqlite3.Error as read_err:
+            self._give_up(read_err)
+            return
         self._store_tried_at = time.monotonic()
         if self._store_failed:
             return
@@ -334,9 +377,32 @@ class SqliteOutbox:
             self.path.parent,
         )
 
+    def _give_up(self, err: sqlite3.Error) -> None:
+        """The file cannot be read: give up the events waiting in it, counted in ``lost``, but those handed
+        out by :meth:`head` (still to be acknowledged), which wait in memory from now on, oldest first with
+        the others there; the next write that works deletes them from it. One WARNING."""
+        handed = {seq: payload for seq, payload in self._handed_out.items() if seq not in self._unstored}
+        given_up = self._rows - len(self._gone) - len(handed)
+        self.lost += given_up
+        self._unstored = OrderedDict(sorted([*handed.items(), *self._unstored.items()]))
+        self._handed_out.clear()
+        self._gone.clear()
+        self._given_up = self._saved_seq
+        self._store_failed = True
+        self._store_tried_at = time.monotonic()
+        logger.warning(
+            "MQTT outbox %s: cannot read it (%s); gave up the %d events waiting in it (counted as lost), "
+            "new events wait in memory (at most mqtt.outbox_max = %d) and are delivered, lost if the daemon "
+            "stops before; check the SD card (the kernel log, dmesg) and replace it if it fails",
+            self.path,
+            err,
+            given_up,
+            self.max_items,
+        )
+
     def put(self, seq: int, payload: str, keep: Collection[int] = ()) -> list[int]:
         """Add one event; past the bound drop the oldest not in ``keep`` and return the dropped seqs. Never
-        raises for a file that cannot be written: the event then waits in memory (see the class)."""
+        raises for a file that cannot be written or read: the event then waits in memory (see the class)."""
         with self._lock:
             self._saved_seq = max(self._saved_seq, seq)
             self._unstored[seq] = payload
@@ -344,8 +410,10 @@ class SqliteOutbox:
             dropped: list[int] = []
             if excess > 0:
                 oldest = self._waiting(excess + len(keep))
-                dropped = [seq_ for seq_, _ in oldest if seq_ not in keep][:excess]
+                excess = self._count() - self.max_items  # fewer wait if that gave the file up
+                dropped = [seq_ for seq_, _ in oldest if seq_ not in keep][: max(excess, 0)]
                 for seq_ in dropped:
+                    self._handed_out.pop(seq_, None)
                     if self._unstored.pop(seq_, None) is None:
                         self._gone.add(seq_)
             if not self._store_failed or time.monotonic() - self._store_tried_at >= STORE_RETRY_S:
@@ -357,22 +425,29 @@ class SqliteOutbox:
             return dropped
 
     def head(self, count: int, skip: Collection[int] = ()) -> list[tuple[int, str]]:
+        """The oldest ``count`` events whose seq is not in ``skip``, in seq order; they count as handed out
+        until removed or dropped (see the class). Never raises for a file that cannot be read."""
         with self._lock:
-            return self._waiting(count, skip)
+            events = self._waiting(count, skip)
+            self._handed_out.update(events)
+            return events
 
     def remove(self, seq: int) -> bool:
         """Forget one delivered event; False if it was not there. Never raises for a file that cannot be
         written, nor for one that cannot be read either (the event was handed out from it): the event is
         then remembered as gone, and deleted with the next write that works; one WARNING per spell."""
         with self._lock:
+            self._handed_out.pop(seq, None)
             if seq in self._unstored:
                 del self._unstored[seq]
                 removed = True
-            elif seq in self._gone:
+            elif seq in self._gone or self._given_up is not None:
                 return False
             else:
                 try:
-                    removed = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount > 0
+                    deleted = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
+                    self._rows -= deleted
+                    removed = deleted > 0
                 except sqlite3.Error as err:
                     try:
                         removed = (
@@ -385,14 +460,12 @@ class SqliteOutbox:
                         self._gone.add(seq)
                         self._write_failed(f"delete delivered event seq {seq}", err)
             if removed and seq == self._oldest:
-                with contextlib.suppress(sqlite3.Error):  # unreadable: the next put saves the marks
-                    self._save_marks(self._oldest_waiting())
+                self._save_marks(self._oldest_waiting())
             return removed
 
     def last_seq(self) -> int:
         with self._lock:
-            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
-            return max(int(row[0]) if row else 0, self._saved_seq)
+            return self._saved_seq
 
     def __len__(self) -> int:
         with self._lock:

@@ -13,9 +13,9 @@ class SinkStats:
     """What an output has done, for /metrics and the status line.
 
     ``connected`` is None for an output that has no connection (a file), else whether it is up now.
-    ``lost`` counts undelivered events given up: in an outbox file found damaged, or held in memory at stop
-    because the outbox file could not take them (a full card); ``damaged_files`` the damaged outbox files
-    moved aside.
+    ``lost`` counts undelivered events given up: in an outbox file found damaged, or that could not be read
+    any more while running, or held in memory at stop because the outbox file could not take them (a full
+    card); ``damaged_files`` the damaged outbox files moved aside.
     """
 
     published: int = 0
