@@ -75,7 +75,7 @@ def print_out(text: str) -> int:
     raises nothing. Any other write error (``>/dev/full``), or no stdout at all (``>&-``, None in Python), is
     one line on stderr."""
     if sys.stdout is None:
-        print(f"{APP_NAME}: cannot write to stdout: it is closed", file=sys.stderr)
+        print_err(f"{APP_NAME}: cannot write to stdout: it is closed")
         return 1
     try:
         sys.stdout.write(text + "\n")
@@ -83,9 +83,24 @@ def print_out(text: str) -> int:
     except OSError as err:
         discard_writes(sys.stdout)
         if not isinstance(err, BrokenPipeError):
-            print(f"{APP_NAME}: cannot write to stdout: {err.strerror or err}", file=sys.stderr)
+            print_err(f"{APP_NAME}: cannot write to stdout: {err.strerror or err}")
         return 1
     return 0
+
+
+def print_err(text: str) -> None:
+    """Print ``text`` (and a newline) on stderr: an error, or --check-config's verdict. A reader that went
+    away (``2>&1 | head -c1``), or any other write error, leaves nowhere to say so: stderr is pointed at
+    /dev/null (``discard_writes``), as for stdout in :func:`print_out`, so neither this line nor the
+    interpreter's flush at exit raises, and the exit status still tells the outcome. Nothing is printed
+    without a stderr (``2>&-``, None in Python); never raises."""
+    if sys.stderr is None:
+        return
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except OSError:
+        discard_writes(sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,24 +109,24 @@ def main(argv: list[str] | None = None) -> int:
         try:
             line = f"{APP_NAME} {version()}"
         except MoodcastError as err:
-            print(f"{APP_NAME}: {err}", file=sys.stderr)
+            print_err(f"{APP_NAME}: {err}")
             return 1
         return print_out(line)
     cli = {key: value for key, value in vars(args).items() if "." in key or key == "device_id"}
     try:
         config = load_config(args.config, cli=cli)
     except MoodcastError as err:
-        print(f"{APP_NAME}: {err}", file=sys.stderr)
+        print_err(f"{APP_NAME}: {err}")
         return 1
     if args.check_config:
         problems = file_problems(config)
         if not problems and (problem := model_problem(config)):  # loads the model as the daemon would
             problems.append(problem)
         for problem in problems:
-            print(f"{APP_NAME}: {problem}", file=sys.stderr)
+            print_err(f"{APP_NAME}: {problem}")
         if problems:
             return 1
-        print(f"{APP_NAME}: config OK", file=sys.stderr)
+        print_err(f"{APP_NAME}: config OK")
         return 0
     if args.print_config:
         return print_out(json.dumps(config.masked(), indent=2))
@@ -121,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     except MoodcastError as err:
         if config.log.level == "debug":
             logger.exception("stopped by an error")
-        print(f"{APP_NAME}: {err}", file=sys.stderr)
+        print_err(f"{APP_NAME}: {err}")
         return 1
     return 0
 

@@ -54,8 +54,9 @@ def video_file_problem(path: Path) -> str:
 
 def discard_writes(stream: IO[str]) -> None:
     """Point ``stream``'s file descriptor at /dev/null, as Python's signal docs advise for a broken pipe
-    ("Note on SIGPIPE"): what is still buffered, and the interpreter's flush of stdout at exit, then go
-    nowhere instead of raising again. Nothing for a stream with no descriptor of its own; never raises."""
+    ("Note on SIGPIPE"): what is still buffered, and the interpreter's flush of stdout and stderr at exit,
+    then go nowhere instead of raising again. Nothing for a stream with no descriptor of its own; never
+    raises."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, stream.fileno())

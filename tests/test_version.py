@@ -3,6 +3,7 @@ copied to the Pi, installing nothing), else the installed distribution's version
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -106,3 +107,38 @@ def test_what_is_printed_on_stdout_fails_like_a_unix_tool(flag: str) -> None:
     closed = ["sh", "-c", 'exec "$0" "$@" >&-', *command]
     result = subprocess.run(closed, capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stderr) == (1, "moodcast: cannot write to stdout: it is closed\n")
+
+
+# The daemon's entry point as `python -m device` runs it, with an uncaught exception told on stdout: stderr,
+# where Python prints its traceback, is the broken pipe under test.
+ON_BROKEN_STDERR = """
+import runpy, sys
+sys.excepthook = lambda kind, value, tb: print("uncaught", kind.__name__)
+sys.argv = ["moodcast", *sys.argv[1:]]
+runpy.run_module("device", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [(["--check-config"], 0), (["--check-config", "--mqtt-port", "0"], 1), (["--mqtt-port", "0"], 1)],
+    ids=["config OK", "check-config error", "config error"],
+)
+def test_what_is_printed_on_stderr_fails_like_a_unix_tool(args: list[str], status: int) -> None:
+    """``--check-config 2>&1 | head -c1`` ended in a BrokenPipeError traceback and exit 1 for a good config:
+    stderr's reader had gone. Now stderr is silenced as stdout is ("Note on SIGPIPE"), and the exit status
+    alone says how it went. A real pipe whose reader is gone before the first write (| head -c0)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", ON_BROKEN_STDERR, *args],
+            stdout=subprocess.PIPE,
+            stderr=write_end,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stdout) == (status, "")
