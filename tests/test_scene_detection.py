@@ -178,3 +178,13 @@ def test_all_twenty_faces_of_the_crowd_clip_are_announced_and_nothing_else(class
     scores = identity(shown, truth, calibration)
     assert (scores["announced"], scores["false_tracks"]) == (20, 0)
     assert all(delay is not None for delay in scores["new_delay_s"])
+
+
+def test_an_empty_run_scores_nan_not_a_division_by_zero():
+    """A run that showed no frame (a clip that decoded to nothing) raised ZeroDivisionError in
+    false_tracks_per_min; it scores as py-motmetrics scores it, with NaN where nothing was measured."""
+    truth = load_truth(ROOT / "samples" / "one-face.json")
+    scores = identity([], truth, load_calibration(ROOT / "models" / "crop.json"))
+    assert (scores["announced"], scores["false_tracks"], scores["face_frames"]) == (0, 0, 0)
+    assert all(np.isnan(scores[key]) for key in ("idf1", "mota", "false_tracks_per_min"))
+    assert scores["new_delay_s"] == [None] * len(truth.faces)

@@ -93,6 +93,10 @@ def identity(
     less than 70 % visible is left out of that frame (neither a hit nor a false one). Also returns
     ``announced`` (tracks ever shown), ``false_tracks`` (announced tracks that never lay on a face, counted or
     partial) and ``new_delay_s`` per face (first frame a track covers it minus its first counted frame).
+
+    An empty run (``shown`` holds no frame) scores as py-motmetrics scores it: counts of 0, NaN for ``idf1``
+    and ``mota``, and NaN ``false_tracks_per_min`` (no minute was shown), as ``score_by_size`` gives NaN
+    for a band without faces; each face's ``new_delay_s`` is None.
     """
     acc = mm.MOTAccumulator(auto_id=True)
     on_face: dict[int, bool] = {}
@@ -125,6 +129,8 @@ def identity(
         face_id: (first_cover[face_id] - first) / truth.fps if face_id in first_cover else None
         for face_id, (first, _last) in truth.faces.items()
     }
+    false_tracks = sum(not hit for hit in on_face.values())
+    minutes = len(shown) / truth.fps / 60.0
     return {
         "id_switches": int(row["num_switches"]),
         "fragmentations": int(row["num_fragmentations"]),
@@ -132,7 +138,7 @@ def identity(
         "mota": float(row["mota"]),
         "face_frames": int(row["num_objects"]),
         "announced": len(on_face),
-        "false_tracks": sum(not hit for hit in on_face.values()),
-        "false_tracks_per_min": sum(not hit for hit in on_face.values()) / (len(shown) / truth.fps / 60.0),
+        "false_tracks": false_tracks,
+        "false_tracks_per_min": false_tracks / minutes if minutes else float("nan"),
         "new_delay_s": [delays[k] for k in sorted(delays)],
     }
