@@ -40,6 +40,14 @@ RATE_MEASURE_S = 3.0
 # The longest gap between two frames a recording holds the first for (a stream that stalled for minutes is
 # not recorded as minutes of one frame).
 RECORDING_MAX_GAP_S = 5.0
+# OpenCV's video writer says nothing when its file cannot grow (a full disk, the file size limit, the file
+# removed): ``write`` returns None, and FFmpeg writes nothing more to a file once a write of it failed. So the
+# recording's file and disk are looked at (one stat and one statvfs) after its first frame and then once per
+# this many seconds of recording, and a WARNING is logged when one of them changes (device.display.room).
+RECORDING_CHECK_S = 5.0
+# Room under which a recording is said to be stopping: FFmpeg writes its file 256 KiB at a time (measured with
+# OpenCV 4.x's FFmpeg backend), so with less room than this the next write or the one after fails.
+RECORDING_MIN_ROOM_BYTES = 1 << 20
 # Face detection.
 HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
 # A window searched on its own (a hint's, an unannounced track's) and the verifier's patch are searched for

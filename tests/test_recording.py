@@ -3,6 +3,7 @@ at start."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from device.config import DisplayConfig
 from device.display.display import VideoFileDisplay
 from device.errors import DisplayError
-from tests.test_daemon import SAMPLE, daemon, one_line_error
+from tests.test_daemon import ROOT, SAMPLE, daemon, one_line_error
 
 
 def record(*args: str) -> list[str]:
@@ -183,3 +184,74 @@ def test_a_variable_frame_rate_video_is_recorded_as_long_as_it_plays(tmp_path, s
     assert result.returncode == 0, result.stderr
     fps = cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FPS)
     assert frames_in(out) / fps == pytest.approx(times[-1] - times[0] + 1 / fps, abs=1.5 / fps)
+
+
+def recording_daemon(out: Path, shipped_model: Path, wrap: list[str], limit_bytes: int = 0):
+    """The daemon over the sample, recording to ``out``, events to stdout (a pipe: no file to fill), its
+    command prefixed by ``wrap``, and with a file size limit of ``limit_bytes`` (0: none)."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit_file_size() -> None:  # Python ignores SIGXFSZ: a write past the limit fails with EFBIG
+        if limit_bytes:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, resource.RLIM_INFINITY))
+
+    command = [*wrap, sys.executable, "-m", "device", "--no-realtime", "--input", str(SAMPLE),
+               "--model-path", str(shipped_model), "--events", "-", *record(str(out))]  # fmt: skip
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=120, cwd=ROOT, preexec_fn=limit_file_size
+    )
+
+
+def said_once_and_ran_on(result, out: Path, cause: str) -> None:
+    """The run exited 0 with every event, and said once, in a WARNING naming ``out``, that ``cause``."""
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line)["type"] for line in result.stdout.splitlines()]
+    assert events[0] == "new" and events[-1] == "end", result.stdout
+    said = [line for line in result.stderr.splitlines() if f"recording {out}" in line]
+    assert len(said) == 1 and "WARNING" in said[0] and cause in said[0], result.stderr
+    assert "restart moodcast to record again" in said[0] and "events and MQTT go on" in said[0]
+
+
+def test_a_recording_past_the_file_size_limit_is_said_once_and_the_daemon_runs_on(tmp_path, shipped_model):
+    """OpenCV's writer fails in silence: the sample's 2.9 MB recording was cut at the 1.5 MiB limit (EFBIG)
+    and the run said nothing."""
+    out = tmp_path / "out.avi"
+    result = recording_daemon(out, shipped_model, [], limit_bytes=3 << 19)
+    said_once_and_ran_on(result, out, "reached the file size limit of 1572864 bytes")
+    assert out.stat().st_size == 3 << 19  # really cut there
+
+
+def unshare_denied() -> str:
+    """Why a mount namespace of this user cannot be had here (unshare -rm), or ""."""
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return "no unshare command (util-linux)"
+    tried = subprocess.run(["unshare", "-rm", "true"], capture_output=True, text=True)
+    return tried.stderr.strip() if tried.returncode else ""
+
+
+@pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
+def test_a_recording_on_a_full_disk_is_said_once_and_the_daemon_runs_on(tmp_path, shipped_model):
+    """The recording on a 1 MiB tmpfs (a full SD card) stopped growing at 1 MiB without a word."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    out = disk / "out.avi"
+    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=1m none "{disk}" && exec "$@"', "sh"]
+    said_once_and_ran_on(recording_daemon(out, shipped_model, mount), out, "its disk is full (")
+
+
+def test_a_recording_removed_while_running_is_said_once(tmp_path, caplog):
+    out = tmp_path / "out.avi"
+    display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (64, 48), 10.0)
+    with caplog.at_level("INFO", logger="device.display"):
+        for index in range(300):  # 30 s of recording, the file removed after 10 s
+            if index == 100:
+                out.unlink()
+            display.show(np.full((48, 64, 3), index % 250, np.uint8), index / 10)
+        display.close()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if f"recording {out}" in r.getMessage()]
+    assert len(said) == 1 and said[0][0] == "WARNING", said
+    assert "removed or replaced while recording" in said[0][1], said

@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 
 from device.config import DisplayConfig
-from device.const import RECORDING_MAX_GAP_S
+from device.const import RECORDING_CHECK_S, RECORDING_MAX_GAP_S
+from device.display.room import RoomWatch
 from device.display.video_path import VIDEO_CODECS, video_path_problem
 from device.errors import DisplayError
 
@@ -52,6 +53,10 @@ class VideoFileDisplay:
     file, a camera faster or slower than the announced rate, or a pipeline that drops frames is recorded as
     long as it lasted (sample and hold). A gap longer than ``RECORDING_MAX_GAP_S`` (a stream that stalled) is
     held that long and no longer.
+
+    OpenCV says nothing when the file cannot grow (a full disk, the file size limit, the file removed):
+    after its first frame and then every ``RECORDING_CHECK_S`` of recording, the file and its disk are
+    looked at (``RoomWatch``), and a WARNING says so once, while the daemon runs on.
     """
 
     def __init__(
@@ -68,6 +73,9 @@ class VideoFileDisplay:
                 f"display.video_path: {path}: {_writer_problem(path.suffix, codec, frame_size)}"
             )
         self.path = path
+        self._room = RoomWatch(path)
+        self._written = 0  # file frames written
+        self._next_check = 1  # the file frame after which the room is looked at next
         self._fps = fps or 15.0
         self._first_s: float | None = None
         self._held: np.ndarray | None = None  # the newest frame, not written yet
@@ -88,14 +96,22 @@ class VideoFileDisplay:
         if self._held is not None and slot > self._next_slot:
             repeats = min(slot - self._next_slot, max(round(RECORDING_MAX_GAP_S * self._fps), 1))
             for _ in range(repeats):
-                self._writer.write(self._held)
+                self._write(self._held)
             self._next_slot = slot
         self._held = frame  # a frame that falls on the held one's file frame replaces it: the newer wins
         return True
 
+    def _write(self, image: np.ndarray) -> None:
+        """Write ``image`` as the file's next frame; look at the room when it is time."""
+        self._writer.write(image)
+        self._written += 1
+        if self._written >= self._next_check:
+            self._room.check()
+            self._next_check = self._written + max(round(RECORDING_CHECK_S * self._fps), 1)
+
     def close(self) -> None:
         if self._held is not None:
-            self._writer.write(self._held)
+            self._write(self._held)
             self._held = None
         self._writer.release()
 

@@ -1,0 +1,88 @@
+"""Whether a recording can still grow: its file still at its path, room on its disk, the file size limit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+from pathlib import Path
+
+from device.const import RECORDING_MIN_ROOM_BYTES
+
+logger = logging.getLogger(__name__)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) of the file at ``path``, or None when there is none."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _size_limit_bytes() -> int | None:
+    """This process's file size limit (RLIMIT_FSIZE's soft limit, systemd's LimitFSIZE=), or None."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def recording_problem(path: Path, identity: tuple[int, int]) -> str:
+    """Why the recording at ``path``, the file whose (device, inode) is ``identity``, cannot grow (much)
+    longer, and what to do, or "" when nothing stops it: the file was removed or replaced, its disk has
+    under ``RECORDING_MIN_ROOM_BYTES`` free for this user, or it is that close to the file size limit.
+    Raises OSError when the file or its disk cannot be looked at."""
+    if _identity(path) != identity:
+        return (
+            "the file was removed or replaced while recording, so the frames go to a deleted file; "
+            "restart moodcast to record again"
+        )
+    disk = os.statvfs(path.parent)
+    free_bytes = disk.f_bavail * disk.f_frsize
+    if free_bytes < RECORDING_MIN_ROOM_BYTES:
+        return (
+            f"its disk is full ({free_bytes // 1024} KiB free), so the video stops growing; free space, "
+            "then restart moodcast to record again"
+        )
+    limit_bytes = _size_limit_bytes()
+    if limit_bytes is not None and limit_bytes - path.stat().st_size < RECORDING_MIN_ROOM_BYTES:
+        return (
+            f"it reached the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=), "
+            "so the video stops growing; raise the limit, then restart moodcast to record again"
+        )
+    return ""
+
+
+class RoomWatch:
+    """Logs once, when it changes, whether the recording at ``path`` can still grow: a WARNING with what,
+    where and what to do when it cannot, an INFO when that ends. The file must exist (the writer opened
+    it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        identity = _identity(path)
+        assert identity is not None, "open the writer first"
+        self._identity = identity
+        self._problem = ""
+
+    def check(self) -> None:
+        """Look at the file and its disk (a stat and a statvfs, ~10 us) and log if what stops it changed."""
+        try:
+            problem = recording_problem(self.path, self._identity)
+        except OSError as err:
+            problem = f"the file or its disk cannot be looked at ({err.strerror}); check the disk"
+        if problem == self._problem:
+            return
+        if problem:
+            logger.warning(
+                "recording %s: %s (OpenCV writes nothing more to a file once a write of it failed); "
+                "events and MQTT go on",
+                self.path,
+                problem,
+            )
+        else:
+            logger.info(
+                "recording %s has room again; if it stopped growing, restart moodcast to record again",
+                self.path,
+            )
+        self._problem = problem
