@@ -255,3 +255,52 @@ def test_a_recording_removed_while_running_is_said_once(tmp_path, caplog):
     said = [(r.levelname, r.getMessage()) for r in caplog.records if f"recording {out}" in r.getMessage()]
     assert len(said) == 1 and said[0][0] == "WARNING", said
     assert "removed or replaced while recording" in said[0][1], said
+
+
+def test_an_http_mjpeg_stream_is_recorded_at_the_rate_it_was_measured_at(tmp_path, shipped_model):
+    """MJPEG over HTTP reports no rate: a 15 fps stream was recorded at camera.fps (30), each frame written
+    twice, at twice the encoding and the file size, in a file that said 30 fps. It is recorded at the rate
+    the source measures, and plays as long as the stream ran."""
+    from tests.test_sources import MjpegServer
+    from tools.web_daemon import free_port
+
+    port = free_port()
+    server = MjpegServer(port, 320, 240)  # about 15 frames a second
+    out = tmp_path / "out.avi"
+    try:
+        result = daemon("--input", f"http://127.0.0.1:{port}/x.mjpg", "--camera-max-frames", "75",
+                        "--model-path", str(shipped_model), *record(str(out)))  # fmt: skip
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    measured = float(result.stderr.split(" delivers ")[1].split(" fps")[0])
+    said = f"recording {out} at the source's rate, {measured:.1f} fps (as measured)"
+    assert said in result.stderr, result.stderr
+    fps = cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FPS)
+    assert fps == pytest.approx(measured, abs=0.05), result.stderr
+    # Each of the 75 frames is written about once, not twice; the measured rate may be a little off the
+    # true one (frames that came in a burst as the stream opened), and with it the file frames' count.
+    written = frames_in(out)
+    assert written == pytest.approx(75, abs=15), result.stderr
+    assert written / fps == pytest.approx(75 / measured, abs=1.0), result.stderr  # as long as it ran
+
+
+def test_frames_held_while_the_rate_is_measured_are_bounded(tmp_path, monkeypatch, caplog):
+    """Frames wait in memory for the source's measured rate, at most RECORDING_HOLD_BYTES of them (here 4
+    frames): past that, and at the end of a run shorter than the measurement, the stand-in rate is taken."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr("device.display.display.RECORDING_HOLD_BYTES", 4 * 48 * 64 * 3 + 1)
+    for count in (10, 3):
+        out = tmp_path / f"out{count}.avi"
+        source = SimpleNamespace(fps=30.0, fps_measuring=True)  # a stream measuring its rate, camera.fps 30
+        display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (64, 48), source)
+        with caplog.at_level("INFO", logger="device.display.display"):
+            caplog.clear()
+            for index in range(count):
+                display.show(np.full((48, 64, 3), 40 * (index % 6), np.uint8), index / 15)
+            display.close()
+        said = [r.getMessage() for r in caplog.records]
+        assert said == [f"recording {out} at the source's rate, 30.0 fps (camera.fps: not measured yet)"]
+        assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FPS) == 30.0
+        assert frames_in(out) == 2 * count - 1  # each 15 fps frame twice, the last once
