@@ -106,7 +106,7 @@ class MoodcastApp:
     def _init_display(self) -> None:
         assert self._source is not None
         video = input_video(self.config.camera)
-        self._display = open_display(self.config.display, self._source.size, self._source, video)
+        self._display = open_display(self.config.display, self._source.size, self._source.fps, video)
 
     def _init_events(self) -> None:
         if self.config.events.path:

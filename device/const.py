@@ -40,10 +40,6 @@ RATE_MEASURE_S = 3.0
 # The longest gap between two frames a recording holds the first for (a stream that stalled for minutes is
 # not recorded as minutes of one frame).
 RECORDING_MAX_GAP_S = 5.0
-# A recording of a source that measures its rate (RATE_MEASURE_S) holds the frames shown meanwhile, up to this
-# many bytes, to write them at the rate measured: 3 s of 640x480 frames at 24 fps. A larger or faster stream
-# is recorded at its stand-in rate (camera.fps) from there, each frame held in time (RECORDING_MAX_GAP_S).
-RECORDING_HOLD_BYTES = 64 << 20
 # OpenCV's video writer says nothing when its file cannot grow (a full disk, the file size limit, the file
 # removed): ``write`` returns None, and FFmpeg writes nothing more to a file once a write of it failed. So the
 # recording's file and disk are looked at (one stat and one statvfs) after its first frame and then once per

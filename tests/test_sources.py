@@ -796,7 +796,6 @@ def test_an_http_mjpeg_streams_rate_is_measured_not_taken_from_ffmpeg():
     assert measured, waiter.messages
     rate = float(measured.split(" delivers ")[1].split(" fps")[0])
     assert 8.0 <= rate <= 16.0, measured
-    assert not source.fps_measuring and source.fps == pytest.approx(rate, abs=0.05)  # what a recording takes
 
 
 @pytest.mark.parametrize("password", ["abc#123", "ab/c123", "ab?c123", "a@b#c/d?e"])

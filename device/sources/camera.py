@@ -40,10 +40,6 @@ class Frame:
 class FrameSource(Protocol):
     """Delivers frames until the source ends (``None``) or ``stop`` is set.
 
-    ``fps`` is its frame rate: reported by the source, or, where it reports none (HTTP MJPEG), measured
-    from its frames' arrival over ``RATE_MEASURE_S`` after it opened; ``fps_measuring`` is True until then,
-    and ``fps`` camera.fps, a stand-in.
-
     ``lost`` is True while a live camera delivers nothing and is being reopened; ``read`` then keeps
     waiting, and calls ``idle`` (if given) about every half second from the reader's thread, so that the
     reader can show it is alive (the systemd watchdog) while it waits for the camera.
@@ -52,9 +48,6 @@ class FrameSource(Protocol):
     fps: float
     size: tuple[int, int]
     lost: bool
-
-    @property
-    def fps_measuring(self) -> bool: ...
 
     @property
     def dropped(self) -> int:
@@ -182,7 +175,6 @@ class VideoFileSource:
         self.size = (0, 0)
         self.dropped = 0
         self.lost = False  # a file is never lost
-        self.fps_measuring = False  # a file says its rate (else camera.fps is taken)
         self._capture: cv2.VideoCapture | None = None
         self._orient = Orientation.of(camera)
         self._index = 0
@@ -357,10 +349,6 @@ class _ThreadedCamera:
     def dropped(self) -> int:
         return self._slot.overwritten
 
-    @property
-    def fps_measuring(self) -> bool:
-        return self._arrivals is not None
-
     def open(self) -> None:
         """Open the camera and start the capture thread. Raises CameraError, or, when the camera cannot be
         opened now and ``camera.wait_at_start`` is off, CameraUnavailable; with it on, the capture thread
@@ -436,8 +424,8 @@ class _ThreadedCamera:
         return f"at a frame rate it does not report (measuring it over {RATE_MEASURE_S:.0f} s of frames)"
 
     def _measure_rate(self, arrived_s: float) -> None:
-        """While the source's rate is unknown, measure it once (per opening) from its frames' arrival over
-        ``RATE_MEASURE_S`` seconds of ``arrived_s`` values (monotonic seconds): it becomes ``fps``, logged."""
+        """While the source's rate is unknown, log once (per opening) the rate its frames arrive at,
+        measured over ``RATE_MEASURE_S`` seconds from ``arrived_s`` values (monotonic seconds)."""
         if self._arrivals is None:
             return
         self._arrivals.append(arrived_s)
@@ -445,8 +433,7 @@ class _ThreadedCamera:
         if span_s < RATE_MEASURE_S:
             return
         frames = len(self._arrivals) - 1
-        self.fps = frames / span_s
-        self._arrivals = None  # after fps: a reader that sees the measuring over reads the measured rate
+        self._arrivals = None
         logger.info(
             "camera %s delivers %.1f fps (measured: %d frames in %.1f s)",
             self.name,
