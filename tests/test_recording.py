@@ -255,3 +255,42 @@ def test_a_recording_removed_while_running_is_said_once(tmp_path, caplog):
     said = [(r.levelname, r.getMessage()) for r in caplog.records if f"recording {out}" in r.getMessage()]
     assert len(said) == 1 and said[0][0] == "WARNING", said
     assert "removed or replaced while recording" in said[0][1], said
+
+
+FULL_DISK_FILLING_UP = """
+import logging, sys
+from pathlib import Path
+import numpy as np
+from device.config import DisplayConfig
+from device.display.display import VideoFileDisplay
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+disk = Path(sys.argv[1])
+events = disk / "events.jsonl"  # another writer on the same disk
+display = VideoFileDisplay(DisplayConfig(backend="video", video_path=disk / "out.avi"), (64, 48), 10.0)
+for index in range(300):  # 30 s of recording; the other writer adds 20 KiB every 5 s
+    if index % 50 == 25:
+        with events.open("ab") as handle:
+            handle.write(bytes(20 << 10))
+    display.show(np.full((48, 64, 3), index % 250, np.uint8), index / 10)
+display.close()
+"""
+
+
+@pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
+def test_a_full_disk_whose_free_space_changes_is_said_once(tmp_path):
+    """The WARNING named the free KiB, and was said again at each look (every 5 s) where that number had
+    changed: seven WARNINGs for one full disk. The state is now the kind of problem, whatever its words."""
+    import subprocess
+    import sys
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=1m none "{disk}" && exec "$@"', "sh"]
+    result = subprocess.run(
+        [*mount, sys.executable, "-c", FULL_DISK_FILLING_UP, str(disk)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.avi'}" in line]
+    assert len(said) == 1 and said[0].startswith("WARNING") and "its disk is full (" in said[0], said

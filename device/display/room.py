@@ -27,53 +27,61 @@ def _size_limit_bytes() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
-def recording_problem(path: Path, identity: tuple[int, int]) -> str:
-    """Why the recording at ``path``, the file whose (device, inode) is ``identity``, cannot grow (much)
-    longer, and what to do, or "" when nothing stops it: the file was removed or replaced, its disk has
-    under ``RECORDING_MIN_ROOM_BYTES`` free for this user, or it is that close to the file size limit.
-    Raises OSError when the file or its disk cannot be looked at."""
+# What stops a recording, the state ``RoomWatch`` logs the changes of: its words (a number of KiB free)
+# change from one look to the next while the state stays the same.
+REMOVED, DISK_FULL, SIZE_LIMIT, CANNOT_LOOK = "removed", "disk full", "size limit", "cannot look"
+
+
+def recording_problem(path: Path, identity: tuple[int, int]) -> tuple[str, str]:
+    """What stops the recording at ``path``, the file whose (device, inode) is ``identity``, from growing
+    (much) longer: the kind (``REMOVED``, ``DISK_FULL``, ``SIZE_LIMIT``) and the words saying it and what to
+    do, or ("", "") when nothing does: the file was removed or replaced, its disk has under
+    ``RECORDING_MIN_ROOM_BYTES`` free for this user, or it is that close to the file size limit. Raises
+    OSError when the file or its disk cannot be looked at."""
     if _identity(path) != identity:
-        return (
+        return REMOVED, (
             "the file was removed or replaced while recording, so the frames go to a deleted file; "
             "restart moodcast to record again"
         )
     disk = os.statvfs(path.parent)
     free_bytes = disk.f_bavail * disk.f_frsize
     if free_bytes < RECORDING_MIN_ROOM_BYTES:
-        return (
+        return DISK_FULL, (
             f"its disk is full ({free_bytes // 1024} KiB free), so the video stops growing; free space, "
             "then restart moodcast to record again"
         )
     limit_bytes = _size_limit_bytes()
     if limit_bytes is not None and limit_bytes - path.stat().st_size < RECORDING_MIN_ROOM_BYTES:
-        return (
+        return SIZE_LIMIT, (
             f"it reached the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=), "
             "so the video stops growing; raise the limit, then restart moodcast to record again"
         )
-    return ""
+    return "", ""
 
 
 class RoomWatch:
     """Logs once, when it changes, whether the recording at ``path`` can still grow: a WARNING with what,
-    where and what to do when it cannot, an INFO when that ends. The file must exist (the writer opened
-    it)."""
+    where and what to do when it cannot, an INFO when that ends. The state is the kind of problem
+    (``recording_problem``), not its words: a full disk whose free KiB change is one WARNING. The file must
+    exist (the writer opened it)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         identity = _identity(path)
         assert identity is not None, "open the writer first"
         self._identity = identity
-        self._problem = ""
+        self._kind = ""  # the kind of problem last logged, "" for none
 
     def check(self) -> None:
         """Look at the file and its disk (a stat and a statvfs, ~10 us) and log if what stops it changed."""
         try:
-            problem = recording_problem(self.path, self._identity)
+            kind, problem = recording_problem(self.path, self._identity)
         except OSError as err:
+            kind = CANNOT_LOOK
             problem = f"the file or its disk cannot be looked at ({err.strerror}); check the disk"
-        if problem == self._problem:
+        if kind == self._kind:
             return
-        if problem:
+        if kind:
             logger.warning(
                 "recording %s: %s (OpenCV writes nothing more to a file once a write of it failed); "
                 "events and MQTT go on",
@@ -85,4 +93,4 @@ class RoomWatch:
                 "recording %s has room again; if it stopped growing, restart moodcast to record again",
                 self.path,
             )
-        self._problem = problem
+        self._kind = kind
