@@ -973,6 +973,70 @@ def test_an_outbox_that_cannot_be_read_gives_up_its_events_and_keeps_new_ones(tm
     assert "read and written again (28 events kept in memory now stored)" in lines[1], lines
 
 
+TWICE_FAILING_CARD_OUTBOX = """
+import logging, os, sqlite3, sys
+from pathlib import Path
+import device.outputs.outbox as outbox_module
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+outbox_module.STORE_RETRY_S = 0.0  # each put tries the file again
+path = Path(sys.argv[1]).resolve()  # as /proc/self/fd shows it
+box = outbox_module.SqliteOutbox(path, 30)
+files = (str(path), f"{path}-wal")
+ours = [int(fd) for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}") in files]
+assert ours, "no descriptor of the outbox file found"
+folder = os.open(path.parent, os.O_RDONLY)
+
+def fail():  # each read of the outbox file is EISDIR, each write EBADF (SQLITE_IOERR)
+    saved = {fd: os.dup(fd) for fd in ours}
+    for fd in ours:
+        os.dup2(folder, fd)
+    return saved
+
+def heal(saved):
+    for fd, old in saved.items():
+        os.dup2(old, fd)
+        os.close(old)
+
+for seq in range(1, 6):
+    box.put(seq, f"event {seq}")
+handed = {seq for seq, _ in box.head(2)}  # 1, 2 handed to the client (QoS 1 in flight)
+saved = fail()
+box.put(6, "event 6", keep=handed)  # gives 3-5 up
+heal(saved)
+box.put(7, "event 7", keep=handed)  # the card reads again: 1, 2, 6, 7 stored
+saved = fail()
+box.put(8, "event 8", keep=handed)  # gives 6, 7 up; 1, 2 still in flight
+print("lost", box.lost, "len", len(box))
+print("acknowledged", box.remove(1), box.remove(2))
+print("waiting", [seq for seq, _ in box.head(100)])
+heal(saved)
+box.put(9, "event 9")
+box.close()
+with sqlite3.connect(path) as db:
+    print("stored", [row[0] for row in db.execute("SELECT seq FROM outbox ORDER BY seq")])
+"""
+
+
+def test_events_in_flight_through_two_give_ups_are_neither_lost_nor_kept(tmp_path: Path) -> None:
+    """The first give-up of an unreadable file forgot which events the client held; when the card read
+    again and failed again, the second counted those in flight as lost, and the broker's acknowledgement
+    found them gone (remove False): delivered events counted lost. They now stay handed out through both."""
+    child = run_script(TWICE_FAILING_CARD_OUTBOX, str(tmp_path / "outbox.sqlite"))
+    assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
+    assert child.stdout.splitlines() == [
+        "lost 5 len 3",  # 3-5, then 6 and 7; 1, 2 and 8 wait in memory
+        "acknowledged True True",
+        "waiting [8]",
+        "stored [8, 9]",
+    ], child.stdout
+    gave_up = [line for line in child.stderr.splitlines() if "gave up" in line]
+    assert [line.split("; gave up ")[1].split(" (")[0] for line in gave_up] == [
+        "the 3 events waiting in it",
+        "the 2 events waiting in it",
+    ], child.stderr
+
+
 def test_an_outbox_overwritten_under_the_daemon_keeps_delivering(
     broker_factory, publishers, subscribe, publish_log, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -380,12 +380,12 @@ class SqliteOutbox:
     def _give_up(self, err: sqlite3.Error) -> None:
         """The file cannot be read: give up the events waiting in it, counted in ``lost``, but those handed
         out by :meth:`head` (still to be acknowledged), which wait in memory from now on, oldest first with
-        the others there; the next write that works deletes them from it. One WARNING."""
+        the others there; the next write that works deletes them from it. They stay handed out: the file
+        may be stored again and given up again before the broker acknowledges them. One WARNING."""
         handed = {seq: payload for seq, payload in self._handed_out.items() if seq not in self._unstored}
         given_up = self._rows - len(self._gone) - len(handed)
         self.lost += given_up
         self._unstored = OrderedDict(sorted([*handed.items(), *self._unstored.items()]))
-        self._handed_out.clear()
         self._gone.clear()
         self._given_up = self._saved_seq
         self._store_failed = True
