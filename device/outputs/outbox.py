@@ -112,7 +112,10 @@ class SqliteOutbox:
     found damaged. A damaged file (not a database, or cut short by a power loss) is moved aside to
     ``<path>.damaged-<time>`` and an empty outbox takes its place: ``lost`` counts its undelivered events,
     now gone: those still readable in it or, when none can be read, ``last - oldest + 1`` from the ``.seq``
-    file (an estimate: deliveries since its last write are not in it).
+    file (an estimate: deliveries since its last write are not in it), none when it says none was waiting
+    (an older daemon's, with the highest only, says nothing of that). A :meth:`close` with the file given up
+    (below) writes that none is waiting: it counted the events in memory as lost, the give-up those in the
+    file, and a start that finds the file damaged must not count them again.
 
     A write that fails while running (a full disk: "database or disk is full") never raises: the events
     that cannot be stored wait in memory, after those in the file and within the same bound, and the
@@ -193,6 +196,9 @@ class SqliteOutbox:
         if readable is None and self._oldest:
             readable = min(self._saved_seq - self._oldest + 1, self.max_items)
             how_many = f"about {readable} (from {self.seq_path})"
+        elif readable is None and self._seq_names_oldest:  # none waiting, or all counted lost before
+            readable = 0
+            how_many = f"no (from {self.seq_path})"
         else:
             how_many = "an unknown number of" if readable is None else str(readable)
         self.lost = readable or 0
@@ -213,7 +219,9 @@ class SqliteOutbox:
 
     def _read_seq_file(self) -> tuple[int, int]:
         """The highest seq and the oldest waiting one (0: none) from ``<path>.seq``, zero-padded or not (an
-        older daemon wrote them unpadded); (0, 0) without it, and with a WARNING when it cannot be read."""
+        older daemon wrote them unpadded); (0, 0) without it, and with a WARNING when it cannot be read.
+        ``_seq_names_oldest`` says whether it held the oldest (an older daemon wrote only the highest)."""
+        self._seq_names_oldest = False
         try:
             numbers = [int(word) for word in self.seq_path.read_text().split()]
         except FileNotFoundError:
@@ -223,6 +231,7 @@ class SqliteOutbox:
                 "MQTT outbox: cannot read the last seq from %s (%s); ignoring it", self.seq_path, err
             )
             return 0, 0
+        self._seq_names_oldest = len(numbers) >= 2
         last, oldest = (numbers + [0, 0])[:2]  # an older daemon wrote only the highest
         return last, oldest
 
@@ -475,7 +484,8 @@ class SqliteOutbox:
         """Store what waits in memory if the file takes it now, and close the file. Return how many
         undelivered events are lost because it does not (a full card), also counted in ``lost``: the
         caller reports them; ``len`` before less these is what the file keeps. Never raises for a file that
-        cannot be written."""
+        cannot be written. With the file given up, ``<path>.seq`` then says that none is waiting (when it
+        can be written): each event it held was counted lost once already."""
         with self._lock:
             lost = 0
             try:
@@ -483,6 +493,8 @@ class SqliteOutbox:
             except sqlite3.Error:
                 lost = len(self._unstored)
                 self.lost += lost
+                if self._given_up is not None:  # those in the file were counted when it was given up
+                    self._save_marks(0)
             self._db.close()
             return lost
 
