@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures_model import FER_MINI, TRAIN_ARGS
+from tests.fixtures_model import FER_MINI, SHIPPED_MODEL, TRAIN_ARGS
 from train.const import LABELS
 
 
@@ -71,19 +71,29 @@ def test_bad_teacher_flags_are_one_line_exit_2(
     assert expected in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("where", ["missing", "folder"])
-def test_a_teacher_that_is_no_file_is_one_line_before_tensorflow(
+@pytest.mark.parametrize("where", ["missing", "folder", "empty", "text", "tflite"])
+def test_a_teacher_that_is_no_model_file_is_one_line_before_tensorflow(
     where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """An empty, text or .tflite teacher used to reach Keras, ~40 s later, and say "File not found" of a file
+    that is there."""
     teacher = tmp_path / "teacher.keras"
     if where == "folder":
         teacher.mkdir()
+    elif where == "empty":
+        teacher.write_bytes(b"")
+    elif where == "text":
+        teacher.write_text("not a model\n")
+    elif where == "tflite":
+        teacher.write_bytes(SHIPPED_MODEL.read_bytes())
     out = tmp_path / "run"
     assert run_train("--data", FER_MINI, "--out", out, "--teacher", teacher) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    expected = "not found" if where == "missing" else "is a folder, expected the Keras model file"
+    expected = {"missing": "not found", "folder": "is a folder, expected the Keras model file"}.get(
+        where, "not a Keras model file (a .keras file is a zip archive); give a run's model.keras"
+    )
     assert len(err) == 1 and err[0].startswith(f"train: --teacher {teacher}: ") and expected in err[0], err
-    assert not out.exists()  # refused before the run folder is made
+    assert not out.exists()  # refused before the run folder is made (and before TensorFlow starts)
 
 
 def test_a_resume_of_a_run_from_before_teacher_refuses_a_teacher(
@@ -105,7 +115,24 @@ def test_a_resume_of_a_run_from_before_teacher_refuses_a_teacher(
     flags = ("--data", FER_MINI, "--out", out, "--width", "8", "--epochs", "4", "--resume")
     assert run_train(*flags, "--teacher", teacher) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"train: --resume: give the run's own flags: --teacher {teacher} (the run has None)"
+        f"train: --resume: give the run's own flags: --teacher {teacher} (the run has none)"
+    ]
+
+
+def test_a_resume_without_the_runs_teacher_says_so_in_words_a_user_can_type(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resume that left out the run's --teacher was told to give "--teacher None"."""
+    from train.__main__ import parse_args
+    from train.run_folder import write_settings
+
+    out = tmp_path / "run"
+    (out / "backup").mkdir(parents=True)
+    teacher = tmp_path / "teacher.keras"
+    write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--teacher", str(teacher)]))
+    assert run_train("--data", FER_MINI, "--out", out, "--resume") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"train: --resume: give the run's own flags: no --teacher (the run has {teacher})"
     ]
 
 
@@ -145,20 +172,33 @@ def test_a_run_with_a_teacher_records_it(tiny_model_dir: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["not a model", "other shape"])
+@pytest.mark.parametrize("kind", ["unknown layer", "other shape", "logits"])
 def test_a_teacher_that_cannot_score_faces_is_one_line_exit_2(
     kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A teacher with a layer this project does not register used to end in two tracebacks (TypeError), and
+    one ending in logits was blended into the targets, negative scores and all."""
     import keras
 
+    class Doubled(keras.layers.Layer):
+        def call(self, x):  # type: ignore[no-untyped-def]
+            return 2 * x
+
     teacher = tmp_path / "teacher.keras"
-    if kind == "not a model":
-        teacher.write_text("not a zip\n")
-    else:
-        inputs = keras.Input((48, 48, 1))
-        keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs))).save(teacher)
+    inputs = keras.Input((48, 48, 1))
+    flat = keras.layers.Flatten()(inputs)
+    outputs = {
+        "unknown layer": keras.layers.Dense(7, activation="softmax")(Doubled()(flat)),
+        "other shape": keras.layers.Dense(3)(flat),
+        "logits": keras.layers.Dense(7)(flat),
+    }[kind]
+    keras.Model(inputs, outputs).save(teacher)
     out = tmp_path / "run"
     assert run_train("--data", FER_MINI, "--out", out, *TRAIN_ARGS, "--teacher", teacher) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    expected = "not a Keras model file" if kind == "not a model" else "expected a 48x48 grey face and 7 class"
+    expected = {
+        "unknown layer": "cannot be loaded as a Keras model (",
+        "other shape": "expected a 48x48 grey face and 7 class",
+        "logits": "gives scores that are not probabilities (lowest -",
+    }[kind]
     assert len(err) == 1 and err[0].startswith(f"train: --teacher {teacher}: ") and expected in err[0], err

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -295,11 +296,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def teacher_file_problem(teacher: Path | None) -> str:
-    """Why ``--teacher`` names no readable Keras model file (one line), or "": checked before TensorFlow
-    starts, so a wrong path answers in a second."""
+    """Why ``--teacher`` names no readable Keras model file (one line), or "": missing, a folder, unreadable,
+    or no zip archive (a .tflite, an empty or cut-off file); checked before TensorFlow starts, so a wrong path
+    answers in a second."""
     if teacher is None:
         return ""
     problem = file_problem(teacher, "Keras model file (.keras) to distil")
+    if not problem and not zipfile.is_zipfile(teacher):
+        problem = (
+            f"{teacher}: not a Keras model file (a .keras file is a zip archive); give a run's model.keras"
+        )
     return f"--teacher {problem}" if problem else ""
 
 

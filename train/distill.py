@@ -16,6 +16,9 @@ import numpy as np
 
 from train.const import IMAGE_SIZE_PX, LABELS
 
+# How far one face's teacher scores may sum from 1 (a softmax's float rounding) and still be probabilities.
+PROBABILITY_TOLERANCE = 1e-3
+
 
 class TeacherError(Exception):
     """A teacher model that cannot score the faces: one line naming it and why."""
@@ -26,8 +29,8 @@ def teacher_scores(path: Path, images: np.ndarray, normalization: str) -> np.nda
     each face's and its mirror image's scores, the faces normalised by ``normalization``
     (``device.vision.preprocess``), as the teacher was trained.
 
-    Raises TeacherError when ``path`` is no Keras model file, or a model whose input is not a 48 x 48 grey
-    face or whose output is not the 7 classes.
+    Raises TeacherError when ``path`` cannot be loaded as a Keras model, or is a model whose input is not a
+    48 x 48 grey face, whose output is not the 7 classes, or whose scores are not probabilities (logits).
     """
     import keras
 
@@ -35,9 +38,15 @@ def teacher_scores(path: Path, images: np.ndarray, normalization: str) -> np.nda
 
     try:
         model = keras.models.load_model(path, compile=False)
-    except (OSError, ValueError) as err:
+    except (
+        OSError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+    ) as err:  # what Keras raises for a bad file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TeacherError(f"--teacher {path}: not a Keras model file ({first})") from None
+        raise TeacherError(f"--teacher {path}: cannot be loaded as a Keras model ({first[:200]})") from None
     expected_in, expected_out = (None, IMAGE_SIZE_PX, IMAGE_SIZE_PX, 1), (None, len(LABELS))
     if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
         raise TeacherError(
@@ -46,7 +55,13 @@ def teacher_scores(path: Path, images: np.ndarray, normalization: str) -> np.nda
         )
     mirrored = images[:, :, ::-1]
     scores = (predict(model, images, normalization) + predict(model, mirrored, normalization)) / 2
-    return (scores / scores.sum(axis=1, keepdims=True)).astype(np.float32)
+    sums = scores.sum(axis=1)
+    if scores.min() < 0 or np.abs(sums - 1).max() > PROBABILITY_TOLERANCE:
+        raise TeacherError(
+            f"--teacher {path}: gives scores that are not probabilities (lowest {scores.min():.3g}, rows "
+            f"summing to {sums.min():.3g}-{sums.max():.3g}); expected a model ending in a softmax"
+        )
+    return (scores / sums[:, np.newaxis]).astype(np.float32)
 
 
 def distilled_targets(targets: np.ndarray, scores: np.ndarray, weight: float) -> np.ndarray:

@@ -110,13 +110,19 @@ def start_problem(args: argparse.Namespace) -> str:
     now = settings(args)
     recorded = ADDED_FLAG_DEFAULTS | recorded
     differ = [
-        f"--{flag.replace('_', '-')} {now[flag]} (the run has {recorded[flag]})"
+        f"{_given(flag, now[flag])} (the run has {'none' if recorded[flag] is None else recorded[flag]})"
         for flag in RUN_FLAGS
         if flag in recorded and recorded[flag] != now[flag]
     ]
     if differ:
         return f"--resume: give the run's own flags: {'; '.join(differ)}"
     return ""
+
+
+def _given(flag: str, value: object) -> str:
+    """A flag as a command line gives it: ``--width 16``, or ``no --teacher`` for an optional one left out."""
+    option = f"--{flag.replace('_', '-')}"
+    return f"no {option}" if value is None else f"{option} {value}"
 
 
 def write_settings(args: argparse.Namespace) -> None:
