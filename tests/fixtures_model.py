@@ -17,7 +17,9 @@ import contextlib
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -119,3 +121,18 @@ def shipped_model() -> Path:
     """The committed int8 model (``models/emotion-int8.tflite``, the daemon's default) with its card: for
     tests that need a real model the device loads, not one this checkout's train/ and convert/ made."""
     return SHIPPED_MODEL
+
+
+def run_train(*argv: str | Path) -> int:
+    """``python -m train`` in this process, with ``argv`` as its arguments; its exit status."""
+    import train.__main__ as train_cli
+
+    return train_cli.main([str(a) for a in argv])
+
+
+@pytest.fixture
+def float32_policy() -> Iterator[None]:
+    """``train.main`` sets Keras's global precision policy; leave it as float32 for the tests after."""
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")

@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.fixtures_model import FER_MINI, SHIPPED_MODEL, TRAIN_ARGS
+from tests.fixtures_model import FER_MINI, SHIPPED_MODEL, TRAIN_ARGS, run_train
 from train.const import LABELS
 
-
-@pytest.fixture(autouse=True)
-def float32_policy() -> Iterator[None]:
-    """``train.main`` sets Keras's global precision policy; leave it as float32 for the tests after."""
-    yield
-    if "keras" in sys.modules:
-        sys.modules["keras"].mixed_precision.set_global_policy("float32")
-
-
-def run_train(*argv: str | Path) -> int:
-    import train.__main__ as train_cli
-
-    return train_cli.main([str(a) for a in argv])
+pytestmark = pytest.mark.usefixtures("float32_policy")
 
 
 def test_distilled_targets_weigh_the_teachers_scores_against_the_own_targets() -> None:

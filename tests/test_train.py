@@ -6,30 +6,18 @@ import csv
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.fixtures_model import FER_MINI, TRAIN_ARGS
+from tests.fixtures_model import FER_MINI, TRAIN_ARGS, run_train
 from train.const import LABELS, SPLITS
 
 NO_DATA = "no such file or folder; pass --data with fer2013.csv or its image folders"
 
 
-@pytest.fixture(autouse=True)
-def float32_policy() -> Iterator[None]:
-    """``train.main`` sets Keras's global precision policy; leave it as float32 for the tests after."""
-    yield
-    if "keras" in sys.modules:
-        sys.modules["keras"].mixed_precision.set_global_policy("float32")
-
-
-def run_train(*argv: str | Path) -> int:
-    import train.__main__ as train_cli
-
-    return train_cli.main([str(a) for a in argv])
+pytestmark = pytest.mark.usefixtures("float32_policy")
 
 
 def write_csv(
