@@ -27,36 +27,6 @@ def test_distilled_targets_weigh_the_teachers_scores_against_the_own_targets() -
         distilled_targets(own, np.ones((3, len(LABELS)), np.float32) / 7, 0.5)
 
 
-@pytest.mark.parametrize(
-    ("flags", "expected"),
-    [
-        (
-            ["--teacher-weight", "0.5"],
-            "--teacher-weight: weighs a --teacher's scores, and no --teacher was given",
-        ),
-        (
-            ["--teacher", "t.keras", "--teacher-weight", "0"],
-            "expected a number above 0 and at most 1, got 0.0",
-        ),
-        (
-            ["--teacher", "t.keras", "--teacher-weight", "1.5"],
-            "expected a number above 0 and at most 1, got 1.5",
-        ),
-        (
-            ["--teacher", "t.keras", "--teacher-weight", "nan"],
-            "expected a number above 0 and at most 1, got nan",
-        ),
-    ],
-)
-def test_bad_teacher_flags_are_one_line_exit_2(
-    flags: list[str], expected: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as stop:
-        run_train("--data", FER_MINI, *flags)
-    assert stop.value.code == 2
-    assert expected in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("where", ["missing", "folder", "empty", "text", "tflite"])
 def test_a_teacher_that_is_no_model_file_is_one_line_before_tensorflow(
     where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

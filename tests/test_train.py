@@ -247,6 +247,10 @@ def test_a_resume_of_a_run_from_before_mixup_refuses_mixup(
         (["--extra-weight", "1"], "--extra-weight: weighs --extra-data faces, and no --extra-data was given"),
         (["--mixup-alpha", "-1"], "--mixup-alpha: expected a number >= 0, got -1.0"),
         (["--mixup-alpha", "nan"], "--mixup-alpha: expected a number >= 0, got nan"),
+        (["--teacher-weight", "0.5"], "--teacher-weight: weighs a --teacher's scores, and no --teacher was"),
+        (["--teacher", "t.keras", "--teacher-weight", "0"], "above 0 and at most 1, got 0.0"),
+        (["--teacher", "t.keras", "--teacher-weight", "1.5"], "above 0 and at most 1, got 1.5"),
+        (["--teacher", "t.keras", "--teacher-weight", "nan"], "above 0 and at most 1, got nan"),
     ],
 )
 def test_bad_numbers_are_one_line_exit_2(
