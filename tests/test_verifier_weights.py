@@ -54,7 +54,7 @@ def test_the_tables_counts_add_up(detector):
         "one-face", detector, FaceVerifier(), load_calibration(ROOT / "models" / "crop.json"), FRAMES
     ) + weigh_photos(["coins"], [1.5], detector, FaceVerifier())
     threshold = 54.0
-    *rows, total = table(weighed, threshold)
+    *rows, total = table(weighed, threshold, ["one-face", "photographs"])
     assert [row.source for row in rows] == ["one-face", "photographs"]
     for row in [*rows, total]:
         assert row.boxes == row.faces + row.false + row.ignored
@@ -69,3 +69,32 @@ def test_the_command_prints_one_row_per_source_and_the_margin(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[1:4]] == ["one-face", "photographs", "all"]
     assert lines[4].startswith("margin: threshold 55.6 - highest false hit ")
+
+
+def test_a_source_with_no_box_keeps_its_row_and_no_false_hit_is_said(capsys):
+    """The coins at 1x give Haar no box: their row was left out, and the margin read "highest false hit 0.000
+    = +55.600" as if a false hit weighed 0."""
+    assert main(["--clips", "one-face", "--frames", "2", "--photos", "coins", "--scales", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[-2:] == ["false>=55.6", "faces<55.6"]  # the threshold's columns, once
+    assert lines[2].split()[:2] == ["photographs", "0"]
+    assert lines[4] == "margin: no false hit among the 2 boxes, so none for a threshold to stop"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--scales", "0"], "--scales: expected a size above 0 and at most 4, got 0"),
+        (["--scales", "100"], "--scales: expected a size above 0 and at most 4, got 100"),
+        (["--frames", "0"], "--frames: expected a whole number >= 1, got 0"),
+        (["--threshold", "nan"], "--threshold: expected a finite number, got nan"),
+        (["--clips", "--photos"], "--clips, --photos: nothing to weigh"),
+    ],
+)
+def test_bad_arguments_are_one_error_exit_2(flags, expected, capsys):
+    """--scales 0 ended in an OpenCV assertion traceback, --frames 0 weighed nothing in silence, and
+    --threshold nan printed a margin of +nan."""
+    with pytest.raises(SystemExit) as stop:
+        main(flags)
+    assert stop.value.code == 2
+    assert expected in capsys.readouterr().err

@@ -16,6 +16,7 @@ box on scikit-image's face-free photographs (bundled with it: nothing is downloa
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -58,6 +59,7 @@ PHOTOGRAPHS = (
     "text",
 )
 SCALES = (1.0, 1.5, 2.0, 2.5, 3.0)  # each photograph is searched at these sizes (most are 300-600 px wide)
+MAX_SCALE = 4.0  # a larger photograph (over 2,400 px) only makes the search slow
 FACE, FALSE, IGNORED = "face", "false", "ignored"
 
 
@@ -186,33 +188,65 @@ def summarize(source: str, weighed: Sequence[Weighed], threshold: float) -> Row:
     )
 
 
-def table(weighed: Sequence[Weighed], threshold: float) -> list[Row]:
-    """One ``Row`` per source in the order first seen, then ``all``."""
-    sources = list(dict.fromkeys(w.source for w in weighed))
+def table(weighed: Sequence[Weighed], threshold: float, sources: Sequence[str]) -> list[Row]:
+    """One ``Row`` per source of ``sources`` (a clip's name or "photographs"), in that order, one that gave
+    no box too, then ``all``."""
     rows = [summarize(s, [w for w in weighed if w.source == s], threshold) for s in sources]
     return [*rows, summarize("all", weighed, threshold)]
 
 
 def format_table(rows: Sequence[Row], threshold: float) -> str:
-    """The table as text, with the margin: the threshold less the highest false hit's weight."""
-    passing, below = f"false>={threshold:g}", f"faces<{threshold:g}"
+    """The table as text, with the margin: the threshold less the highest false hit's weight. The
+    ``VERIFY_MIN_WEIGHT`` column is left out when ``threshold`` is that weight."""
+    other = threshold != VERIFY_MIN_WEIGHT
+    const_column = f" {'faces<' + format(VERIFY_MIN_WEIGHT, 'g'):>11}" if other else ""
     header = (
         f"{'source':<13} {'boxes':>6} {'faces':>6} {'false':>6} {'ignored':>7} {'max false':>9} "
-        f"{passing:>12} {'faces<' + format(VERIFY_MIN_WEIGHT, 'g'):>11} {below:>11}"
+        f"{'false>=' + format(threshold, 'g'):>12}{const_column} {'faces<' + format(threshold, 'g'):>11}"
     )
     lines = [header]
     for r in rows:
+        const_value = f" {r.faces_below_const:>11}" if other else ""
         lines.append(
             f"{r.source:<13} {r.boxes:>6} {r.faces:>6} {r.false:>6} {r.ignored:>7} {r.max_false:>9.3f} "
-            f"{r.false_passing:>12} {r.faces_below_const:>11} {r.faces_below:>11}"
+            f"{r.false_passing:>12}{const_value} {r.faces_below:>11}"
         )
     total = rows[-1]
-    lines.append(
-        f"margin: threshold {threshold:g} - highest false hit {total.max_false:.3f} = "
-        f"{threshold - total.max_false:+.3f} (VERIFY_MIN_WEIGHT {VERIFY_MIN_WEIGHT:g}: "
-        f"{VERIFY_MIN_WEIGHT - total.max_false:+.3f})"
-    )
+    if total.false == 0:
+        lines.append(f"margin: no false hit among the {total.boxes} boxes, so none for a threshold to stop")
+    else:
+        const_margin = (
+            f" (VERIFY_MIN_WEIGHT {VERIFY_MIN_WEIGHT:g}: {VERIFY_MIN_WEIGHT - total.max_false:+.3f})"
+        )
+        lines.append(
+            f"margin: threshold {threshold:g} - highest false hit {total.max_false:.3f} = "
+            f"{threshold - total.max_false:+.3f}{const_margin if other else ''}"
+        )
     return "\n".join(lines)
+
+
+def _at_least_one(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _scale(text: str) -> float:
+    """argparse type: a photograph size above 0 and at most ``MAX_SCALE``."""
+    value = float(text)
+    if not 0 < value <= MAX_SCALE:
+        raise argparse.ArgumentTypeError(f"expected a size above 0 and at most {MAX_SCALE:g}, got {value:g}")
+    return value
+
+
+def _weight(text: str) -> float:
+    """argparse type: a finite verifier weight."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,16 +257,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clips", nargs="*", default=[*VIDEOS, *SCENES], choices=[*VIDEOS, *SCENES], help="clips to run"
     )
-    parser.add_argument("--frames", type=int, help="only the first FRAMES frames of each clip")
-    parser.add_argument("--photos", nargs="*", default=list(PHOTOGRAPHS), choices=PHOTOGRAPHS)
-    parser.add_argument("--scales", nargs="+", type=float, default=list(SCALES), help="photograph sizes")
+    parser.add_argument("--frames", type=_at_least_one, help="only the first FRAMES frames of each clip")
+    parser.add_argument(
+        "--photos",
+        nargs="*",
+        default=list(PHOTOGRAPHS),
+        choices=PHOTOGRAPHS,
+        help="face-free scikit-image photographs to search (default: all 18)",
+    )
+    parser.add_argument(
+        "--scales",
+        nargs="+",
+        type=_scale,
+        default=list(SCALES),
+        help=f"photograph sizes, up to {MAX_SCALE:g}",
+    )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=_weight,
         default=VERIFY_MIN_WEIGHT,
         help="a weight to compare with VERIFY_MIN_WEIGHT",
     )
     args = parser.parse_args(argv)
+    if not args.clips and not args.photos:
+        parser.error(
+            "--clips, --photos: nothing to weigh; name a clip or a photograph, or leave them out for all"
+        )
     started = time.perf_counter()
     detector = FaceDetector(DetectConfig(min_neighbors=MIN_NEIGHBORS))
     verifier = FaceVerifier()
@@ -241,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         w for clip in args.clips for w in weigh_clip(clip, detector, verifier, calibration, args.frames)
     ]
     weighed += weigh_photos(args.photos, args.scales, detector, verifier)
-    print(format_table(table(weighed, args.threshold), args.threshold))
+    sources = [*args.clips, *(["photographs"] if args.photos else [])]
+    print(format_table(table(weighed, args.threshold, sources), args.threshold))
     print(f"weighed in {time.perf_counter() - started:.0f} s")
     return 0
 
