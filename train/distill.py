@@ -59,7 +59,7 @@ def teacher_scores(path: Path, images: np.ndarray, normalization: str) -> np.nda
     if scores.min() < 0 or np.abs(sums - 1).max() > PROBABILITY_TOLERANCE:
         raise TeacherError(
             f"--teacher {path}: gives scores that are not probabilities (lowest {scores.min():.3g}, rows "
-            f"summing to {sums.min():.3g}-{sums.max():.3g}); expected a model ending in a softmax"
+            f"summing to from {sums.min():.3g} to {sums.max():.3g}); expected a model ending in a softmax"
         )
     return (scores / sums[:, np.newaxis]).astype(np.float32)
 
