@@ -35,7 +35,7 @@ from convert.card import (
 from convert.errors import AccuracyDropError, ConvertError
 from convert.robustness import labels_unchanged
 from device.config import folder_problem
-from device.errors import ModelError
+from device.errors import ModelError, first_line
 from device.paths import write_whole
 from device.vision.classify import EmotionClassifier, apply_temperature, card_path_for
 from device.vision.preprocess import normalize
@@ -154,7 +154,7 @@ def load_keras_model(path: Path) -> keras.Model:
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as err:  # Keras raises ValueError, OSError, zipfile errors… for a bad file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         if first.startswith("File not found"):  # the file is there: Keras's text would mislead
             first = "Keras cannot read it"
         raise ConvertError(f"{path}: not a readable Keras model ({first}); pass --model") from None

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from convert.card import QUANTIZATIONS
 from convert.errors import ConvertError
+from device.errors import first_line
 
 
 def representative_faces(faces: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -76,7 +77,7 @@ def to_tflite(model: keras.Model, quantization: str, representative: np.ndarray 
         try:
             return converter.convert()
         except Exception as err:  # the converter raises several types, all with a multi-line message
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first_line(err)
             raise ConvertError(
                 f"{quantization} conversion failed ({first}); the model has an op without a "
                 f"{quantization} TFLite kernel"

@@ -28,3 +28,10 @@ class CameraUnavailable(CameraError):
 
 class DisplayError(MoodcastError):
     """The display backend cannot be used."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message, or its type's name when it has none: a library's multi-line
+    error (Keras, the TFLite converter) put into our one-line message."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.errors import first_line
 from device.paths import file_problem
 from device.vision.preprocess import NORMALIZATIONS
 from train import report
@@ -405,7 +406,7 @@ def train_and_report(
             if not args.resume or read_history(args.out / HISTORY_FILE).epochs > before:
                 raise
             # Both of Keras's backups unreadable (a full disk, a kill mid-save): restoring failed.
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first_line(err)
             raise RunFolderError(
                 f"{args.out / BACKUP_FOLDER}: cannot be restored ({first}); remove it to start again"
             ) from None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.errors import first_line
 from train.const import IMAGE_SIZE_PX, LABELS
 
 # How far one face's teacher scores may sum from 1 (a softmax's float rounding) and still be probabilities.
@@ -45,7 +46,7 @@ def teacher_scores(path: Path, images: np.ndarray, normalization: str) -> np.nda
         AttributeError,
         KeyError,
     ) as err:  # what Keras raises for a bad file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise TeacherError(f"--teacher {path}: cannot be loaded as a Keras model ({first[:200]})") from None
     expected_in, expected_out = (None, IMAGE_SIZE_PX, IMAGE_SIZE_PX, 1), (None, len(LABELS))
     if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
