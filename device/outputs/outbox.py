@@ -419,7 +419,8 @@ class SqliteOutbox:
             dropped: list[int] = []
             if excess > 0:
                 oldest = self._waiting(excess + len(keep))
-                excess = self._count() - self.max_items  # fewer wait if that gave the file up
+                if self._given_up is not None:  # fewer wait if that read gave the file up (counted in memory)
+                    excess = self._count() - self.max_items
                 dropped = [seq_ for seq_, _ in oldest if seq_ not in keep][: max(excess, 0)]
                 for seq_ in dropped:
                     self._handed_out.pop(seq_, None)
