@@ -40,7 +40,8 @@ def crop_section(path: Path) -> dict:
 
 
 # The training facts the card carries; extra_* only for a run given --extra-data (household corrections),
-# whose faces data_sha256 (FER2013's) does not cover, and teacher* only for a run given --teacher.
+# whose faces data_sha256 (FER2013's) does not cover, teacher* only for a run given --teacher, and init only
+# for one that started from a trained model's weights (--init: its epochs count only the run's own).
 TRAINING_KEYS = (
     "epochs",
     "seed",
@@ -51,6 +52,7 @@ TRAINING_KEYS = (
     "extra_weight",
     "teacher",
     "teacher_weight",
+    "init",
 )
 
 

@@ -14,19 +14,17 @@ import os
 import signal
 import subprocess
 import sys
-import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from device.errors import first_line
-from device.paths import file_problem
 from device.vision.preprocess import NORMALIZATIONS
 from train import report
 from train.const import LABELS
 from train.data import Dataset, DatasetError, Split, check_extra, load, load_extra, merge_splits
-from train.distill import TeacherError, distilled_targets, teacher_scores
+from train.distill import distilled_targets, teacher_scores
 from train.metrics import classification_metrics, format_report
 from train.precision import PRECISIONS, cpu_flags, resolve_precision
 from train.run_folder import (
@@ -41,6 +39,7 @@ from train.run_folder import (
     training_finished,
     write_settings,
 )
+from train.trained import TrainedModelError, keras_file_problem, start_from
 from train.votes import Votes, VotesError, blended_targets, load_votes, pairing_problem
 
 logger = logging.getLogger("train")
@@ -116,6 +115,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--teacher-weight",
         type=float,
         help="target = (1 - w) x the target without a teacher + w x the teacher's scores (default 0.5)",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="start from a trained model's weights rather than random ones, with a new schedule (a warm "
+        "restart: Loshchilov & Hutter, 2017), e.g. runs/train-long/model.keras with a lower --learning-rate; "
+        "the model must be this network at this --width",
     )
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
@@ -276,7 +282,11 @@ def run(args: argparse.Namespace) -> int:
     except (DatasetError, VotesError) as err:
         print(f"train: {err}", file=sys.stderr)
         return 2
-    problem = votes_problem(args, data, votes) or teacher_file_problem(args.teacher)
+    problem = (
+        votes_problem(args, data, votes)
+        or keras_file_problem("--teacher", args.teacher, "to distil")
+        or keras_file_problem("--init", args.init, "to start from")
+    )
     if problem:
         print(f"train: {problem}", file=sys.stderr)
         return 2
@@ -294,20 +304,6 @@ def run(args: argparse.Namespace) -> int:
         return train_and_report(args, data, votes, extra, (images, targets, weights), target_facts, commit)
     finally:
         held.close()
-
-
-def teacher_file_problem(teacher: Path | None) -> str:
-    """Why ``--teacher`` names no readable Keras model file (one line), or "": missing, a folder, unreadable,
-    or no zip archive (a .tflite, an empty or cut-off file); checked before TensorFlow starts, so a wrong path
-    answers in a second."""
-    if teacher is None:
-        return ""
-    problem = file_problem(teacher, "Keras model file (.keras) to distil")
-    if not problem and not zipfile.is_zipfile(teacher):
-        problem = (
-            f"{teacher}: not a Keras model file (a .keras file is a zip archive); give a run's model.keras"
-        )
-    return f"--teacher {problem}" if problem else ""
 
 
 def votes_problem(args: argparse.Namespace, data: Dataset, votes: Votes | None) -> str:
@@ -380,18 +376,21 @@ def train_and_report(
     args.precision = resolve_precision(
         args.precision, cpu_flags(), has_gpu=bool(tf.config.list_physical_devices("GPU"))
     )
-    if args.teacher is not None:
-        try:
+    model = fit.new_model(args)
+    try:
+        if args.teacher is not None:
             training, target_facts = distil(args, training, target_facts, extra)
-        except TeacherError as err:
-            print(f"train: {err}", file=sys.stderr)
-            return 2
+        if args.init is not None:  # a resume's backup then replaces these weights with its own
+            start_from(model, "--init", args.init)
+            target_facts = target_facts | {"init": str(args.init)}
+    except TrainedModelError as err:
+        print(f"train: {err}", file=sys.stderr)
+        return 2
     train_ds = fit.training_dataset(*training, args)
     val = data["PublicTest"]
     val_ds = fit.validation_dataset(val.images, val.labels, args.normalization)
 
     # Model
-    model = fit.new_model(args)
     fit.compile_model(model, args, steps_per_epoch=len(train_ds))
     logger.info("model %s: %d parameters, %s", model.name, model.count_params(), args.precision)
 

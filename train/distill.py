@@ -14,15 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from device.errors import first_line
-from train.const import IMAGE_SIZE_PX, LABELS
+from train.trained import TrainedModelError, load_trained
 
 # How far one face's teacher scores may sum from 1 (a softmax's float rounding) and still be probabilities.
 PROBABILITY_TOLERANCE = 1e-3
-
-
-class TeacherError(Exception):
-    """A teacher model that cannot score the faces: one line naming it and why."""
 
 
 def teacher_scores(path: Path, images: np.ndarray, normalization: str) -> np.ndarray:
@@ -30,35 +25,18 @@ def teacher_scores(path: Path, images: np.ndarray, normalization: str) -> np.nda
     each face's and its mirror image's scores, the faces normalised by ``normalization``
     (``device.vision.preprocess``), as the teacher was trained.
 
-    Raises TeacherError when ``path`` cannot be loaded as a Keras model, or is a model whose input is not a
-    48 x 48 grey face, whose output is not the 7 classes, or whose scores are not probabilities (logits).
+    Raises TrainedModelError when ``path`` cannot be loaded as a Keras model, or is a model whose input is not
+    a 48 x 48 grey face, whose output is not the 7 classes (``train.trained.load_trained``), or whose scores
+    are not probabilities (logits).
     """
-    import keras
-
     from train.fit import predict
 
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except (
-        OSError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        KeyError,
-    ) as err:  # what Keras raises for a bad file
-        first = first_line(err)
-        raise TeacherError(f"--teacher {path}: cannot be loaded as a Keras model ({first[:200]})") from None
-    expected_in, expected_out = (None, IMAGE_SIZE_PX, IMAGE_SIZE_PX, 1), (None, len(LABELS))
-    if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
-        raise TeacherError(
-            f"--teacher {path}: takes {model.input_shape} and gives {model.output_shape}, expected a "
-            f"{IMAGE_SIZE_PX}x{IMAGE_SIZE_PX} grey face and {len(LABELS)} class scores"
-        )
+    model = load_trained("--teacher", path)
     mirrored = images[:, :, ::-1]
     scores = (predict(model, images, normalization) + predict(model, mirrored, normalization)) / 2
     sums = scores.sum(axis=1)
     if scores.min() < 0 or np.abs(sums - 1).max() > PROBABILITY_TOLERANCE:
-        raise TeacherError(
+        raise TrainedModelError(
             f"--teacher {path}: gives scores that are not probabilities (lowest {scores.min():.3g}, rows "
             f"summing to from {sums.min():.3g} to {sums.max():.3g}); expected a model ending in a softmax"
         )

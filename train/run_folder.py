@@ -48,12 +48,18 @@ RUN_FLAGS = (
     "mixup_alpha",
     "teacher",
     "teacher_weight",
+    "init",
     "seed",
     "precision",
 )
 # Flags added after run.json was: a run.json without one was made with the flag's default, which a resume
 # must then give too (a run from before --mixup-alpha had no mixup, and must not get it halfway).
-ADDED_FLAG_DEFAULTS: dict[str, object] = {"mixup_alpha": 0.0, "teacher": None, "teacher_weight": 0.5}
+ADDED_FLAG_DEFAULTS: dict[str, object] = {
+    "mixup_alpha": 0.0,
+    "teacher": None,
+    "teacher_weight": 0.5,
+    "init": None,
+}
 
 
 def settings(args: argparse.Namespace) -> dict[str, object]:
