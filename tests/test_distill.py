@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures_model import FER_MINI, SHIPPED_MODEL, TRAIN_ARGS, run_train
+from tests.fixtures_model import FER_MINI, TRAIN_ARGS, run_train
 from train.const import LABELS
 
 pytestmark = pytest.mark.usefixtures("float32_policy")
@@ -25,31 +25,6 @@ def test_distilled_targets_weigh_the_teachers_scores_against_the_own_targets() -
     np.testing.assert_allclose(distilled_targets(own, scores, 1.0), scores)
     with pytest.raises(ValueError, match=r"targets \(2, 7\) and teacher scores \(3, 7\) differ in shape"):
         distilled_targets(own, np.ones((3, len(LABELS)), np.float32) / 7, 0.5)
-
-
-@pytest.mark.parametrize("where", ["missing", "folder", "empty", "text", "tflite"])
-def test_a_teacher_that_is_no_model_file_is_one_line_before_tensorflow(
-    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """An empty, text or .tflite teacher used to reach Keras, ~40 s later, and say "File not found" of a file
-    that is there."""
-    teacher = tmp_path / "teacher.keras"
-    if where == "folder":
-        teacher.mkdir()
-    elif where == "empty":
-        teacher.write_bytes(b"")
-    elif where == "text":
-        teacher.write_text("not a model\n")
-    elif where == "tflite":
-        teacher.write_bytes(SHIPPED_MODEL.read_bytes())
-    out = tmp_path / "run"
-    assert run_train("--data", FER_MINI, "--out", out, "--teacher", teacher) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    expected = {"missing": "not found", "folder": "is a folder, expected the Keras model file"}.get(
-        where, "not a Keras model file (a .keras file is a zip archive); give a run's model.keras"
-    )
-    assert len(err) == 1 and err[0].startswith(f"train: --teacher {teacher}: ") and expected in err[0], err
-    assert not out.exists()  # refused before the run folder is made (and before TensorFlow starts)
 
 
 def test_a_resume_of_a_run_from_before_teacher_refuses_a_teacher(

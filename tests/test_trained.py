@@ -1,0 +1,92 @@
+"""A trained model given to a run: --teacher (distillation) and --init (a warm restart from its weights)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fixtures_model import FER_MINI, SHIPPED_MODEL, TRAIN_ARGS, run_train
+
+pytestmark = pytest.mark.usefixtures("float32_policy")
+
+
+@pytest.mark.parametrize("flag", ["--teacher", "--init"])
+@pytest.mark.parametrize("where", ["missing", "folder", "empty", "text", "tflite"])
+def test_a_trained_model_that_is_no_model_file_is_one_line_before_tensorflow(
+    flag: str, where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty, text or .tflite teacher used to reach Keras, ~40 s later, and say "File not found" of a file
+    that is there."""
+    given = tmp_path / "given.keras"
+    if where == "folder":
+        given.mkdir()
+    elif where == "empty":
+        given.write_bytes(b"")
+    elif where == "text":
+        given.write_text("not a model\n")
+    elif where == "tflite":
+        given.write_bytes(SHIPPED_MODEL.read_bytes())
+    out = tmp_path / "run"
+    assert run_train("--data", FER_MINI, "--out", out, flag, given) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = {"missing": "not found", "folder": "is a folder, expected the Keras model file"}.get(
+        where, "not a Keras model file (a .keras file is a zip archive); give a run's model.keras"
+    )
+    assert len(err) == 1 and err[0].startswith(f"train: {flag} {given}: ") and expected in err[0], err
+    assert not out.exists()  # refused before the run folder is made (and before TensorFlow starts)
+
+
+def kernels(path: Path) -> list[np.ndarray]:
+    """The convolution and dense kernels of the Keras model in ``path`` (no batch-norm statistics)."""
+    import keras
+
+    model = keras.models.load_model(path, compile=False)
+    return [w.numpy() for w in model.trainable_weights if w.path.endswith("kernel")]
+
+
+@pytest.mark.slow  # the placeholder model and two short trainings: make test-slow
+def test_a_run_with_init_starts_from_the_models_weights(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """At a learning rate too small to move them, the run's model keeps the given model's kernels; the
+    same run without --init (same seed) has its own. The run and its card record where it started."""
+    given = tiny_model_dir / "train" / "model.keras"
+    still = ("--data", FER_MINI, *TRAIN_ARGS, "--learning-rate", "1e-12")
+    assert run_train(*still, "--out", tmp_path / "init", "--init", given) == 0
+    assert run_train(*still, "--out", tmp_path / "fresh") == 0
+    start = kernels(given)
+    for mine, theirs in zip(kernels(tmp_path / "init" / "model.keras"), start, strict=True):
+        np.testing.assert_allclose(mine, theirs, atol=1e-6)
+    fresh = kernels(tmp_path / "fresh" / "model.keras")
+    assert not np.allclose(fresh[0], start[0], atol=1e-3)
+    assert json.loads((tmp_path / "init" / "training.json").read_text())["init"] == str(given)
+    # a resume must give the same --init
+    assert json.loads((tmp_path / "init" / "run.json").read_text())["init"] == str(given)
+
+
+@pytest.mark.slow
+def test_init_from_another_width_is_one_line_exit_2(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    given = tiny_model_dir / "train" / "model.keras"  # width 8
+    args = ["--epochs", "1", "--width", "16", "--precision", "float32", "--init", given]
+    assert run_train("--data", FER_MINI, "--out", tmp_path / "run", *args) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"train: --init {given}: another network or width (weight 0 is (3, 3, 1, 8), this run's is "
+        "(3, 3, 1, 16)); give the --width it was trained with"
+    ]
+
+
+def test_a_resume_without_the_runs_init_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from train.__main__ import parse_args
+    from train.run_folder import write_settings
+
+    out = tmp_path / "run"
+    (out / "backup").mkdir(parents=True)
+    given = tmp_path / "v4.keras"
+    write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--init", str(given)]))
+    assert run_train("--data", FER_MINI, "--out", out, "--resume") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"train: --resume: give the run's own flags: no --init (the run has {given})"
+    ]
