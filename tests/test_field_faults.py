@@ -808,6 +808,51 @@ def test_events_in_memory_at_stop_are_counted_lost_not_kept(tmp_path: Path) -> N
         box.close()
 
 
+FAILING_CARD_STOP = """
+import logging, os, sys
+from pathlib import Path
+from device.config import MqttConfig
+from device.outputs.publish import EventPublisher
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+path = Path(sys.argv[1]).resolve()  # as /proc/self/fd shows it
+config = MqttConfig(enabled=True, host="127.0.0.1", port=int(sys.argv[2]), outbox_path=str(path))
+publisher = EventPublisher(config, "dev")  # never started: no broker
+for seq in range(1, 6):
+    publisher.publish_event({"type": "new", "face_id": seq, "seq": seq})
+files = (str(path), f"{path}-wal")
+ours = [int(fd) for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}") in files]
+assert ours, "no descriptor of the outbox file found"
+folder = os.open(path.parent, os.O_RDONLY)
+for fd in ours:  # the card fails: each read of the outbox file is EISDIR, each write EBADF (SQLITE_IOERR)
+    os.dup2(folder, fd)
+for seq in range(6, 9):
+    publisher.publish_event({"type": "new", "face_id": seq, "seq": seq})
+publisher.close(timeout_s=0.5)
+stats = publisher.stats()
+print("queued", stats.queued, "lost", stats.lost)
+"""
+
+
+def test_events_in_memory_at_stop_with_an_unreadable_file_name_the_card_not_free_space(
+    tmp_path: Path,
+) -> None:
+    """With the outbox file given up (a failing card: a disk I/O error) the stop line said the events
+    held in memory were lost "as the file could not take them; free space on" its folder: advice for a
+    full disk, while the card had room and could not be read. It now says the file could not be read, and
+    to check the card, as the give-up's WARNING does (the 5 given up were counted there)."""
+    path = tmp_path / "outbox.sqlite"
+    child = run_script(FAILING_CARD_STOP, str(path), str(free_port()))
+    assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
+    assert child.stdout.splitlines() == ["queued 0 lost 8"], child.stdout  # 5 given up, 3 from memory
+    lines = child.stderr.splitlines()
+    assert [line for line in lines if "not delivered" in line] == [
+        f"WARNING MQTT: stopped with 3 events not delivered to 127.0.0.1:{child.args[-1]} (0 kept in {path}, "
+        "3 lost: held in memory, as the file could not be read; check the SD card (the kernel log, dmesg) "
+        "and replace it if it fails)",
+    ], lines
+
+
 def test_remove_never_raises_when_the_file_cannot_be_read_either(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

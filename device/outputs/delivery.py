@@ -81,6 +81,11 @@ class Delivery:
         return self._outbox.damaged_files
 
     @property
+    def close_problem(self) -> str:
+        """Why :meth:`close` lost events, and what to do ("" when it lost none)."""
+        return self._outbox.close_problem
+
+    @property
     def is_connected(self) -> bool:
         return self._connected
 

@@ -23,6 +23,7 @@ from device.paths import write_whole
 logger = logging.getLogger(__name__)
 
 OUTBOX_FIX = "give a file path in a folder the daemon can write"
+CARD_FIX = "check the SD card (the kernel log, dmesg) and replace it if it fails"
 
 
 class Outbox(Protocol):
@@ -31,6 +32,7 @@ class Outbox(Protocol):
     max_items: int
     lost: int  # undelivered events given up: in a damaged or unreadable outbox file, in memory at close
     damaged_files: int  # damaged outbox files moved aside at start
+    close_problem: str  # why close() lost events, and what to do; "" when it lost none
 
     def put(self, seq: int, payload: str, keep: Collection[int] = ()) -> list[int]:
         """Add one event; past the bound drop the oldest not in ``keep`` and return the dropped seqs."""
@@ -63,6 +65,7 @@ class MemoryOutbox:
         self.max_items = max_items
         self.lost = 0
         self.damaged_files = 0
+        self.close_problem = ""
         self._items: OrderedDict[int, str] = OrderedDict()
         self._last_seq = 0
         self._lock = threading.Lock()
@@ -138,6 +141,7 @@ class SqliteOutbox:
         self.seq_path = self.path.with_name(self.path.name + ".seq")
         self.lost = 0  # undelivered events in a damaged file that was moved aside
         self.damaged_files = 0
+        self.close_problem = ""
         self._lock = threading.Lock()
         self._seq_write_failed = False
         self._unstored: OrderedDict[int, str] = OrderedDict()  # events the file could not take, oldest first
@@ -324,6 +328,14 @@ class SqliteOutbox:
         in_file = 0 if self._given_up is not None else self._rows - len(self._gone)
         return in_file + len(self._unstored)
 
+    def _readable(self) -> bool:
+        """Whether the file can be read now (one row of it), given up or not."""
+        try:
+            self._db.execute("SELECT seq FROM outbox LIMIT 1").fetchall()
+        except sqlite3.Error:
+            return False
+        return True
+
     def _oldest_waiting(self) -> int:
         oldest = self._waiting(1)
         return oldest[0][0] if oldest else 0
@@ -402,11 +414,12 @@ class SqliteOutbox:
         logger.warning(
             "MQTT outbox %s: cannot read it (%s); gave up the %d events waiting in it (counted as lost), "
             "new events wait in memory (at most mqtt.outbox_max = %d) and are delivered, lost if the daemon "
-            "stops before; check the SD card (the kernel log, dmesg) and replace it if it fails",
+            "stops before; %s",
             self.path,
             err,
             given_up,
             self.max_items,
+            CARD_FIX,
         )
 
     def put(self, seq: int, payload: str, keep: Collection[int] = ()) -> list[int]:
@@ -484,9 +497,10 @@ class SqliteOutbox:
     def close(self) -> int:
         """Store what waits in memory if the file takes it now, and close the file. Return how many
         undelivered events are lost because it does not (a full card), also counted in ``lost``: the
-        caller reports them; ``len`` before less these is what the file keeps. Never raises for a file that
-        cannot be written. With the file given up, ``<path>.seq`` then says that none is waiting (when it
-        can be written): each event it held was counted lost once already."""
+        caller reports them, with ``close_problem``: why, and what to do (a full card: free space; one
+        that cannot be read: check it); ``len`` before less these is what the file keeps. Never raises for
+        a file that cannot be written. With the file given up, ``<path>.seq`` then says that none is
+        waiting (when it can be written): each event it held was counted lost once already."""
         with self._lock:
             lost = 0
             try:
@@ -494,6 +508,10 @@ class SqliteOutbox:
             except sqlite3.Error:
                 lost = len(self._unstored)
                 self.lost += lost
+                if self._readable():  # a full card: the write failed, the file is there
+                    self.close_problem = f"the file could not take them; free space on {self.path.parent}"
+                else:  # a failing card, the file overwritten: the advice of the give-up's WARNING
+                    self.close_problem = f"the file could not be read; {CARD_FIX}"
                 if self._given_up is not None:  # those in the file were counted when it was given up
                     self._save_marks(0)
             self._db.close()

@@ -12,7 +12,6 @@ import json
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from device.config import MqttConfig
@@ -101,10 +100,8 @@ class EventPublisher(EventSink):
             if not path:
                 fate = "lost"
             elif lost:
-                fate = (
-                    f"{stats.queued} kept in {path}, {lost} lost: held in memory, as the file could not take "
-                    f"them; free space on {Path(path).parent}"
-                )
+                why = self._delivery.close_problem  # a full card, or one that cannot be read
+                fate = f"{stats.queued} kept in {path}, {lost} lost: held in memory, as {why}"
             else:
                 fate = f"kept in {path}"
             logger.warning(
