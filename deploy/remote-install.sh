@@ -8,8 +8,8 @@
 #          /etc/systemd/system/moodcast.service
 # Overrides (tests, unusual systems): PI_ROOT (prefix for every path above), PI_SYSTEMCTL, PI_APT_GET,
 # PI_DPKG_QUERY, PI_USERADD, PI_USERMOD, PI_USERDEL, PI_JOURNALCTL, PI_PYTHON, PI_PIP_ARGS, PI_APT_PACKAGES,
-# PI_KEEP (releases kept), PI_TIMEOUT_S, PI_EXTRA_SITE (a site dir added to the venv by a .pth, standing in for
-# apt's packages), PURGE=1 (undeploy also removes config, state and the user).
+# PI_KEEP (releases kept), PI_TIMEOUT_S, PI_EXTRA_SITE (site dirs, separated by ':', added to the venv by a .pth,
+# standing in for apt's packages), PURGE=1 (undeploy also removes config, state and the user).
 set -eu
 
 ROOT=${PI_ROOT:-}
@@ -108,7 +108,7 @@ make_venv() { # make_venv DIR RELEASE
     if [ -n "$EXTRA_SITE" ]; then
         site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
         say "venv: adding $EXTRA_SITE to its path (PI_EXTRA_SITE)"
-        echo "$EXTRA_SITE" >"$site/zz-moodcast-extra-site.pth"
+        echo "$EXTRA_SITE" | tr ':' '\n' >"$site/zz-moodcast-extra-site.pth"
     fi
     constraints=""
     [ -f "$2/deploy/constraints-pi.txt" ] && constraints="-c $2/deploy/constraints-pi.txt"

@@ -16,7 +16,7 @@ from device.const import APP_NAME
 from device.errors import MoodcastError
 from device.log import setup_logging
 from device.paths import discard_writes
-from device.preflight import file_problems, model_problem
+from device.preflight import file_problems, model_problem, source_problem
 from device.version import version
 
 logger = logging.getLogger("device")
@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         problems = file_problems(config)
         if not problems and (problem := model_problem(config)):  # loads the model as the daemon would
+            problems.append(problem)
+        if problem := source_problem(config):
             problems.append(problem)
         for problem in problems:
             print_err(f"{APP_NAME}: {problem}")

@@ -1,5 +1,6 @@
 """``--check-config``'s second half: every file the config names exists and can be read by this user, the
-input video plays, and the model loads."""
+input video plays, the Pi camera's library is installed when the config reads the Pi camera, and the model
+loads."""
 
 from __future__ import annotations
 
@@ -65,6 +66,18 @@ def file_problems(config: Config) -> list[str]:
         except ConfigError as err:
             problems.append(str(err))
     return problems
+
+
+def source_problem(config: Config) -> str:
+    """One line (starting ``camera.source``) when the camera backend's library is missing: picamera2 with
+    ``camera.source = picamera2``, which the daemon found only once started, after loading its model. The
+    library is found by name, not imported; "" when nothing is missing."""
+    if config.camera.source != "picamera2":
+        return ""
+    from device.sources.camera import picamera2_problem  # OpenCV, as the model's check loads it anyway
+
+    problem = picamera2_problem()
+    return problem and f"camera.source: {problem}"
 
 
 def video_problem(config: Config) -> str:

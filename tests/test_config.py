@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -155,6 +156,41 @@ def test_check_config_names_every_missing_file(tmp_path):
     result = run_cli("--check-config", "--model-path", str(tmp_path))
     assert f"moodcast: model.path: {tmp_path}: is a folder, expected the model file" in result.stderr
     assert run_cli("--check-config", "--input", "0").returncode == 0  # a camera index is not a file
+
+
+def test_check_config_says_a_missing_picamera2_as_the_daemon_does(tmp_path):
+    """--check-config said "config OK" for camera.source = picamera2 without picamera2 installed; the daemon
+    then stopped at start, after loading its model. Both now say it in the same line. An installed one is
+    found, not imported: a picamera2 that fails when imported passes the check."""
+    if importlib.util.find_spec("picamera2") or importlib.util.find_spec("libcamera"):
+        pytest.skip("picamera2 is installed here")
+    checked = run_cli("--check-config", "--camera-source", "picamera2")
+    started = run_cli("--camera-source", "picamera2", "--events", "-")
+    assert (checked.returncode, started.returncode) == (1, 1), checked.stderr + started.stderr
+
+    def ours(stderr: str) -> list[str]:  # without the TFLite runtime's line
+        return [line for line in stderr.splitlines() if line.startswith("moodcast: ")]
+
+    said = ours(started.stderr)
+    assert said == [
+        "moodcast: camera.source: picamera2 is not installed; on Raspberry Pi OS run "
+        "'sudo apt install python3-picamera2' and create the venv with --system-site-packages"
+    ], started.stderr
+    assert ours(checked.stderr) == said and "Traceback" not in checked.stderr, checked.stderr
+    site = tmp_path / "site"  # a picamera2 (and libcamera) found on the path, each failing when imported
+    for name in ("picamera2", "libcamera"):
+        (site / name).mkdir(parents=True)
+        (site / name / "__init__.py").write_text(f"raise RuntimeError('{name} imported by --check-config')\n")
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "device", "--check-config", "--camera-source", "picamera2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(site)])},
+    )
+    assert (result.returncode, ours(result.stderr)) == (0, ["moodcast: config OK"]), result.stderr
 
 
 def test_check_config_names_a_missing_model_in_one_line_not_its_card_too(tmp_path):

@@ -31,7 +31,7 @@ def test_the_readme_check_config_command_works_on_a_fresh_clone() -> None:
     import sys
 
     readme = (ROOT / "README.md").read_text()
-    (line,) = re.findall(r"^\.venv/bin/moodcast (--config \S+ --check-config)", readme, re.MULTILINE)
+    (line,) = re.findall(r"^\.venv/bin/moodcast (--config \S+ .*--check-config)", readme, re.MULTILINE)
     result = subprocess.run(
         [sys.executable, "-m", "device", *line.split()], cwd=ROOT, capture_output=True, text=True, timeout=60
     )

@@ -107,6 +107,17 @@ def sshd(tmp_path: Path) -> Iterator[dict[str, str]]:
         proc.wait(10)
 
 
+def apt_stand_ins(tmp_path: Path) -> Path:
+    """A folder holding stand-ins for apt's picamera2 and libcamera, which fail when imported."""
+    site = tmp_path / "apt-site"
+    for name in ("picamera2", "libcamera"):
+        (site / name).mkdir(parents=True)
+        (site / name / "__init__.py").write_text(
+            f"raise ImportError('{name}: a stand-in of tests/test_deploy.py')\n"
+        )
+    return site
+
+
 @pytest.mark.slow
 def test_deploy_redeploy_rollback(sshd: dict[str, str], tmp_path: Path) -> None:
     root, bin_dir, calls = tmp_path / "root", tmp_path / "bin", tmp_path / "calls.log"
@@ -126,9 +137,10 @@ def test_deploy_redeploy_rollback(sshd: dict[str, str], tmp_path: Path) -> None:
         },
         # The venv is made from this interpreter, and this environment's site-packages stands in for the
         # apt-installed packages (python3-picamera2 and friends on the Pi): pip finds everything installed,
-        # so the test needs no network.
+        # so the test needs no network. Picamera2 itself, which --check-config looks for with the shipped
+        # config's camera.source = "picamera2", is a stand-in found by name and never imported.
         "PI_PYTHON": sys.executable,
-        "PI_EXTRA_SITE": sysconfig.get_paths()["purelib"],
+        "PI_EXTRA_SITE": os.pathsep.join([sysconfig.get_paths()["purelib"], str(apt_stand_ins(tmp_path))]),
     }
 
     def make(target: str) -> str:

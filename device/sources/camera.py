@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import stat
@@ -24,6 +25,10 @@ from device.paths import named_as_folder, video_file_problem
 logger = logging.getLogger(__name__)
 
 STREAM_TIMEOUT_S = 5.0  # longest wait to open or read a network stream, so shutdown is never held longer
+PICAMERA2_MISSING = (
+    "picamera2 is not installed; on Raspberry Pi OS run 'sudo apt install python3-picamera2' and create the "
+    "venv with --system-site-packages"
+)
 
 
 @dataclass(frozen=True)
@@ -559,6 +564,14 @@ class StreamSource(OpenCVCameraSource):
         return super()._reported_fps(capture)
 
 
+def picamera2_problem() -> str:
+    """``PICAMERA2_MISSING`` when this Python cannot find picamera2 or the libcamera bindings it needs (both
+    imported by ``Picamera2Source``), else "". Found by name (``importlib.util.find_spec``): nothing is
+    imported, so --check-config starts no camera stack."""
+    missing = [name for name in ("picamera2", "libcamera") if importlib.util.find_spec(name) is None]
+    return PICAMERA2_MISSING if missing else ""
+
+
 class Picamera2Source(_ThreadedCamera):
     """The Pi camera: a main BGR stream for display and a low-resolution YUV420 stream for detection."""
 
@@ -572,10 +585,7 @@ class Picamera2Source(_ThreadedCamera):
             from libcamera import Transform
             from picamera2 import Picamera2
         except ImportError:
-            raise CameraError(
-                "camera.source: picamera2 is not installed; on Raspberry Pi OS run "
-                "'sudo apt install python3-picamera2' and create the venv with --system-site-packages"
-            ) from None
+            raise CameraError(f"camera.source: {PICAMERA2_MISSING}") from None
         # The ISP only flips: 180 degrees is both flips there, 90 and 270 turn each frame in _grab.
         half_turn = self.config.rotation == 180
         hflip, vflip = self.config.hflip != half_turn, self.config.vflip != half_turn
