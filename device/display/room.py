@@ -7,7 +7,7 @@ import os
 import resource
 from pathlib import Path
 
-from device.const import RECORDING_MIN_ROOM_BYTES
+from device.const import RECORDING_MIN_ROOM_BYTES, RECORDING_ROOM_BACK_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -32,26 +32,30 @@ def _size_limit_bytes() -> int | None:
 REMOVED, DISK_FULL, SIZE_LIMIT, CANNOT_LOOK = "removed", "disk full", "size limit", "cannot look"
 
 
-def recording_problem(path: Path, identity: tuple[int, int]) -> tuple[str, str]:
-    """What stops the recording at ``path``, the file whose (device, inode) is ``identity``, from growing
-    (much) longer: the kind (``REMOVED``, ``DISK_FULL``, ``SIZE_LIMIT``) and the words saying it and what to
-    do, or ("", "") when nothing does: the file was removed or replaced, its disk has under
-    ``RECORDING_MIN_ROOM_BYTES`` free for this user, or it is that close to the file size limit. Raises
-    OSError when the file or its disk cannot be looked at."""
-    if _identity(path) != identity:
+def recording_problem(
+    path: Path, identity: tuple[int, int] | None, min_room_bytes: int = RECORDING_MIN_ROOM_BYTES
+) -> tuple[str, str]:
+    """What stops the recording at ``path``, the file whose (device, inode) is ``identity`` (None: the writer
+    has not created it yet), from growing (much) longer: the kind (``REMOVED``, ``DISK_FULL``,
+    ``SIZE_LIMIT``) and the words saying it and what to do, or ("", "") when nothing does: the file was
+    removed or replaced, its disk has under ``min_room_bytes`` free for this user, or it is within
+    ``RECORDING_MIN_ROOM_BYTES`` of the file size limit. Raises OSError when the file or its disk cannot be
+    looked at."""
+    if identity is not None and _identity(path) != identity:
         return REMOVED, (
             "the file was removed or replaced while recording, so the frames go to a deleted file; "
             "restart moodcast to record again"
         )
     disk = os.statvfs(path.parent)
     free_bytes = disk.f_bavail * disk.f_frsize
-    if free_bytes < RECORDING_MIN_ROOM_BYTES:
+    if free_bytes < min_room_bytes:
         return DISK_FULL, (
             f"its disk is full ({free_bytes // 1024} KiB free), so the video stops growing; free space, "
             "then restart moodcast to record again"
         )
     limit_bytes = _size_limit_bytes()
-    if limit_bytes is not None and limit_bytes - path.stat().st_size < RECORDING_MIN_ROOM_BYTES:
+    size_bytes = 0 if identity is None else path.stat().st_size
+    if limit_bytes is not None and limit_bytes - size_bytes < RECORDING_MIN_ROOM_BYTES:
         return SIZE_LIMIT, (
             f"it reached the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=), "
             "so the video stops growing; raise the limit, then restart moodcast to record again"
@@ -62,20 +66,27 @@ def recording_problem(path: Path, identity: tuple[int, int]) -> tuple[str, str]:
 class RoomWatch:
     """Logs once, when it changes, whether the recording at ``path`` can still grow: a WARNING with what,
     where and what to do when it cannot, an INFO when that ends. The state is the kind of problem
-    (``recording_problem``), not its words: a full disk whose free KiB change is one WARNING. The file must
-    exist (the writer opened it)."""
+    (``recording_problem``), not its words: a full disk whose free KiB change is one WARNING. A disk said
+    full has room again only with ``RECORDING_ROOM_BACK_BYTES`` free, not at the minimum it was said full
+    under: free space hovering about that minimum is one WARNING, not a WARNING and an INFO at every look.
+
+    The file is the one at ``path`` when the watch starts or, where the writer creates it only later (at its
+    first write, or after buffering: FFmpeg creates it when it opens, another backend may not), when a look
+    first finds it; until then only its disk and the size limit are looked at, and its absence is no
+    problem."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        identity = _identity(path)
-        assert identity is not None, "open the writer first"
-        self._identity = identity
+        self._identity = _identity(path)  # None until the writer has created the file
         self._kind = ""  # the kind of problem last logged, "" for none
 
     def check(self) -> None:
         """Look at the file and its disk (a stat and a statvfs, ~10 us) and log if what stops it changed."""
+        min_room_bytes = RECORDING_ROOM_BACK_BYTES if self._kind == DISK_FULL else RECORDING_MIN_ROOM_BYTES
         try:
-            kind, problem = recording_problem(self.path, self._identity)
+            if self._identity is None:
+                self._identity = _identity(self.path)
+            kind, problem = recording_problem(self.path, self._identity, min_room_bytes)
         except OSError as err:
             kind = CANNOT_LOOK
             problem = f"the file or its disk cannot be looked at ({err.strerror}); check the disk"
