@@ -220,7 +220,9 @@ def test_a_recording_past_the_file_size_limit_is_said_once_and_the_daemon_runs_o
     out = tmp_path / "out.avi"
     result = recording_daemon(out, shipped_model, [], limit_bytes=3 << 19)
     said_once_and_ran_on(result, out, "reached the file size limit of 1572864 bytes")
-    assert out.stat().st_size == 3 << 19  # really cut there
+    # closed at the look that found it within 1 MiB of the limit (every 75 frames at 15 fps), before a write
+    # failed: it had been cut at the limit itself
+    assert out.stat().st_size < 3 << 19 and frames_in(out) % 75 == 1, (out.stat().st_size, frames_in(out))
 
 
 def unshare_denied() -> str:
@@ -356,3 +358,54 @@ def test_a_recording_file_the_writer_creates_later_is_watched_from_then(tmp_path
     said = [(r.levelname, r.getMessage()) for r in caplog.records if f"recording {out}" in r.getMessage()]
     assert [level for level, _ in said] == ["WARNING"], said
     assert "removed or replaced while recording" in said[0][1], said
+
+
+FULL_DISK_MP4 = """
+import logging, sys
+from pathlib import Path
+import cv2
+import numpy as np
+from device.config import DisplayConfig
+from device.display.display import VideoFileDisplay
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+out = Path(sys.argv[1]) / "out.mp4"  # on a 2 MiB disk
+display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (320, 240), 10.0)
+rng = np.random.default_rng(0)
+frame = np.full((240, 320, 3), 128, np.uint8)
+for index in range(900):  # 90 s of recording, about 5 KiB a frame: 4.5 MB
+    frame[:48, :64] = rng.integers(0, 255, (48, 64, 3), np.uint8)
+    display.show(frame.copy(), index / 10)
+display.close()
+capture = cv2.VideoCapture(str(out))
+frames = 0
+while capture.read()[0]:
+    frames += 1
+print("plays", frames)
+"""
+
+
+@pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
+def test_a_recording_stopped_by_a_full_disk_is_closed_and_plays(tmp_path):
+    """Frames went on to OpenCV's writer after the full disk's WARNING: FFmpeg wrote nothing more once a write
+    had failed, each frame was encoded for nothing and said "Failed to write frame" on stderr (OpenCV's own
+    line, which the daemon shows at log.level = debug), and the .mp4, cut off by that write, had no index: it
+    played no frame at all. The recording now stops at the WARNING, its writer closed while the disk still
+    has room: the .mp4 plays up to there."""
+    import subprocess
+    import sys
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=2m none "{disk}" && exec "$@"', "sh"]
+    result = subprocess.run(
+        [*mount, sys.executable, "-c", FULL_DISK_MP4, str(disk)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "Failed to write frame" not in result.stderr, result.stderr[-2000:]
+    said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.mp4'}" in line]
+    assert len(said) == 1 and said[0].startswith("WARNING") and "its disk is full (" in said[0], said
+    assert "the recording stops here" in said[0], said
+    frames = int(result.stdout.split()[-1])
+    assert 100 < frames < 900 and frames % 50 == 1, result.stdout  # up to the look that found it: 1 + 50 n

@@ -13,7 +13,7 @@ import numpy as np
 
 from device.config import DisplayConfig
 from device.const import RECORDING_CHECK_S, RECORDING_MAX_GAP_S
-from device.display.room import RoomWatch
+from device.display.room import STOPS_RECORDING, RoomWatch
 from device.display.video_path import VIDEO_CODECS, video_path_problem
 from device.errors import DisplayError
 
@@ -56,7 +56,12 @@ class VideoFileDisplay:
 
     OpenCV says nothing when the file cannot grow (a full disk, the file size limit, the file removed):
     after its first frame and then every ``RECORDING_CHECK_S`` of recording, the file and its disk are
-    looked at (``RoomWatch``), and a WARNING says so once, while the daemon runs on.
+    looked at (``RoomWatch``). When one of them stops the recording (``STOPS_RECORDING``), the writer is
+    closed there, with one WARNING, and the daemon runs on without it: FFmpeg writes nothing more to a file
+    once a write of it failed, even with room again, so every later frame was encoded for nothing (and, at
+    ``log.level = debug``, said "Failed to write frame" on stderr); closed while there is still room, an .mp4
+    gets its index and plays (cut off by a write that failed, it has none and does not play at all), and a
+    removed file's blocks are freed.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class VideoFileDisplay:
         self.path = path
         self._room = RoomWatch(path)
         self._written = 0  # file frames written
+        self._stopped = False  # the writer closed: the file cannot grow (RoomWatch)
         self._next_check = 1  # the file frame after which the room is looked at next
         self._fps = fps or 15.0
         self._first_s: float | None = None
@@ -87,6 +93,8 @@ class VideoFileDisplay:
     def show(self, frame: np.ndarray, time_s: float | None = None) -> bool:
         """Place ``frame`` (BGR uint8, the frame size given) at ``time_s`` (None: the next file frame); the
         frame before it is written for every file frame up to this one's. The frame must not change after."""
+        if self._stopped:
+            return True
         if time_s is None:
             slot = self._next_slot + (self._held is not None)
         else:
@@ -98,18 +106,28 @@ class VideoFileDisplay:
             for _ in range(repeats):
                 self._write(self._held)
             self._next_slot = slot
+            if self._stopped:  # by the room's look after one of those frames
+                self._held = None
+                return True
         self._held = frame  # a frame that falls on the held one's file frame replaces it: the newer wins
         return True
 
     def _write(self, image: np.ndarray) -> None:
-        """Write ``image`` as the file's next frame; look at the room when it is time."""
+        """Write ``image`` as the file's next frame; look at the room when it is time, and stop the
+        recording (close the writer) when the room says so."""
+        if self._stopped:
+            return
         self._writer.write(image)
         self._written += 1
         if self._written >= self._next_check:
-            self._room.check()
+            if self._room.check() in STOPS_RECORDING:
+                self._stopped = True
+                self._writer.release()
             self._next_check = self._written + max(round(RECORDING_CHECK_S * self._fps), 1)
 
     def close(self) -> None:
+        if self._stopped:
+            return
         if self._held is not None:
             self._write(self._held)
             self._held = None

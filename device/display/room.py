@@ -30,6 +30,10 @@ def _size_limit_bytes() -> int | None:
 # What stops a recording, the state ``RoomWatch`` logs the changes of: its words (a number of KiB free)
 # change from one look to the next while the state stays the same.
 REMOVED, DISK_FULL, SIZE_LIMIT, CANNOT_LOOK = "removed", "disk full", "size limit", "cannot look"
+# The kinds on which the recording is stopped (``VideoFileDisplay``): its file cannot take much more, and
+# FFmpeg writes nothing more to a file once a write of it failed, even once there is room again. A file that
+# cannot be looked at may be a passing fault of the disk: the recording goes on.
+STOPS_RECORDING = (REMOVED, DISK_FULL, SIZE_LIMIT)
 
 
 def recording_problem(
@@ -43,22 +47,22 @@ def recording_problem(
     looked at."""
     if identity is not None and _identity(path) != identity:
         return REMOVED, (
-            "the file was removed or replaced while recording, so the frames go to a deleted file; "
+            "the file was removed or replaced while recording, so the frames went to a deleted file; "
             "restart moodcast to record again"
         )
     disk = os.statvfs(path.parent)
     free_bytes = disk.f_bavail * disk.f_frsize
     if free_bytes < min_room_bytes:
         return DISK_FULL, (
-            f"its disk is full ({free_bytes // 1024} KiB free), so the video stops growing; free space, "
-            "then restart moodcast to record again"
+            f"its disk is full ({free_bytes // 1024} KiB free); free space, then restart moodcast to record "
+            "again"
         )
     limit_bytes = _size_limit_bytes()
     size_bytes = 0 if identity is None else path.stat().st_size
     if limit_bytes is not None and limit_bytes - size_bytes < RECORDING_MIN_ROOM_BYTES:
         return SIZE_LIMIT, (
-            f"it reached the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=), "
-            "so the video stops growing; raise the limit, then restart moodcast to record again"
+            f"it reached the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); "
+            "raise the limit, then restart moodcast to record again"
         )
     return "", ""
 
@@ -80,8 +84,9 @@ class RoomWatch:
         self._identity = _identity(path)  # None until the writer has created the file
         self._kind = ""  # the kind of problem last logged, "" for none
 
-    def check(self) -> None:
-        """Look at the file and its disk (a stat and a statvfs, ~10 us) and log if what stops it changed."""
+    def check(self) -> str:
+        """Look at the file and its disk (a stat and a statvfs, ~10 us) and log if what stops it changed;
+        return the kind of problem now ("" for none)."""
         min_room_bytes = RECORDING_ROOM_BACK_BYTES if self._kind == DISK_FULL else RECORDING_MIN_ROOM_BYTES
         try:
             if self._identity is None:
@@ -91,17 +96,20 @@ class RoomWatch:
             kind = CANNOT_LOOK
             problem = f"the file or its disk cannot be looked at ({err.strerror}); check the disk"
         if kind == self._kind:
-            return
-        if kind:
+            return kind
+        if kind in STOPS_RECORDING:
             logger.warning(
-                "recording %s: %s (OpenCV writes nothing more to a file once a write of it failed); "
-                "events and MQTT go on",
+                "recording %s: %s; the recording stops here, its file closed with what it holds (FFmpeg "
+                "writes nothing more to a file once a write of it failed); events and MQTT go on",
                 self.path,
                 problem,
             )
+        elif kind:
+            logger.warning("recording %s: %s; events and MQTT go on", self.path, problem)
         else:
             logger.info(
                 "recording %s has room again; if it stopped growing, restart moodcast to record again",
                 self.path,
             )
         self._kind = kind
+        return kind
