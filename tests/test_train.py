@@ -213,6 +213,47 @@ def test_a_resume_with_other_flags_names_them(tmp_path: Path, capsys: pytest.Cap
     ]
 
 
+def test_a_resume_compares_path_flags_by_the_file_they_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run started with relative paths and resumed with absolute ones (or './x', or 'x/' for --data) was
+    refused for giving other flags, though they named the same files. run.json keeps the paths as typed, as
+    older run.json files do, and relative ones name files under the working folder. Paths naming other files
+    are still refused, with the run's path as run.json has it."""
+    from train.__main__ import parse_args
+    from train.run_folder import write_settings
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    (out / "backup").mkdir(parents=True)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path / "data")
+    files = ("--votes", "votes.csv", "--teacher", "t.keras", "--init", "i.keras")
+    write_settings(
+        parse_args(["--data", "data", "--out", "run", *files, "--extra-data", "a", "--extra-data", "b"])
+    )
+    assert json.loads((out / "run.json").read_text())["data"] == "data"  # as typed: readable
+
+    def problem(*flags: str) -> str:
+        from train.run_folder import start_problem
+
+        return start_problem(parse_args(["--out", str(out), "--resume", *flags]))
+
+    absolute = [str(tmp_path / "votes.csv"), "--teacher", str(tmp_path / "t.keras"), "--init", "./i.keras"]
+    extra = ["--extra-data", f"{tmp_path}/a/", "--extra-data", "./b"]
+    assert problem("--data", f"{tmp_path}/data/", "--votes", *absolute, *extra) == ""
+    assert problem("--data", "./data/", "--votes", *absolute, *extra) == ""
+    assert problem("--data", "linked", "--votes", *absolute, *extra) == ""  # a link to the same folder
+    swapped = ["--extra-data", "b", "--extra-data", "a"]  # the faces in another order: not the same run
+    assert problem("--data", "other", "--votes", *absolute, *swapped) == (
+        "--resume: give the run's own flags: --data other (the run has data); "
+        "--extra-data ['b', 'a'] (the run has ['a', 'b'])"
+    )
+    assert problem("--data", "data", "--votes", *absolute) == (
+        "--resume: give the run's own flags: --extra-data [] (the run has ['a', 'b'])"
+    )
+
+
 def test_a_resume_of_a_run_from_before_mixup_refuses_mixup(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,7 +3,8 @@
 ``--out`` holds ``run.json`` (the flags that define the run, written when it starts), ``backup/`` (Keras's
 BackupAndRestore state, removed by Keras when training ends) and ``history.csv`` (Keras's CSVLogger, one row
 per finished epoch, appended to by a resumed run). A resume must use the run's own flags: another width
-cannot load the checkpoint, another ``--epochs`` changes the learning-rate schedule mid-run.
+cannot load the checkpoint, another ``--epochs`` changes the learning-rate schedule mid-run. A flag naming a
+file counts as the same when it names the same file, however it is written (``PATH_FLAGS``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import csv
 import fcntl
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -52,6 +54,12 @@ RUN_FLAGS = (
     "seed",
     "precision",
 )
+# Flags that name a file or folder: run.json keeps them as given (readable, and what the user typed), and a
+# resume compares the files they name, so "data" and "/home/pi/moodcast/data/" are one flag. A relative path,
+# in run.json or on the command line, names a file under the working folder: a resume is assumed to run in
+# the folder the run was started in (make train and make train-resume both run in the checkout). --out is
+# not among them: the resume found run.json in it, so it names the run's folder however it is written.
+PATH_FLAGS = frozenset({"data", "votes", "extra_data", "teacher", "init"})
 # Flags added after run.json was: a run.json without one was made with the flag's default, which a resume
 # must then give too (a run from before --mixup-alpha had no mixup, and must not get it halfway).
 ADDED_FLAG_DEFAULTS: dict[str, object] = {
@@ -81,8 +89,8 @@ def start_problem(args: argparse.Namespace) -> str:
     One line each: ``--out`` empty, a file, or not writable (``device.config.folder_problem``); an interrupted
     run there that a fresh start would throw away; ``--resume`` with no interrupted run (one whose training
     finished but was stopped in its evaluation or export is resumable: ``training_finished``); a resume whose
-    flags differ from the run's ``run.json`` (each named with the run's value), or a run.json that is no
-    object.
+    flags differ from the run's ``run.json`` (each named with the run's value; a path flag differs when it
+    names another file, ``PATH_FLAGS``), or a run.json that is no object.
     """
     out: Path = args.out
     if not str(out).strip():
@@ -118,11 +126,30 @@ def start_problem(args: argparse.Namespace) -> str:
     differ = [
         f"{_given(flag, now[flag])} (the run has {'none' if recorded[flag] is None else recorded[flag]})"
         for flag in RUN_FLAGS
-        if flag in recorded and recorded[flag] != now[flag]
+        if flag in recorded and not _same(flag, recorded[flag], now[flag])
     ]
     if differ:
         return f"--resume: give the run's own flags: {'; '.join(differ)}"
     return ""
+
+
+def _same(flag: str, recorded: object, now: object) -> bool:
+    """Whether a run.json value and this command's agree: for a ``PATH_FLAGS`` flag, whether they name the
+    same files (``_named``), in the same order for ``--extra-data``; for any other, whether they are equal."""
+    if flag not in PATH_FLAGS:
+        return recorded == now
+    return _named(recorded) == _named(now)
+
+
+def _named(value: object) -> object:
+    """The file a path value names, as an absolute path with '.', '..' and links resolved against the
+    working folder (a list of them for ``--extra-data``); None, and a value that is no path (a hand-edited
+    run.json), as they are, so they compare as written."""
+    if isinstance(value, str):
+        return os.path.realpath(value)
+    if isinstance(value, list):
+        return [_named(item) for item in value]
+    return value
 
 
 def _given(flag: str, value: object) -> str:
