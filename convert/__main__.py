@@ -35,6 +35,7 @@ from convert.card import (
 from convert.errors import AccuracyDropError, ConvertError
 from convert.robustness import labels_unchanged
 from device.config import folder_problem
+from device.console import print_err, print_out
 from device.errors import ModelError, first_line
 from device.paths import write_whole
 from device.vision.classify import EmotionClassifier, apply_temperature, card_path_for
@@ -247,7 +248,8 @@ def convert(args: argparse.Namespace) -> dict:
     reference = classification_metrics(test.labels, keras_predicted, list(LABELS))
     drop = reference["accuracy"] - lite["accuracy"]
     agreement = float((lite_predicted == keras_predicted).mean())
-    print(summary(args, lite, reference, len(flatbuffer), agreement))
+    # What is printed is a copy of the report: a reader gone (| head) or no stdout leaves the status as it is.
+    print_out(summary(args, lite, reference, len(flatbuffer), agreement), "convert")
     if drop > args.max_drop:
         raise AccuracyDropError(
             f"{args.quantization} model loses {100 * drop:.1f} points against Keras on {REPORT_SPLIT} "
@@ -279,8 +281,8 @@ def convert(args: argparse.Namespace) -> dict:
     )
     write_report(report_dir_for(args.out), lite, reference, ferplus, calibration, robustness, agreement)
     replace_files({args.out: flatbuffer, card_path_for(args.out): card_json(card).encode()})
-    print(format_extras(ferplus, calibration, robustness))
-    print(f"model: {args.out}  card: {card_path_for(args.out)}  report: {report_dir_for(args.out)}")
+    where = f"model: {args.out}  card: {card_path_for(args.out)}  report: {report_dir_for(args.out)}"
+    print_out(f"{format_extras(ferplus, calibration, robustness)}\n{where}", "convert")
     return card
 
 
@@ -363,15 +365,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     problem = out_problem(args.out, (args.model, args.training))
     if problem:
-        print(f"convert: {problem}", file=sys.stderr)
+        print_err(f"convert: {problem}")
         return 2
     try:
         convert(args)
     except AccuracyDropError as err:
-        print(f"convert: {err}", file=sys.stderr)
+        print_err(f"convert: {err}")
         return 1
     except ConvertError as err:
-        print(f"convert: {err}", file=sys.stderr)
+        print_err(f"convert: {err}")
         return 2
     return 0
 

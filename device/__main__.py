@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from device.config import Config, add_cli_arguments, load_config
+from device.console import print_err, print_out
 from device.const import APP_NAME
 from device.errors import MoodcastError
 from device.log import setup_logging
-from device.paths import discard_writes
 from device.preflight import file_problems, model_problem, source_problem
 from device.version import version
 
@@ -68,41 +68,6 @@ def run(config: Config) -> None:
         app.stop()
 
 
-def print_out(text: str) -> int:
-    """Print ``text`` (and a newline) on stdout, for --version and --print-config: 0 once it is flushed, else
-    1. A reader that went away (``| head -n1``) ends it quietly, as Python's signal docs advise ("Note on
-    SIGPIPE"): stdout is pointed at /dev/null (``discard_writes``), so the interpreter's flush at exit
-    raises nothing. Any other write error (``>/dev/full``), or no stdout at all (``>&-``, None in Python), is
-    one line on stderr."""
-    if sys.stdout is None:
-        print_err(f"{APP_NAME}: cannot write to stdout: it is closed")
-        return 1
-    try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-    except OSError as err:
-        discard_writes(sys.stdout)
-        if not isinstance(err, BrokenPipeError):
-            print_err(f"{APP_NAME}: cannot write to stdout: {err.strerror or err}")
-        return 1
-    return 0
-
-
-def print_err(text: str) -> None:
-    """Print ``text`` (and a newline) on stderr: an error, or --check-config's verdict. A reader that went
-    away (``2>&1 | head -c1``), or any other write error, leaves nowhere to say so: stderr is pointed at
-    /dev/null (``discard_writes``), as for stdout in :func:`print_out`, so neither this line nor the
-    interpreter's flush at exit raises, and the exit status still tells the outcome. Nothing is printed
-    without a stderr (``2>&-``, None in Python); never raises."""
-    if sys.stderr is None:
-        return
-    try:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-    except OSError:
-        discard_writes(sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.version:  # before the config: it answers whatever the config says
@@ -111,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         except MoodcastError as err:
             print_err(f"{APP_NAME}: {err}")
             return 1
-        return print_out(line)
+        return print_out(line, APP_NAME)
     cli = {key: value for key, value in vars(args).items() if "." in key or key == "device_id"}
     try:
         config = load_config(args.config, cli=cli)
@@ -131,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print_err(f"{APP_NAME}: config OK")
         return 0
     if args.print_config:
-        return print_out(json.dumps(config.masked(), indent=2))
+        return print_out(json.dumps(config.masked(), indent=2), APP_NAME)
     setup_logging(config.log.level)
     try:
         run(config)

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from device.console import print_err, print_out
 from device.vision.preprocess import CropSpec, crop_box
 from tools.groundtruth import Box, detect_reference, iou, reference_detector
 from tools.make_sample_video import paste_face, smooth_background
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     files = sorted((args.data / "train").glob("*/Training_*.jpg"))
     if not files:
-        print(f"calibrate_crop: no Training_*.jpg under {args.data / 'train'}; pass --data", file=sys.stderr)
+        print_err(f"calibrate_crop: no Training_*.jpg under {args.data / 'train'}; pass --data")
         return 1
     cv2.setNumThreads(1)
     rng = np.random.default_rng(args.seed)
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             if found is not None:
                 rows.append(found)
     if not rows:
-        print("calibrate_crop: the detector found no face; check the cascade and data", file=sys.stderr)
+        print_err("calibrate_crop: the detector found no face; check the cascade and data")
         return 1
     margin = float(np.median([r[0] for r in rows]))
     off_x = float(np.median([r[1] for r in rows]))
@@ -112,11 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(
+    print_out(
         f"calibrate_crop: {len(rows)}/{tried} pastes detected in {time.monotonic() - started:.0f} s; "
         f"margin_frac={margin:.4f} offset_x_frac={off_x:.4f} offset_y_frac={off_y:.4f}; "
-        f"median IoU {result['median_iou_before']} -> {result['median_iou_after']}; wrote {args.out}"
-    )
+        f"median IoU {result['median_iou_before']} -> {result['median_iou_after']}; wrote {args.out}",
+        "calibrate_crop",
+    )  # a summary of the file written: a reader gone leaves the status 0
     return 0
 
 

@@ -19,6 +19,8 @@ import json
 import sys
 from dataclasses import dataclass, field
 
+from device.console import print_err, print_out
+
 
 @dataclass
 class Track:
@@ -120,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         passed, line = compare(args.reference, args.other, args.min_agreement)
     except (OSError, ValueError) as e:
-        print(f"compare_events: {e}", file=sys.stderr)
+        print_err(f"compare_events: {e}")
         return 2
-    print(line)
+    print_out(line, "compare_events")  # the status says it too
     return 0 if passed else 1
 
 

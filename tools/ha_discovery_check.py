@@ -18,7 +18,10 @@ import importlib
 import sys
 import tempfile
 
+from device.console import print_out
 from device.outputs.discovery import discovery_configs
+
+PROG = "ha_discovery_check"
 
 
 async def check() -> bool:
@@ -42,9 +45,10 @@ async def check() -> bool:
                 kept = schema(dict(payload))
             except Exception as err:  # voluptuous's Invalid, or probatio's in later releases
                 valid = False
-                print(f"Home Assistant {__version__}: {topic}: INVALID: {err}")
+                print_out(f"Home Assistant {__version__}: {topic}: INVALID: {err}", PROG)
                 continue
-            print(f"Home Assistant {__version__}: {topic}: valid; dropped {sorted(set(payload) - set(kept))}")
+            dropped = sorted(set(payload) - set(kept))
+            print_out(f"Home Assistant {__version__}: {topic}: valid; dropped {dropped}", PROG)
     return valid
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from device.console import print_err, print_out
 from tools.groundtruth import (
     clip_box,
     detect_reference,
@@ -382,27 +383,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if not (args.data / "test").is_dir():
-        print(f"make_sample_video: no test/ folder under {args.data}; pass --data", file=sys.stderr)
+        print_err(f"make_sample_video: no test/ folder under {args.data}; pass --data")
         return 1
     try:
         votes = load_votes(args.votes)
     except VotesError as err:
-        print(f"make_sample_video: {err}", file=sys.stderr)
+        print_err(f"make_sample_video: {err}")
         return 1
     cv2.setNumThreads(1)
     for name in [args.only] if args.only else list(SCENES):
         summary = render(name, args.data, args.out, args.seed, votes)
-        print(f"make_sample_video: {summary['video']}: {summary['frames']} frames, {summary['bytes']} bytes")
+        made = f"{summary['video']}: {summary['frames']} frames, {summary['bytes']} bytes"
+        print_out(f"make_sample_video: {made}", "make_sample_video")
         if args.verify:
             score = score_video(
                 detect_video(summary["video"]),
                 load_truth(args.out / f"{name}.json"),
                 load_calibration(args.verify),
             )
-            print(
+            print_out(
                 f"make_sample_video: {name}: recall {score['recall']:.3f} precision {score['precision']:.3f} "
                 f"(tp {score['true_pos']} fp {score['false_pos']} fn {score['false_neg']}, "
-                f"ignored {score['ignored']}, mean IoU {score['mean_iou']:.3f})"
+                f"ignored {score['ignored']}, mean IoU {score['mean_iou']:.3f})",
+                "make_sample_video",
             )
     return 0
 

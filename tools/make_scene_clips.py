@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from device.console import print_err, print_out
 from tools.groundtruth import clip_box
 from tools.make_sample_video import FacePicker, dump_truth, paste_face
 from train.votes import VotesError, load_votes
@@ -349,18 +350,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(SCENES), help="render one scene")
     args = parser.parse_args(argv)
     if not (args.data / "test").is_dir():
-        print(f"make_scene_clips: no test/ folder under {args.data}; pass --data", file=sys.stderr)
+        print_err(f"make_scene_clips: no test/ folder under {args.data}; pass --data")
         return 1
     try:
         votes = load_votes(args.votes)
     except VotesError as err:
-        print(f"make_scene_clips: {err}", file=sys.stderr)
+        print_err(f"make_scene_clips: {err}")
         return 1
     cv2.setNumThreads(1)
     for name in [args.only] if args.only else list(SCENES):
         picker = FacePicker(args.data, args.seed + len(name), votes)  # one seeded order per scene
         summary = render(name, picker, args.data, args.out)
-        print(f"make_scene_clips: {summary['video']}: {summary['frames']} frames, {summary['bytes']} bytes")
+        made = f"{summary['video']}: {summary['frames']} frames, {summary['bytes']} bytes"
+        print_out(f"make_scene_clips: {made}", "make_scene_clips")
     return 0
 
 

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from device.config import DetectConfig
+from device.console import print_out
 from device.const import VERIFY_MIN_WEIGHT
 from device.sources.camera import make_lores
 from device.vision.detect import Box, FaceDetector, FaceVerifier, iou
@@ -292,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     weighed += weigh_photos(args.photos, args.scales, detector, verifier)
     sources = [*args.clips, *(["photographs"] if args.photos else [])]
-    print(format_table(table(weighed, args.threshold, sources), args.threshold))
-    print(f"weighed in {time.perf_counter() - started:.0f} s")
-    return 0
+    lines = [format_table(table(weighed, args.threshold, sources), args.threshold)]
+    lines.append(f"weighed in {time.perf_counter() - started:.0f} s")
+    return print_out("\n".join(lines), "verifier_weights")  # the table is the result: 1 without it
 
 
 if __name__ == "__main__":

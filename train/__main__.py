@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.console import print_err, print_out
 from device.errors import first_line
 from device.vision.preprocess import NORMALIZATIONS
 from train import report
@@ -242,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except KeyboardInterrupt:
-        print(f"train: {interrupted(args)}", file=sys.stderr)
+        print_err(f"train: {interrupted(args)}")
         return 130
     except RunFolderError as err:
-        print(f"train: {err}", file=sys.stderr)
+        print_err(f"train: {err}")
         return 2
 
 
@@ -270,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
     commit = git_commit()  # the code that trains, before anything can move HEAD during the run
     problem = start_problem(args)
     if problem:
-        print(f"train: {problem}", file=sys.stderr)
+        print_err(f"train: {problem}")
         return 2
 
     # Data (no TensorFlow yet: a wrong path answers in a second)
@@ -280,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
         extras = [load_extra(folder) for folder in args.extra_data]
         check_extra(data, list(zip(args.extra_data, extras, strict=True)))
     except (DatasetError, VotesError) as err:
-        print(f"train: {err}", file=sys.stderr)
+        print_err(f"train: {err}")
         return 2
     problem = (
         votes_problem(args, data, votes)
@@ -288,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
         or keras_file_problem("--init", args.init, "to start from")
     )
     if problem:
-        print(f"train: {problem}", file=sys.stderr)
+        print_err(f"train: {problem}")
         return 2
     extra = merge_splits(extras) if extras else None
     images, targets, weights, target_facts = training_targets(
@@ -384,7 +385,7 @@ def train_and_report(
             start_from(model, "--init", args.init)
             target_facts = target_facts | {"init": str(args.init)}
     except TrainedModelError as err:
-        print(f"train: {err}", file=sys.stderr)
+        print_err(f"train: {err}")
         return 2
     train_ds = fit.training_dataset(*training, args)
     val = data["PublicTest"]
@@ -441,10 +442,13 @@ def train_and_report(
     if "extra" in metrics:
         report.write_json(args.out / "report-extra.json", metrics["extra"])
     (args.out / "training.json").write_text(json.dumps(facts, indent=2) + "\n")
+    lines = []
     for name, found in metrics.items():
         where = "(training faces, not a test)" if name == "extra" else "PrivateTest"
-        print(f"{name} {where}\n{format_report(found)}")
-    print(f"model: {args.out / 'model.keras'}  report: {args.out / 'report.json'}")
+        lines.append(f"{name} {where}\n{format_report(found)}")
+    lines.append(f"model: {args.out / 'model.keras'}  report: {args.out / 'report.json'}")
+    # The run's outcome is its files, written by now: a reader gone (| head) or no stdout leaves it 0.
+    print_out("\n".join(lines), "train")
     return 0
 
 

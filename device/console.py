@@ -1,0 +1,49 @@
+"""What a command line prints: a line on stdout or stderr that ends quietly when its reader went away.
+
+The daemon's ``--version``, ``--print-config`` and ``--check-config``, and the reports and one-line errors of
+``python -m train``, ``python -m convert`` and ``tools/`` all print through these two, so ``| head -c1``,
+``2>&1 | head -c1`` and ``2>&-`` behave alike everywhere (train/, convert/ and tools/ may import device/).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from device.paths import discard_writes
+
+
+def print_out(text: str, prog: str) -> int:
+    """Print ``text`` (and a newline) on stdout: 0 once it is flushed, else 1. A reader that went away
+    (``| head -n1``) ends it quietly, as Python's signal docs advise ("Note on SIGPIPE"): stdout is pointed at
+    /dev/null (``discard_writes``), so later prints and the interpreter's flush at exit raise nothing. Any
+    other write error (``>/dev/full``), or no stdout at all (``>&-``, None in Python), is one line on stderr
+    beginning ``prog:``, said once: the prints after it go to /dev/null too."""
+    if sys.stdout is None:
+        print_err(f"{prog}: cannot write to stdout: it is closed")
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (stdout from now on: said once)
+        return 1
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except OSError as err:
+        discard_writes(sys.stdout)
+        if not isinstance(err, BrokenPipeError):
+            print_err(f"{prog}: cannot write to stdout: {err.strerror or err}")
+        return 1
+    return 0
+
+
+def print_err(text: str) -> None:
+    """Print ``text`` (and a newline) on stderr: an error, or a verdict. A reader that went away
+    (``2>&1 | head -c1``), or any other write error, leaves nowhere to say so: stderr is pointed at /dev/null
+    (``discard_writes``), as for stdout in :func:`print_out`, so neither this line nor the interpreter's flush
+    at exit raises, and the exit status still tells the outcome. Nothing is printed without a stderr
+    (``2>&-``, None in Python); never raises."""
+    if sys.stderr is None:
+        return
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except OSError:
+        discard_writes(sys.stderr)

@@ -1,0 +1,112 @@
+"""train, convert and tools/ print through ``device.console``: a reader gone, or no stdout or stderr, ends
+them as it ends the daemon's ``--check-config`` (tests/test_version.py): no traceback, their own status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A module run as `python -m <module>` runs it, with an uncaught exception told on stdout: stderr, where
+# Python prints its traceback, is the broken pipe under test.
+ON_BROKEN_STDERR = """
+import runpy, sys
+sys.excepthook = lambda kind, value, tb: print("uncaught", kind.__name__)
+module, sys.argv = sys.argv[1], sys.argv[1:]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def run_with_stderr_gone(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m <args>`` with stderr a real pipe whose reader is gone before the first write (what
+    ``2>&1 | head -c1`` becomes once head has its byte)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", ON_BROKEN_STDERR, *args],
+            stdout=subprocess.PIPE,
+            stderr=write_end,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (["train", "--data", "{tmp}/missing", "--out", "{tmp}/run"], 2),
+        (["train", "--epochs", "0"], 2),  # argparse's own error: argparse drops a failed write itself
+        (["convert", "--model", "{tmp}/missing.keras", "--out", "{tmp}/x.tflite"], 2),
+        (["convert", "--out", "{tmp}/folder/"], 2),  # argparse's parser.error
+        (["tools.compare_events", "{tmp}/missing.jsonl", "{tmp}/missing.jsonl"], 2),
+        (["tools.make_scene_clips", "--data", "{tmp}"], 1),
+    ],
+    ids=["train", "train usage", "convert", "convert usage", "compare_events", "make_scene_clips"],
+)
+def test_an_error_on_a_stderr_whose_reader_is_gone_keeps_the_status(
+    args: list[str], status: int, tmp_path: Path
+) -> None:
+    """``python -m train --data missing 2>&1 | head -c1`` ended in a BrokenPipeError traceback (on the same
+    broken stderr) and exit 1, not the 2 of a bad argument; convert's and the tools' one-line errors the same.
+    Now the line is dropped, as the daemon's is, and the status alone says what happened."""
+    result = run_with_stderr_gone(*(arg.format(tmp=tmp_path) for arg in args))
+    assert (result.returncode, result.stdout) == (status, "")
+
+
+def test_an_error_with_stderr_closed_is_not_printed_on_stdout(tmp_path: Path) -> None:
+    """With ``2>&-`` Python has no sys.stderr, and print(file=None) writes on stdout: train's error went into
+    the output a script reads. Now it goes nowhere (as the daemon's does) and the status says it."""
+    command = [sys.executable, "-m", "train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)]
+    closed = ["sh", "-c", 'exec "$0" "$@" 2>&-', *command]
+    result = subprocess.run(closed, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert (result.returncode, result.stdout) == (2, "")
+
+
+def events_file(path: Path) -> Path:
+    """One face's events, enough for compare_events to PASS the file against itself."""
+    events = [
+        {"type": "new", "face_id": 1, "frame": 0, "box": [10, 10, 40, 40], "emotion": "happy"},
+        {"type": "end", "face_id": 1, "frame": 5, "box": [10, 10, 40, 40]},
+    ]
+    path.write_text("".join(json.dumps(event) + "\n" for event in events))
+    return path
+
+
+def test_a_report_on_a_stdout_whose_reader_is_gone_keeps_the_status(tmp_path: Path) -> None:
+    """``python -m tools.compare_events a b | head -c1`` ended in a BrokenPipeError traceback and exit 1 for
+    two runs that agree. The verdict is its exit status: a reader gone drops the line quietly; a closed stdout
+    (``>&-``, where print() printed nothing) is said on stderr, as the daemon says it."""
+    events = str(events_file(tmp_path / "events.jsonl"))
+    command = [sys.executable, "-m", "tools.compare_events", events, events]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    ) as run:
+        assert run.stdout is not None and run.stderr is not None
+        run.stdout.close()  # the reader goes away before a line is read (| true)
+        stderr = run.stderr.read()
+        assert (run.wait(timeout=60), stderr) == (0, "")
+    closed = ["sh", "-c", 'exec "$0" "$@" >&-', *command]
+    result = subprocess.run(closed, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert (result.returncode, result.stderr) == (0, "compare_events: cannot write to stdout: it is closed\n")
+
+
+def test_a_closed_stdout_is_said_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """convert prints its summary and then its extras: with no stdout (``>&-``) each print said so."""
+    from device.console import print_out
+
+    monkeypatch.setattr(sys, "stdout", None)
+    assert print_out("summary", "convert") == 1
+    assert print_out("extras", "convert") == 0  # to /dev/null: nothing more to say
+    assert capsys.readouterr().err == "convert: cannot write to stdout: it is closed\n"
