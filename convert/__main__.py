@@ -37,7 +37,7 @@ from convert.robustness import labels_unchanged
 from device.config import folder_problem
 from device.console import print_err, print_out
 from device.errors import ModelError, first_line
-from device.paths import write_whole
+from device.paths import named_as_folder, write_whole
 from device.vision.classify import EmotionClassifier, apply_temperature, card_path_for
 from device.vision.preprocess import normalize
 from train import report
@@ -96,8 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.training = args.training or args.model.with_name("training.json")
     if args.out is not None and not args.out.strip():
         parser.error("--out: expected the .tflite's path, got an empty path")
-    if args.out is not None and args.out.endswith(("/", os.sep)):  # Path() would drop the '/'
-        parser.error(f"--out {args.out}: a folder's path, expected the .tflite's")
+    if args.out is not None and (spelled := named_as_folder(args.out)):  # Path() drops the '/' or '/.'
+        parser.error(f"--out: {'; '.join(spelled)}")
     args.out = Path(args.out) if args.out else Path(f"models/emotion-{args.quantization}.tflite")
     if args.representative < 1:
         parser.error(f"--representative: expected a whole number >= 1, got {args.representative}")

@@ -301,13 +301,42 @@ def test_the_card_names_the_teacher_a_model_was_distilled_from() -> None:
     assert card["training"]["teacher_weight"] == 0.5
 
 
-@pytest.mark.parametrize("case", ["report file", "the model", "card over training facts", "trailing slash"])
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("new/", "'{tmp}/new/' names a folder (it ends in '/'), expected a file; add the file's name"),
+        ("new/.", "'{tmp}/new/.' names a folder (it ends in '/.'), expected a file; add the file's name"),
+        (
+            "old.tflite/",
+            "'{tmp}/old.tflite/' names a folder (it ends in '/'), expected a file; "
+            "write it as {tmp}/old.tflite",
+        ),
+    ],
+)
+def test_an_out_written_as_a_folder_is_refused_in_the_shared_words(
+    written: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """convert had its own trailing-'/' check, in its own words, and missed '/.': --out new/. (Path makes it
+    new) converted and wrote a file named new. A path that must name a file now says so in the words of every
+    such setting (``device.paths.named_as_folder``), before anything is read."""
+    (tmp_path / "old.tflite").write_bytes(b"a model converted before")
+    with pytest.raises(SystemExit) as stop:
+        run_convert("--model", tmp_path / "missing.keras", "--out", f"{tmp_path}/{written}")
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"python -m convert: error: --out: {expected.format(tmp=tmp_path)}"
+    )
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("case", ["report file", "the model", "card over training facts"])
 def test_an_out_that_would_clobber_or_misplace_files_is_refused_before_converting(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each ran the whole conversion first: a file at the report folder's path ended in FileExistsError;
     --out run/model.keras wrote the TFLite bytes over the trained model; --out run/training.tflite would put
-    its card over training.json; --out new/ wrote a file named new."""
+    its card over training.json. (--out new/ is refused as a folder's path, in the shared words: the test
+    above.)"""
     run = tmp_path / "run"
     run.mkdir()
     model, training = run / "model.keras", run / "training.json"
@@ -318,17 +347,9 @@ def test_an_out_that_would_clobber_or_misplace_files_is_refused_before_convertin
         (tmp_path / "m-report").write_text("x")
     elif case == "the model":
         out = str(model)
-    elif case == "card over training facts":
-        out = str(run / "training.tflite")
     else:
-        out = str(tmp_path / "new") + "/"
+        out = str(run / "training.tflite")
     argv = ["--model", str(model), "--data", str(FER_MINI), "--out", out]
-    if case == "trailing slash":
-        with pytest.raises(SystemExit) as stop:
-            run_convert(*argv)
-        assert stop.value.code == 2 and "a folder's path, expected the .tflite's" in capsys.readouterr().err
-        assert not (tmp_path / "new").exists()
-        return
     assert run_convert(*argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"convert: --out {out}"), err
