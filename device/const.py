@@ -48,12 +48,6 @@ RECORDING_CHECK_S = 5.0
 # Room under which a recording is said to be stopping: FFmpeg writes its file 256 KiB at a time (measured with
 # OpenCV 4.x's FFmpeg backend), so with less room than this the next write or the one after fails.
 RECORDING_MIN_ROOM_BYTES = 1 << 20
-# Room over which a disk said full has room again (hysteresis: free space hovering about the minimum above, as
-# another writer adds and deletes files, said a WARNING and an INFO at every look). The minimum plus what the
-# recording itself writes between two looks, so that its own next 5 s do not take the disk under the minimum
-# again: the sample clip at 640x480 is recorded at 240 KB/s to .avi (MJPEG; 68 KB/s to .mp4), 1.2 MB a look
-# at its 15 fps and 2.4 MB at the camera's default 30 fps; 1 MiB + 2.4 MB, rounded up.
-RECORDING_ROOM_BACK_BYTES = 4 << 20
 # Face detection.
 HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
 # A window searched on its own (a hint's, an unannounced track's) and the verifier's patch are searched for

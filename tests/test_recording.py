@@ -298,48 +298,6 @@ def test_a_full_disk_whose_free_space_changes_is_said_once(tmp_path):
     assert len(said) == 1 and said[0].startswith("WARNING") and "its disk is full (" in said[0], said
 
 
-HOVERING_FREE_SPACE = """
-import logging, sys
-from pathlib import Path
-from device.display.room import RoomWatch
-
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-disk = Path(sys.argv[1])  # 8 MiB
-out = disk / "out.avi"
-out.write_bytes(b"")
-(disk / "filler").write_bytes(bytes((8 << 20) - (1 << 20) - (64 << 10)))  # 1088 KiB free: over the 1 MiB
-watch = RoomWatch(out)
-watch.check()
-for _ in range(6):  # another writer adds and deletes 128 KiB: free space goes under 1 MiB and back, 6 times
-    (disk / "other").write_bytes(bytes(128 << 10))
-    watch.check()
-    (disk / "other").unlink()
-    watch.check()
-(disk / "filler").unlink()  # 8 MiB free: room again
-watch.check()
-"""
-
-
-@pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
-def test_free_space_hovering_about_the_minimum_is_said_once(tmp_path):
-    """A disk whose free space went under the 1 MiB minimum and over it again at each look gave a WARNING and
-    an INFO at every look (every 5 s). Room is now back only with 4 MiB free: one WARNING, one INFO."""
-    import subprocess
-    import sys
-
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=8m none "{disk}" && exec "$@"', "sh"]
-    result = subprocess.run(
-        [*mount, sys.executable, "-c", HOVERING_FREE_SPACE, str(disk)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.avi'}" in line]
-    assert [line.split()[0] for line in said] == ["WARNING", "INFO"], said
-    assert "its disk is full (960 KiB free)" in said[0] and "has room again" in said[1], said
-
-
 def test_a_recording_file_the_writer_creates_later_is_watched_from_then(tmp_path, caplog):
     """The watch asserted that the writer had created the file at open, which FFmpeg does and another OpenCV
     backend need not: an AssertionError at start. The file is now watched once it is there, and its absence

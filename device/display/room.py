@@ -7,7 +7,7 @@ import os
 import resource
 from pathlib import Path
 
-from device.const import RECORDING_MIN_ROOM_BYTES, RECORDING_ROOM_BACK_BYTES
+from device.const import RECORDING_MIN_ROOM_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +36,11 @@ REMOVED, DISK_FULL, SIZE_LIMIT, CANNOT_LOOK = "removed", "disk full", "size limi
 STOPS_RECORDING = (REMOVED, DISK_FULL, SIZE_LIMIT)
 
 
-def recording_problem(
-    path: Path, identity: tuple[int, int] | None, min_room_bytes: int = RECORDING_MIN_ROOM_BYTES
-) -> tuple[str, str]:
+def recording_problem(path: Path, identity: tuple[int, int] | None) -> tuple[str, str]:
     """What stops the recording at ``path``, the file whose (device, inode) is ``identity`` (None: the writer
     has not created it yet), from growing (much) longer: the kind (``REMOVED``, ``DISK_FULL``,
     ``SIZE_LIMIT``) and the words saying it and what to do, or ("", "") when nothing does: the file was
-    removed or replaced, its disk has under ``min_room_bytes`` free for this user, or it is within
+    removed or replaced, its disk has under ``RECORDING_MIN_ROOM_BYTES`` free for this user, or it is within
     ``RECORDING_MIN_ROOM_BYTES`` of the file size limit. Raises OSError when the file or its disk cannot be
     looked at."""
     if identity is not None and _identity(path) != identity:
@@ -52,7 +50,7 @@ def recording_problem(
         )
     disk = os.statvfs(path.parent)
     free_bytes = disk.f_bavail * disk.f_frsize
-    if free_bytes < min_room_bytes:
+    if free_bytes < RECORDING_MIN_ROOM_BYTES:
         return DISK_FULL, (
             f"its disk is full ({free_bytes // 1024} KiB free); free space, then restart moodcast to record "
             "again"
@@ -69,10 +67,10 @@ def recording_problem(
 
 class RoomWatch:
     """Logs once, when it changes, whether the recording at ``path`` can still grow: a WARNING with what,
-    where and what to do when it cannot, an INFO when that ends. The state is the kind of problem
-    (``recording_problem``), not its words: a full disk whose free KiB change is one WARNING. A disk said
-    full has room again only with ``RECORDING_ROOM_BACK_BYTES`` free, not at the minimum it was said full
-    under: free space hovering about that minimum is one WARNING, not a WARNING and an INFO at every look.
+    where and what to do when it cannot. The state is the kind of problem (``recording_problem``), not its
+    words: a file or disk that cannot be looked at at several looks, its error changing, is one WARNING, and
+    an INFO when it can be looked at again. A kind in ``STOPS_RECORDING`` ends the recording (its caller
+    stops looking).
 
     The file is the one at ``path`` when the watch starts or, where the writer creates it only later (at its
     first write, or after buffering: FFmpeg creates it when it opens, another backend may not), when a look
@@ -87,11 +85,10 @@ class RoomWatch:
     def check(self) -> str:
         """Look at the file and its disk (a stat and a statvfs, ~10 us) and log if what stops it changed;
         return the kind of problem now ("" for none)."""
-        min_room_bytes = RECORDING_ROOM_BACK_BYTES if self._kind == DISK_FULL else RECORDING_MIN_ROOM_BYTES
         try:
             if self._identity is None:
                 self._identity = _identity(self.path)
-            kind, problem = recording_problem(self.path, self._identity, min_room_bytes)
+            kind, problem = recording_problem(self.path, self._identity)
         except OSError as err:
             kind = CANNOT_LOOK
             problem = f"the file or its disk cannot be looked at ({err.strerror}); check the disk"
@@ -108,7 +105,7 @@ class RoomWatch:
             logger.warning("recording %s: %s; events and MQTT go on", self.path, problem)
         else:
             logger.info(
-                "recording %s has room again; if it stopped growing, restart moodcast to record again",
+                "recording %s: the file and its disk can be looked at again; the recording goes on",
                 self.path,
             )
         self._kind = kind
