@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
 from device.paths import discard_writes
 
@@ -47,3 +50,57 @@ def print_err(text: str) -> None:
         sys.stderr.flush()
     except OSError:
         discard_writes(sys.stderr)
+
+
+class _LossTolerantStdout:
+    """``sys.stdout`` for a command whose libraries print on it themselves (Keras's progress lines in
+    ``model.fit``): a write that fails (a reader gone, ``>/dev/full``) is dropped as :func:`print_out` drops
+    it, the stream pointed at /dev/null (``discard_writes``) and any error other than a broken pipe said once
+    on stderr, rather than raised out of the library into the work."""
+
+    def __init__(self, stream: TextIO, prog: str) -> None:
+        self._stream = stream
+        self._prog = prog
+        self._lost = False
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as err:
+            self._lose(err)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as err:
+            self._lose(err)
+
+    def _lose(self, err: OSError) -> None:
+        discard_writes(self._stream)
+        if not self._lost and not isinstance(err, BrokenPipeError):
+            print_err(f"{self._prog}: cannot write to stdout: {err.strerror or err}")
+        self._lost = True
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def tolerating_lost_stdout(prog: str) -> Iterator[None]:
+    """Within it, ``sys.stdout`` is safe for libraries that print on it while the command works (Keras's
+    ``model.fit``): a reader that goes away (``| head -c1``, ``2>&1 | head -c1``) or a failed write no longer
+    raises out of them and stops the work, and with no stdout (``>&-``, None in Python, where their
+    ``sys.stdout.write`` raised AttributeError) it is said once on stderr, as :func:`print_out` says it, and
+    the prints go to /dev/null. The command's status is then its work's. ``sys.stdout`` is put back after."""
+    saved = sys.stdout
+    if saved is None:
+        print_out("", prog)  # says it once and points sys.stdout at /dev/null
+    else:
+        sys.stdout = _LossTolerantStdout(saved, prog)
+    try:
+        yield
+    finally:
+        if saved is None:
+            sys.stdout.close()
+        sys.stdout = saved

@@ -110,3 +110,32 @@ def test_a_closed_stdout_is_said_once(
     assert print_out("summary", "convert") == 1
     assert print_out("extras", "convert") == 0  # to /dev/null: nothing more to say
     assert capsys.readouterr().err == "convert: cannot write to stdout: it is closed\n"
+
+
+@pytest.mark.slow  # two short trainings: make test-slow
+@pytest.mark.parametrize("stdout", ["reader gone", "closed"])
+def test_a_training_whose_stdout_is_lost_trains_to_its_end(stdout: str, tmp_path: Path) -> None:
+    """Keras prints each epoch on stdout itself: ``python -m train ... | head -c1`` stopped at the first
+    epoch's line in a BrokenPipeError traceback, exit 1, and ``>&-`` in an AttributeError on None, before
+    training a step. The run's outcome is its files: it trains to its end and exits 0, a closed stdout said
+    once on stderr."""
+    from tests.fixtures_model import FER_MINI, TRAIN_ARGS
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "train", "--data", str(FER_MINI), "--out", str(out), *TRAIN_ARGS]
+    if stdout == "closed":
+        closed = ["sh", "-c", 'exec "$0" "$@" >&-', *command]
+        result = subprocess.run(closed, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        status, stderr = result.returncode, result.stderr
+        assert "train: cannot write to stdout: it is closed\n" in stderr
+    else:
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        ) as run:
+            assert run.stdout is not None and run.stderr is not None
+            run.stdout.close()  # the reader goes away before the first epoch's line (| head -c1)
+            stderr = run.stderr.read()
+            status = run.wait(timeout=300)
+    assert status == 0 and "Traceback" not in stderr, stderr[-2000:]
+    assert (out / "model.keras").is_file() and (out / "report.json").is_file()
+    assert not (out / "backup").exists()  # trained to its end

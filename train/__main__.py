@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.console import print_err, print_out
+from device.console import print_err, print_out, tolerating_lost_stdout
 from device.errors import first_line
 from device.vision.preprocess import NORMALIZATIONS
 from train import report
@@ -240,14 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM (systemd, a closed session) stops the run as Ctrl-C does: at the last finished epoch.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print_err(f"train: {interrupted(args)}")
-        return 130
-    except RunFolderError as err:
-        print_err(f"train: {err}")
-        return 2
+    # Keras prints each epoch on stdout: a reader gone (| head) or no stdout (>&-) must not stop the run.
+    with tolerating_lost_stdout("train"):
+        try:
+            return run(args)
+        except KeyboardInterrupt:
+            print_err(f"train: {interrupted(args)}")
+            return 130
+        except RunFolderError as err:
+            print_err(f"train: {err}")
+            return 2
 
 
 def interrupted(args: argparse.Namespace) -> str:
