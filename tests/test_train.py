@@ -937,3 +937,49 @@ def test_a_run_stopped_in_its_evaluation_is_finished_by_resume(
     assert run_train(*argv, "--resume") == 0
     assert (out / "best.keras").read_bytes() == best  # not trained again
     assert json.loads((out / "training.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.slow  # imports TensorFlow: make test-slow
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_a_stop_while_the_backup_is_written_leaves_it_whole(stop: str, tmp_path: Path) -> None:
+    """A Ctrl-C or SIGTERM arriving while BackupAndRestore wrote latest.weights.h5 (just after an epoch's
+    history row, the moment a watcher of history.csv stops a run) left a valid file holding only the layers
+    written so far: the resume said 'backup: cannot be restored (A total of 5 objects could not be loaded
+    ...); remove it to start again', the intact .bkp ignored. The stop now waits for the backup."""
+    import os
+    import signal
+
+    import keras
+
+    from train.fit import WholeBackupAndRestore
+
+    @keras.saving.register_keras_serializable(package="test")
+    class StoppedWhileSaved(keras.layers.Dense):
+        """A layer that asks for the stop when its weights are written, after the layers before it."""
+
+        stop = True
+
+        def save_own_variables(self, store: dict) -> None:
+            if self.stop:
+                os.kill(os.getpid(), getattr(signal, stop))
+            super().save_own_variables(store)
+
+    def network() -> keras.Model:
+        inputs = keras.Input((4,))
+        hidden = keras.layers.Dense(5)(inputs)
+        return keras.Model(inputs, keras.layers.Dense(2)(StoppedWhileSaved(3)(hidden)))
+
+    model = network()
+    backup = WholeBackupAndRestore(str(tmp_path / "backup"), double_checkpoint=True)
+    backup.set_model(model)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as python -m train has it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            backup.on_epoch_end(0)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    restored = network()
+    restored.load_weights(tmp_path / "backup" / "latest.weights.h5")
+    for mine, saved in zip(restored.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, saved)
+    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 1

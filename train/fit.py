@@ -7,7 +7,13 @@ for TensorFlow to start.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import keras
 import numpy as np
@@ -110,8 +116,50 @@ def callbacks(args: argparse.Namespace) -> list[keras.callbacks.Callback]:
         keras.callbacks.ModelCheckpoint(str(args.out / "last.keras")),
         ResumedEarlyStopping(history, monitor="val_accuracy", patience=args.patience),
         keras.callbacks.CSVLogger(str(args.out / HISTORY_FILE), append=args.resume),
-        keras.callbacks.BackupAndRestore(str(args.out / BACKUP_FOLDER), double_checkpoint=True),
+        WholeBackupAndRestore(str(args.out / BACKUP_FOLDER), double_checkpoint=True),
     ]
+
+
+class WholeBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, its backup written (and removed at the end) whole: a stop asked for while it
+    writes (Ctrl-C, SIGTERM) waits until it is done (``stops_deferred``). A stop mid-write left
+    ``latest.weights.h5`` a valid file holding only some layers, which Keras's restore refuses with a
+    ValueError (it falls back to the ``.bkp`` only for an OSError): the run could not be resumed."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        with stops_deferred():
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        with stops_deferred():
+            super().on_train_end(logs)
+
+
+@contextmanager
+def stops_deferred() -> Iterator[None]:
+    """Within it, SIGINT and SIGTERM are noted rather than handled; on leaving, the first one noted goes to
+    its own handler (``KeyboardInterrupt`` for Ctrl-C, and for SIGTERM in ``python -m train``). Python runs
+    signal handlers in the main thread only, so elsewhere it defers nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[tuple[int, FrameType | None]] = []
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {
+        stop: signal.signal(stop, lambda signum, frame: noted.append((signum, frame))) for stop in stops
+    }
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+        if noted:
+            signum, frame = noted[0]
+            handler = previous[signal.Signals(signum)]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
 
 
 class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
