@@ -367,3 +367,51 @@ def test_a_recording_stopped_by_a_full_disk_is_closed_and_plays(tmp_path):
     assert "the recording stops here" in said[0], said
     frames = int(result.stdout.split()[-1])
     assert 100 < frames < 900 and frames % 50 == 1, result.stdout  # up to the look that found it: 1 + 50 n
+
+
+BUSY_FULL_DISK_MP4 = """
+import logging, sys
+from pathlib import Path
+import cv2
+import numpy as np
+from device.config import DisplayConfig
+from device.display.display import VideoFileDisplay
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+out = Path(sys.argv[1]) / "out.mp4"  # on a 32 MiB disk
+display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (640, 480), 30.0)
+rng = np.random.default_rng(0)
+frame = np.full((480, 640, 3), 128, np.uint8)
+for index in range(900):  # 30 s at 30 fps, about 58 KiB a frame: 8.5 MiB between two looks, 52 MiB in all
+    frame[:240, :240] = rng.integers(0, 255, (240, 240, 3), np.uint8)
+    display.show(frame.copy(), index / 30)
+display.close()
+capture = cv2.VideoCapture(str(out))
+frames = 0
+while capture.read()[0]:
+    frames += 1
+print("plays", frames)
+"""
+
+
+@pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
+def test_a_recording_writing_more_than_the_minimum_room_between_two_looks_stops_in_time(tmp_path):
+    """A recording writing more than RECORDING_MIN_ROOM_BYTES (1 MiB) in the RECORDING_CHECK_S (5 s) between
+    two looks (a busy 640x480 scene at 30 fps: 8.5 MiB) filled the disk between them: the look found '0 KiB
+    free', after FFmpeg's write had failed, and the .mp4, cut off there, played no frame. The room a look asks
+    for is now twice what the file grew since the look before, so the recording stops while it still fits."""
+    import subprocess
+    import sys
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=32m none "{disk}" && exec "$@"', "sh"]
+    result = subprocess.run(
+        [*mount, sys.executable, "-c", BUSY_FULL_DISK_MP4, str(disk)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.mp4'}" in line]
+    assert len(said) == 1 and "its disk is full (" in said[0] and "(0 KiB free" not in said[0], said
+    frames = int(result.stdout.split()[-1])
+    assert frames > 0 and frames % 150 == 1, result.stdout  # up to the look that found it: 1 + 150 n

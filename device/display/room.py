@@ -36,13 +36,15 @@ REMOVED, DISK_FULL, SIZE_LIMIT, CANNOT_LOOK = "removed", "disk full", "size limi
 STOPS_RECORDING = (REMOVED, DISK_FULL, SIZE_LIMIT)
 
 
-def recording_problem(path: Path, identity: tuple[int, int] | None) -> tuple[str, str]:
+def recording_problem(
+    path: Path, identity: tuple[int, int] | None, room_bytes: int = RECORDING_MIN_ROOM_BYTES
+) -> tuple[str, str]:
     """What stops the recording at ``path``, the file whose (device, inode) is ``identity`` (None: the writer
     has not created it yet), from growing (much) longer: the kind (``REMOVED``, ``DISK_FULL``,
     ``SIZE_LIMIT``) and the words saying it and what to do, or ("", "") when nothing does: the file was
-    removed or replaced, its disk has under ``RECORDING_MIN_ROOM_BYTES`` free for this user, or it is within
-    ``RECORDING_MIN_ROOM_BYTES`` of the file size limit. Raises OSError when the file or its disk cannot be
-    looked at."""
+    removed or replaced, its disk has under ``room_bytes`` free for this user, or it is within ``room_bytes``
+    of the file size limit (``room_bytes``: what the recording may write before the next look, at least
+    ``RECORDING_MIN_ROOM_BYTES``). Raises OSError when the file or its disk cannot be looked at."""
     if identity is not None and _identity(path) != identity:
         return REMOVED, (
             "the file was removed or replaced while recording, so the frames went to a deleted file; "
@@ -50,14 +52,14 @@ def recording_problem(path: Path, identity: tuple[int, int] | None) -> tuple[str
         )
     disk = os.statvfs(path.parent)
     free_bytes = disk.f_bavail * disk.f_frsize
-    if free_bytes < RECORDING_MIN_ROOM_BYTES:
+    if free_bytes < room_bytes:
         return DISK_FULL, (
-            f"its disk is full ({free_bytes // 1024} KiB free); free space, then restart moodcast to record "
-            "again"
+            f"its disk is full ({free_bytes // 1024} KiB free, under the {room_bytes // 1024} KiB it may "
+            "write before the next look); free space, then restart moodcast to record again"
         )
     limit_bytes = _size_limit_bytes()
     size_bytes = 0 if identity is None else path.stat().st_size
-    if limit_bytes is not None and limit_bytes - size_bytes < RECORDING_MIN_ROOM_BYTES:
+    if limit_bytes is not None and limit_bytes - size_bytes < room_bytes:
         return SIZE_LIMIT, (
             f"it reached the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); "
             "raise the limit, then restart moodcast to record again"
@@ -81,6 +83,8 @@ class RoomWatch:
         self.path = path
         self._identity = _identity(path)  # None until the writer has created the file
         self._kind = ""  # the kind of problem last logged, "" for none
+        self._size = 0  # the file's size at the last look
+        self._room = RECORDING_MIN_ROOM_BYTES  # what the file may write before the next look
 
     def check(self) -> str:
         """Look at the file and its disk (a stat and a statvfs, ~10 us) and log if what stops it changed;
@@ -88,7 +92,9 @@ class RoomWatch:
         try:
             if self._identity is None:
                 self._identity = _identity(self.path)
-            kind, problem = recording_problem(self.path, self._identity)
+            kind, problem = recording_problem(self.path, self._identity, self._room)
+            if self._identity is not None and not kind:
+                self._expect_growth()
         except OSError as err:
             kind = CANNOT_LOOK
             problem = f"the file or its disk cannot be looked at ({err.strerror}); check the disk"
@@ -110,3 +116,13 @@ class RoomWatch:
             )
         self._kind = kind
         return kind
+
+    def _expect_growth(self) -> None:
+        """Size the room the next look asks for by what the file grew since this one's predecessor, twice
+        over (a busier scene writes more): a recording writing more than ``RECORDING_MIN_ROOM_BYTES`` between
+        two looks (a large or busy frame at 30 fps writes several MiB in ``RECORDING_CHECK_S``) filled the
+        disk, or reached the size limit, between them, and its .mp4, cut off by the failed write, played no
+        frame."""
+        size = self.path.stat().st_size
+        self._room = max(RECORDING_MIN_ROOM_BYTES, 2 * (size - self._size))
+        self._size = size
