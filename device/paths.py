@@ -31,15 +31,19 @@ def file_problem(path: Path, what: str) -> str:
 def named_as_folder(raw: str) -> tuple[str, str] | None:
     """What is wrong, and what to do, when ``raw``, a setting that must name a file, is written as a folder's
     path: it ends in '/' or '/.', which Path drops ("clip.mp4/" becomes "clip.mp4"), so the file was used (or
-    written) though open() refuses the spelling (ENOTDIR), or it is '.', the working folder; None when it is
-    not. The one wording for every setting that names a file: where a file is there without the '/', the
-    line says to write its name without it, else to add the file's name."""
+    written) though open() refuses the spelling (ENOTDIR), or in '/..' (a folder even where the one before
+    it does not exist yet), or it is '.' or '..'; None when it is not. The one wording for every setting
+    that names a file: where a file is there without the '/', the line says to write its name without it,
+    else to add the file's name."""
+    last = os.path.basename(raw)
     if raw.endswith(("/", os.sep)):
         how = "it ends in '/'"
-    elif os.path.basename(raw) != ".":
+    elif last not in (".", ".."):
         return None
+    elif raw in (".", ".."):
+        how = "the working folder" if raw == "." else "the working folder's parent"
     else:
-        how = "the working folder" if raw == "." else "it ends in '/.'"
+        how = f"it ends in '/{last}'"
     path = Path(raw)
     return f"{raw!r} names a folder ({how}), expected a file", (
         f"write it as {path}" if path.is_file() else "add the file's name"

@@ -306,6 +306,8 @@ def test_the_card_names_the_teacher_a_model_was_distilled_from() -> None:
     [
         ("new/", "'{tmp}/new/' names a folder (it ends in '/'), expected a file; add the file's name"),
         ("new/.", "'{tmp}/new/.' names a folder (it ends in '/.'), expected a file; add the file's name"),
+        # converted for minutes, then a traceback writing the model to <scratch>/.. (IsADirectoryError)
+        ("new/..", "'{tmp}/new/..' names a folder (it ends in '/..'), expected a file; add the file's name"),
         (
             "old.tflite/",
             "'{tmp}/old.tflite/' names a folder (it ends in '/'), expected a file; "
