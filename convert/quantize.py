@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +16,7 @@ import tensorflow as tf
 from convert.card import QUANTIZATIONS
 from convert.errors import ConvertError
 from device.errors import first_line
+from device.paths import discard_writes
 
 
 def representative_faces(faces: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -40,6 +44,45 @@ def flip_averaged(model: keras.Model) -> keras.Model:
     averaged = keras.layers.Average()([logits(inputs), logits(mirrored)])
     outputs = keras.layers.Softmax(name="scores")(averaged)
     return keras.Model(inputs, outputs, name=f"{model.name}_flip_averaged")
+
+
+@contextlib.contextmanager
+def stderr_held() -> Iterator[None]:
+    """While it runs, what is written on file descriptor 2 (the converter's own lines, LLVM's ``errs()``:
+    'fully_quantize: 0, inference_type: 6, ...') goes to a scratch file, copied to stderr after (a failed
+    copy dropped, as ``device.console.print_err`` drops a line); with no stderr (``2>&-``) it goes to
+    /dev/null, which then stays there. LLVM remembers a write to stderr that failed, a reader gone
+    (``2>&1 | head -c1``) or no stderr, and at exit says 'LLVM ERROR: IO failure on output stream' and exits
+    1: a conversion that succeeded, its files written, ended with the status of a failed one."""
+    try:
+        saved: int | None = os.dup(2)
+    except OSError:  # no stderr (2>&-): nothing to copy to
+        saved = None
+    if saved is None:
+        discard = os.open(os.devnull, os.O_WRONLY)
+        if discard != 2:
+            os.dup2(discard, 2)
+            os.close(discard)
+        yield
+        return
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError):  # a reader gone: print_err after says nothing either
+            sys.stderr.flush()
+    with tempfile.TemporaryFile() as scratch:
+        os.dup2(scratch.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            scratch.seek(0)
+            held = scratch.read()
+            try:
+                while held:
+                    held = held[os.write(2, held) :]
+            except OSError:  # as print_err does: what comes later goes to /dev/null, not to an error
+                if sys.stderr is not None:
+                    discard_writes(sys.stderr)
 
 
 def to_tflite(model: keras.Model, quantization: str, representative: np.ndarray | None = None) -> bytes:
@@ -75,7 +118,8 @@ def to_tflite(model: keras.Model, quantization: str, representative: np.ndarray 
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
         try:
-            return converter.convert()
+            with stderr_held():
+                return converter.convert()
         except Exception as err:  # the converter raises several types, all with a multi-line message
             first = first_line(err)
             raise ConvertError(
