@@ -69,15 +69,19 @@ def file_problems(config: Config) -> list[str]:
 
 
 def source_problem(config: Config) -> str:
-    """One line (starting ``camera.source``) when the camera backend's library is missing: picamera2 with
-    ``camera.source = picamera2``, which the daemon found only once started, after loading its model. The
-    library is found by name, not imported; "" when nothing is missing."""
+    """One line (starting ``camera.source``) when the camera backend's library cannot be used: picamera2
+    with ``camera.source = picamera2``, missing or failing to import, which the daemon found only once
+    started, after loading its model. It is imported as the daemon imports it (``import_picamera2``), no
+    camera opened; "" when it imports."""
     if config.camera.source != "picamera2":
         return ""
-    from device.sources.camera import picamera2_problem  # OpenCV, as the model's check loads it anyway
+    from device.sources.camera import import_picamera2  # OpenCV, as the model's check loads it anyway
 
-    problem = picamera2_problem()
-    return problem and f"camera.source: {problem}"
+    try:
+        import_picamera2()
+    except CameraError as err:
+        return str(err)
+    return ""
 
 
 def video_problem(config: Config) -> str:

@@ -158,38 +158,62 @@ def test_check_config_names_every_missing_file(tmp_path):
     assert run_cli("--check-config", "--input", "0").returncode == 0  # a camera index is not a file
 
 
-def test_check_config_says_a_missing_picamera2_as_the_daemon_does(tmp_path):
+def ours(stderr: str) -> list[str]:
+    """The daemon's own lines on stderr (without the TFLite runtime's)."""
+    return [line for line in stderr.splitlines() if line.startswith("moodcast: ")]
+
+
+def test_check_config_says_a_missing_picamera2_as_the_daemon_does():
     """--check-config said "config OK" for camera.source = picamera2 without picamera2 installed; the daemon
-    then stopped at start, after loading its model. Both now say it in the same line. An installed one is
-    found, not imported: a picamera2 that fails when imported passes the check."""
+    then stopped at start, after loading its model. Both now say it in the same line."""
     if importlib.util.find_spec("picamera2") or importlib.util.find_spec("libcamera"):
         pytest.skip("picamera2 is installed here")
     checked = run_cli("--check-config", "--camera-source", "picamera2")
     started = run_cli("--camera-source", "picamera2", "--events", "-")
     assert (checked.returncode, started.returncode) == (1, 1), checked.stderr + started.stderr
-
-    def ours(stderr: str) -> list[str]:  # without the TFLite runtime's line
-        return [line for line in stderr.splitlines() if line.startswith("moodcast: ")]
-
     said = ours(started.stderr)
     assert said == [
         "moodcast: camera.source: picamera2 is not installed; on Raspberry Pi OS run "
         "'sudo apt install python3-picamera2' and create the venv with --system-site-packages"
     ], started.stderr
     assert ours(checked.stderr) == said and "Traceback" not in checked.stderr, checked.stderr
-    site = tmp_path / "site"  # a picamera2 (and libcamera) found on the path, each failing when imported
-    for name in ("picamera2", "libcamera"):
-        (site / name).mkdir(parents=True)
-        (site / name / "__init__.py").write_text(f"raise RuntimeError('{name} imported by --check-config')\n")
+
+
+def run_with_site(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m device ARGS`` with the packages in ``site`` importable (stand-ins for apt's picamera2)."""
     root = Path(__file__).resolve().parent.parent
-    result = subprocess.run(
-        [sys.executable, "-m", "device", "--check-config", "--camera-source", "picamera2"],
+    return subprocess.run(
+        [sys.executable, "-m", "device", *args],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=root,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(site)])},
     )
+
+
+def test_check_config_imports_picamera2_as_the_daemon_does(tmp_path):
+    """A picamera2 installed but failing to import (a NumPy it was not built for) passed --check-config,
+    which looked for it by name only, and the daemon then said at start that it was not installed. Both now
+    say it cannot be imported, with its own error; one that imports passes the check."""
+    site = tmp_path / "site"
+    for name in ("picamera2", "libcamera"):
+        (site / name).mkdir(parents=True)
+    (site / "libcamera" / "__init__.py").write_text("class Transform:\n    pass\n")
+    (site / "picamera2" / "__init__.py").write_text(
+        "raise ImportError('numpy.core.multiarray failed to import')\n"
+    )
+    checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
+    started = run_with_site(site, "--camera-source", "picamera2", "--events", "-")
+    assert (checked.returncode, started.returncode) == (1, 1), checked.stderr + started.stderr
+    said = ours(started.stderr)
+    assert said == [
+        "moodcast: camera.source: picamera2 is installed but cannot be imported (numpy.core.multiarray "
+        "failed to import); reinstall it: 'sudo apt install --reinstall python3-picamera2'"
+    ], started.stderr
+    assert ours(checked.stderr) == said, checked.stderr
+    (site / "picamera2" / "__init__.py").write_text("class Picamera2:\n    pass\n")
+    result = run_with_site(site, "--check-config", "--camera-source", "picamera2")
     assert (result.returncode, ours(result.stderr)) == (0, ["moodcast: config OK"]), result.stderr
 
 

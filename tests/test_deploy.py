@@ -108,13 +108,12 @@ def sshd(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 
 def apt_stand_ins(tmp_path: Path) -> Path:
-    """A folder holding stand-ins for apt's picamera2 and libcamera, which fail when imported."""
+    """A folder holding stand-ins for apt's picamera2 and libcamera: they import (as --check-config imports
+    them), and hold the two classes the daemon imports, which open no camera."""
     site = tmp_path / "apt-site"
-    for name in ("picamera2", "libcamera"):
+    for name, held in (("picamera2", "Picamera2"), ("libcamera", "Transform")):
         (site / name).mkdir(parents=True)
-        (site / name / "__init__.py").write_text(
-            f"raise ImportError('{name}: a stand-in of tests/test_deploy.py')\n"
-        )
+        (site / name / "__init__.py").write_text(f"class {held}:  # a stand-in\n    pass\n")
     return site
 
 
@@ -137,8 +136,8 @@ def test_deploy_redeploy_rollback(sshd: dict[str, str], tmp_path: Path) -> None:
         },
         # The venv is made from this interpreter, and this environment's site-packages stands in for the
         # apt-installed packages (python3-picamera2 and friends on the Pi): pip finds everything installed,
-        # so the test needs no network. Picamera2 itself, which --check-config looks for with the shipped
-        # config's camera.source = "picamera2", is a stand-in found by name and never imported.
+        # so the test needs no network. Picamera2 itself, which --check-config imports with the shipped
+        # config's camera.source = "picamera2", is a stand-in that opens no camera.
         "PI_PYTHON": sys.executable,
         "PI_EXTRA_SITE": os.pathsep.join([sysconfig.get_paths()["purelib"], str(apt_stand_ins(tmp_path))]),
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import stat
@@ -19,7 +18,7 @@ import numpy as np
 from device.config import CameraConfig, DetectConfig, redact_url
 from device.const import CAMERA_STEADY_S, EARLY_END_S, RATE_MEASURE_S, STREAM_SCHEMES
 from device.display.letterbox import letterbox
-from device.errors import CameraError, CameraUnavailable
+from device.errors import CameraError, CameraUnavailable, first_line
 from device.paths import named_as_folder, video_file_problem
 
 logger = logging.getLogger(__name__)
@@ -564,12 +563,30 @@ class StreamSource(OpenCVCameraSource):
         return super()._reported_fps(capture)
 
 
-def picamera2_problem() -> str:
-    """``PICAMERA2_MISSING`` when this Python cannot find picamera2 or the libcamera bindings it needs (both
-    imported by ``Picamera2Source``), else "". Found by name (``importlib.util.find_spec``): nothing is
-    imported, so --check-config starts no camera stack."""
-    missing = [name for name in ("picamera2", "libcamera") if importlib.util.find_spec(name) is None]
-    return PICAMERA2_MISSING if missing else ""
+def import_picamera2() -> tuple[type, type]:
+    """The ``Picamera2`` and libcamera ``Transform`` classes, imported (no camera is opened).
+
+    Raises CameraError, one line starting ``camera.source:``: ``PICAMERA2_MISSING`` when picamera2 or the
+    libcamera bindings are not installed for this Python; "installed but cannot be imported" with the
+    library's own first line when importing them fails otherwise (a NumPy built for another version, a
+    damaged install), which is no matter of installing it.
+    """
+    broken: Exception
+    try:
+        from libcamera import Transform
+        from picamera2 import Picamera2
+    except ModuleNotFoundError as err:
+        if err.name in ("picamera2", "libcamera"):
+            raise CameraError(f"camera.source: {PICAMERA2_MISSING}") from None
+        broken = err
+    except Exception as err:  # whatever a broken install raises at import: ImportError, ValueError, ...
+        broken = err
+    else:
+        return Picamera2, Transform
+    raise CameraError(
+        f"camera.source: picamera2 is installed but cannot be imported ({first_line(broken)[:200]}); "
+        "reinstall it: 'sudo apt install --reinstall python3-picamera2'"
+    )
 
 
 class Picamera2Source(_ThreadedCamera):
@@ -581,11 +598,7 @@ class Picamera2Source(_ThreadedCamera):
     _sensor_zero_s: float | None = None  # the sensor time of the source clock's zero
 
     def _open_device(self) -> None:
-        try:
-            from libcamera import Transform
-            from picamera2 import Picamera2
-        except ImportError:
-            raise CameraError(f"camera.source: {PICAMERA2_MISSING}") from None
+        Picamera2, Transform = import_picamera2()
         # The ISP only flips: 180 degrees is both flips there, 90 and 270 turn each frame in _grab.
         half_turn = self.config.rotation == 180
         hflip, vflip = self.config.hflip != half_turn, self.config.vflip != half_turn
