@@ -40,7 +40,7 @@ def crop_section(path: Path) -> dict:
 
 
 # The training facts the card carries; extra_* only for a run given --extra-data (household corrections),
-# whose faces data_sha256 (FER2013's) does not cover, teacher* only for a run given --teacher, and init only
+# whose faces data_sha256 (FER2013's) does not cover, teacher* only for a run given --teacher, and init* only
 # for one that started from a trained model's weights (--init: its epochs count only the run's own).
 TRAINING_KEYS = (
     "epochs",
@@ -53,6 +53,7 @@ TRAINING_KEYS = (
     "teacher",
     "teacher_weight",
     "init",
+    "init_sha256",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -60,7 +61,9 @@ def test_a_run_with_init_starts_from_the_models_weights(tiny_model_dir: Path, tm
         np.testing.assert_allclose(mine, theirs, atol=1e-6)
     fresh = kernels(tmp_path / "fresh" / "model.keras")
     assert not np.allclose(fresh[0], start[0], atol=1e-3)
-    assert json.loads((tmp_path / "init" / "training.json").read_text())["init"] == str(given)
+    facts = json.loads((tmp_path / "init" / "training.json").read_text())
+    assert facts["init"] == str(given)  # and which model it held, for a file replaced since
+    assert facts["init_sha256"] == hashlib.sha256(given.read_bytes()).hexdigest()
     # a resume must give the same --init
     assert json.loads((tmp_path / "init" / "run.json").read_text())["init"] == str(given)
 

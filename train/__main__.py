@@ -384,8 +384,8 @@ def train_and_report(
         if args.teacher is not None:
             training, target_facts = distil(args, training, target_facts, extra)
         if args.init is not None:  # a resume's backup then replaces these weights with its own
-            start_from(model, "--init", args.init)
-            target_facts = target_facts | {"init": str(args.init)}
+            sha256 = start_from(model, "--init", args.init)
+            target_facts = target_facts | {"init": str(args.init), "init_sha256": sha256}
     except TrainedModelError as err:
         print_err(f"train: {err}")
         return 2
