@@ -6,7 +6,9 @@
 # 2. deploy/remote-install.sh itself, as make deploy runs it on the Pi: `prepare`, then `install` of an upload
 #    holding exactly what deploy.sh uploads; the venv is made with --system-site-packages and
 #    pip install -r requirements/device.txt -c deploy/constraints-pi.txt. Only what a chroot lacks is stubbed:
-#    systemctl and journalctl (true), and python3-picamera2 (Raspberry Pi's archive, not Debian's) is not asked for.
+#    systemctl and journalctl (true), and python3-picamera2 (Raspberry Pi's archive, not Debian's) is not asked for:
+#    stand-ins of its two classes, which import and open no camera, are put on the venv's path (PI_EXTRA_SITE), so
+#    the install's --check-config of the shipped config (camera.source = "picamera2") imports them as on a Pi.
 # 3. The daemon from that release on a sample video in the root (aarch64), the same command on this machine, and
 #    tools/compare_events.py: same faces, same labels on >= 95 % of the frames with a face.
 # Each failure is one line saying what to do. Needs root (debootstrap, chroot, mounts).
@@ -135,7 +137,13 @@ cp "$REPO/deploy/remote-install.sh" "$CACHE/root/moodcast-check/"
 video=/root/moodcast-check/${VIDEO##*/}
 cp "$REPO/$VIDEO" "$CACHE$video"
 [ "${ARM64_FRESH:-0}" = 1 ] && rm -rf "$CACHE/opt/moodcast/venvs"
-stubs=(PI_SYSTEMCTL=true PI_JOURNALCTL=true PI_APT_PACKAGES=python3-venv)
+stand_ins=/root/moodcast-check/apt-stand-ins
+for module in picamera2:Picamera2 libcamera:Transform; do
+    mkdir -p "$CACHE$stand_ins/${module%%:*}"
+    printf 'class %s:  # a stand-in of deploy/arm64-check.sh\n    pass\n' "${module#*:}" \
+        >"$CACHE$stand_ins/${module%%:*}/__init__.py"
+done
+stubs=(PI_SYSTEMCTL=true PI_JOURNALCTL=true PI_APT_PACKAGES=python3-venv PI_EXTRA_SITE=$stand_ins)
 # pip in the root trusts what this machine trusts (a proxy that intercepts TLS has its CA here) and uses its proxy
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
     cp -L /etc/ssl/certs/ca-certificates.crt "$CACHE/etc/ssl/certs/host-ca-certificates.crt"
