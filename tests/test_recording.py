@@ -327,13 +327,14 @@ from device.config import DisplayConfig
 from device.display.display import VideoFileDisplay
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-out = Path(sys.argv[1]) / "out.mp4"  # on a 2 MiB disk
-display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (320, 240), 10.0)
+disk, width, height, fps, busy, count = sys.argv[1], *map(int, sys.argv[2:])
+out = Path(disk) / "out.mp4"
+display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (width, height), float(fps))
 rng = np.random.default_rng(0)
-frame = np.full((240, 320, 3), 128, np.uint8)
-for index in range(900):  # 90 s of recording, about 5 KiB a frame: 4.5 MB
-    frame[:48, :64] = rng.integers(0, 255, (48, 64, 3), np.uint8)
-    display.show(frame.copy(), index / 10)
+frame = np.full((height, width, 3), 128, np.uint8)
+for index in range(count):  # a busy patch of noise in a grey frame: its size sets the bytes a frame
+    frame[:busy, :busy] = rng.integers(0, 255, (busy, busy, 3), np.uint8)
+    display.show(frame.copy(), index / fps)
 display.close()
 capture = cv2.VideoCapture(str(out))
 frames = 0
@@ -341,6 +342,28 @@ while capture.read()[0]:
     frames += 1
 print("plays", frames)
 """
+
+
+def record_on_small_disk(
+    tmp_path: Path, size: str, frame_size: tuple[int, int], fps: int, busy_px: int, frames: int
+) -> tuple[list[str], int]:
+    """Record ``frames`` frames to an .mp4 on a tmpfs of ``size`` (e.g. "2m") of our own (``unshare -rm``):
+    the lines logged about the recording, and how many frames the file plays."""
+    import subprocess
+    import sys
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size={size} none "{disk}" && exec "$@"', "sh"]
+    sizes = [*frame_size, fps, busy_px, frames]
+    result = subprocess.run(
+        [*mount, sys.executable, "-c", FULL_DISK_MP4, str(disk), *map(str, sizes)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "Failed to write frame" not in result.stderr, result.stderr[-2000:]
+    said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.mp4'}" in line]
+    return said, int(result.stdout.split()[-1])
 
 
 @pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
@@ -350,48 +373,11 @@ def test_a_recording_stopped_by_a_full_disk_is_closed_and_plays(tmp_path):
     line, which the daemon shows at log.level = debug), and the .mp4, cut off by that write, had no index: it
     played no frame at all. The recording now stops at the WARNING, its writer closed while the disk still
     has room: the .mp4 plays up to there."""
-    import subprocess
-    import sys
-
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=2m none "{disk}" && exec "$@"', "sh"]
-    result = subprocess.run(
-        [*mount, sys.executable, "-c", FULL_DISK_MP4, str(disk)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
-    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    assert "Failed to write frame" not in result.stderr, result.stderr[-2000:]
-    said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.mp4'}" in line]
+    # 90 s at 10 fps, about 5 KiB a frame: 4.5 MB on a 2 MiB disk
+    said, frames = record_on_small_disk(tmp_path, "2m", (320, 240), 10, 48, 900)
     assert len(said) == 1 and said[0].startswith("WARNING") and "its disk is full (" in said[0], said
     assert "the recording stops here" in said[0], said
-    frames = int(result.stdout.split()[-1])
-    assert 100 < frames < 900 and frames % 50 == 1, result.stdout  # up to the look that found it: 1 + 50 n
-
-
-BUSY_FULL_DISK_MP4 = """
-import logging, sys
-from pathlib import Path
-import cv2
-import numpy as np
-from device.config import DisplayConfig
-from device.display.display import VideoFileDisplay
-
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-out = Path(sys.argv[1]) / "out.mp4"  # on a 32 MiB disk
-display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (640, 480), 30.0)
-rng = np.random.default_rng(0)
-frame = np.full((480, 640, 3), 128, np.uint8)
-for index in range(900):  # 30 s at 30 fps, about 58 KiB a frame: 8.5 MiB between two looks, 52 MiB in all
-    frame[:240, :240] = rng.integers(0, 255, (240, 240, 3), np.uint8)
-    display.show(frame.copy(), index / 30)
-display.close()
-capture = cv2.VideoCapture(str(out))
-frames = 0
-while capture.read()[0]:
-    frames += 1
-print("plays", frames)
-"""
+    assert 100 < frames < 900 and frames % 50 == 1, frames  # up to the look that found it: 1 + 50 n
 
 
 @pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
@@ -400,18 +386,7 @@ def test_a_recording_writing_more_than_the_minimum_room_between_two_looks_stops_
     two looks (a busy 640x480 scene at 30 fps: 8.5 MiB) filled the disk between them: the look found '0 KiB
     free', after FFmpeg's write had failed, and the .mp4, cut off there, played no frame. The room a look asks
     for is now twice what the file grew since the look before, so the recording stops while it still fits."""
-    import subprocess
-    import sys
-
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=32m none "{disk}" && exec "$@"', "sh"]
-    result = subprocess.run(
-        [*mount, sys.executable, "-c", BUSY_FULL_DISK_MP4, str(disk)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
-    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.mp4'}" in line]
+    # 30 s at 30 fps, about 58 KiB a frame: 8.5 MiB between two looks, 52 MiB in all, on a 32 MiB disk
+    said, frames = record_on_small_disk(tmp_path, "32m", (640, 480), 30, 240, 900)
     assert len(said) == 1 and "its disk is full (" in said[0] and "(0 KiB free" not in said[0], said
-    frames = int(result.stdout.split()[-1])
-    assert frames > 0 and frames % 150 == 1, result.stdout  # up to the look that found it: 1 + 150 n
+    assert frames > 0 and frames % 150 == 1, frames  # up to the look that found it: 1 + 150 n
