@@ -88,8 +88,45 @@ def test_a_resume_without_the_runs_init_says_so(tmp_path: Path, capsys: pytest.C
     out = tmp_path / "run"
     (out / "backup").mkdir(parents=True)
     given = tmp_path / "v4.keras"
+    given.write_bytes(b"")  # hashed into run.json
     write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--init", str(given)]))
     assert run_train("--data", FER_MINI, "--out", out, "--resume") == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"train: --resume: give the run's own flags: no --init (the run has {given})"
     ]
+
+
+@pytest.mark.slow
+def test_a_resumed_init_run_needs_no_init_file_and_names_the_model_it_started_from(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resume loaded and hashed the --init file again, though the backup replaces those weights: with the
+    file gone it was refused ("not found"), and with the file replaced the card named the replacement's hash.
+    The path and hash now come from run.json, written when the run started."""
+    import shutil
+
+    import keras
+
+    import train.fit as train_fit
+
+    class Interrupt(Exception):
+        pass
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            raise Interrupt  # after BackupAndRestore has saved epoch 1
+
+    given = tmp_path / "v4.keras"
+    shutil.copyfile(tiny_model_dir / "train" / "model.keras", given)
+    started = hashlib.sha256(given.read_bytes()).hexdigest()
+    out = tmp_path / "run"
+    argv = ["--data", FER_MINI, "--out", out, *TRAIN_ARGS, "--epochs", "2", "--init", given]
+    real_callbacks = train_fit.callbacks
+    monkeypatch.setattr(train_fit, "callbacks", lambda args: [*real_callbacks(args), StopAfterFirstEpoch()])
+    with pytest.raises(Interrupt):
+        run_train(*argv)
+    monkeypatch.setattr(train_fit, "callbacks", real_callbacks)
+    given.unlink()  # the model it started from, cleaned up before the resume
+    assert run_train(*argv, "--resume") == 0
+    facts = json.loads((out / "training.json").read_text())
+    assert (facts["init"], facts["init_sha256"]) == (str(given), started)

@@ -37,6 +37,7 @@ from train.run_folder import (
     read_history,
     reconcile_history,
     start_problem,
+    started_from,
     training_finished,
     write_settings,
 )
@@ -288,7 +289,8 @@ def run(args: argparse.Namespace) -> int:
     problem = (
         votes_problem(args, data, votes)
         or keras_file_problem("--teacher", args.teacher, "to distil")
-        or keras_file_problem("--init", args.init, "to start from")
+        # a resume takes the weights from its backup, and the init's path and hash from run.json
+        or ("" if args.resume else keras_file_problem("--init", args.init, "to start from"))
     )
     if problem:
         print_err(f"train: {problem}")
@@ -383,9 +385,11 @@ def train_and_report(
     try:
         if args.teacher is not None:
             training, target_facts = distil(args, training, target_facts, extra)
-        if args.init is not None:  # a resume's backup then replaces these weights with its own
-            sha256 = start_from(model, "--init", args.init)
-            target_facts = target_facts | {"init": str(args.init), "init_sha256": sha256}
+        if args.init is not None and not args.resume:
+            start_from(model, "--init", args.init)
+        if started := started_from(args.out):
+            logger.info("the run started from %s (sha256 %s)", started["init"], started.get("init_sha256"))
+            target_facts = target_facts | started
     except TrainedModelError as err:
         print_err(f"train: {err}")
         return 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -159,8 +160,27 @@ def _given(flag: str, value: object) -> str:
 
 
 def write_settings(args: argparse.Namespace) -> None:
-    """Record the run's defining flags in ``args.out/run.json`` as it starts (not on a resume)."""
-    (args.out / SETTINGS_FILE).write_text(json.dumps(settings(args), indent=2) + "\n")
+    """Record the run's defining flags in ``args.out/run.json`` as it starts (not on a resume), and with
+    ``--init`` the SHA-256 of the model it starts from (``init_sha256``): a resume takes its weights from the
+    backup, and the card must name the model the run started from even once that file is replaced or gone.
+    Raises OSError when the init file cannot be read."""
+    saved = settings(args)
+    if args.init is not None:
+        saved["init_sha256"] = hashlib.sha256(Path(args.init).read_bytes()).hexdigest()
+    (args.out / SETTINGS_FILE).write_text(json.dumps(saved, indent=2) + "\n")
+
+
+def started_from(out: Path) -> dict[str, str]:
+    """The model the run in ``out`` started from, as its run.json recorded it at the start: ``init`` (the path
+    as given) and ``init_sha256``; {} for a run without ``--init``, or whose run.json is missing or unreadable
+    (``start_problem`` has refused an unreadable one before a resume gets here)."""
+    try:
+        saved = json.loads((out / SETTINGS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(saved, dict) or saved.get("init") is None:
+        return {}
+    return {key: str(saved[key]) for key in ("init", "init_sha256") if key in saved}
 
 
 @dataclass(frozen=True)

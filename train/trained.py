@@ -7,7 +7,6 @@ The file is checked twice: ``keras_file_problem`` before TensorFlow starts (a wr
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 
@@ -55,19 +54,14 @@ def load_trained(flag: str, path: Path):
     return model
 
 
-def start_from(model, flag: str, path: Path) -> str:
+def start_from(model, flag: str, path: Path) -> None:
     """Put the weights of the trained model in ``path`` into ``model`` (a new network of this run), which
     must be the same network at the same width: the start of a warm restart (Loshchilov & Hutter, "SGDR",
     ICLR 2017), a new learning-rate schedule from a trained model's weights.
 
-    Returns the SHA-256 (hex) of the file as it was loaded, for the model card: the path alone does not say
-    which model it held once it is replaced. Raises TrainedModelError (one line) when the file cannot be read
-    or loaded (``load_trained``) or its network differs, naming the first weight whose shape differs.
+    Raises TrainedModelError (one line) when the file cannot be loaded (``load_trained``) or its network
+    differs, naming the first weight whose shape differs.
     """
-    try:
-        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as err:
-        raise TrainedModelError(f"{flag} {path}: cannot be read ({err.strerror})") from None
     trained = load_trained(flag, path)
     ours, theirs = model.get_weights(), trained.get_weights()
     if len(ours) != len(theirs):
@@ -81,4 +75,3 @@ def start_from(model, flag: str, path: Path) -> str:
                 f"{mine.shape}); give the --width it was trained with"
             )
     model.set_weights(theirs)
-    return sha256
