@@ -193,25 +193,35 @@ def run_with_site(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_config_imports_picamera2_as_the_daemon_does(tmp_path):
-    """A picamera2 installed but failing to import (a NumPy it was not built for) passed --check-config,
-    which looked for it by name only, and the daemon then said at start that it was not installed. Both now
-    say it cannot be imported, with its own error; one that imports passes the check."""
+    """A picamera2 installed but failing to import passed --check-config, which looked for it by name only,
+    and the daemon then said at start that it was not installed. Both now say it cannot be imported, with its
+    own error and what to do: a NumPy error is the venv's NumPy, not picamera2 (reinstalling it, the advice
+    the fresh-clone check followed, changes nothing). One that imports passes the check."""
     site = tmp_path / "site"
     for name in ("picamera2", "libcamera"):
         (site / name).mkdir(parents=True)
     (site / "libcamera" / "__init__.py").write_text("class Transform:\n    pass\n")
     (site / "picamera2" / "__init__.py").write_text(
-        "raise ImportError('numpy.core.multiarray failed to import')\n"
+        "raise ImportError('libcamera.so.0.2: cannot open shared object file')\n"
     )
     checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
     started = run_with_site(site, "--camera-source", "picamera2", "--events", "-")
     assert (checked.returncode, started.returncode) == (1, 1), checked.stderr + started.stderr
     said = ours(started.stderr)
     assert said == [
-        "moodcast: camera.source: picamera2 is installed but cannot be imported (numpy.core.multiarray "
-        "failed to import); reinstall it: 'sudo apt install --reinstall python3-picamera2'"
+        "moodcast: camera.source: picamera2 is installed but cannot be imported (libcamera.so.0.2: cannot "
+        "open shared object file); reinstall it: 'sudo apt install --reinstall python3-picamera2'"
     ], started.stderr
     assert ours(checked.stderr) == said, checked.stderr
+    (site / "picamera2" / "__init__.py").write_text(
+        "raise ValueError('numpy.dtype size changed, may indicate binary incompatibility')\n"
+    )
+    checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
+    assert ours(checked.stderr) == [
+        "moodcast: camera.source: picamera2 is installed but cannot be imported (numpy.dtype size changed, "
+        "may indicate binary incompatibility); the venv's NumPy is not the one apt's picamera2 was built "
+        "for: in the venv run pip install 'numpy<2' (Raspberry Pi OS bookworm; docs/DEPLOY.md)"
+    ], checked.stderr
     (site / "picamera2" / "__init__.py").write_text("class Picamera2:\n    pass\n")
     result = run_with_site(site, "--check-config", "--camera-source", "picamera2")
     assert (result.returncode, ours(result.stderr)) == (0, ["moodcast: config OK"]), result.stderr

@@ -568,8 +568,9 @@ def import_picamera2() -> tuple[type, type]:
 
     Raises CameraError, one line starting ``camera.source:``: ``PICAMERA2_MISSING`` when picamera2 or the
     libcamera bindings are not installed for this Python; "installed but cannot be imported" with the
-    library's own first line when importing them fails otherwise (a NumPy built for another version, a
-    damaged install), which is no matter of installing it.
+    library's own first line when importing them fails otherwise, which is no matter of installing it: a
+    NumPy error (the venv's own NumPy 2 shadowing the NumPy 1.x that bookworm's picamera2 stack is built
+    against) says to install that NumPy in the venv, any other to reinstall picamera2.
     """
     broken: Exception
     try:
@@ -583,10 +584,14 @@ def import_picamera2() -> tuple[type, type]:
         broken = err
     else:
         return Picamera2, Transform
-    raise CameraError(
-        f"camera.source: picamera2 is installed but cannot be imported ({first_line(broken)[:200]}); "
-        "reinstall it: 'sudo apt install --reinstall python3-picamera2'"
+    why = first_line(broken)
+    fix = (
+        "the venv's NumPy is not the one apt's picamera2 was built for: in the venv run "
+        "pip install 'numpy<2' (Raspberry Pi OS bookworm; docs/DEPLOY.md)"
+        if "numpy" in why.lower()
+        else "reinstall it: 'sudo apt install --reinstall python3-picamera2'"
     )
+    raise CameraError(f"camera.source: picamera2 is installed but cannot be imported ({why[:200]}); {fix}")
 
 
 class Picamera2Source(_ThreadedCamera):
