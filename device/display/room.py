@@ -54,14 +54,15 @@ def recording_problem(
     free_bytes = disk.f_bavail * disk.f_frsize
     if free_bytes < room_bytes:
         return DISK_FULL, (
-            f"its disk is full ({free_bytes // 1024} KiB free, under the {room_bytes // 1024} KiB it may "
-            "write before the next look); free space, then restart moodcast to record again"
+            f"its disk is (nearly) full ({free_bytes // 1024} KiB free, under the {room_bytes // 1024} KiB "
+            "it may write before the next look); free space, then restart moodcast to record again"
         )
     limit_bytes = _size_limit_bytes()
     size_bytes = 0 if identity is None else path.stat().st_size
     if limit_bytes is not None and limit_bytes - size_bytes < room_bytes:
         return SIZE_LIMIT, (
-            f"it reached the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); "
+            f"it is {size_bytes // 1024} KiB, within the {room_bytes // 1024} KiB it may write before the "
+            f"next look of the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); "
             "raise the limit, then restart moodcast to record again"
         )
     return "", ""
@@ -102,8 +103,8 @@ class RoomWatch:
             return kind
         if kind in STOPS_RECORDING:
             logger.warning(
-                "recording %s: %s; the recording stops here, its file closed with what it holds (FFmpeg "
-                "writes nothing more to a file once a write of it failed); events and MQTT go on",
+                "recording %s: %s; the recording stops here, its file closed with what it holds; events and "
+                "MQTT go on",
                 self.path,
                 problem,
             )
