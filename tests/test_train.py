@@ -229,6 +229,7 @@ def test_a_resume_compares_path_flags_by_the_file_they_name(
     (tmp_path / "data").mkdir()
     (tmp_path / "linked").symlink_to(tmp_path / "data")
     files = ("--votes", "votes.csv", "--teacher", "t.keras", "--init", "i.keras")
+    (tmp_path / "i.keras").write_bytes(b"")  # its SHA-256 goes into run.json
     write_settings(
         parse_args(["--data", "data", "--out", "run", *files, "--extra-data", "a", "--extra-data", "b"])
     )
