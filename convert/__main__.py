@@ -37,7 +37,7 @@ from convert.robustness import labels_unchanged
 from device.config import folder_problem
 from device.console import print_err, print_out
 from device.errors import ModelError, first_line
-from device.paths import named_as_folder, write_whole
+from device.paths import file_argument, named_as_folder, write_whole
 from device.vision.classify import EmotionClassifier, apply_temperature, card_path_for
 from device.vision.preprocess import normalize
 from train import report
@@ -58,10 +58,10 @@ CALIBRATION_SPLIT = "PublicTest"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m convert", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--model", type=Path, default=Path("runs/train/model.keras"), help="float32 Keras model"
+        "--model", type=file_argument, default=Path("runs/train/model.keras"), help="float32 Keras model"
     )
     parser.add_argument(
-        "--training", type=Path, help="training facts (default: training.json beside --model)"
+        "--training", type=file_argument, help="training facts (default: training.json beside --model)"
     )
     parser.add_argument(
         "--data",
@@ -79,11 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--votes",
-        type=Path,
+        type=file_argument,
         help="FER+ votes (votes.csv with image folders, fer2013new.csv with fer2013.csv): adds FER+ "
         "majority metrics to the report and the card",
     )
-    parser.add_argument("--crop", type=Path, default=Path("models/crop.json"), help="crop calibration")
+    parser.add_argument(
+        "--crop", type=file_argument, default=Path("models/crop.json"), help="crop calibration"
+    )
     parser.add_argument("--representative", type=int, default=500, help="Training faces for int8 calibration")
     parser.add_argument("--seed", type=int, default=1234, help="seeds the representative sample")
     parser.add_argument(

@@ -1,5 +1,6 @@
 """Why a file the config names cannot be read, or written where the daemon writes it: one line each;
-``write_whole``, the one way files are written whole or not at all; and ``discard_writes``, the one way an
+``file_argument``, the one check of a command-line option naming a file; ``write_whole``, the one way files
+are written whole or not at all; and ``discard_writes``, the one way an
 output whose writes failed for good (a pipe whose reader went away) is silenced.
 
 The wording is shared by ``--check-config`` (``device/preflight.py``) and the parts that open the files at
@@ -9,6 +10,7 @@ outbox's ``.seq`` file and ``python -m convert`` (which may import device/, neve
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import os
@@ -26,6 +28,18 @@ def file_problem(path: Path, what: str) -> str:
     if not os.access(path, os.R_OK):
         return f"{path}: {what} is not readable by this user (permission denied)"
     return ""
+
+
+def file_argument(raw: str) -> Path:
+    """argparse's ``type=`` for an option that names a file: ``raw`` as a Path. Raises
+    argparse.ArgumentTypeError (argparse's one usage line) when ``raw`` is empty, which Path makes '.', or is
+    written as a folder's (``named_as_folder``), which Path would quietly turn into the file's own name
+    ("model.keras/" into "model.keras")."""
+    if not raw.strip():
+        raise argparse.ArgumentTypeError("expected a file's path, got an empty path")
+    if spelled := named_as_folder(raw):
+        raise argparse.ArgumentTypeError("; ".join(spelled))
+    return Path(raw)
 
 
 def named_as_folder(raw: str) -> tuple[str, str] | None:

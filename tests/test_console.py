@@ -161,3 +161,33 @@ def test_a_conversion_whose_stderr_is_lost_keeps_its_status(
         result = run_with_stderr_gone(*args)
     assert result.returncode == 0, result.stdout[-2000:]
     assert "uncaught" not in result.stdout and out.is_file()
+
+
+@pytest.mark.parametrize(
+    ("module", "flag"),
+    [
+        ("train", "--votes"),
+        ("train", "--teacher"),
+        ("train", "--init"),
+        ("convert", "--model"),
+        ("convert", "--training"),
+        ("convert", "--votes"),
+        ("convert", "--crop"),
+    ],
+)
+def test_an_option_naming_a_file_refuses_a_folders_spelling_and_an_empty_path(
+    module: str, flag: str, tmp_path: Path
+) -> None:
+    """'model.keras/' was quietly used as model.keras (Path drops the '/'), though --out refused the same
+    spelling, and '' became '.', 'is a folder'; both are now argparse's one usage error, before TensorFlow."""
+    given = tmp_path / "model.keras"
+    given.write_bytes(b"")
+    for raw, said in (
+        (f"{given}/", f"'{given}/' names a folder (it ends in '/'), expected a file; write it as {given}"),
+        ("", "expected a file's path, got an empty path"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", module, flag, raw], capture_output=True, text=True, timeout=60, cwd=ROOT
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines()[-1].endswith(f"error: argument {flag}: {said}"), result.stderr

@@ -21,6 +21,7 @@ import numpy as np
 
 from device.console import print_err, print_out, tolerating_lost_stdout
 from device.errors import first_line
+from device.paths import file_argument
 from device.vision.preprocess import NORMALIZATIONS
 from train import report
 from train.const import LABELS
@@ -59,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--votes",
-        type=Path,
+        type=file_argument,
         help="FER+ votes: soft targets, not-a-face faces left out, and a FER+ test report; votes.csv (keyed "
         "by file path) with --data as image folders, or FERPlus's fer2013new.csv (by row) with fer2013.csv",
     )
@@ -109,7 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--teacher",
-        type=Path,
+        type=file_argument,
         help="distil a trained model: its mirror-averaged scores on each training face become part of the "
         "target (Hinton et al., 2015), e.g. runs/train-e120/model.keras; weighted by --teacher-weight",
     )
@@ -120,7 +121,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--init",
-        type=Path,
+        type=file_argument,
         help="start from a trained model's weights rather than random ones, with a new schedule (a warm "
         "restart: Loshchilov & Hutter, 2017), e.g. runs/train-long/model.keras with a lower --learning-rate; "
         "the model must be this network at this --width",
