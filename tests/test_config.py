@@ -227,6 +227,26 @@ def test_check_config_imports_picamera2_as_the_daemon_does(tmp_path):
     assert (result.returncode, ours(result.stderr)) == (0, ["moodcast: config OK"]), result.stderr
 
 
+def test_check_config_says_a_picamera2_that_exits_at_import(tmp_path):
+    """A picamera2 whose import raises SystemExit (a broken install's module calling sys.exit) ended
+    --check-config and the daemon with that exit status and no line of ours: 'python -m device --check-config'
+    said nothing and exited 3. Both now say it cannot be imported, as for any other failure."""
+    site = tmp_path / "site"
+    for name in ("picamera2", "libcamera"):
+        (site / name).mkdir(parents=True)
+    (site / "libcamera" / "__init__.py").write_text("class Transform:\n    pass\n")
+    (site / "picamera2" / "__init__.py").write_text("raise SystemExit(3)\n")
+    checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
+    started = run_with_site(site, "--camera-source", "picamera2", "--events", "-")
+    assert (checked.returncode, started.returncode) == (1, 1), checked.stderr + started.stderr
+    said = [
+        "moodcast: camera.source: picamera2 is installed but cannot be imported (SystemExit: 3); reinstall "
+        "it: 'sudo apt install --reinstall python3-picamera2'"
+    ]
+    assert ours(checked.stderr) == said, checked.stderr
+    assert ours(started.stderr) == said, started.stderr
+
+
 def test_check_config_names_a_missing_model_in_one_line_not_its_card_too(tmp_path):
     """A missing model gave two lines, the second for its card; the card matters only once the model is
     there (the daemon reads the model first), as for a model.path that is a folder."""

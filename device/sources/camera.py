@@ -568,11 +568,12 @@ def import_picamera2() -> tuple[type, type]:
 
     Raises CameraError, one line starting ``camera.source:``: ``PICAMERA2_MISSING`` when picamera2 or the
     libcamera bindings are not installed for this Python; "installed but cannot be imported" with the
-    library's own first line when importing them fails otherwise, which is no matter of installing it: a
+    library's own first line when importing them fails otherwise (a SystemExit too, which would end the
+    daemon or --check-config without a word), which is no matter of installing it: a
     NumPy error (the venv's own NumPy 2 shadowing the NumPy 1.x that bookworm's picamera2 stack is built
     against) says to install that NumPy in the venv, any other to reinstall picamera2.
     """
-    broken: Exception
+    broken: BaseException
     try:
         from libcamera import Transform
         from picamera2 import Picamera2
@@ -582,9 +583,13 @@ def import_picamera2() -> tuple[type, type]:
         broken = err
     except Exception as err:  # whatever a broken install raises at import: ImportError, ValueError, ...
         broken = err
+    except SystemExit as err:  # a module calling sys.exit at import: the daemon would end without a line
+        broken = err
     else:
         return Picamera2, Transform
     why = first_line(broken)
+    if isinstance(broken, SystemExit) and str(broken).strip():  # sys.exit(3) says "3"; sys.exit() nothing
+        why = f"SystemExit: {why}"
     fix = (
         "the venv's NumPy is not the one apt's picamera2 was built for: in the venv run "
         "pip install 'numpy<2' (Raspberry Pi OS bookworm; docs/DEPLOY.md)"
