@@ -130,3 +130,24 @@ def test_a_resumed_init_run_needs_no_init_file_and_names_the_model_it_started_fr
     assert run_train(*argv, "--resume") == 0
     facts = json.loads((out / "training.json").read_text())
     assert (facts["init"], facts["init_sha256"]) == (str(given), started)
+
+
+@pytest.mark.parametrize("edited", [None, 42, ["aa"], {"sha256": "aa"}])
+def test_a_hand_edited_init_sha256_that_is_no_string_is_not_put_on_the_card(
+    edited: object, tmp_path: Path
+) -> None:
+    """started_from turned whatever run.json held into a string: an init_sha256 edited to null put
+    "init_sha256": "None" on the card (and 'sha256 None' in the log) as if it were the model's hash. A value
+    that is no string is left out, as for a run.json written before the hash was recorded."""
+    from train.__main__ import parse_args
+    from train.run_folder import SETTINGS_FILE, started_from, write_settings
+
+    out = tmp_path / "run"
+    out.mkdir()
+    given = tmp_path / "v4.keras"
+    given.write_bytes(b"weights")
+    write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--init", str(given)]))
+    saved = json.loads((out / SETTINGS_FILE).read_text())
+    assert started_from(out) == {"init": str(given), "init_sha256": hashlib.sha256(b"weights").hexdigest()}
+    (out / SETTINGS_FILE).write_text(json.dumps(saved | {"init_sha256": edited}))
+    assert started_from(out) == {"init": str(given)}

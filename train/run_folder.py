@@ -173,14 +173,16 @@ def write_settings(args: argparse.Namespace) -> None:
 def started_from(out: Path) -> dict[str, str]:
     """The model the run in ``out`` started from, as its run.json recorded it at the start: ``init`` (the path
     as given) and ``init_sha256``; {} for a run without ``--init``, or whose run.json is missing or unreadable
-    (``start_problem`` has refused an unreadable one before a resume gets here)."""
+    (``start_problem`` has refused an unreadable one before a resume gets here); a value that is no string
+    (a hand-edited run.json) is left out."""
     try:
         saved = json.loads((out / SETTINGS_FILE).read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(saved, dict) or saved.get("init") is None:
+    if not isinstance(saved, dict) or not isinstance(saved.get("init"), str):
         return {}
-    return {key: str(saved[key]) for key in ("init", "init_sha256") if key in saved}
+    # a hand-edited value that is no string (null) is no hash: str() made it "None" on the card
+    return {key: saved[key] for key in ("init", "init_sha256") if isinstance(saved.get(key), str)}
 
 
 @dataclass(frozen=True)
