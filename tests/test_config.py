@@ -247,6 +247,27 @@ def test_check_config_says_a_picamera2_that_exits_at_import(tmp_path):
     assert ours(started.stderr) == said, started.stderr
 
 
+def test_check_config_says_picamera2_without_libcamera_is_installed(tmp_path):
+    """picamera2 there but the libcamera bindings not (pip installs picamera2 in a venv made without
+    --system-site-packages; PyPI has no libcamera) said "picamera2 is not installed" and to apt install it,
+    which apt answers is already there. The line now names what is missing: the libcamera bindings."""
+    if importlib.util.find_spec("libcamera"):
+        pytest.skip("libcamera is installed here")
+    site = tmp_path / "site"
+    (site / "picamera2").mkdir(parents=True)
+    (site / "picamera2" / "__init__.py").write_text("class Picamera2:\n    pass\n")
+    checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
+    started = run_with_site(site, "--camera-source", "picamera2", "--events", "-")
+    assert (checked.returncode, started.returncode) == (1, 1), checked.stderr + started.stderr
+    said = [
+        "moodcast: camera.source: picamera2 is installed but libcamera's Python bindings, which it needs, "
+        "are not (PyPI has none); on Raspberry Pi OS run 'sudo apt install python3-libcamera' and create the "
+        "venv with --system-site-packages"
+    ]
+    assert ours(checked.stderr) == said, checked.stderr
+    assert ours(started.stderr) == said, started.stderr
+
+
 def test_check_config_names_a_missing_model_in_one_line_not_its_card_too(tmp_path):
     """A missing model gave two lines, the second for its card; the card matters only once the model is
     there (the daemon reads the model first), as for a model.path that is a folder."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import stat
@@ -27,6 +28,12 @@ STREAM_TIMEOUT_S = 5.0  # longest wait to open or read a network stream, so shut
 PICAMERA2_MISSING = (
     "picamera2 is not installed; on Raspberry Pi OS run 'sudo apt install python3-picamera2' and create the "
     "venv with --system-site-packages"
+)
+# picamera2 found but not the libcamera bindings: pip installs picamera2 (into a venv made without
+# --system-site-packages), never libcamera's bindings, which PyPI does not have
+LIBCAMERA_MISSING = (
+    "picamera2 is installed but libcamera's Python bindings, which it needs, are not (PyPI has none); on "
+    "Raspberry Pi OS run 'sudo apt install python3-libcamera' and create the venv with --system-site-packages"
 )
 
 
@@ -567,17 +574,20 @@ def import_picamera2() -> tuple[type, type]:
     """The ``Picamera2`` and libcamera ``Transform`` classes, imported (no camera is opened).
 
     Raises CameraError, one line starting ``camera.source:``: ``PICAMERA2_MISSING`` when picamera2 or the
-    libcamera bindings are not installed for this Python; "installed but cannot be imported" with the
-    library's own first line when importing them fails otherwise (a SystemExit too, which would end the
-    daemon or --check-config without a word), which is no matter of installing it: a
-    NumPy error (the venv's own NumPy 2 shadowing the NumPy 1.x that bookworm's picamera2 stack is built
-    against) says to install that NumPy in the venv, any other to reinstall picamera2.
+    libcamera bindings are not installed for this Python (``LIBCAMERA_MISSING`` when only the bindings
+    are missing); "installed but cannot be imported" with the library's own first line when importing them
+    fails otherwise (a SystemExit too, which would end the daemon or --check-config without a word), which
+    is no matter of installing it: a NumPy error (the venv's own NumPy 2 shadowing the NumPy 1.x that
+    bookworm's picamera2 stack is built against) says to install that NumPy in the venv,
+    any other to reinstall picamera2.
     """
     broken: BaseException
     try:
         from libcamera import Transform
         from picamera2 import Picamera2
     except ModuleNotFoundError as err:
+        if err.name == "libcamera" and importlib.util.find_spec("picamera2") is not None:
+            raise CameraError(f"camera.source: {LIBCAMERA_MISSING}") from None
         if err.name in ("picamera2", "libcamera"):
             raise CameraError(f"camera.source: {PICAMERA2_MISSING}") from None
         broken = err
