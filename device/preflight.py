@@ -4,6 +4,9 @@ loads."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 from pathlib import Path
 
 from device.config import Config
@@ -72,15 +75,20 @@ def source_problem(config: Config) -> str:
     """One line (starting ``camera.source``) when the camera backend's library cannot be used: picamera2
     with ``camera.source = picamera2``, missing or failing to import, which the daemon found only once
     started, after loading its model. It is imported as the daemon imports it (``import_picamera2``), no
-    camera opened; "" when it imports."""
+    camera opened; "" when it imports. What a failing import writes on stderr is dropped, the line being
+    the check's one account of it: a module built for NumPy 1.x under NumPy 2 (bookworm's simplejpeg) has
+    NumPy write a dozen lines and a traceback before it raises, whose first line the line carries."""
     if config.camera.source != "picamera2":
         return ""
     from device.sources.camera import import_picamera2  # OpenCV, as the model's check loads it anyway
 
+    written = io.StringIO()
     try:
-        import_picamera2()
+        with contextlib.redirect_stderr(written):  # --check-config runs no other thread to lose a line
+            import_picamera2()
     except CameraError as err:
         return str(err)
+    sys.stderr.write(written.getvalue())  # a working import's warnings are not the check's to drop
     return ""
 
 

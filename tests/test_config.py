@@ -268,6 +268,33 @@ def test_check_config_says_picamera2_without_libcamera_is_installed(tmp_path):
     assert ours(started.stderr) == said, started.stderr
 
 
+def test_check_config_says_a_picamera2_built_for_numpy_1_in_one_line(tmp_path):
+    """A module built for NumPy 1.x under the venv's NumPy 2 (bookworm's simplejpeg under picamera2): NumPy
+    writes a dozen lines and a traceback on stderr before it raises, and --check-config printed them all
+    above its own line, which says the same in one. The check drops the failing import's own writes to
+    stderr (the daemon's log keeps them); the line keeps NumPy's first."""
+    import numpy
+
+    if int(numpy.__version__.split(".")[0]) < 2:
+        pytest.skip("NumPy 1.x here: no NumPy 1.x ABI message")
+    site = tmp_path / "site"
+    for name in ("picamera2", "libcamera"):
+        (site / name).mkdir(parents=True)
+    (site / "libcamera" / "__init__.py").write_text("class Transform:\n    pass\n")
+    # what a C extension compiled against NumPy 1.x asks NumPy 2 for at import (numpy's import_array)
+    (site / "picamera2" / "__init__.py").write_text("from numpy.core._multiarray_umath import _ARRAY_API\n")
+    checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
+    assert checked.returncode == 1, checked.stderr
+    assert ours(checked.stderr) == [
+        "moodcast: camera.source: picamera2 is installed but cannot be imported (A module that was compiled "
+        "using NumPy 1.x cannot be run in); the venv's NumPy is not the one apt's picamera2 was built for: "
+        "in the venv run pip install 'numpy<2' (Raspberry Pi OS bookworm; docs/DEPLOY.md)"
+    ], checked.stderr
+    assert "Traceback" not in checked.stderr and "compiled using NumPy 1.x" not in checked.stderr.replace(
+        ours(checked.stderr)[0], ""
+    ), checked.stderr
+
+
 def test_check_config_names_a_missing_model_in_one_line_not_its_card_too(tmp_path):
     """A missing model gave two lines, the second for its card; the card matters only once the model is
     there (the daemon reads the model first), as for a model.path that is a folder."""
