@@ -390,3 +390,34 @@ def test_a_recording_writing_more_than_the_minimum_room_between_two_looks_stops_
     said, frames = record_on_small_disk(tmp_path, "32m", (640, 480), 30, 240, 900)
     assert len(said) == 1 and "its disk is (nearly) full (" in said[0] and "(0 KiB free" not in said[0], said
     assert frames > 0 and frames % 150 == 1, frames  # up to the look that found it: 1 + 150 n
+
+
+def test_a_recording_at_its_file_size_limit_says_it_reached_it(tmp_path):
+    """A file already at the limit (a burst of frames wrote it full between two looks) was said to be
+    "within the 256 KiB it may write before the next look of the file size limit": that wording is for a file
+    still short of it; one that reached it says so."""
+    import subprocess
+    import sys
+
+    script = """
+import resource, sys
+from pathlib import Path
+from device.display.room import _identity, recording_problem
+path = Path(sys.argv[1])
+path.write_bytes(b"x" * 300 * 1024)
+resource.setrlimit(resource.RLIMIT_FSIZE, (300 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+print(recording_problem(path, _identity(path), room_bytes=256 * 1024)[1])
+"""
+    said = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "clip.mp4")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    ).stdout.strip()
+    assert said == (
+        "it reached the file size limit of 307200 bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); raise the "
+        "limit, then restart moodcast to record again"
+    )
