@@ -973,12 +973,16 @@ def test_a_stop_while_the_backup_is_written_leaves_it_whole(stop: str, tmp_path:
     model = network()
     backup = WholeBackupAndRestore(str(tmp_path / "backup"), double_checkpoint=True)
     backup.set_model(model)
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as python -m train has it
+    # As python -m train has them; SIGINT too: a shell's background job (CI under nohup ... &) starts with
+    # SIGINT ignored, and an ignored stop stays ignored after the backup
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, signal.default_int_handler) for signum in stops}
     try:
         with pytest.raises(KeyboardInterrupt):
             backup.on_epoch_end(0)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     restored = network()
     restored.load_weights(tmp_path / "backup" / "latest.weights.h5")
     for mine, saved in zip(restored.get_weights(), model.get_weights(), strict=True):
