@@ -192,38 +192,51 @@ def run_with_site(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def stand_ins(tmp_path: Path, picamera2: str, libcamera: str | None = "class Transform:\n    pass\n") -> Path:
+    """A site folder with a stand-in picamera2 package whose ``__init__`` is ``picamera2`` and, unless None,
+    a libcamera one whose ``__init__`` is ``libcamera`` (the class the daemon imports, by default)."""
+    site = tmp_path / "site"
+    for name, source in (("picamera2", picamera2), ("libcamera", libcamera)):
+        if source is not None:
+            (site / name).mkdir(parents=True, exist_ok=True)
+            (site / name / "__init__.py").write_text(source)
+    return site
+
+
+def said_by_check_and_daemon(site: Path) -> list[str]:
+    """The lines of ours that --check-config says with ``site``'s picamera2 on the path, checked to be the
+    daemon's own at start and to end both with exit 1."""
+    checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
+    started = run_with_site(site, "--camera-source", "picamera2", "--events", "-")
+    assert (checked.returncode, started.returncode) == (1, 1), checked.stderr + started.stderr
+    assert ours(checked.stderr) == ours(started.stderr), checked.stderr + started.stderr
+    return ours(checked.stderr)
+
+
+REINSTALL = "reinstall it: 'sudo apt install --reinstall python3-picamera2'"
+NUMPY_FIX = (
+    "the venv's NumPy is not the one apt's picamera2 was built for: in the venv run pip install 'numpy<2' "
+    "(Raspberry Pi OS bookworm; docs/DEPLOY.md)"
+)
+CANNOT_IMPORT = "moodcast: camera.source: picamera2 is installed but cannot be imported"
+
+
 def test_check_config_imports_picamera2_as_the_daemon_does(tmp_path):
     """A picamera2 installed but failing to import passed --check-config, which looked for it by name only,
     and the daemon then said at start that it was not installed. Both now say it cannot be imported, with its
     own error and what to do: a NumPy error is the venv's NumPy, not picamera2 (reinstalling it, the advice
     the fresh-clone check followed, changes nothing). One that imports passes the check."""
-    site = tmp_path / "site"
-    for name in ("picamera2", "libcamera"):
-        (site / name).mkdir(parents=True)
-    (site / "libcamera" / "__init__.py").write_text("class Transform:\n    pass\n")
-    (site / "picamera2" / "__init__.py").write_text(
-        "raise ImportError('libcamera.so.0.2: cannot open shared object file')\n"
+    broken = "raise ImportError('libcamera.so.0.2: cannot open shared object file')\n"
+    assert said_by_check_and_daemon(stand_ins(tmp_path, broken)) == [
+        f"{CANNOT_IMPORT} (libcamera.so.0.2: cannot open shared object file); {REINSTALL}"
+    ]
+    numpy = "raise ValueError('numpy.dtype size changed, may indicate binary incompatibility')\n"
+    assert said_by_check_and_daemon(stand_ins(tmp_path, numpy)) == [
+        f"{CANNOT_IMPORT} (numpy.dtype size changed, may indicate binary incompatibility); {NUMPY_FIX}"
+    ]
+    result = run_with_site(
+        stand_ins(tmp_path, "class Picamera2:\n    pass\n"), "--check-config", "--camera-source", "picamera2"
     )
-    checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
-    started = run_with_site(site, "--camera-source", "picamera2", "--events", "-")
-    assert (checked.returncode, started.returncode) == (1, 1), checked.stderr + started.stderr
-    said = ours(started.stderr)
-    assert said == [
-        "moodcast: camera.source: picamera2 is installed but cannot be imported (libcamera.so.0.2: cannot "
-        "open shared object file); reinstall it: 'sudo apt install --reinstall python3-picamera2'"
-    ], started.stderr
-    assert ours(checked.stderr) == said, checked.stderr
-    (site / "picamera2" / "__init__.py").write_text(
-        "raise ValueError('numpy.dtype size changed, may indicate binary incompatibility')\n"
-    )
-    checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
-    assert ours(checked.stderr) == [
-        "moodcast: camera.source: picamera2 is installed but cannot be imported (numpy.dtype size changed, "
-        "may indicate binary incompatibility); the venv's NumPy is not the one apt's picamera2 was built "
-        "for: in the venv run pip install 'numpy<2' (Raspberry Pi OS bookworm; docs/DEPLOY.md)"
-    ], checked.stderr
-    (site / "picamera2" / "__init__.py").write_text("class Picamera2:\n    pass\n")
-    result = run_with_site(site, "--check-config", "--camera-source", "picamera2")
     assert (result.returncode, ours(result.stderr)) == (0, ["moodcast: config OK"]), result.stderr
 
 
@@ -231,20 +244,9 @@ def test_check_config_says_a_picamera2_that_exits_at_import(tmp_path):
     """A picamera2 whose import raises SystemExit (a broken install's module calling sys.exit) ended
     --check-config and the daemon with that exit status and no line of ours: 'python -m device --check-config'
     said nothing and exited 3. Both now say it cannot be imported, as for any other failure."""
-    site = tmp_path / "site"
-    for name in ("picamera2", "libcamera"):
-        (site / name).mkdir(parents=True)
-    (site / "libcamera" / "__init__.py").write_text("class Transform:\n    pass\n")
-    (site / "picamera2" / "__init__.py").write_text("raise SystemExit(3)\n")
-    checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
-    started = run_with_site(site, "--camera-source", "picamera2", "--events", "-")
-    assert (checked.returncode, started.returncode) == (1, 1), checked.stderr + started.stderr
-    said = [
-        "moodcast: camera.source: picamera2 is installed but cannot be imported (SystemExit: 3); reinstall "
-        "it: 'sudo apt install --reinstall python3-picamera2'"
+    assert said_by_check_and_daemon(stand_ins(tmp_path, "raise SystemExit(3)\n")) == [
+        f"{CANNOT_IMPORT} (SystemExit: 3); {REINSTALL}"
     ]
-    assert ours(checked.stderr) == said, checked.stderr
-    assert ours(started.stderr) == said, started.stderr
 
 
 def test_check_config_says_picamera2_without_libcamera_is_installed(tmp_path):
@@ -253,19 +255,12 @@ def test_check_config_says_picamera2_without_libcamera_is_installed(tmp_path):
     which apt answers is already there. The line now names what is missing: the libcamera bindings."""
     if importlib.util.find_spec("libcamera"):
         pytest.skip("libcamera is installed here")
-    site = tmp_path / "site"
-    (site / "picamera2").mkdir(parents=True)
-    (site / "picamera2" / "__init__.py").write_text("class Picamera2:\n    pass\n")
-    checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
-    started = run_with_site(site, "--camera-source", "picamera2", "--events", "-")
-    assert (checked.returncode, started.returncode) == (1, 1), checked.stderr + started.stderr
-    said = [
+    site = stand_ins(tmp_path, "class Picamera2:\n    pass\n", libcamera=None)
+    assert said_by_check_and_daemon(site) == [
         "moodcast: camera.source: picamera2 is installed but libcamera's Python bindings, which it needs, "
         "are not (PyPI has none); on Raspberry Pi OS run 'sudo apt install python3-libcamera' and create the "
         "venv with --system-site-packages"
     ]
-    assert ours(checked.stderr) == said, checked.stderr
-    assert ours(started.stderr) == said, started.stderr
 
 
 def test_check_config_says_a_picamera2_built_for_numpy_1_in_one_line(tmp_path):
@@ -277,22 +272,14 @@ def test_check_config_says_a_picamera2_built_for_numpy_1_in_one_line(tmp_path):
 
     if int(numpy.__version__.split(".")[0]) < 2:
         pytest.skip("NumPy 1.x here: no NumPy 1.x ABI message")
-    site = tmp_path / "site"
-    for name in ("picamera2", "libcamera"):
-        (site / name).mkdir(parents=True)
-    (site / "libcamera" / "__init__.py").write_text("class Transform:\n    pass\n")
     # what a C extension compiled against NumPy 1.x asks NumPy 2 for at import (numpy's import_array)
-    (site / "picamera2" / "__init__.py").write_text("from numpy.core._multiarray_umath import _ARRAY_API\n")
+    site = stand_ins(tmp_path, "from numpy.core._multiarray_umath import _ARRAY_API\n")
     checked = run_with_site(site, "--check-config", "--camera-source", "picamera2")
     assert checked.returncode == 1, checked.stderr
-    assert ours(checked.stderr) == [
-        "moodcast: camera.source: picamera2 is installed but cannot be imported (A module that was compiled "
-        "using NumPy 1.x cannot be run in); the venv's NumPy is not the one apt's picamera2 was built for: "
-        "in the venv run pip install 'numpy<2' (Raspberry Pi OS bookworm; docs/DEPLOY.md)"
-    ], checked.stderr
-    assert "Traceback" not in checked.stderr and "compiled using NumPy 1.x" not in checked.stderr.replace(
-        ours(checked.stderr)[0], ""
-    ), checked.stderr
+    said = f"{CANNOT_IMPORT} (A module that was compiled using NumPy 1.x cannot be run in); {NUMPY_FIX}"
+    assert ours(checked.stderr) == [said], checked.stderr
+    rest = checked.stderr.replace(said, "")
+    assert "Traceback" not in rest and "compiled using NumPy 1.x" not in rest, checked.stderr
 
 
 def test_check_config_names_a_missing_model_in_one_line_not_its_card_too(tmp_path):
