@@ -130,6 +130,27 @@ def run_train(*argv: str | Path) -> int:
     return train_cli.main([str(a) for a in argv])
 
 
+def run_train_stopped_after_first_epoch(monkeypatch: pytest.MonkeyPatch, *argv: str | Path) -> None:
+    """``python -m train`` in this process, stopped as an interruption would stop it once its first epoch
+    is finished and backed up (after BackupAndRestore's save): the run folder holds one epoch to resume."""
+    import keras
+
+    import train.fit as train_fit
+
+    class Interrupt(Exception):
+        pass
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            raise Interrupt  # the last callback: after BackupAndRestore has saved epoch 1
+
+    real_callbacks = train_fit.callbacks
+    with monkeypatch.context() as patched:
+        patched.setattr(train_fit, "callbacks", lambda args: [*real_callbacks(args), StopAfterFirstEpoch()])
+        with pytest.raises(Interrupt):
+            run_train(*argv)
+
+
 @pytest.fixture
 def float32_policy() -> Iterator[None]:
     """``train.main`` sets Keras's global precision policy; leave it as float32 for the tests after."""

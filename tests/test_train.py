@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures_model import FER_MINI, TRAIN_ARGS, run_train
+from tests.fixtures_model import FER_MINI, TRAIN_ARGS, run_train, run_train_stopped_after_first_epoch
 from train.const import LABELS, SPLITS
 
 NO_DATA = "no such file or folder; pass --data with fer2013.csv or its image folders"
@@ -109,26 +109,11 @@ def test_csv_run_trains(tmp_path: Path) -> None:
 def test_resume_continues_from_the_last_finished_epoch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ema_momentum: str
 ) -> None:
-    import keras
-
-    import train.fit as train_fit
-
-    class Interrupt(Exception):
-        pass
-
-    class StopAfterFirstEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            raise Interrupt  # after BackupAndRestore has saved epoch 1
-
     out = tmp_path / "run"
     argv = ["--data", FER_MINI, "--out", out, "--epochs", "2", "--width", "8", "--precision", "float32"]
     argv += ["--ema-momentum", ema_momentum]
-    real_callbacks = train_fit.callbacks
-    monkeypatch.setattr(train_fit, "callbacks", lambda args: [*real_callbacks(args), StopAfterFirstEpoch()])
-    with pytest.raises(Interrupt):
-        run_train(*argv)
+    run_train_stopped_after_first_epoch(monkeypatch, *argv)
     assert (out / "backup").is_dir()
-    monkeypatch.setattr(train_fit, "callbacks", real_callbacks)
 
     assert run_train(*argv, "--resume") == 0
     with (out / "history.csv").open() as handle:
@@ -143,24 +128,9 @@ def test_a_resumed_run_keeps_the_best_model_from_before_the_interruption(
 ) -> None:
     """A resumed epoch worse than the best before the interruption used to replace best.keras (the checkpoint
     forgot the earlier epochs), and the report gave the best of the resumed epochs only."""
-    import keras
-
-    import train.fit as train_fit
-
-    class Interrupt(Exception):
-        pass
-
-    class StopAfterFirstEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            raise Interrupt
-
     out = tmp_path / "run"
     argv = ["--data", FER_MINI, "--out", out, "--epochs", "2", "--width", "8", "--precision", "float32"]
-    real_callbacks = train_fit.callbacks
-    monkeypatch.setattr(train_fit, "callbacks", lambda args: [*real_callbacks(args), StopAfterFirstEpoch()])
-    with pytest.raises(Interrupt):
-        run_train(*argv)
-    monkeypatch.setattr(train_fit, "callbacks", real_callbacks)
+    run_train_stopped_after_first_epoch(monkeypatch, *argv)
     # Epoch 0 as a far better epoch than any the resumed run can reach on this fixture.
     history = out / "history.csv"
     rows = list(csv.DictReader(history.open()))

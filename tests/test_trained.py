@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures_model import FER_MINI, SHIPPED_MODEL, TRAIN_ARGS, run_train
+from tests.fixtures_model import (
+    FER_MINI,
+    SHIPPED_MODEL,
+    TRAIN_ARGS,
+    run_train,
+    run_train_stopped_after_first_epoch,
+)
 
 pytestmark = pytest.mark.usefixtures("float32_policy")
 
@@ -105,27 +111,12 @@ def test_a_resumed_init_run_needs_no_init_file_and_names_the_model_it_started_fr
     The path and hash now come from run.json, written when the run started."""
     import shutil
 
-    import keras
-
-    import train.fit as train_fit
-
-    class Interrupt(Exception):
-        pass
-
-    class StopAfterFirstEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            raise Interrupt  # after BackupAndRestore has saved epoch 1
-
     given = tmp_path / "v4.keras"
     shutil.copyfile(tiny_model_dir / "train" / "model.keras", given)
     started = hashlib.sha256(given.read_bytes()).hexdigest()
     out = tmp_path / "run"
     argv = ["--data", FER_MINI, "--out", out, *TRAIN_ARGS, "--epochs", "2", "--init", given]
-    real_callbacks = train_fit.callbacks
-    monkeypatch.setattr(train_fit, "callbacks", lambda args: [*real_callbacks(args), StopAfterFirstEpoch()])
-    with pytest.raises(Interrupt):
-        run_train(*argv)
-    monkeypatch.setattr(train_fit, "callbacks", real_callbacks)
+    run_train_stopped_after_first_epoch(monkeypatch, *argv)
     given.unlink()  # the model it started from, cleaned up before the resume
     assert run_train(*argv, "--resume") == 0
     facts = json.loads((out / "training.json").read_text())
