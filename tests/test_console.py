@@ -4,43 +4,17 @@ them as it ends the daemon's ``--check-config`` (tests/test_version.py): no trac
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.broken_pipes import ROOT, run_with_stderr_gone, run_with_stdout_gone
+
 
 # A module run as `python -m <module>` runs it, with an uncaught exception told on stdout: stderr, where
 # Python prints its traceback, is the broken pipe under test.
-ON_BROKEN_STDERR = """
-import runpy, sys
-sys.excepthook = lambda kind, value, tb: print("uncaught", kind.__name__)
-module, sys.argv = sys.argv[1], sys.argv[1:]
-runpy.run_module(module, run_name="__main__", alter_sys=True)
-"""
-
-
-def run_with_stderr_gone(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m <args>`` with stderr a real pipe whose reader is gone before the first write (what
-    ``2>&1 | head -c1`` becomes once head has its byte)."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", ON_BROKEN_STDERR, *args],
-            stdout=subprocess.PIPE,
-            stderr=write_end,
-            text=True,
-            timeout=120,
-            cwd=ROOT,
-        )
-    finally:
-        os.close(write_end)
-
-
 @pytest.mark.parametrize(
     ("args", "status"),
     [
@@ -59,7 +33,7 @@ def test_an_error_on_a_stderr_whose_reader_is_gone_keeps_the_status(
     """``python -m train --data missing 2>&1 | head -c1`` ended in a BrokenPipeError traceback (on the same
     broken stderr) and exit 1, not the 2 of a bad argument; convert's and the tools' one-line errors the same.
     Now the line is dropped, as the daemon's is, and the status alone says what happened."""
-    result = run_with_stderr_gone(*(arg.format(tmp=tmp_path) for arg in args))
+    result = run_with_stderr_gone(*(arg.format(tmp=tmp_path) for arg in args), timeout_s=120)
     assert (result.returncode, result.stdout) == (status, "")
 
 
@@ -88,13 +62,7 @@ def test_a_report_on_a_stdout_whose_reader_is_gone_keeps_the_status(tmp_path: Pa
     (``>&-``, where print() printed nothing) is said on stderr, as the daemon says it."""
     events = str(events_file(tmp_path / "events.jsonl"))
     command = [sys.executable, "-m", "tools.compare_events", events, events]
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-    ) as run:
-        assert run.stdout is not None and run.stderr is not None
-        run.stdout.close()  # the reader goes away before a line is read (| true)
-        stderr = run.stderr.read()
-        assert (run.wait(timeout=60), stderr) == (0, "")
+    assert run_with_stdout_gone(command, timeout_s=60) == (0, "")  # | true
     closed = ["sh", "-c", 'exec "$0" "$@" >&-', *command]
     result = subprocess.run(closed, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert (result.returncode, result.stderr) == (0, "compare_events: cannot write to stdout: it is closed\n")
@@ -129,13 +97,7 @@ def test_a_training_whose_stdout_is_lost_trains_to_its_end(stdout: str, tmp_path
         status, stderr = result.returncode, result.stderr
         assert "train: cannot write to stdout: it is closed\n" in stderr
     else:
-        with subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-        ) as run:
-            assert run.stdout is not None and run.stderr is not None
-            run.stdout.close()  # the reader goes away before the first epoch's line (| head -c1)
-            stderr = run.stderr.read()
-            status = run.wait(timeout=300)
+        status, stderr = run_with_stdout_gone(command, timeout_s=300)  # gone before the first epoch's line
     assert status == 0 and "Traceback" not in stderr, stderr[-2000:]
     assert (out / "model.keras").is_file() and (out / "report.json").is_file()
     assert not (out / "backup").exists()  # trained to its end
@@ -158,7 +120,7 @@ def test_a_conversion_whose_stderr_is_lost_keeps_its_status(
         closed = ["sh", "-c", 'exec "$0" "$@" 2>&-', sys.executable, "-m", *args]
         result = subprocess.run(closed, capture_output=True, text=True, timeout=300, cwd=ROOT)
     else:
-        result = run_with_stderr_gone(*args)
+        result = run_with_stderr_gone(*args, timeout_s=120)
     assert result.returncode == 0, result.stdout[-2000:]
     assert "uncaught" not in result.stdout and out.is_file()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from tests.broken_pipes import run_with_stdout_gone
 from tests.event_schema import check_event, check_sequence
 from tools.groundtruth import iou, load_calibration, load_truth, to_fer_box
 
@@ -286,13 +287,8 @@ def test_events_whose_reader_went_away_before_the_last_flush_stop_in_one_line(tm
     at close raised a BrokenPipeError traceback out of the shut-down, and the sinks after it stayed open."""
     command = [sys.executable, "-m", "device", "--no-realtime", "--input", str(SAMPLE), "--model-path",
                str(shipped_model), "--events", "-", "--camera-max-frames", str(FIRST_FRAMES)]  # fmt: skip
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-    ) as run:
-        assert run.stdout is not None and run.stderr is not None
-        run.stdout.close()  # the reader goes away before a line is flushed (| true)
-        stderr = run.stderr.read()
-        assert run.wait(timeout=120) == 1, stderr
+    status, stderr = run_with_stdout_gone(command, timeout_s=120)  # gone before a line is flushed (| true)
+    assert status == 1, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("moodcast: ")]
     assert errors == ["moodcast: events.path: the reader of - (stdout) went away (broken pipe); stopped"]

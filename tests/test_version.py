@@ -3,7 +3,6 @@ copied to the Pi, installing nothing), else the installed distribution's version
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+
+from tests.broken_pipes import run_with_stderr_gone, run_with_stdout_gone
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,11 +94,7 @@ def test_what_is_printed_on_stdout_fails_like_a_unix_tool(flag: str) -> None:
     and ``>&-`` in an AttributeError (or, for --version, nothing said and exit 0). A reader gone ends it
     quietly with exit 1, as Python's signal docs advise ("Note on SIGPIPE"); the others in one line."""
     command = [sys.executable, "-m", "device", flag]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
-        assert run.stdout is not None and run.stderr is not None
-        run.stdout.close()  # the reader goes away before a line is read (| true)
-        stderr = run.stderr.read()
-        assert (run.wait(timeout=60), stderr) == (1, "")
+    assert run_with_stdout_gone(command, timeout_s=60) == (1, "")  # | true
     with open("/dev/full", "w") as full:  # what >/dev/full gives it
         result = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
     assert (result.returncode, result.stderr) == (
@@ -109,16 +106,6 @@ def test_what_is_printed_on_stdout_fails_like_a_unix_tool(flag: str) -> None:
     assert (result.returncode, result.stderr) == (1, "moodcast: cannot write to stdout: it is closed\n")
 
 
-# The daemon's entry point as `python -m device` runs it, with an uncaught exception told on stdout: stderr,
-# where Python prints its traceback, is the broken pipe under test.
-ON_BROKEN_STDERR = """
-import runpy, sys
-sys.excepthook = lambda kind, value, tb: print("uncaught", kind.__name__)
-sys.argv = ["moodcast", *sys.argv[1:]]
-runpy.run_module("device", run_name="__main__", alter_sys=True)
-"""
-
-
 @pytest.mark.parametrize(
     ("args", "status"),
     [(["--check-config"], 0), (["--check-config", "--mqtt-port", "0"], 1), (["--mqtt-port", "0"], 1)],
@@ -128,17 +115,5 @@ def test_what_is_printed_on_stderr_fails_like_a_unix_tool(args: list[str], statu
     """``--check-config 2>&1 | head -c1`` ended in a BrokenPipeError traceback and exit 1 for a good config:
     stderr's reader had gone. Now stderr is silenced as stdout is ("Note on SIGPIPE"), and the exit status
     alone says how it went. A real pipe whose reader is gone before the first write (| head -c0)."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        result = subprocess.run(
-            [sys.executable, "-c", ON_BROKEN_STDERR, *args],
-            stdout=subprocess.PIPE,
-            stderr=write_end,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-        )
-    finally:
-        os.close(write_end)
+    result = run_with_stderr_gone("device", *args, timeout_s=60)
     assert (result.returncode, result.stdout) == (status, "")
