@@ -59,16 +59,16 @@ def recording_problem(
         )
     limit_bytes = _size_limit_bytes()
     size_bytes = 0 if identity is None else path.stat().st_size
-    if limit_bytes is not None and size_bytes >= limit_bytes:  # written full between two looks
-        return SIZE_LIMIT, (
-            f"it reached the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); "
-            "raise the limit, then restart moodcast to record again"
-        )
     if limit_bytes is not None and limit_bytes - size_bytes < room_bytes:
+        near = (
+            "it reached"  # written full between two looks
+            if size_bytes >= limit_bytes
+            else f"it is {size_bytes // 1024} KiB, within the {room_bytes // 1024} KiB it may write before "
+            "the next look of"
+        )
         return SIZE_LIMIT, (
-            f"it is {size_bytes // 1024} KiB, within the {room_bytes // 1024} KiB it may write before the "
-            f"next look of the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); "
-            "raise the limit, then restart moodcast to record again"
+            f"{near} the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); raise "
+            "the limit, then restart moodcast to record again"
         )
     return "", ""
 

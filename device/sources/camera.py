@@ -591,9 +591,9 @@ def import_picamera2() -> tuple[type, type]:
         if err.name in ("picamera2", "libcamera"):
             raise CameraError(f"camera.source: {PICAMERA2_MISSING}") from None
         broken = err
-    except Exception as err:  # whatever a broken install raises at import: ImportError, ValueError, ...
-        broken = err
-    except SystemExit as err:  # a module calling sys.exit at import: the daemon would end without a line
+    # whatever a broken install raises at import (ImportError, ValueError, ...), and a module calling sys.exit
+    # there, which would end the daemon without a line
+    except (Exception, SystemExit) as err:
         broken = err
     else:
         return Picamera2, Transform
