@@ -30,11 +30,17 @@ def print_out(text: str, prog: str) -> int:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
     except OSError as err:
-        discard_writes(sys.stdout)
-        if not isinstance(err, BrokenPipeError):
-            print_err(f"{prog}: cannot write to stdout: {err.strerror or err}")
+        _stdout_lost(sys.stdout, err, prog)
         return 1
     return 0
+
+
+def _stdout_lost(stream: TextIO, err: OSError, prog: str) -> None:
+    """After a failed write to stdout (``stream``): point it at /dev/null (``discard_writes``), and say why
+    on stderr unless its reader went away (a broken pipe is how a reader that has what it wanted ends)."""
+    discard_writes(stream)
+    if not isinstance(err, BrokenPipeError):
+        print_err(f"{prog}: cannot write to stdout: {err.strerror or err}")
 
 
 def print_err(text: str) -> None:
@@ -77,9 +83,10 @@ class _LossTolerantStdout:
             self._lose(err)
 
     def _lose(self, err: OSError) -> None:
-        discard_writes(self._stream)
-        if not self._lost and not isinstance(err, BrokenPipeError):
-            print_err(f"{self._prog}: cannot write to stdout: {err.strerror or err}")
+        if self._lost:  # a stream with no descriptor of its own keeps failing: said once
+            discard_writes(self._stream)
+        else:
+            _stdout_lost(self._stream, err, self._prog)
         self._lost = True
 
     def __getattr__(self, name: str) -> object:
