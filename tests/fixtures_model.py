@@ -130,6 +130,19 @@ def run_train(*argv: str | Path) -> int:
     return train_cli.main([str(a) for a in argv])
 
 
+def write_run_json(*argv: str | Path) -> Path:
+    """The run.json that ``python -m train`` with ``argv`` writes as its run starts, in its ``--out`` (made
+    here if need be), with the SHA-256 of its ``--init`` file, which must exist; the file's path."""
+    from train.__main__ import parse_args
+    from train.run_folder import SETTINGS_FILE, settings, write_settings
+
+    args = parse_args([str(a) for a in argv])
+    args.out.mkdir(parents=True, exist_ok=True)
+    init_sha256 = None if args.init is None else hashlib.sha256(args.init.read_bytes()).hexdigest()
+    write_settings(args.out, settings(args), init_sha256)
+    return args.out / SETTINGS_FILE
+
+
 def run_train_stopped_after_first_epoch(monkeypatch: pytest.MonkeyPatch, *argv: str | Path) -> None:
     """``python -m train`` in this process, stopped as an interruption would stop it once its first epoch
     is finished and backed up (after BackupAndRestore's save): the run folder holds one epoch to resume."""

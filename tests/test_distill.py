@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures_model import FER_MINI, TRAIN_ARGS, run_train
+from tests.fixtures_model import FER_MINI, TRAIN_ARGS, run_train, write_run_json
 from train.const import LABELS
 
 pytestmark = pytest.mark.usefixtures("float32_policy")
@@ -32,12 +32,11 @@ def test_a_resume_of_a_run_from_before_teacher_refuses_a_teacher(
 ) -> None:
     """A run.json written before --teacher existed had no teacher: a resume that adds one changes the
     targets halfway and is refused like any other changed flag."""
-    from train.__main__ import parse_args
-    from train.run_folder import SETTINGS_FILE, write_settings
+    from train.run_folder import SETTINGS_FILE
 
     out = tmp_path / "run"
     (out / "backup").mkdir(parents=True)
-    write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--width", "8", "--epochs", "4"]))
+    write_run_json("--data", FER_MINI, "--out", out, "--width", "8", "--epochs", "4")
     saved = json.loads((out / SETTINGS_FILE).read_text())
     del saved["teacher"], saved["teacher_weight"]
     (out / SETTINGS_FILE).write_text(json.dumps(saved))
@@ -54,13 +53,10 @@ def test_a_resume_without_the_runs_teacher_says_so_in_words_a_user_can_type(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A resume that left out the run's --teacher was told to give "--teacher None"."""
-    from train.__main__ import parse_args
-    from train.run_folder import write_settings
-
     out = tmp_path / "run"
     (out / "backup").mkdir(parents=True)
     teacher = tmp_path / "teacher.keras"
-    write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--teacher", str(teacher)]))
+    write_run_json("--data", FER_MINI, "--out", out, "--teacher", teacher)
     assert run_train("--data", FER_MINI, "--out", out, "--resume") == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"train: --resume: give the run's own flags: no --teacher (the run has {teacher})"

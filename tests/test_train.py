@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures_model import FER_MINI, TRAIN_ARGS, run_train, run_train_stopped_after_first_epoch
+from tests.fixtures_model import (
+    FER_MINI,
+    TRAIN_ARGS,
+    run_train,
+    run_train_stopped_after_first_epoch,
+    write_run_json,
+)
 from train.const import LABELS, SPLITS
 
 NO_DATA = "no such file or folder; pass --data with fer2013.csv or its image folders"
@@ -171,12 +177,9 @@ def test_a_fresh_start_over_an_interrupted_run_is_refused(
 def test_a_resume_with_other_flags_names_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Another --width used to end in a 110-line Keras traceback; another --epochs silently changed the
     learning-rate schedule mid-run."""
-    from train.__main__ import parse_args
-    from train.run_folder import write_settings
-
     out = tmp_path / "run"
     (out / "backup").mkdir(parents=True)
-    write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--width", "8", "--epochs", "4"]))
+    write_run_json("--data", FER_MINI, "--out", out, "--width", "8", "--epochs", "4")
     assert run_train("--data", FER_MINI, "--out", out, "--width", "16", "--epochs", "4", "--resume") == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "train: --resume: give the run's own flags: --width 16 (the run has 8)"
@@ -191,7 +194,6 @@ def test_a_resume_compares_path_flags_by_the_file_they_name(
     older run.json files do, and relative ones name files under the working folder. Paths naming other files
     are still refused, with the run's path as run.json has it."""
     from train.__main__ import parse_args
-    from train.run_folder import write_settings
 
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
@@ -200,9 +202,7 @@ def test_a_resume_compares_path_flags_by_the_file_they_name(
     (tmp_path / "linked").symlink_to(tmp_path / "data")
     files = ("--votes", "votes.csv", "--teacher", "t.keras", "--init", "i.keras")
     (tmp_path / "i.keras").write_bytes(b"")  # its SHA-256 goes into run.json
-    write_settings(
-        parse_args(["--data", "data", "--out", "run", *files, "--extra-data", "a", "--extra-data", "b"])
-    )
+    write_run_json("--data", "data", "--out", "run", *files, "--extra-data", "a", "--extra-data", "b")
     assert json.loads((out / "run.json").read_text())["data"] == "data"  # as typed: readable
 
     def problem(*flags: str) -> str:
@@ -230,12 +230,11 @@ def test_a_resume_of_a_run_from_before_mixup_refuses_mixup(
 ) -> None:
     """A run.json written before --mixup-alpha existed has no mixup_alpha: that run had no mixup, so a
     resume that turns it on changes the recipe halfway and is refused like any other changed flag."""
-    from train.__main__ import parse_args
-    from train.run_folder import SETTINGS_FILE, write_settings
+    from train.run_folder import SETTINGS_FILE
 
     out = tmp_path / "run"
     (out / "backup").mkdir(parents=True)
-    write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--width", "8", "--epochs", "4"]))
+    write_run_json("--data", FER_MINI, "--out", out, "--width", "8", "--epochs", "4")
     saved = json.loads((out / SETTINGS_FILE).read_text())
     del saved["mixup_alpha"]
     (out / SETTINGS_FILE).write_text(json.dumps(saved))

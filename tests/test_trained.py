@@ -15,6 +15,7 @@ from tests.fixtures_model import (
     TRAIN_ARGS,
     run_train,
     run_train_stopped_after_first_epoch,
+    write_run_json,
 )
 
 pytestmark = pytest.mark.usefixtures("float32_policy")
@@ -75,27 +76,34 @@ def test_a_run_with_init_starts_from_the_models_weights(tiny_model_dir: Path, tm
 
 
 @pytest.mark.slow
-def test_init_from_another_width_is_one_line_exit_2(
+def test_init_from_another_width_is_one_line_exit_2_and_leaves_the_out_folder_as_it_was(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The refusal came after run.json was written: it left a run folder (run.json, train.lock) behind,
+    and over a run in that folder it put its own flags in the run's run.json, so that a --resume of that run
+    with its own flags was refused ('--width 8 (the run has 16)'). The retry with the right --width starts."""
     given = tiny_model_dir / "train" / "model.keras"  # width 8
-    args = ["--epochs", "1", "--width", "16", "--precision", "float32", "--init", given]
-    assert run_train("--data", FER_MINI, "--out", tmp_path / "run", *args) == 2
+    out = tmp_path / "run"
+    argv = ["--data", FER_MINI, "--out", out, "--epochs", "1", "--precision", "float32", "--init", given]
+    assert run_train(*argv, "--width", "16") == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"train: --init {given}: another network or width (weight 0 is (3, 3, 1, 8), this run's is "
         "(3, 3, 1, 16)); give the --width it was trained with"
     ]
+    assert not out.exists()
+    assert run_train(*argv, "--width", "8") == 0  # the user's retry: no --resume, nothing in the way
+    run_json = (out / "run.json").read_bytes()
+    assert json.loads(run_json)["width"] == 8
+    assert run_train(*argv, "--width", "16") == 2  # over the finished run
+    assert (out / "run.json").read_bytes() == run_json
 
 
 def test_a_resume_without_the_runs_init_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from train.__main__ import parse_args
-    from train.run_folder import write_settings
-
     out = tmp_path / "run"
     (out / "backup").mkdir(parents=True)
     given = tmp_path / "v4.keras"
     given.write_bytes(b"")  # hashed into run.json
-    write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--init", str(given)]))
+    write_run_json("--data", FER_MINI, "--out", out, "--init", given)
     assert run_train("--data", FER_MINI, "--out", out, "--resume") == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"train: --resume: give the run's own flags: no --init (the run has {given})"
@@ -130,14 +138,13 @@ def test_a_hand_edited_init_sha256_that_is_no_string_is_not_put_on_the_card(
     """started_from turned whatever run.json held into a string: an init_sha256 edited to null put
     "init_sha256": "None" on the card (and 'sha256 None' in the log) as if it were the model's hash. A value
     that is no string is left out, as for a run.json written before the hash was recorded."""
-    from train.__main__ import parse_args
-    from train.run_folder import SETTINGS_FILE, started_from, write_settings
+    from train.run_folder import SETTINGS_FILE, started_from
 
     out = tmp_path / "run"
     out.mkdir()
     given = tmp_path / "v4.keras"
     given.write_bytes(b"weights")
-    write_settings(parse_args(["--data", str(FER_MINI), "--out", str(out), "--init", str(given)]))
+    write_run_json("--data", FER_MINI, "--out", out, "--init", given)
     saved = json.loads((out / SETTINGS_FILE).read_text())
     assert started_from(out) == {"init": str(given), "init_sha256": hashlib.sha256(b"weights").hexdigest()}
     (out / SETTINGS_FILE).write_text(json.dumps(saved | {"init_sha256": edited}))

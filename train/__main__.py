@@ -16,6 +16,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from train.run_folder import (
     lock,
     read_history,
     reconcile_history,
+    settings,
     start_problem,
     started_from,
     training_finished,
@@ -44,6 +46,9 @@ from train.run_folder import (
 )
 from train.trained import TrainedModelError, keras_file_problem, start_from
 from train.votes import Votes, VotesError, blended_targets, load_votes, pairing_problem
+
+if TYPE_CHECKING:
+    import keras
 
 logger = logging.getLogger("train")
 # More Training faces than this without a votes row: the votes are keyed by other names (FER+ lacks 0.5 %).
@@ -296,20 +301,64 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print_err(f"train: {problem}")
         return 2
+    flags = settings(args)  # as given: TensorFlow resolves --precision auto below
     extra = merge_splits(extras) if extras else None
     images, targets, weights, target_facts = training_targets(
         data, votes, args.vote_blend, extra, args.extra_weight
     )
+    try:
+        model, training, target_facts, init_sha256 = start_model(
+            args, (images, targets, weights), target_facts, extra
+        )
+    except TrainedModelError as err:
+        print_err(f"train: {err}")
+        return 2
+    # Nothing is written to --out before: a start refused above leaves no half-made run there, and a run.json
+    # already there (a run in the folder) is not replaced by the flags of one that never started.
     args.out.mkdir(parents=True, exist_ok=True)
     held = lock(args.out)
     try:
         if not args.resume:
-            write_settings(args)
+            write_settings(args.out, flags, init_sha256)
         elif (args.out / BACKUP_FOLDER).is_dir():
             reconcile_history(args.out)
-        return train_and_report(args, data, votes, extra, (images, targets, weights), target_facts, commit)
+        if started := started_from(args.out):
+            logger.info("the run started from %s (sha256 %s)", started["init"], started.get("init_sha256"))
+            target_facts = target_facts | started
+        return train_and_report(args, model, data, votes, extra, training, target_facts, commit)
     finally:
         held.close()
+
+
+def start_model(
+    args: argparse.Namespace,
+    training: tuple[np.ndarray, np.ndarray, np.ndarray],
+    target_facts: dict,
+    extra: Split | None,
+) -> tuple[keras.Model, tuple[np.ndarray, np.ndarray, np.ndarray], dict, str | None]:
+    """The run's new network, seeded, under its precision (``--precision auto`` resolved into
+    ``args.precision``), and where it starts: the teacher's scores blended into the targets (``distil``),
+    and on a fresh start with ``--init`` the given model's weights. Returns the model, the training faces,
+    targets and weights (``training`` with the teacher's scores blended in) and their facts, and the
+    SHA-256 of the ``--init`` file (None without one, or on a resume, which takes its weights from the
+    backup). Raises TrainedModelError (one line) for a teacher or init model that cannot serve. Writes
+    nothing to ``args.out``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from train import fit
+
+    keras.utils.set_random_seed(args.seed)
+    args.precision = resolve_precision(
+        args.precision, cpu_flags(), has_gpu=bool(tf.config.list_physical_devices("GPU"))
+    )
+    model = fit.new_model(args)
+    if args.teacher is not None:
+        training, target_facts = distil(args, training, target_facts, extra)
+    if args.init is None or args.resume:
+        return model, training, target_facts, None
+    return model, training, target_facts, start_from(model, "--init", args.init)
 
 
 def votes_problem(args: argparse.Namespace, data: Dataset, votes: Votes | None) -> str:
@@ -364,6 +413,7 @@ def distil(
 
 def train_and_report(
     args: argparse.Namespace,
+    model: keras.Model,
     data: Dataset,
     votes: Votes | None,
     extra: Split | None,
@@ -371,29 +421,10 @@ def train_and_report(
     target_facts: dict,
     commit: str,
 ) -> int:
-    """Train on ``training`` (faces, targets, sample weights), evaluate on PrivateTest, write the report."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
+    """Train ``model`` (``start_model``'s) on ``training`` (faces, targets, sample weights) in ``args.out``,
+    whose lock ``run`` holds, evaluate on PrivateTest, write the report."""
     from train import fit
 
-    keras.utils.set_random_seed(args.seed)
-    args.precision = resolve_precision(
-        args.precision, cpu_flags(), has_gpu=bool(tf.config.list_physical_devices("GPU"))
-    )
-    model = fit.new_model(args)
-    try:
-        if args.teacher is not None:
-            training, target_facts = distil(args, training, target_facts, extra)
-        if args.init is not None and not args.resume:
-            start_from(model, "--init", args.init)
-        if started := started_from(args.out):
-            logger.info("the run started from %s (sha256 %s)", started["init"], started.get("init_sha256"))
-            target_facts = target_facts | started
-    except TrainedModelError as err:
-        print_err(f"train: {err}")
-        return 2
     train_ds = fit.training_dataset(*training, args)
     val = data["PublicTest"]
     val_ds = fit.validation_dataset(val.images, val.labels, args.normalization)

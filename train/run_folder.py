@@ -1,10 +1,11 @@
 """A training run's folder: whether it can be started or resumed there, its settings, and its history.
 
-``--out`` holds ``run.json`` (the flags that define the run, written when it starts), ``backup/`` (Keras's
-BackupAndRestore state, removed by Keras when training ends) and ``history.csv`` (Keras's CSVLogger, one row
-per finished epoch, appended to by a resumed run). A resume must use the run's own flags: another width
-cannot load the checkpoint, another ``--epochs`` changes the learning-rate schedule mid-run. A flag naming a
-file counts as the same when it names the same file, however it is written (``PATH_FLAGS``).
+``--out`` holds ``run.json`` (the flags that define the run, written when it starts: once its model is
+built, with any ``--init`` weights in it, so that a start refused before writes nothing there), ``backup/``
+(Keras's BackupAndRestore state, removed by Keras when training ends) and ``history.csv`` (Keras's CSVLogger,
+one row per finished epoch, appended to by a resumed run). A resume must use the run's own flags: another
+width cannot load the checkpoint, another ``--epochs`` changes the learning-rate schedule mid-run. A flag
+naming a file counts as the same when it names the same file, however it is written (``PATH_FLAGS``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import fcntl
-import hashlib
 import json
 import math
 import os
@@ -159,15 +159,13 @@ def _given(flag: str, value: object) -> str:
     return f"no {option}" if value is None else f"{option} {value}"
 
 
-def write_settings(args: argparse.Namespace) -> None:
-    """Record the run's defining flags in ``args.out/run.json`` as it starts (not on a resume), and with
-    ``--init`` the SHA-256 of the model it starts from (``init_sha256``): a resume takes its weights from the
-    backup, and the card must name the model the run started from even once that file is replaced or gone.
-    Raises OSError when the init file cannot be read."""
-    saved = settings(args)
-    if args.init is not None:
-        saved["init_sha256"] = hashlib.sha256(Path(args.init).read_bytes()).hexdigest()
-    (args.out / SETTINGS_FILE).write_text(json.dumps(saved, indent=2) + "\n")
+def write_settings(out: Path, flags: dict[str, object], init_sha256: str | None) -> None:
+    """Record the run's defining flags (``settings``, taken before TensorFlow resolved ``--precision auto``)
+    in ``out/run.json`` once the run starts (not on a resume), and with ``--init`` the SHA-256 of the model it
+    starts from (``init_sha256``, 64 hex digits): a resume takes its weights from the backup, and the card
+    must name the model the run started from even once that file is replaced or gone."""
+    saved = flags if init_sha256 is None else flags | {"init_sha256": init_sha256}
+    (out / SETTINGS_FILE).write_text(json.dumps(saved, indent=2) + "\n")
 
 
 def started_from(out: Path) -> dict[str, str]:

@@ -7,6 +7,7 @@ The file is checked twice: ``keras_file_problem`` before TensorFlow starts (a wr
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -54,14 +55,16 @@ def load_trained(flag: str, path: Path):
     return model
 
 
-def start_from(model, flag: str, path: Path) -> None:
+def start_from(model, flag: str, path: Path) -> str:
     """Put the weights of the trained model in ``path`` into ``model`` (a new network of this run), which
     must be the same network at the same width: the start of a warm restart (Loshchilov & Hutter, "SGDR",
-    ICLR 2017), a new learning-rate schedule from a trained model's weights.
+    ICLR 2017), a new learning-rate schedule from a trained model's weights. Returns the file's SHA-256
+    (64 hex digits), taken as it is loaded, for run.json and the card.
 
     Raises TrainedModelError (one line) when the file cannot be loaded (``load_trained``) or its network
-    differs, naming the first weight whose shape differs.
+    differs, naming the first weight whose shape differs; OSError when it cannot be read.
     """
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     trained = load_trained(flag, path)
     ours, theirs = model.get_weights(), trained.get_weights()
     if len(ours) != len(theirs):
@@ -75,3 +78,4 @@ def start_from(model, flag: str, path: Path) -> None:
                 f"{mine.shape}); give the --width it was trained with"
             )
     model.set_weights(theirs)
+    return sha256
