@@ -135,10 +135,11 @@ def write_run_json(*argv: str | Path) -> Path:
     here if need be), with the SHA-256 of its ``--init`` file, which must exist; the file's path."""
     from train.__main__ import parse_args
     from train.run_folder import SETTINGS_FILE, settings, write_settings
+    from train.trained import model_sha256
 
     args = parse_args([str(a) for a in argv])
     args.out.mkdir(parents=True, exist_ok=True)
-    init_sha256 = None if args.init is None else hashlib.sha256(args.init.read_bytes()).hexdigest()
+    init_sha256 = None if args.init is None else model_sha256("--init", args.init)
     write_settings(args.out, settings(args), init_sha256)
     return args.out / SETTINGS_FILE
 

@@ -98,6 +98,25 @@ def test_init_from_another_width_is_one_line_exit_2_and_leaves_the_out_folder_as
     assert (out / "run.json").read_bytes() == run_json
 
 
+@pytest.mark.parametrize("where", ["missing", "folder"])
+def test_an_init_file_gone_when_it_is_hashed_is_one_line(where: str, tmp_path: Path) -> None:
+    """The --init file is checked before TensorFlow starts and hashed for run.json once the model is built:
+    removed in between, it ended the run in a FileNotFoundError traceback (IsADirectoryError for a folder
+    put in its place). main prints the TrainedModelError's line and exits 2, as for the model's other
+    problems (test_init_from_another_width_is_one_line_exit_2_and_leaves_the_out_folder_as_it_was)."""
+    from train.trained import TrainedModelError, model_sha256
+
+    given = tmp_path / "v4.keras"
+    if where == "folder":
+        given.mkdir()
+    reason = {"missing": "No such file or directory", "folder": "Is a directory"}[where]
+    with pytest.raises(TrainedModelError) as raised:
+        model_sha256("--init", given)
+    assert str(raised.value) == (
+        f"--init {given}: cannot be read ({reason}) since the run checked it; put it back and start again"
+    )
+
+
 def test_a_resume_without_the_runs_init_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     (out / "backup").mkdir(parents=True)

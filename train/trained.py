@@ -59,12 +59,12 @@ def start_from(model, flag: str, path: Path) -> str:
     """Put the weights of the trained model in ``path`` into ``model`` (a new network of this run), which
     must be the same network at the same width: the start of a warm restart (Loshchilov & Hutter, "SGDR",
     ICLR 2017), a new learning-rate schedule from a trained model's weights. Returns the file's SHA-256
-    (64 hex digits), taken as it is loaded, for run.json and the card.
+    (``model_sha256``), taken as it is loaded, for run.json and the card.
 
-    Raises TrainedModelError (one line) when the file cannot be loaded (``load_trained``) or its network
-    differs, naming the first weight whose shape differs; OSError when it cannot be read.
+    Raises TrainedModelError (one line) when the file cannot be read or loaded (``model_sha256``,
+    ``load_trained``) or its network differs, naming the first weight whose shape differs.
     """
-    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha256 = model_sha256(flag, path)
     trained = load_trained(flag, path)
     ours, theirs = model.get_weights(), trained.get_weights()
     if len(ours) != len(theirs):
@@ -79,3 +79,16 @@ def start_from(model, flag: str, path: Path) -> str:
             )
     model.set_weights(theirs)
     return sha256
+
+
+def model_sha256(flag: str, path: Path) -> str:
+    """The SHA-256 of the model file in ``path`` (given as ``flag``), 64 hex digits. Raises
+    TrainedModelError (one line starting with ``flag``) when it cannot be read: checked before TensorFlow
+    started (``keras_file_problem``), it can have been removed, or replaced by a folder, since."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:
+        raise TrainedModelError(
+            f"{flag} {path}: cannot be read ({err.strerror}) since the run checked it; put it back and start "
+            "again"
+        ) from None
