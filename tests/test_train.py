@@ -218,11 +218,65 @@ def test_a_resume_compares_path_flags_by_the_file_they_name(
     swapped = ["--extra-data", "b", "--extra-data", "a"]  # the faces in another order: not the same run
     assert problem("--data", "other", "--votes", *absolute, *swapped) == (
         "--resume: give the run's own flags: --data other (the run has data); "
-        "--extra-data ['b', 'a'] (the run has ['a', 'b'])"
+        "--extra-data b --extra-data a (the run has --extra-data a --extra-data b)"
     )
     assert problem("--data", "data", "--votes", *absolute) == (
-        "--resume: give the run's own flags: --extra-data [] (the run has ['a', 'b'])"
+        "--resume: give the run's own flags: no --extra-data (the run has --extra-data a --extra-data b)"
     )
+
+
+def test_a_resume_from_another_working_folder_takes_the_runs_paths_from_where_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run.json keeps relative paths as typed, and a resume took them as relative to its own working folder:
+    from another folder, the run's own files given by their full paths were refused ('--data /x/data (the
+    run has data)'), and the refusal did not say which folder 'data' is in; --extra-data read as a Python
+    list. run.json now records the folder the run started in; a run.json without it (or whose folder has
+    moved) takes its paths as relative to the working folder, as before."""
+    from train.__main__ import parse_args
+    from train.run_folder import SETTINGS_FILE, STARTED_IN, start_problem
+
+    checkout, elsewhere = tmp_path / "checkout", tmp_path / "elsewhere"
+    for folder in (checkout / "data", checkout / "my faces", elsewhere / "data"):
+        folder.mkdir(parents=True)
+    monkeypatch.chdir(checkout)
+    run_json = write_run_json("--data", "data", "--out", "run", "--extra-data", "my faces").resolve()
+    (checkout / "run" / "backup").mkdir()
+    assert json.loads(run_json.read_text())[STARTED_IN] == str(checkout)
+
+    def problem(*flags: str | Path) -> str:
+        return start_problem(parse_args(["--out", str(checkout / "run"), "--resume", *map(str, flags)]))
+
+    own = ("--data", checkout / "data", "--extra-data", checkout / "my faces")
+    monkeypatch.chdir(elsewhere)
+    assert problem(*own) == ""
+    assert problem("--data", "../checkout/data/", "--extra-data", "../checkout/my faces") == ""
+    assert problem("--data", "data", "--extra-data", checkout / "my faces") == (
+        f"--resume: give the run's own flags: --data data (the run has data, relative to {checkout}, where "
+        "the run started)"
+    )
+    assert problem("--data", checkout / "data") == (
+        "--resume: give the run's own flags: no --extra-data (the run has --extra-data 'my faces', relative "
+        f"to {checkout}, where the run started)"
+    )
+    saved = json.loads(run_json.read_text())
+    del saved[STARTED_IN]  # a run.json from before it was recorded: relative to the working folder
+    run_json.write_text(json.dumps(saved))
+    assert problem(*own) == (
+        "--resume: give the run's own flags: --data "
+        f"{checkout / 'data'} (the run has data, relative to the folder the run started in); --extra-data "
+        f"'{checkout / 'my faces'}' (the run has --extra-data 'my faces', relative to the folder the run "
+        "started in)"
+    )
+    monkeypatch.chdir(checkout)
+    assert problem("--data", "data", "--extra-data", "my faces") == ""
+    moved = tmp_path / "moved"
+    write_run_json("--data", "data", "--out", "run", "--extra-data", "my faces")
+    checkout.rename(moved)  # the checkout renamed, its run folder in it: the folder it started in is gone
+    monkeypatch.chdir(moved)
+    assert json.loads((moved / "run" / SETTINGS_FILE).read_text())[STARTED_IN] == str(checkout)
+    resumed = parse_args(["--out", "run", "--resume", "--data", "data", "--extra-data", "my faces"])
+    assert start_problem(resumed) == ""
 
 
 def test_a_resume_of_a_run_from_before_mixup_refuses_mixup(

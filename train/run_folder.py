@@ -16,6 +16,7 @@ import fcntl
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -56,11 +57,13 @@ RUN_FLAGS = (
     "precision",
 )
 # Flags that name a file or folder: run.json keeps them as given (readable, and what the user typed), and a
-# resume compares the files they name, so "data" and "/home/pi/moodcast/data/" are one flag. A relative path,
-# in run.json or on the command line, names a file under the working folder: a resume is assumed to run in
-# the folder the run was started in (make train and make train-resume both run in the checkout). --out is
-# not among them: the resume found run.json in it, so it names the run's folder however it is written.
+# resume compares the files they name, so "data" and "/home/pi/moodcast/data/" are one flag. A relative path
+# on the command line names a file under the working folder; in run.json, under the folder the run started in
+# (STARTED_IN), so a resume may run in another folder. --out is not among them: the resume found run.json in
+# it, so it names the run's folder however it is written.
 PATH_FLAGS = frozenset({"data", "votes", "extra_data", "teacher", "init"})
+# run.json's key for the working folder the run started in (absolute): what its relative paths are under.
+STARTED_IN = "started_in"
 # Flags added after run.json was: a run.json without one was made with the flag's default, which a resume
 # must then give too (a run from before --mixup-alpha had no mixup, and must not get it halfway).
 ADDED_FLAG_DEFAULTS: dict[str, object] = {
@@ -90,8 +93,8 @@ def start_problem(args: argparse.Namespace) -> str:
     One line each: ``--out`` empty, a file, or not writable (``device.config.folder_problem``); an interrupted
     run there that a fresh start would throw away; ``--resume`` with no interrupted run (one whose training
     finished but was stopped in its evaluation or export is resumable: ``training_finished``); a resume whose
-    flags differ from the run's ``run.json`` (each named with the run's value; a path flag differs when it
-    names another file, ``PATH_FLAGS``), or a run.json that is no object.
+    flags differ from the run's ``run.json`` (each named as a command line gives it, with the run's value;
+    a path flag differs when it names another file, ``PATH_FLAGS``), or a run.json that is no object.
     """
     out: Path = args.out
     if not str(out).strip():
@@ -123,48 +126,94 @@ def start_problem(args: argparse.Namespace) -> str:
         backup = out / BACKUP_FOLDER
         return f"--out {saved}: expected the run's flags as a JSON object; remove {backup} to start again"
     now = settings(args)
+    started_in = _started_in(recorded)
     recorded = ADDED_FLAG_DEFAULTS | recorded
     differ = [
-        f"{_given(flag, now[flag])} (the run has {'none' if recorded[flag] is None else recorded[flag]})"
+        f"{_given(flag, now[flag])} (the run has {_recorded(flag, recorded[flag], started_in)})"
         for flag in RUN_FLAGS
-        if flag in recorded and not _same(flag, recorded[flag], now[flag])
+        if flag in recorded and not _same(flag, recorded[flag], now[flag], started_in)
     ]
     if differ:
         return f"--resume: give the run's own flags: {'; '.join(differ)}"
     return ""
 
 
-def _same(flag: str, recorded: object, now: object) -> bool:
+def _started_in(recorded: dict) -> str | None:
+    """The folder that run.json's relative paths are under (``STARTED_IN``), or None where they are taken
+    as under the working folder: a run.json from before it was recorded, a hand-edited value that is no
+    string, or a folder no longer there (a checkout moved or renamed, its run folder with it)."""
+    folder = recorded.get(STARTED_IN)
+    return folder if isinstance(folder, str) and os.path.isdir(folder) else None
+
+
+def _same(flag: str, recorded: object, now: object, started_in: str | None) -> bool:
     """Whether a run.json value and this command's agree: for a ``PATH_FLAGS`` flag, whether they name the
-    same files (``_named``), in the same order for ``--extra-data``; for any other, whether they are equal."""
+    same files (``_named``; the run's relative paths under ``started_in``), in the same order for
+    ``--extra-data``; for any other, whether they are equal."""
     if flag not in PATH_FLAGS:
         return recorded == now
-    return _named(recorded) == _named(now)
+    return _named(recorded, started_in or "") == _named(now, "")
 
 
-def _named(value: object) -> object:
-    """The file a path value names, as an absolute path with '.', '..' and links resolved against the
-    working folder (a list of them for ``--extra-data``); None, and a value that is no path (a hand-edited
-    run.json), as they are, so they compare as written."""
+def _named(value: object, folder: str) -> object:
+    """The file a path value names, as an absolute path with '.', '..' and links resolved, a relative one
+    under ``folder`` ("": the working folder); a list of them for ``--extra-data``; None, and a value that
+    is no path (a hand-edited run.json), as they are, so they compare as written."""
     if isinstance(value, str):
-        return os.path.realpath(value)
+        return os.path.realpath(os.path.join(folder, value))
     if isinstance(value, list):
-        return [_named(item) for item in value]
+        return [_named(item, folder) for item in value]
     return value
 
 
 def _given(flag: str, value: object) -> str:
-    """A flag as a command line gives it: ``--width 16``, or ``no --teacher`` for an optional one left out."""
+    """A flag as a command line gives it: ``--width 16``, ``--extra-data a --extra-data b`` for a repeated
+    one, a path quoted as a shell needs it, or ``no --teacher`` for an optional one left out."""
     option = f"--{flag.replace('_', '-')}"
-    return f"no {option}" if value is None else f"{option} {value}"
+    if value is None or value == []:
+        return f"no {option}"
+    if isinstance(value, list):
+        return " ".join(f"{option} {_typed(flag, item)}" for item in value)
+    return f"{option} {_typed(flag, value)}"
+
+
+def _typed(flag: str, value: object) -> str:
+    """One value of ``flag`` as a shell takes it: a path quoted where it has to be (a space in it)."""
+    return shlex.quote(value) if flag in PATH_FLAGS and isinstance(value, str) else str(value)
+
+
+def _recorded(flag: str, value: object, started_in: str | None) -> str:
+    """The run's value of ``flag`` as a refusal gives it: ``8``, ``none``, the run's ``--extra-data``
+    flags; a relative path says which folder it is relative to (``started_in``, None: not known), where
+    that is not the working folder."""
+    if value is None or value == []:
+        return "none"
+    shown = _given(flag, value) if isinstance(value, list) else _typed(flag, value)
+    if flag not in PATH_FLAGS or not _relative(value):
+        return shown
+    if started_in is None:
+        return f"{shown}, relative to the folder the run started in"
+    if os.path.realpath(started_in) == os.getcwd():
+        return shown
+    return f"{shown}, relative to {shlex.quote(started_in)}, where the run started"
+
+
+def _relative(value: object) -> bool:
+    """Whether a path value (a list of them for ``--extra-data``) holds a relative path."""
+    if isinstance(value, list):
+        return any(_relative(item) for item in value)
+    return isinstance(value, str) and not os.path.isabs(value)
 
 
 def write_settings(out: Path, flags: dict[str, object], init_sha256: str | None) -> None:
     """Record the run's defining flags (``settings``, taken before TensorFlow resolved ``--precision auto``)
-    in ``out/run.json`` once the run starts (not on a resume), and with ``--init`` the SHA-256 of the model it
-    starts from (``init_sha256``, 64 hex digits): a resume takes its weights from the backup, and the card
-    must name the model the run started from even once that file is replaced or gone."""
-    saved = flags if init_sha256 is None else flags | {"init_sha256": init_sha256}
+    in ``out/run.json`` once the run starts (not on a resume), the working folder its relative paths are
+    relative to (``STARTED_IN``), and with ``--init`` the SHA-256 of the model it starts from
+    (``init_sha256``, 64 hex digits): a resume takes its weights from the backup, and the card must name the
+    model the run started from even once that file is replaced or gone."""
+    saved = flags | {STARTED_IN: os.getcwd()}
+    if init_sha256 is not None:
+        saved["init_sha256"] = init_sha256
     (out / SETTINGS_FILE).write_text(json.dumps(saved, indent=2) + "\n")
 
 
