@@ -81,10 +81,11 @@ def test_init_from_another_width_is_one_line_exit_2_and_leaves_the_out_folder_as
 ) -> None:
     """The refusal came after run.json was written: it left a run folder (run.json, train.lock) behind,
     and over a run in that folder it put its own flags in the run's run.json, so that a --resume of that run
-    with its own flags was refused ('--width 8 (the run has 16)'). The retry with the right --width starts."""
+    with its own flags was refused ('--width 8 (the run has 16)'). The retry with the right --width starts;
+    its run.json has --precision as given (auto), though it is now written after TensorFlow resolved it."""
     given = tiny_model_dir / "train" / "model.keras"  # width 8
     out = tmp_path / "run"
-    argv = ["--data", FER_MINI, "--out", out, "--epochs", "1", "--precision", "float32", "--init", given]
+    argv = ["--data", FER_MINI, "--out", out, "--epochs", "1", "--init", given]
     assert run_train(*argv, "--width", "16") == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"train: --init {given}: another network or width (weight 0 is (3, 3, 1, 8), this run's is "
@@ -93,7 +94,7 @@ def test_init_from_another_width_is_one_line_exit_2_and_leaves_the_out_folder_as
     assert not out.exists()
     assert run_train(*argv, "--width", "8") == 0  # the user's retry: no --resume, nothing in the way
     run_json = (out / "run.json").read_bytes()
-    assert json.loads(run_json)["width"] == 8
+    assert (json.loads(run_json)["width"], json.loads(run_json)["precision"]) == (8, "auto")
     assert run_train(*argv, "--width", "16") == 2  # over the finished run
     assert (out / "run.json").read_bytes() == run_json
 
