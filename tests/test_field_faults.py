@@ -643,14 +643,42 @@ def test_an_outbox_under_a_file_is_refused_at_check_config(tmp_path: Path) -> No
 
 # -- an outbox file on a full disk ------------------------------------------------------------------------
 
-FULL_DISK_DAEMON = """
-import resource, runpy, signal, sys
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full card
-limit = int(sys.argv[1])  # above SQLite's 32 KiB shared-memory file: the outbox opens, its WAL cannot grow
-resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-sys.argv = ["device", *sys.argv[2:]]
+
+def full_filesystem_runner() -> list[str]:
+    """The command that runs a child with a small filesystem of its own mounted at its first argument (a
+    tmpfs in a user and mount namespace, unmounted when it ends); skips the test where the system allows no
+    such namespaces."""
+    mount = 'mount -t tmpfs -o size=512k moodcast-test "$0" && exec "$@"'
+    command = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount]
+    try:
+        probe = subprocess.run([*command, "/tmp", "true"], capture_output=True, timeout=10)
+    except FileNotFoundError:
+        pytest.skip("needs unshare (util-linux) for a real full filesystem")
+    if probe.returncode:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.decode().strip()}")
+    return command
+
+
+# Fills the card (the folder given, a tmpfs of its own) up to ``room`` bytes free: a real full card, whose
+# writes fail with ENOSPC (SQLITE_FULL); a file-size limit's EFBIG is an I/O error to SQLite.
+FILL_CARD = """
+import os
+
+def fill_card(folder, room):
+    free = os.statvfs(folder)
+    with open(os.path.join(folder, "filler"), "wb") as filler:
+        filler.write(bytes(free.f_bavail * free.f_frsize - room))
+"""
+
+FULL_DISK_DAEMON = (
+    FILL_CARD
+    + """
+import runpy, sys
+fill_card(sys.argv[1], int(sys.argv[2]))  # above SQLite's 32 KiB shared-memory file: the outbox opens
+sys.argv = ["device", *sys.argv[3:]]
 runpy.run_module("device", run_name="__main__", alter_sys=True)
 """
+)
 
 
 def test_an_outbox_on_a_full_disk_keeps_events_in_memory_and_delivers_them(
@@ -662,7 +690,8 @@ def test_an_outbox_on_a_full_disk_keeps_events_in_memory_and_delivers_them(
     every one in seq order, 1 to the face's ``end``, none skipped."""
     outbox = tmp_path / "outbox.sqlite"
     sub = subscribe(mqtt_broker, ["moodcast/fulldisk/events"])
-    command = [sys.executable, "-c", FULL_DISK_DAEMON, "40000", "--no-realtime", "--input",
+    command = [*full_filesystem_runner(), str(tmp_path), sys.executable, "-c", FULL_DISK_DAEMON,
+               str(tmp_path), "81920", "--no-realtime", "--input",
                str(ROOT / "samples" / "one-face.mp4"), "--model-path", str(shipped_model), "--device-id",
                "fulldisk", "--mqtt-enabled", "--mqtt-host", mqtt_broker.host, "--mqtt-port",
                str(mqtt_broker.port), "--mqtt-outbox-path", str(outbox)]  # fmt: skip
@@ -768,44 +797,53 @@ def test_puts_on_a_full_card_stay_as_fast_as_events_pile_up(tmp_path: Path) -> N
     assert "(3002 events kept in memory now stored)" in lines[1], lines
 
 
-FULL_DISK_STOP = """
-import logging, resource, signal, sys
+FULL_DISK_STOP = (
+    FILL_CARD
+    + """
+import logging, sys
+from pathlib import Path
 from device.config import MqttConfig
+from device.outputs.outbox import SqliteOutbox
 from device.outputs.publish import EventPublisher
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-config = MqttConfig(enabled=True, host="127.0.0.1", port=int(sys.argv[2]), outbox_path=sys.argv[1])
+path = Path(sys.argv[1]) / "outbox.sqlite"
+config = MqttConfig(enabled=True, host="127.0.0.1", port=int(sys.argv[2]), outbox_path=str(path))
 publisher = EventPublisher(config, "dev")  # never started: no broker
-hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
 for seq in range(1, 9):
     if seq == 4:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (2, hard))  # the card is full
+        fill_card(sys.argv[1], 0)
     publisher.publish_event({"type": "new", "face_id": seq, "seq": seq})
 publisher.close(timeout_s=0.5)
 stats = publisher.stats()
 print("queued", stats.queued, "lost", stats.lost)
+logging.disable()  # the next start's INFO line is not the stop's
+box = SqliteOutbox(path, 100)
+print("kept", [seq for seq, _ in box.head(10)])
+box.close()
 """
+)
 
 
 def test_events_in_memory_at_stop_are_counted_lost_not_kept(tmp_path: Path) -> None:
     """At stop the events held in memory (a full card) were said to be 'kept in' the outbox file, in the
     count of the stop line and in stats' queued, with lost 0; a second line said they were lost. The stop
     line now tells the 3 kept and the 5 lost apart, and stats count them so (/metrics' events_lost)."""
-    path = tmp_path / "outbox.sqlite"
-    child = run_script(FULL_DISK_STOP, str(path), str(free_port()))
+    path, port = tmp_path / "outbox.sqlite", str(free_port())
+    child = subprocess.run(
+        [*full_filesystem_runner(), str(tmp_path), sys.executable, "-c", FULL_DISK_STOP, str(tmp_path), port],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
-    assert child.stdout.splitlines() == ["queued 3 lost 5"], child.stdout
+    assert child.stdout.splitlines() == ["queued 3 lost 5", "kept [1, 2, 3]"], child.stdout
     lines = child.stderr.splitlines()
     assert [line for line in lines if "undelivered" in line or "not delivered" in line] == [
-        f"WARNING MQTT: stopped with 8 events not delivered to 127.0.0.1:{child.args[-1]} (3 kept in {path}, "
+        f"WARNING MQTT: stopped with 8 events not delivered to 127.0.0.1:{port} (3 kept in {path}, "
         f"5 lost: held in memory, as the file could not take them; free space on {tmp_path})",
     ], lines
-    box = SqliteOutbox(path, 100)
-    try:
-        assert [seq for seq, _ in box.head(10)] == [1, 2, 3]
-    finally:
-        box.close()
 
 
 FAILING_CARD_STOP = """
@@ -823,9 +861,11 @@ for seq in range(1, 6):
 files = (str(path), f"{path}-wal")
 ours = [int(fd) for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}") in files]
 assert ours, "no descriptor of the outbox file found"
-folder = os.open(path.parent, os.O_RDONLY)
-for fd in ours:  # the card fails: each read of the outbox file is EISDIR, each write EBADF (SQLITE_IOERR)
-    os.dup2(folder, fd)
+for fd in ours:
+    if sys.argv[3] == "fails":  # each read of the outbox file is EISDIR, each write EBADF (SQLITE_IOERR)
+        os.dup2(os.open(path.parent, os.O_RDONLY), fd)
+    else:  # "read-only": the same file read-only, as on a card the kernel remounted read-only: reads work,
+        os.dup2(os.open(os.readlink(f"/proc/self/fd/{fd}"), os.O_RDONLY), fd)  # each write fails (IOERR)
 for seq in range(6, 9):
     publisher.publish_event({"type": "new", "face_id": seq, "seq": seq})
 publisher.close(timeout_s=0.5)
@@ -842,15 +882,43 @@ def test_events_in_memory_at_stop_with_an_unreadable_file_name_the_card_not_free
     full disk, while the card had room and could not be read. It now says the file could not be read, and
     to check the card, as the give-up's WARNING does (the 5 given up were counted there)."""
     path = tmp_path / "outbox.sqlite"
-    child = run_script(FAILING_CARD_STOP, str(path), str(free_port()))
+    child = run_script(FAILING_CARD_STOP, str(path), str(free_port()), "fails")
     assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
     assert child.stdout.splitlines() == ["queued 0 lost 8"], child.stdout  # 5 given up, 3 from memory
     lines = child.stderr.splitlines()
     assert [line for line in lines if "not delivered" in line] == [
-        f"WARNING MQTT: stopped with 3 events not delivered to 127.0.0.1:{child.args[-1]} (0 kept in {path}, "
+        f"WARNING MQTT: stopped with 3 events not delivered to 127.0.0.1:{child.args[-2]} (0 kept in {path}, "
         "3 lost: held in memory, as the file could not be read; check the SD card (the kernel log, dmesg) "
         "and replace it if it fails)",
     ], lines
+
+
+def test_a_card_remounted_read_only_is_named_not_free_space(tmp_path: Path) -> None:
+    """A card the kernel remounted read-only after errors (the file reads, each write fails: EROFS, which
+    SQLite reports as a disk I/O error) was told to free space, in the WARNING and at stop, as a full one:
+    the advice went by whether the file still read. It now goes by SQLite's error: the card is named. A
+    real read-only file: the outbox's own descriptors are replaced by read-only ones of the same files (a
+    mount with the file open for writing cannot be remounted read-only: EBUSY)."""
+    path = tmp_path / "outbox.sqlite"
+    child = run_script(FAILING_CARD_STOP, str(path), str(free_port()), "read-only")
+    assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
+    assert child.stdout.splitlines() == ["queued 5 lost 3"], child.stdout  # the file keeps 1-5
+    advice = "its card fails, or was remounted read-only after errors ('ro' in mount's list); " + (
+        "check the SD card (the kernel log, dmesg) and replace it if it fails"
+    )
+    warnings = [line for line in child.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 2, child.stderr
+    assert f"MQTT outbox {path}: cannot store event seq 6 (disk I/O error); " in warnings[0], warnings
+    assert warnings[0].endswith(advice) and "free space" not in warnings[0], warnings
+    assert warnings[1] == (
+        f"WARNING MQTT: stopped with 8 events not delivered to 127.0.0.1:{child.args[-2]} (5 kept in {path}, "
+        f"3 lost: held in memory, as the file could not take them; {advice})"
+    ), warnings
+    box = SqliteOutbox(path, 100)
+    try:
+        assert [seq for seq, _ in box.head(10)] == [1, 2, 3, 4, 5]
+    finally:
+        box.close()
 
 
 def test_remove_never_raises_when_the_file_cannot_be_read_either(
@@ -905,21 +973,6 @@ box = SqliteOutbox(path, 100)
 print("last", box.last_seq())
 box.close()
 """
-
-
-def full_filesystem_runner() -> list[str]:
-    """The command that runs a child with a small filesystem of its own mounted at its first argument (a
-    tmpfs in a user and mount namespace, unmounted when it ends); skips the test where the system allows no
-    such namespaces."""
-    mount = 'mount -t tmpfs -o size=512k moodcast-test "$0" && exec "$@"'
-    command = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount]
-    try:
-        probe = subprocess.run([*command, "/tmp", "true"], capture_output=True, timeout=10)
-    except FileNotFoundError:
-        pytest.skip("needs unshare (util-linux) for a real full filesystem")
-    if probe.returncode:
-        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.decode().strip()}")
-    return command
 
 
 def test_seq_never_goes_back_after_a_full_card(tmp_path: Path) -> None:

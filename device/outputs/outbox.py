@@ -120,9 +120,10 @@ class SqliteOutbox:
     (below) writes that none is waiting: it counted the events in memory as lost, the give-up those in the
     file, and a start that finds the file damaged must not count them again.
 
-    A write that fails while running (a full disk: "database or disk is full") never raises: the events
-    that cannot be stored wait in memory, after those in the file and within the same bound, and the
-    delivered or dropped ones that cannot be deleted are remembered as gone. One WARNING says so; a
+    A write that fails while running (a full disk: "database or disk is full"; a card remounted read-only:
+    "disk I/O error") never raises: the events that cannot be stored wait in memory, after those in the
+    file and within the same bound, and the delivered or dropped ones that cannot be deleted are
+    remembered as gone. One WARNING says so, with what to do for SQLite's error (``write_fix``); a
     :meth:`put` tries to write them again once ``STORE_RETRY_S`` has passed since the last try (each try
     writes them all), and one INFO line says when that worked.
 
@@ -390,12 +391,12 @@ class SqliteOutbox:
         self._store_failed = True
         logger.warning(
             "MQTT outbox %s: cannot %s (%s); keeping the events in memory (at most "
-            "mqtt.outbox_max = %d), lost if the daemon stops before they are delivered; free space on %s",
+            "mqtt.outbox_max = %d), lost if the daemon stops before they are delivered; %s",
             self.path,
             what,
             err,
             self.max_items,
-            self.path.parent,
+            write_fix(err, self.path),
         )
 
     def _give_up(self, err: sqlite3.Error) -> None:
@@ -497,19 +498,19 @@ class SqliteOutbox:
     def close(self) -> int:
         """Store what waits in memory if the file takes it now, and close the file. Return how many
         undelivered events are lost because it does not (a full card), also counted in ``lost``: the
-        caller reports them, with ``close_problem``: why, and what to do (a full card: free space; one
-        that cannot be read: check it); ``len`` before less these is what the file keeps. Never raises for
+        caller reports them, with ``close_problem``: why, and what to do (``write_fix``; a file that cannot
+        be read: check the card); ``len`` before less these is what the file keeps. Never raises for
         a file that cannot be written. With the file given up, ``<path>.seq`` then says that none is
         waiting (when it can be written): each event it held was counted lost once already."""
         with self._lock:
             lost = 0
             try:
                 self._write_pending()
-            except sqlite3.Error:
+            except sqlite3.Error as err:
                 lost = len(self._unstored)
                 self.lost += lost
-                if self._readable():  # a full card: the write failed, the file is there
-                    self.close_problem = f"the file could not take them; free space on {self.path.parent}"
+                if self._readable():  # the write failed, the file is there: SQLite's code says why
+                    self.close_problem = f"the file could not take them; {write_fix(err, self.path)}"
                 else:  # a failing card, the file overwritten: the advice of the give-up's WARNING
                     self.close_problem = f"the file could not be read; {CARD_FIX}"
                 if self._given_up is not None:  # those in the file were counted when it was given up
@@ -528,6 +529,18 @@ def _first(events: Iterable[tuple[int, str]], count: int, skip: Collection[int])
 # (https://sqlite.org/rescode.html); a full disk (SQLITE_FULL), an I/O error (SQLITE_IOERR) or a lock say
 # nothing of the file's content.
 DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def write_fix(err: sqlite3.Error, path: Path) -> str:
+    """What to do about a write of the outbox file at ``path`` that failed with ``err``, the file still
+    readable, by SQLite's result code (https://sqlite.org/rescode.html), not by whether the file reads:
+    SQLITE_FULL is a full card (the kernel's ENOSPC); any other, SQLITE_IOERR above all, a card that fails
+    or that the kernel remounted read-only after errors, which still reads (each write fails with EROFS:
+    SQLITE_IOERR_WRITE to SQLite). A read-only card or file at start is refused before (``folder_problem``,
+    ``outbox_path_problem``)."""
+    if err.sqlite_errorname == "SQLITE_FULL":
+        return f"free space on {path.parent}"
+    return f"its card fails, or was remounted read-only after errors ('ro' in mount's list); {CARD_FIX}"
 
 
 def _is_damage(err: sqlite3.DatabaseError) -> bool:
