@@ -75,6 +75,54 @@ def test_a_damaged_outbox_is_moved_aside_and_numbering_goes_on(
     box.close()
 
 
+CRASHED_OUTBOX = """
+import json, os, sys
+from device.outputs.outbox import SqliteOutbox
+
+box = SqliteOutbox(sys.argv[1], 10_000)
+for seq in range(1, 301):
+    box.put(seq, json.dumps({"seq": seq}) + " " * 400)
+for seq in range(1, 101):  # delivered
+    box.remove(seq)
+os._exit(0)  # killed: no close, the events in the WAL beside a one-page file
+"""
+
+
+@pytest.mark.parametrize(
+    "cut", ["to half", "to a page boundary", "inside a page", "to 0 bytes", "to 0 bytes, its WAL beside it"]
+)
+def test_an_outbox_cut_short_outside_the_daemon_counts_every_event_lost(
+    cut: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outbox file cut short (a power cut, a copy cut short, truncate -s) with 200 events waiting: cut to
+    0 bytes, SQLite opened it as an empty database and the next start began with none, without a word
+    (with its WAL beside it after a kill too: SQLite then discards the WAL). Every cut is now one WARNING
+    counting the 200 lost, the file moved aside."""
+    path = tmp_path / "outbox.sqlite"
+    if cut.endswith("WAL beside it"):
+        child = run_script(CRASHED_OUTBOX, str(path))
+        assert child.returncode == 0 and path.with_name("outbox.sqlite-wal").stat().st_size, child.stderr
+    else:
+        fill_outbox(path, 300)
+        box = SqliteOutbox(path, 10_000)
+        assert all(box.remove(seq) for seq in range(1, 101))  # delivered
+        box.close()
+    half = path.stat().st_size // 2
+    size = {
+        "to half": half,
+        "to a page boundary": half // 4096 * 4096,
+        "inside a page": half // 4096 * 4096 + 1000,
+    }
+    os.truncate(path, size.get(cut, 0))
+    with caplog.at_level(logging.WARNING, logger="device.outputs.outbox"):
+        box = SqliteOutbox(path, 10_000)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and f"(about 200 (from {path}.seq) undelivered events lost)" in warnings[0]
+    assert (box.lost, box.damaged_files, len(box), box.last_seq()) == (200, 1, 0, 300)
+    assert len(list(tmp_path.glob("outbox.sqlite.damaged-*"))) >= 1
+    box.close()
+
+
 def test_seq_never_goes_back_when_the_outbox_is_emptied_or_deleted(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite"
     fill_outbox(path, 5)

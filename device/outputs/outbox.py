@@ -113,7 +113,8 @@ class SqliteOutbox:
     highest seq and the oldest one waiting are also kept apart from the queue, in ``<path>.seq`` ("<last>
     <oldest>", 0 for none), so that numbering never goes back when the queue file is emptied, deleted or
     found damaged. A damaged file (not a database, or cut short by a power loss) is moved aside to
-    ``<path>.damaged-<time>`` and an empty outbox takes its place: ``lost`` counts its undelivered events,
+    ``<path>.damaged-<time>`` and an empty outbox takes its place (an empty file too, while ``.seq`` says
+    events were waiting: SQLite takes it for an empty database): ``lost`` counts its undelivered events,
     now gone: those still readable in it or, when none can be read, ``last - oldest + 1`` from the ``.seq``
     file (an estimate: deliveries since its last write are not in it), none when it says none was waiting
     (an older daemon's, with the highest only, says nothing of that). A :meth:`close` with the file given up
@@ -161,6 +162,8 @@ class SqliteOutbox:
             self._written = self._read_seq_file()
             self._saved_seq, self._oldest = self._written
             try:
+                if self._cut_to_nothing():
+                    raise sqlite3.DatabaseError("empty (0 bytes), cut short")
                 self._db, count = self._open()
             except sqlite3.DatabaseError as err:  # not a database, or malformed: keep the daemon running
                 if not _is_damage(err):  # a full disk, an I/O error: the file may be whole
@@ -176,6 +179,15 @@ class SqliteOutbox:
             ) from None
         if count:
             logger.info("MQTT outbox %s holds %d undelivered events from before", self.path, count)
+
+    def _cut_to_nothing(self) -> bool:
+        """True when the file is there but empty (``truncate -s 0``, a copy cut short, a power cut with the
+        file just created again) while ``<path>.seq`` says events were waiting: SQLite opens an empty file
+        as an empty database, and the events would be lost without a word."""
+        try:
+            return self._oldest > 0 and self.path.stat().st_size == 0
+        except FileNotFoundError:  # deleted by hand: the backlog cleared on purpose
+            return False
 
     def _open(self) -> tuple[sqlite3.Connection, int]:
         db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
