@@ -123,6 +123,25 @@ def test_an_outbox_cut_short_outside_the_daemon_counts_every_event_lost(
     box.close()
 
 
+def test_events_of_a_damaged_outbox_are_counted_once_when_the_next_is_damaged_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged outbox moved aside at start, its 20 events counted lost, left <outbox>.seq naming them as
+    waiting until the first event: the new file damaged too before one (a failing card), the next start
+    counted "about 20" lost again. The start that counts them now marks none waiting."""
+    path = tmp_path / "outbox.sqlite"
+    fill_outbox(path, 20)
+    counts = []
+    with caplog.at_level(logging.WARNING, logger="device.outputs.outbox"):
+        for _ in range(2):
+            path.write_bytes(b"\xff" * path.stat().st_size)  # garbage over the closed file
+            box = SqliteOutbox(path, 100)
+            counts.append((box.lost, box.damaged_files, box.last_seq()))
+            box.close()
+    assert counts == [(20, 1, 20), (0, 1, 20)]
+    assert f"(no (from {path}.seq) undelivered events lost)" in caplog.records[-1].getMessage()
+
+
 def test_seq_never_goes_back_when_the_outbox_is_emptied_or_deleted(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite"
     fill_outbox(path, 5)

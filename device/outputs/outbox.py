@@ -117,9 +117,10 @@ class SqliteOutbox:
     events were waiting: SQLite takes it for an empty database): ``lost`` counts its undelivered events,
     now gone: those still readable in it or, when none can be read, ``last - oldest + 1`` from the ``.seq``
     file (an estimate: deliveries since its last write are not in it), none when it says none was waiting
-    (an older daemon's, with the highest only, says nothing of that). A :meth:`close` with the file given up
-    (below) writes that none is waiting: it counted the events in memory as lost, the give-up those in the
-    file, and a start that finds the file damaged must not count them again.
+    (an older daemon's, with the highest only, says nothing of that); the ``.seq`` file then says that none
+    is waiting, for they are counted. So does a :meth:`close` with the file given up (below): it counted the
+    events in memory as lost, the give-up those in the file, and a start that finds the file damaged must
+    not count them again.
 
     A write that fails while running (a full disk: "database or disk is full"; a card remounted read-only:
     "disk I/O error") never raises: the events that cannot be stored wait in memory, after those in the
@@ -170,6 +171,7 @@ class SqliteOutbox:
                     raise
                 self._move_aside(err)
                 self._db, count = self._open()
+                self._save_marks(0)  # its events are counted lost: a next start must not count them again
             self._rows = count  # rows in the file when last counted or written: what a give-up counts
             row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
             self._saved_seq = max(int(row[0]) if row else 0, self._saved_seq)
