@@ -142,6 +142,19 @@ def test_events_of_a_damaged_outbox_are_counted_once_when_the_next_is_damaged_to
     assert f"(no (from {path}.seq) undelivered events lost)" in caplog.records[-1].getMessage()
 
 
+def test_two_outboxes_damaged_in_one_second_are_both_kept(tmp_path: Path) -> None:
+    """The file moved aside is named by the second: a second damaged file moved aside within it (a daemon
+    restarted at once, a failing card) replaced the first, and the events kept in it for recovery."""
+    path = tmp_path / "outbox.sqlite"
+    for content in (b"first" * 100, b"second" * 100):  # ms apart: in one second but for a rare tick
+        path.write_bytes(content)
+        path.with_name("outbox.sqlite.seq").write_text("0 0")
+        SqliteOutbox(path, 100).close()
+        path.unlink()
+    moved = sorted(p.read_bytes() for p in tmp_path.glob("outbox.sqlite.damaged-*"))
+    assert moved == [b"first" * 100, b"second" * 100]
+
+
 def test_seq_never_goes_back_when_the_outbox_is_emptied_or_deleted(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite"
     fill_outbox(path, 5)

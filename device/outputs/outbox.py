@@ -222,7 +222,7 @@ class SqliteOutbox:
             how_many = "an unknown number of" if readable is None else str(readable)
         self.lost = readable or 0
         self.damaged_files += 1
-        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        aside = self._aside_path()
         for suffix in ("", "-wal", "-shm"):
             part = self.path.with_name(self.path.name + suffix)
             if part.exists():
@@ -235,6 +235,16 @@ class SqliteOutbox:
             aside,
             how_many,
         )
+
+    def _aside_path(self) -> Path:
+        """``<path>.damaged-<time>``, or ``<path>.damaged-<time>-<n>`` when a file moved aside in the same
+        second has that name (a daemon restarted at once, its new file damaged too): never one to replace."""
+        stamp = f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+        aside, n = self.path.with_name(stamp), 1
+        while any(aside.with_name(aside.name + suffix).exists() for suffix in ("", "-wal", "-shm")):
+            n += 1
+            aside = self.path.with_name(f"{stamp}-{n}")
+        return aside
 
     def _read_seq_file(self) -> tuple[int, int]:
         """The highest seq and the oldest waiting one (0: none) from ``<path>.seq``, zero-padded or not (an
