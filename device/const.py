@@ -12,9 +12,9 @@ HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 SUMMARY_INTERVAL_S = 60.0
-# <outbox>.seq holds the highest seq and the oldest waiting, each zero-padded to this many digits (a 64-bit
-# seq has at most 19): every write has the same length, so on a full card, where no new file can be made, it
-# can be written over the old one in place (device.outputs.outbox).
+# <outbox>.seq holds the highest seq, the oldest waiting and the highest stored, each zero-padded to this many
+# digits (a 64-bit seq has at most 19): every write has the same length, so on a full card, where no new file
+# can be made, it can be written over the old one in place (device.outputs.outbox).
 SEQ_FILE_DIGITS = 20
 # While the outbox file cannot be written (a full card), storing the events waiting in memory is tried again
 # at most this often: each try re-inserts all of them (up to mqtt.outbox_max) before it fails, which made

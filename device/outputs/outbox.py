@@ -110,17 +110,18 @@ class SqliteOutbox:
 
     ``seq INTEGER PRIMARY KEY AUTOINCREMENT`` makes SQLite remember the highest seq ever inserted (in
     ``sqlite_sequence``), which is what :meth:`last_seq` reads after every event has been delivered. The
-    highest seq and the oldest one waiting are also kept apart from the queue, in ``<path>.seq`` ("<last>
-    <oldest>", 0 for none), so that numbering never goes back when the queue file is emptied, deleted or
-    found damaged. A damaged file (not a database, or cut short by a power loss) is moved aside to
-    ``<path>.damaged-<time>`` and an empty outbox takes its place (an empty file too, while ``.seq`` says
-    events were waiting: SQLite takes it for an empty database): ``lost`` counts its undelivered events,
-    now gone: those still readable in it or, when none can be read, ``last - oldest + 1`` from the ``.seq``
-    file (an estimate: deliveries since its last write are not in it), none when it says none was waiting
-    (an older daemon's, with the highest only, says nothing of that); the ``.seq`` file then says that none
-    is waiting, for they are counted. So does a :meth:`close` with the file given up (below): it counted the
-    events in memory as lost, the give-up those in the file, and a start that finds the file damaged must
-    not count them again.
+    highest seq, the oldest one waiting and the highest the file took are also kept apart from the queue, in
+    ``<path>.seq`` ("<last> <oldest> <stored>", 0 for none), so that numbering never goes back when the queue
+    file is emptied, deleted or found damaged, and so that events lost with the file's last writes (a power
+    cut: the WAL kept in part) are counted at the next start (:meth:`_count_lost_writes`). A damaged file (not
+    a database, or cut short by a power loss) is moved aside to ``<path>.damaged-<time>`` and an empty outbox
+    takes its place (an empty file too, while ``.seq`` says events were waiting: SQLite takes it for an empty
+    database): ``lost`` counts its undelivered events, now gone: those still readable in it or, when none can
+    be read, ``last - oldest + 1`` from the ``.seq`` file (an estimate: deliveries since its last write are
+    not in it), none when it says none was waiting (an older daemon's, with the highest only, says nothing of
+    that); the ``.seq`` file then says that none is waiting, for they are counted. So does a :meth:`close`
+    with the file given up (below): it counted the events in memory as lost, the give-up those in the file,
+    and a start that finds the file damaged must not count them again.
 
     A write that fails while running (a full disk: "database or disk is full"; a card remounted read-only:
     "disk I/O error") never raises: the events that cannot be stored wait in memory, after those in the
@@ -161,7 +162,9 @@ class SqliteOutbox:
                 raise ConfigError("mqtt.outbox_path", problem, OUTBOX_FIX)
             # what <path>.seq holds, read before _move_aside, which counts by it
             self._written = self._read_seq_file()
-            self._saved_seq, self._oldest = self._written
+            self._saved_seq, self._oldest, stored = self._written
+            self._stored_seq = 0  # the highest seq the file took: its sqlite_sequence, once opened
+            existed = self.path.exists()
             try:
                 if self._cut_to_nothing():
                     raise sqlite3.DatabaseError("empty (0 bytes), cut short")
@@ -174,13 +177,38 @@ class SqliteOutbox:
                 self._save_marks(0)  # its events are counted lost: a next start must not count them again
             self._rows = count  # rows in the file when last counted or written: what a give-up counts
             row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
-            self._saved_seq = max(int(row[0]) if row else 0, self._saved_seq)
+            self._stored_seq = int(row[0]) if row else 0
+            self._saved_seq = max(self._stored_seq, self._saved_seq)
+            if existed and not self.damaged_files:
+                self._count_lost_writes(stored)
         except (OSError, sqlite3.Error) as err:
             raise ConfigError(
                 "mqtt.outbox_path", f"{self.path}: cannot open as an SQLite outbox ({err})", "fix the path"
             ) from None
         if count:
             logger.info("MQTT outbox %s holds %d undelivered events from before", self.path, count)
+
+    def _count_lost_writes(self, stored: int) -> None:
+        """Count as lost, with one WARNING, the events waiting that ``<path>.seq`` says the file took
+        (``stored``, the highest seq) while the file's own highest is lower: its last writes never reached
+        the card (a power cut keeps only part of the WAL, which SQLite does not sync at each commit with
+        synchronous=NORMAL), or its rows were deleted by hand, sqlite_sequence too. Then writes the marks as
+        the file has them: a next start counts them no more."""
+        first = max(self._oldest, self._stored_seq + 1)
+        if not self._oldest or stored < first:
+            return
+        lost = min(stored - first + 1, self.max_items)
+        self.lost += lost
+        logger.warning(
+            "MQTT outbox %s lacks the %d undelivered events seq %d-%d that %s names as stored in it: its "
+            "last writes never reached the card (a power cut) or were deleted; counted as lost",
+            self.path,
+            lost,
+            first,
+            stored,
+            self.seq_path,
+        )
+        self._save_marks(self._oldest_waiting())
 
     def _cut_to_nothing(self) -> bool:
         """True when the file is there but empty (``truncate -s 0``, a copy cut short, a power cut with the
@@ -246,36 +274,37 @@ class SqliteOutbox:
             aside = self.path.with_name(f"{stamp}-{n}")
         return aside
 
-    def _read_seq_file(self) -> tuple[int, int]:
-        """The highest seq and the oldest waiting one (0: none) from ``<path>.seq``, zero-padded or not (an
-        older daemon wrote them unpadded); (0, 0) without it, and with a WARNING when it cannot be read.
-        ``_seq_names_oldest`` says whether it held the oldest (an older daemon wrote only the highest)."""
+    def _read_seq_file(self) -> tuple[int, int, int]:
+        """The highest seq, the oldest waiting one (0: none) and the highest the file took from
+        ``<path>.seq``, zero-padded or not (an older daemon wrote them unpadded); 0 for each it lacks (an
+        older daemon wrote the first only, or the first two), all three without it, and with a WARNING when
+        it cannot be read. ``_seq_names_oldest`` says whether it held the oldest."""
         self._seq_names_oldest = False
         try:
             numbers = [int(word) for word in self.seq_path.read_text().split()]
         except FileNotFoundError:
-            return 0, 0
+            return 0, 0, 0
         except (OSError, ValueError) as err:
             logger.warning(
                 "MQTT outbox: cannot read the last seq from %s (%s); ignoring it", self.seq_path, err
             )
-            return 0, 0
+            return 0, 0, 0
         self._seq_names_oldest = len(numbers) >= 2
-        last, oldest = (numbers + [0, 0])[:2]  # an older daemon wrote only the highest
-        return last, oldest
+        last, oldest, stored = (numbers + [0, 0, 0])[:3]
+        return last, oldest, stored
 
     def _save_marks(self, oldest: int) -> None:
-        """Remember the highest seq and the oldest waiting apart from the queue when they differ from what
-        the file holds: whole or not at all (``write_whole``), or, when that fails (a full card: no room for
-        a new file), written over the old file in place (``_overwrite_seq_file``); while that works, the
-        whole write is tried again only every ``STORE_RETRY_S``. Warn once while both fail. Not fsynced: it
-        is written with every event, and the SQLite file beside it is not fsynced per event either (WAL,
-        synchronous NORMAL)."""
+        """Remember the highest seq, the oldest waiting and the highest the file took apart from the queue
+        when they differ from what the file holds: whole or not at all (``write_whole``), or, when that
+        fails (a full card: no room for a new file), written over the old file in place
+        (``_overwrite_seq_file``); while that works, the whole write is tried again only every
+        ``STORE_RETRY_S``. Warn once while both fail. Not fsynced: it is written with every event, and the
+        SQLite file beside it is not fsynced per event either (WAL, synchronous NORMAL)."""
         self._oldest = oldest
-        marks = (self._saved_seq, oldest)
+        marks = (self._saved_seq, oldest, self._stored_seq)
         if marks == self._written:
             return
-        data = f"{marks[0]:0{SEQ_FILE_DIGITS}d} {marks[1]:0{SEQ_FILE_DIGITS}d}\n".encode()
+        data = (" ".join(f"{mark:0{SEQ_FILE_DIGITS}d}" for mark in marks) + "\n").encode()
         now = time.monotonic()
         in_place_since = self._seq_in_place_since
         if in_place_since is None or now - in_place_since >= STORE_RETRY_S:
@@ -387,6 +416,7 @@ class SqliteOutbox:
                     self._db.execute("ROLLBACK")
             raise
         self._rows = rows
+        self._stored_seq = max([self._stored_seq, *self._unstored])
         stored = len(self._unstored)
         self._unstored.clear()
         self._gone.clear()
@@ -530,6 +560,7 @@ class SqliteOutbox:
             lost = 0
             try:
                 self._write_pending()
+                self._save_marks(self._oldest_waiting())  # what the file took now: the highest stored
             except sqlite3.Error as err:
                 lost = len(self._unstored)
                 self.lost += lost
