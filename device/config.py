@@ -507,12 +507,16 @@ def topic_prefix_problem(prefix: str) -> str:
 
 def folder_problem(folder: Path) -> str:
     """Why files cannot be written in ``folder`` (created on first use, with its parents), or "" when they
-    can: a file where the folder should be, or a nearest existing folder this user may not write."""
+    can: a file where the folder should be, a nearest existing folder on a read-only mount (a card the
+    kernel remounted read-only after errors: no user may write it, root neither), or one this user may not
+    write."""
     existing = Path(folder).absolute()
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
         return f"{folder}: {existing} is a file, not a folder"
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        return f"{folder}: {existing} is on a read-only mount ('ro' in mount's list; a failing card?)"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{folder}: {existing} is not writable by this user"
     return ""

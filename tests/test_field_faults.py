@@ -1025,6 +1025,49 @@ def test_a_card_remounted_read_only_is_named_not_free_space(tmp_path: Path) -> N
         box.close()
 
 
+READ_ONLY_CARD_AT_START = """
+import subprocess, sys
+from device.errors import ConfigError
+from device.outputs.outbox import SqliteOutbox
+
+card = sys.argv[1]
+box = SqliteOutbox(f"{card}/outbox.sqlite", 10)
+box.put(1, "event")
+box.close()
+subprocess.run(["mount", "-o", "remount,ro,bind", card], check=True)  # no file of it open: no EBUSY
+try:
+    SqliteOutbox(f"{card}/outbox.sqlite", 10)
+except ConfigError as err:
+    print(err)
+"""
+
+
+def test_a_card_mounted_read_only_at_start_is_named_not_this_users_rights(tmp_path: Path) -> None:
+    """An outbox on a card mounted read-only (remounted so by the kernel after errors) was refused at start
+    as in a folder 'not writable by this user', which as root sends one to check rights that are fine. A
+    real read-only mount: a tmpfs of our own, remounted read-only."""
+    child = subprocess.run(
+        [
+            *full_filesystem_runner(),
+            str(tmp_path),
+            sys.executable,
+            "-c",
+            READ_ONLY_CARD_AT_START,
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
+    read_only = f"{tmp_path} is on a read-only mount ('ro' in mount's list; a failing card?)"
+    assert child.stdout.splitlines() == [
+        f"mqtt.outbox_path: {tmp_path}/outbox.sqlite: {tmp_path}: {read_only}; give a file path in a folder "
+        "the daemon can write"
+    ], child.stdout
+
+
 def test_remove_never_raises_when_the_file_cannot_be_read_either(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
