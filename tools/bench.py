@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -247,7 +248,7 @@ def shown_labels(
     return shown
 
 
-def measure_one(pipeline: str, video: str, model: Path) -> dict:
+def measure_one(pipeline: str, video: str, model: Path) -> dict[str, Any]:
     """Run one pipeline on one video in this process and return its figures."""
     cv2.setNumThreads(1)
     path = video_path(video)
@@ -358,7 +359,7 @@ def daemon_peak_rss_mb(video: str, model: Path) -> float:
     return int(out.stdout.split()[-1]) / 1024
 
 
-def plot(results: list[dict], path: Path) -> None:
+def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -383,7 +384,7 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def format_table(results: list[dict], rss: dict[str, float]) -> str:
+def format_table(results: list[dict[str, Any]], rss: dict[str, float]) -> str:
     """The sample clips' table (only when a sample clip was run) and every clip's daemon peak RSS line."""
     results = [r for r in results if r["video"] in VIDEOS]
     rss_line = "daemon peak RSS: " + ", ".join(f"{v} {mb:.0f} MB" for v, mb in rss.items())
@@ -419,7 +420,7 @@ def format_table(results: list[dict], rss: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def format_scenes(results: list[dict]) -> str:
+def format_scenes(results: list[dict[str, Any]]) -> str:
     """The scene clips: speed, stages, detection by face size, identity and tracks, side by side."""
     rows = [r for r in results if r["video"] in SCENES]
     if not rows:
@@ -470,7 +471,10 @@ def format_scenes(results: list[dict]) -> str:
 
 
 def format_report(
-    results: list[dict], rss: dict[str, float], goals: list[tuple[str, bool, str]], one_face_ms: float
+    results: list[dict[str, Any]],
+    rss: dict[str, float],
+    goals: list[tuple[str, bool, str]],
+    one_face_ms: float,
 ) -> str:
     """What the bench prints for its ``results``: the sample clips' table, the scene table (left out, with
     no empty line in its place, when no scene clip was run) and the targets of issues 14 and 12
@@ -485,10 +489,10 @@ def format_report(
     return "\n".join(part for part in parts if part)
 
 
-def targets(results: list[dict], rss: dict[str, float]) -> list[tuple[str, bool, str]]:
+def targets(results: list[dict[str, Any]], rss: dict[str, float]) -> list[tuple[str, bool, str]]:
     """Issue 14's targets: ``(target, met, measured)`` for each one the results can answer."""
 
-    def pair(video: str) -> tuple[dict, dict] | None:
+    def pair(video: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         found = {r["pipeline"]: r for r in results if r["video"] == video}
         return (found["reference"], found["moodcast"]) if len(found) == 2 else None
 

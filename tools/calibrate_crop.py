@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 
 from device.console import print_err, print_out
+from device.vision.detect import Box, iou
 from device.vision.preprocess import CropSpec, crop_box
-from tools.groundtruth import Box, detect_reference, iou, reference_detector
+from tools.groundtruth import detect_reference, reference_detector
 from tools.make_sample_video import paste_face, smooth_background
 
 SIZES_PX = (96, 144)

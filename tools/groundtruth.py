@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import SupportsInt
+from typing import Any, SupportsInt
 
 import cv2
 import numpy as np
@@ -58,7 +58,7 @@ def int_box(values: Iterable[SupportsInt]) -> Box:
     return (int(x), int(y), int(w), int(h))
 
 
-def _faces(rows: Iterable[dict]) -> list[TruthFace]:
+def _faces(rows: Iterable[dict[str, Any]]) -> list[TruthFace]:
     return [TruthFace(int(r["id"]), int_box(r["box"]), str(r.get("label", ""))) for r in rows]
 
 

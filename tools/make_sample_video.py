@@ -10,16 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from device.console import print_err, print_out
+from device.vision.detect import iou
 from tools.groundtruth import (
     clip_box,
     detect_reference,
     detect_video,
-    iou,
     load_calibration,
     load_truth,
     reference_detector,
@@ -43,11 +44,11 @@ def smooth_background(width: int, height: int, rng: np.random.Generator) -> np.n
     c0 = rng.uniform(70, 190, 3)
     c1 = rng.uniform(70, 190, 3)
     angle = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    xx, yy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     t = (xx * math.cos(angle) + yy * math.sin(angle)) / (
         abs(math.cos(angle)) * width + abs(math.sin(angle)) * height
     )
-    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    t = (t - float(t.min())) / max(float(t.max() - t.min()), 1e-6)
     img = c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None]
     blobs: np.ndarray = np.zeros((height, width, 3), np.float32)  # then blurred, a cv2 result
     for _ in range(3):
@@ -68,7 +69,8 @@ def _feather(size_px: int) -> np.ndarray:
     d = np.arange(size_px, dtype=np.float32) + 0.5
     edge = np.minimum(d, size_px - d)
     one_d = np.clip(edge / ramp, 0.0, 1.0)
-    return np.minimum(one_d[:, None], one_d[None, :])
+    alpha: np.ndarray = np.minimum(one_d[:, None], one_d[None, :])  # a ufunc's result is Any to mypy
+    return alpha
 
 
 def paste_face(bgr: np.ndarray, face_gray: np.ndarray, x: int, y: int, alpha: float = 1.0) -> None:
@@ -241,7 +243,7 @@ def _crossfade_ok(
 # --- rendering ---------------------------------------------------------------------------------------
 
 
-def render(name: str, data: Path, out: Path, seed: int, votes: Votes) -> dict:
+def render(name: str, data: Path, out: Path, seed: int, votes: Votes) -> dict[str, Any]:
     """Render one scene to ``out/<name>.mp4`` and ``out/<name>.json``; return a summary."""
     n, actors = SCENES[name]()
     rng = np.random.default_rng(seed + sum(map(ord, name)))
@@ -272,8 +274,8 @@ def render(name: str, data: Path, out: Path, seed: int, votes: Votes) -> dict:
     writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (WIDTH_PX, HEIGHT_PX))
     if not writer.isOpened():
         raise RuntimeError(f"cannot write {video_path} with fourcc mp4v")
-    frames: list[list[dict]] = []
-    partial: list[list[dict]] = []
+    frames: list[list[dict[str, Any]]] = []
+    partial: list[list[dict[str, Any]]] = []
     for t in range(n):
         frame = background.copy()
         placed = []  # (id, full box, label), in drawing order
@@ -291,8 +293,8 @@ def render(name: str, data: Path, out: Path, seed: int, votes: Votes) -> dict:
             paste_face(frame, face_a, x, y)
             label = actor.faces[ib if wb > 0.5 else ia]
             placed.append((actor.id, (x, y, size, size), label))
-        visible_rows: list[dict] = []
-        partial_rows: list[dict] = []
+        visible_rows: list[dict[str, Any]] = []
+        partial_rows: list[dict[str, Any]] = []
         for k, (face_id, box, label) in enumerate(placed):
             clipped = clip_box(box, WIDTH_PX, HEIGHT_PX)
             if clipped[2] == 0 or clipped[3] == 0:
@@ -355,7 +357,7 @@ def _visible_frac(box: tuple[int, int, int, int], above: list[tuple[int, int, in
     return float(mask.mean())
 
 
-def dump_truth(truth: dict) -> str:
+def dump_truth(truth: dict[str, Any]) -> str:
     """JSON with one line per frame, so the file stays readable and diffs stay small."""
     head = {k: v for k, v in truth.items() if k not in ("frames", "partial")}
     text = json.dumps(head, indent=2)[:-2]

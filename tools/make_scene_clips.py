@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -77,7 +78,7 @@ def photo(name: str) -> np.ndarray:
     """A photograph from ``skimage.data`` as BGR uint8."""
     from skimage import data
 
-    image = getattr(data, name)()
+    image: np.ndarray | tuple[np.ndarray, ...] = getattr(data, name)()  # looked up by name
     if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
         image = image[0]
     if image.ndim == 2:
@@ -237,7 +238,7 @@ def visible_frac(box: Rect, above: list[Rect], width: int, height: int) -> float
     return float(mask.mean())
 
 
-def render(name: str, picker: FacePicker, data: Path, out: Path) -> dict:
+def render(name: str, picker: FacePicker, data: Path, out: Path) -> dict[str, Any]:
     """Render ``name`` to ``out/<name>.mp4`` and its truth to ``out/<name>.json``; return a summary."""
     scene = SCENES[name]()
     faces, sources, votes = {}, {}, {}

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, AnyStr
 
 import cv2
 import numpy as np
@@ -97,7 +97,7 @@ class Daemon:
         return self.log_path.read_text()
 
 
-def terminate(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
+def terminate(process: subprocess.Popen[AnyStr], timeout_s: float = 20.0) -> None:
     """Stop a daemon as systemd does: SIGTERM, then SIGKILL if it has not exited within ``timeout_s``."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)

@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from device.console import print_out
 from tools.web_daemon import Daemon, encode, sample_frame, start_daemon
@@ -65,7 +66,7 @@ class SteadyLoad:
             self._worker.join()
 
 
-def measure(daemon: Daemon, rate: float, window_s: float, rounds: int) -> dict:
+def measure(daemon: Daemon, rate: float, window_s: float, rounds: int) -> dict[str, Any]:
     """Alternate ``rounds`` idle and loaded windows; return fps lists, the ratio and the answers."""
     load = SteadyLoad(daemon, encode(sample_frame()), rate)
     time.sleep(3)  # past start-up
