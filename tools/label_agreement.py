@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from train.votes import VotesError, load_votes, pairing_problem
 OTHERS_SHOWN_FROM = 0.05
 
 
-def agreement(labels: np.ndarray, majority: np.ndarray) -> dict:
+def agreement(labels: np.ndarray, majority: np.ndarray) -> dict[str, Any]:
     """FER2013 labels ``(N,)`` against the FER+ majority ``(N,)`` (indices into LABELS; faces whose majority
     is an emotion only): ``classification_metrics`` with the majority as the prediction, so a class's
     ``recall`` is the share of its FER2013 faces whose majority is the same class, and ``accuracy`` the
@@ -39,7 +40,7 @@ def agreement(labels: np.ndarray, majority: np.ndarray) -> dict:
     return classification_metrics(labels, majority, list(LABELS))
 
 
-def format_agreement(metrics: dict, split: str, faces: int) -> str:
+def format_agreement(metrics: dict[str, Any], split: str, faces: int) -> str:
     """The table ``main`` prints: a total line, a header, and one line per FER2013 class."""
     confusion = metrics["confusion"]
     lines = [
