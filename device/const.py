@@ -42,8 +42,9 @@ RATE_MEASURE_S = 3.0
 RECORDING_MAX_GAP_S = 5.0
 # OpenCV's video writer says nothing when its file cannot grow (a full disk, the file size limit, the file
 # removed): ``write`` returns None, and FFmpeg writes nothing more to a file once a write of it failed. So the
-# recording's file and disk are looked at (one stat and one statvfs) after its first frame and then once per
-# this many seconds of recording, and a WARNING is logged when one of them changes (device.display.room).
+# recording's file and disk are looked at (two stats and a statvfs) after each of its first frames, until the
+# file has grown, and then once per this many seconds of recording, and a WARNING is logged when one of them
+# changes (device.display.room).
 RECORDING_CHECK_S = 5.0
 # Room under which a recording is said to be stopping: FFmpeg writes its file 256 KiB at a time (measured with
 # OpenCV 4.x's FFmpeg backend), so with less room than this the next write or the one after fails.

@@ -220,9 +220,10 @@ def test_a_recording_past_the_file_size_limit_is_said_once_and_the_daemon_runs_o
     out = tmp_path / "out.avi"
     result = recording_daemon(out, shipped_model, [], limit_bytes=3 << 19)
     said_once_and_ran_on(result, out, "of the file size limit of 1572864 bytes")
-    # closed at the look that found it within 1 MiB of the limit (every 75 frames at 15 fps), before a write
-    # failed: it had been cut at the limit itself
-    assert out.stat().st_size < 3 << 19 and frames_in(out) % 75 == 1, (out.stat().st_size, frames_in(out))
+    # closed at a look that found under the limit less than twice what the file would write at its rate
+    # before the next look (after each frame until the file first grew, then every 75 frames at 15 fps),
+    # before a write failed: it had been cut at the limit itself
+    assert frames_in(out) > 0 and out.stat().st_size < 3 << 19, (out.stat().st_size, frames_in(out))
 
 
 def unshare_denied() -> str:
@@ -306,7 +307,7 @@ def test_a_recording_file_the_writer_creates_later_is_watched_from_then(tmp_path
 
     out = tmp_path / "out.avi"
     with caplog.at_level("INFO", logger="device.display"):
-        watch = RoomWatch(out)
+        watch = RoomWatch(out, 50)
         watch.check()  # not there yet
         out.write_bytes(b"first frames")
         watch.check()
@@ -392,24 +393,64 @@ def test_a_recording_writing_more_than_the_minimum_room_between_two_looks_stops_
     assert frames > 0 and frames % 150 == 1, frames  # up to the look that found it: 1 + 150 n
 
 
+@pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
+def test_a_recording_that_starts_on_a_nearly_full_disk_stops_before_its_first_5_s_fill_it(tmp_path):
+    """The room a look asks for is measured by what the file grew between two looks, and there was none
+    before the first: the look after the first frame asked for RECORDING_MIN_ROOM_BYTES (1 MiB), and the next
+    came 5 s later. A busy 640x480 scene at 30 fps writes 8.5 MiB in those 5 s: on a disk with 4 MiB free it
+    filled the disk, FFmpeg's write failed, and the .mp4, cut off there, played no frame. The room is now
+    looked at after every frame until the file has grown, so the recording stops within its first frames."""
+    # 10 s at 30 fps, about 58 KiB a frame: 8.5 MiB by the look after 5 s, on a 4 MiB disk
+    said, frames = record_on_small_disk(tmp_path, "4m", (640, 480), 30, 240, 300)
+    assert len(said) == 1 and "its disk is (nearly) full (" in said[0] and "(0 KiB free" not in said[0], said
+    assert 0 < frames < 30, frames  # stopped within its first second, and the .mp4 plays
+
+
+def test_a_recording_not_written_yet_is_not_said_to_be_0_KiB(tmp_path):
+    """A writer that creates its file only at its first write (FFmpeg creates it at open, another OpenCV
+    backend need not), under a file size limit below the room a look asks for: the WARNING said "it is 0 KiB,
+    within the 1024 KiB it may write before the next look of the file size limit", of a file not there."""
+    said = look_under_file_size_limit(tmp_path / "clip.mp4", 512, written_kib=None, room_kib=1024)
+    assert said == (
+        "it is not written yet, and the 1024 KiB it may write before the next look exceed the file size "
+        "limit of 524288 bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); raise the limit, then restart moodcast "
+        "to record again"
+    )
+
+
 def test_a_recording_at_its_file_size_limit_says_it_reached_it(tmp_path):
     """A file already at the limit (a burst of frames wrote it full between two looks) was said to be
     "within the 256 KiB it may write before the next look of the file size limit": that wording is for a file
     still short of it; one that reached it says so."""
-    import subprocess
-    import sys
+    said = look_under_file_size_limit(tmp_path / "clip.mp4", 300, written_kib=300, room_kib=256)
+    assert said == (
+        "it reached the file size limit of 307200 bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); raise the "
+        "limit, then restart moodcast to record again"
+    )
 
-    script = """
+
+LOOK_UNDER_FILE_SIZE_LIMIT = """
 import resource, sys
 from pathlib import Path
 from device.display.room import _identity, recording_problem
-path = Path(sys.argv[1])
-path.write_bytes(b"x" * 300 * 1024)
-resource.setrlimit(resource.RLIMIT_FSIZE, (300 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-print(recording_problem(path, _identity(path), room_bytes=256 * 1024)[1])
+path, (limit_kib, written_kib, room_kib) = Path(sys.argv[1]), map(int, sys.argv[2:])
+if written_kib >= 0:
+    path.write_bytes(bytes(written_kib * 1024))
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit_kib * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+print(recording_problem(path, _identity(path), room_bytes=room_kib * 1024)[1])
 """
-    said = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "clip.mp4")],
+
+
+def look_under_file_size_limit(path: Path, limit_kib: int, written_kib: int | None, room_kib: int) -> str:
+    """The words of ``recording_problem`` for the recording at ``path``, holding ``written_kib`` KiB (None:
+    not written yet), under a file size limit of ``limit_kib`` KiB (in a process of its own, whose limit it
+    is), a look asking for ``room_kib`` KiB."""
+    import subprocess
+    import sys
+
+    sizes = (limit_kib, -1 if written_kib is None else written_kib, room_kib)
+    return subprocess.run(
+        [sys.executable, "-c", LOOK_UNDER_FILE_SIZE_LIMIT, str(path), *map(str, sizes)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -417,7 +458,3 @@ print(recording_problem(path, _identity(path), room_bytes=256 * 1024)[1])
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         check=True,
     ).stdout.strip()
-    assert said == (
-        "it reached the file size limit of 307200 bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); raise the "
-        "limit, then restart moodcast to record again"
-    )

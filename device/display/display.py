@@ -55,13 +55,13 @@ class VideoFileDisplay:
     held that long and no longer.
 
     OpenCV says nothing when the file cannot grow (a full disk, the file size limit, the file removed):
-    after its first frame and then every ``RECORDING_CHECK_S`` of recording, the file and its disk are
-    looked at (``RoomWatch``). When one of them stops the recording (``STOPS_RECORDING``), the writer is
-    closed there, with one WARNING, and the daemon runs on without it: FFmpeg writes nothing more to a file
-    once a write of it failed, even with room again, so every later frame was encoded for nothing (and, at
-    ``log.level = debug``, said "Failed to write frame" on stderr); closed while there is still room, an .mp4
-    gets its index and plays (cut off by a write that failed, it has none and does not play at all), and a
-    removed file's blocks are freed.
+    after each of its first frames (until the file has grown) and then every ``RECORDING_CHECK_S`` of
+    recording, the file and its disk are looked at (``RoomWatch``). When one of them stops the recording
+    (``STOPS_RECORDING``), the writer is closed there, with one WARNING, and the daemon runs on without it:
+    FFmpeg writes nothing more to a file once a write of it failed, even with room again, so every later frame
+    was encoded for nothing (and, at ``log.level = debug``, said "Failed to write frame" on stderr); closed
+    while there is still room, an .mp4 gets its index and plays (cut off by a write that failed, it has none
+    and does not play at all), and a removed file's blocks are freed.
     """
 
     def __init__(
@@ -78,11 +78,9 @@ class VideoFileDisplay:
                 f"display.video_path: {path}: {_writer_problem(path.suffix, codec, frame_size)}"
             )
         self.path = path
-        self._room = RoomWatch(path)
-        self._written = 0  # file frames written
-        self._stopped = False  # the writer closed: the file cannot grow (RoomWatch)
-        self._next_check = 1  # the file frame after which the room is looked at next
         self._fps = fps or 15.0
+        self._room = RoomWatch(path, max(round(RECORDING_CHECK_S * self._fps), 1))
+        self._stopped = False  # the writer closed: the file cannot grow (RoomWatch)
         self._first_s: float | None = None
         self._held: np.ndarray | None = None  # the newest frame, not written yet
         self._next_slot = 0  # the file's next frame: it starts at _first_s + _next_slot / _fps
@@ -118,12 +116,9 @@ class VideoFileDisplay:
         if self._stopped:
             return
         self._writer.write(image)
-        self._written += 1
-        if self._written >= self._next_check:
-            if self._room.check() in STOPS_RECORDING:
-                self._stopped = True
-                self._writer.release()
-            self._next_check = self._written + max(round(RECORDING_CHECK_S * self._fps), 1)
+        if self._room.frame_written() in STOPS_RECORDING:
+            self._stopped = True
+            self._writer.release()
 
     def close(self) -> None:
         if self._stopped:

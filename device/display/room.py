@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import resource
 from pathlib import Path
@@ -12,13 +13,19 @@ from device.const import RECORDING_MIN_ROOM_BYTES
 logger = logging.getLogger(__name__)
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    """The (device, inode) of the file at ``path``, or None when there is none."""
+def _stat(path: Path) -> os.stat_result | None:
+    """The status of the file at ``path``, or None when there is none. Raises OSError when it cannot be
+    looked at."""
     try:
-        stat = path.stat()
+        return path.stat()
     except FileNotFoundError:
         return None
-    return stat.st_dev, stat.st_ino
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) of the file at ``path``, or None when there is none."""
+    stat = _stat(path)
+    return None if stat is None else (stat.st_dev, stat.st_ino)
 
 
 def _size_limit_bytes() -> int | None:
@@ -60,12 +67,18 @@ def recording_problem(
     limit_bytes = _size_limit_bytes()
     size_bytes = 0 if identity is None else path.stat().st_size
     if limit_bytes is not None and limit_bytes - size_bytes < room_bytes:
-        near = (
-            "it reached"  # written full between two looks
-            if size_bytes >= limit_bytes
-            else f"it is {size_bytes // 1024} KiB, within the {room_bytes // 1024} KiB it may write before "
-            "the next look of"
-        )
+        if identity is None:  # a writer that creates the file at its first write
+            near = (
+                f"it is not written yet, and the {room_bytes // 1024} KiB it may write before the next look "
+                "exceed"
+            )
+        elif size_bytes >= limit_bytes:  # written full between two looks
+            near = "it reached"
+        else:
+            near = (
+                f"it is {size_bytes // 1024} KiB, within the {room_bytes // 1024} KiB it may write before "
+                "the next look of"
+            )
         return SIZE_LIMIT, (
             f"{near} the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); raise "
             "the limit, then restart moodcast to record again"
@@ -80,27 +93,43 @@ class RoomWatch:
     an INFO when it can be looked at again. A kind in ``STOPS_RECORDING`` ends the recording (its caller
     stops looking).
 
+    The writer says each file frame it wrote (``frame_written``), and the watch looks after the first one,
+    then after each one until the file has grown, then after every ``frames_per_look``-th
+    (``RECORDING_CHECK_S`` of recording). A look asks for the room the file may take before the next look:
+    twice what it wrote a frame since the look before (a busier scene writes more), for as many frames, and at
+    least ``RECORDING_MIN_ROOM_BYTES``. Before the file has grown nothing measures it, so the next look is the
+    next frame's: a recording that starts on a nearly full disk stops within its first frames, not after 5 s
+    that can write several MiB (a busy 640x480 scene at 30 fps writes 8.5 MiB).
+
     The file is the one at ``path`` when the watch starts or, where the writer creates it only later (at its
     first write, or after buffering: FFmpeg creates it when it opens, another backend may not), when a look
     first finds it; until then only its disk and the size limit are looked at, and its absence is no
     problem."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, frames_per_look: int) -> None:
         self.path = path
         self._identity = _identity(path)  # None until the writer has created the file
         self._kind = ""  # the kind of problem last logged, "" for none
-        self._size = 0  # the file's size at the last look
+        self._frames_per_look = frames_per_look  # once the file has grown
+        self._written = 0  # file frames written
+        self._next_look = 1  # the file frame after which the next look is
+        self._since: tuple[int, int] | None = None  # (frames written, bytes) growth is measured from
+        self._bytes_per_frame: float | None = None  # what the file wrote a frame; None until it grew
         self._room = RECORDING_MIN_ROOM_BYTES  # what the file may write before the next look
 
+    def frame_written(self) -> str:
+        """Count a file frame the writer wrote, and look (``check``) when it is time: the kind of problem
+        now ("" for none)."""
+        self._written += 1
+        if self._written < self._next_look:
+            return self._kind
+        return self.check()
+
     def check(self) -> str:
-        """Look at the file and its disk (a stat and a statvfs, ~10 us) and log if what stops it changed;
+        """Look at the file and its disk (two stats and a statvfs, ~10 us) and log if what stops it changed;
         return the kind of problem now ("" for none)."""
         try:
-            if self._identity is None:
-                self._identity = _identity(self.path)
-            kind, problem = recording_problem(self.path, self._identity, self._room)
-            if self._identity is not None and not kind:
-                self._expect_growth()
+            kind, problem = self._look()
         except OSError as err:
             kind = CANNOT_LOOK
             problem = f"the file or its disk cannot be looked at ({err.strerror}); check the disk"
@@ -123,12 +152,34 @@ class RoomWatch:
         self._kind = kind
         return kind
 
-    def _expect_growth(self) -> None:
-        """Size the room the next look asks for by what the file grew since this one's predecessor, twice
-        over (a busier scene writes more): a recording writing more than ``RECORDING_MIN_ROOM_BYTES`` between
-        two looks (a large or busy frame at 30 fps writes several MiB in ``RECORDING_CHECK_S``) filled the
-        disk, or reached the size limit, between them, and its .mp4, cut off by the failed write, played no
-        frame."""
-        size = self.path.stat().st_size
-        self._room = max(RECORDING_MIN_ROOM_BYTES, 2 * (size - self._size))
-        self._size = size
+    def _look(self) -> tuple[str, str]:
+        """What stops the file now (``recording_problem``), asked for the room it may take before the next
+        look, which this sets from what it grew since the look before. Raises OSError as that does."""
+        stat = _stat(self.path)
+        if stat is not None and self._identity is None:
+            self._identity = stat.st_dev, stat.st_ino
+        if stat is not None and (stat.st_dev, stat.st_ino) == self._identity:
+            self._measure_growth(stat.st_size)
+        if self._bytes_per_frame is None:
+            self._next_look = self._written + 1
+            self._room = RECORDING_MIN_ROOM_BYTES
+        else:  # the first, then every frames_per_look-th frame
+            self._next_look = (
+                self._written + self._frames_per_look - (self._written - 1) % self._frames_per_look
+            )
+            frames = self._next_look - self._written
+            self._room = max(RECORDING_MIN_ROOM_BYTES, math.ceil(2 * self._bytes_per_frame * frames))
+        return recording_problem(self.path, self._identity, self._room)
+
+    def _measure_growth(self, size_bytes: int) -> None:
+        """Take the file's size after ``_written`` frames: what it wrote a frame since the look before or,
+        until it has grown at all, since the first look that found it (a writer writes in blocks, FFmpeg
+        256 KiB at a time, so a file that has not grown yet has no measure)."""
+        if self._since is None:
+            self._since = (self._written, size_bytes)
+            return
+        frames, was_bytes = self._since
+        if self._bytes_per_frame is None and size_bytes == was_bytes:
+            return
+        self._bytes_per_frame = max(size_bytes - was_bytes, 0) / max(self._written - frames, 1)
+        self._since = (self._written, size_bytes)
