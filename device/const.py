@@ -42,13 +42,15 @@ RATE_MEASURE_S = 3.0
 RECORDING_MAX_GAP_S = 5.0
 # OpenCV's video writer says nothing when its file cannot grow (a full disk, the file size limit, the file
 # removed): ``write`` returns None, and FFmpeg writes nothing more to a file once a write of it failed. So the
-# recording's file and disk are looked at (two stats and a statvfs) after each of its first frames, until the
-# file has grown, and then once per this many seconds of recording, and a WARNING is logged when one of them
-# changes (device.display.room).
+# recording's file and disk are looked at (two stats and two statvfs) after each of its first frames, until
+# the file has grown, and then once per this many seconds of recording, or sooner when the room left takes
+# fewer seconds, and a WARNING is logged when one of them changes (device.display.room).
 RECORDING_CHECK_S = 5.0
-# Room under which a recording is said to be stopping: FFmpeg writes its file 256 KiB at a time (measured with
-# OpenCV 4.x's FFmpeg backend), so with less room than this the next write or the one after fails.
-RECORDING_MIN_ROOM_BYTES = 1 << 20
+# FFmpeg writes its file 256 KiB at a time (measured with OpenCV 4.x's FFmpeg backend, .mp4 and .avi): a look
+# finds up to this much of the recording not written yet, which the file must still have room for.
+RECORDING_MIN_ROOM_BYTES = 1 << 18
+# The file's index, written when it is closed: an .avi's takes 16 bytes a frame, an .mp4's about 8.
+RECORDING_INDEX_BYTES_PER_FRAME = 16
 # Face detection.
 HAAR_WINDOW_PX = 24  # the frontal-face cascade's base window
 # A window searched on its own (a hint's, an unannounced track's) and the verifier's patch are searched for

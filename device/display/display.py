@@ -56,12 +56,12 @@ class VideoFileDisplay:
 
     OpenCV says nothing when the file cannot grow (a full disk, the file size limit, the file removed):
     after each of its first frames (until the file has grown) and then every ``RECORDING_CHECK_S`` of
-    recording, the file and its disk are looked at (``RoomWatch``). When one of them stops the recording
-    (``STOPS_RECORDING``), the writer is closed there, with one WARNING, and the daemon runs on without it:
-    FFmpeg writes nothing more to a file once a write of it failed, even with room again, so every later frame
-    was encoded for nothing (and, at ``log.level = debug``, said "Failed to write frame" on stderr); closed
-    while there is still room, an .mp4 gets its index and plays (cut off by a write that failed, it has none
-    and does not play at all), and a removed file's blocks are freed.
+    recording, or sooner as its room runs out, the file and its disk are looked at (``RoomWatch``). When one
+    of them stops the recording (``STOPS_RECORDING``), the writer is closed there, with one WARNING, and the
+    daemon runs on without it: FFmpeg writes nothing more to a file once a write of it failed, even with room
+    again, so every later frame was encoded for nothing (and, at ``log.level = debug``, said "Failed to write
+    frame" on stderr); closed while there is still room, an .mp4 gets its index and plays (cut off by a write
+    that failed, it has none and does not play at all), and a removed file's blocks are freed.
     """
 
     def __init__(

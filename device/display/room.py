@@ -8,7 +8,7 @@ import os
 import resource
 from pathlib import Path
 
-from device.const import RECORDING_MIN_ROOM_BYTES
+from device.const import RECORDING_INDEX_BYTES_PER_FRAME, RECORDING_MIN_ROOM_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,15 @@ def _size_limit_bytes() -> int | None:
     """This process's file size limit (RLIMIT_FSIZE's soft limit, systemd's LimitFSIZE=), or None."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _room_left_bytes(path: Path, size_bytes: int) -> int:
+    """What the file at ``path``, ``size_bytes`` long, may still grow by: its disk's bytes free for this user
+    or, when nearer, the room under the file size limit. Raises OSError when its disk cannot be looked at."""
+    disk = os.statvfs(path.parent)
+    free_bytes = disk.f_bavail * disk.f_frsize
+    limit_bytes = _size_limit_bytes()
+    return free_bytes if limit_bytes is None else min(free_bytes, limit_bytes - size_bytes)
 
 
 # What stops a recording, the state ``RoomWatch`` logs the changes of: its words (a number of KiB free)
@@ -93,13 +102,20 @@ class RoomWatch:
     an INFO when it can be looked at again. A kind in ``STOPS_RECORDING`` ends the recording (its caller
     stops looking).
 
-    The writer says each file frame it wrote (``frame_written``), and the watch looks after the first one,
-    then after each one until the file has grown, then after every ``frames_per_look``-th
-    (``RECORDING_CHECK_S`` of recording). A look asks for the room the file may take before the next look:
-    twice what it wrote a frame since the look before (a busier scene writes more), for as many frames, and at
-    least ``RECORDING_MIN_ROOM_BYTES``. Before the file has grown nothing measures it, so the next look is the
-    next frame's: a recording that starts on a nearly full disk stops within its first frames, not after 5 s
-    that can write several MiB (a busy 640x480 scene at 30 fps writes 8.5 MiB).
+    The writer says each file frame it wrote (``frame_written``), and the watch looks after the first one.
+    A look asks for the room the file needs for the frames up to the next look and for its close: twice what
+    it wrote a frame (a busier scene writes more) for each of those frames, ``RECORDING_MIN_ROOM_BYTES`` for
+    the block FFmpeg holds not written yet, and the index of its frames (``RECORDING_INDEX_BYTES_PER_FRAME``)
+    that closing it writes; it stops the recording when the room left (its disk's free bytes or the room
+    under the file size limit, the smaller) cannot take even one more frame. The next look is after
+    ``frames_per_look`` frames (``RECORDING_CHECK_S`` of recording) or, where the room left takes fewer,
+    after as many as it takes (at least the next): a look that asked for 5 s of frames stopped the recording
+    as soon as the room left was under 5 s of twice its frames, which under a 1.5 MiB file size limit was at
+    17 % of it, where looks that come sooner as the room shrinks record up to the last frame it can take.
+    Before the file has grown nothing measures what it writes a frame (under a block: the file would have
+    grown), so it is taken to be a block and the next look is the next frame's: a recording that starts on a
+    nearly full disk is looked at from its first frames, not first after 5 s that can write several MiB (a
+    busy 640x480 scene at 30 fps writes 8.5 MiB).
 
     The file is the one at ``path`` when the watch starts or, where the writer creates it only later (at its
     first write, or after buffering: FFmpeg creates it when it opens, another backend may not), when a look
@@ -115,7 +131,6 @@ class RoomWatch:
         self._next_look = 1  # the file frame after which the next look is
         self._since: tuple[int, int] | None = None  # (frames written, bytes) growth is measured from
         self._bytes_per_frame: float | None = None  # what the file wrote a frame; None until it grew
-        self._room = RECORDING_MIN_ROOM_BYTES  # what the file may write before the next look
 
     def frame_written(self) -> str:
         """Count a file frame the writer wrote, and look (``check``) when it is time: the kind of problem
@@ -126,7 +141,7 @@ class RoomWatch:
         return self.check()
 
     def check(self) -> str:
-        """Look at the file and its disk (two stats and a statvfs, ~10 us) and log if what stops it changed;
+        """Look at the file and its disk (two stats and two statvfs, ~10 us) and log if what stops it changed;
         return the kind of problem now ("" for none)."""
         try:
             kind, problem = self._look()
@@ -153,33 +168,46 @@ class RoomWatch:
         return kind
 
     def _look(self) -> tuple[str, str]:
-        """What stops the file now (``recording_problem``), asked for the room it may take before the next
-        look, which this sets from what it grew since the look before. Raises OSError as that does."""
+        """What stops the file now (``recording_problem``), asked for the room it needs up to the next look,
+        which this sets by the room left. Raises OSError as that does."""
         stat = _stat(self.path)
         if stat is not None and self._identity is None:
             self._identity = stat.st_dev, stat.st_ino
+        size_bytes = 0
         if stat is not None and (stat.st_dev, stat.st_ino) == self._identity:
-            self._measure_growth(stat.st_size)
+            size_bytes = stat.st_size
+            self._measure_growth(size_bytes)
+        frames = self._frames_to_next_look(_room_left_bytes(self.path, size_bytes))
+        self._next_look = self._written + frames
+        return recording_problem(self.path, self._identity, self._room_bytes(frames))
+
+    def _frames_to_next_look(self, room_left_bytes: int) -> int:
+        """After how many more frames to look again: one until the file has grown, then as many as
+        ``room_left_bytes`` takes (``_room_bytes``), at least one and at most ``frames_per_look``."""
         if self._bytes_per_frame is None:
-            self._next_look = self._written + 1
-            self._room = RECORDING_MIN_ROOM_BYTES
-        else:  # the first, then every frames_per_look-th frame
-            self._next_look = (
-                self._written + self._frames_per_look - (self._written - 1) % self._frames_per_look
-            )
-            frames = self._next_look - self._written
-            self._room = max(RECORDING_MIN_ROOM_BYTES, math.ceil(2 * self._bytes_per_frame * frames))
-        return recording_problem(self.path, self._identity, self._room)
+            return 1
+        spare_bytes = room_left_bytes - self._room_bytes(0)
+        frames = spare_bytes // (2 * self._bytes_per_frame + RECORDING_INDEX_BYTES_PER_FRAME)
+        return min(max(int(frames), 1), self._frames_per_look)
+
+    def _room_bytes(self, frames: int) -> int:
+        """The bytes the file needs for ``frames`` more frames and its close: twice what it wrote a frame
+        (until it has grown, a block) for each, the block FFmpeg holds not written yet, and the index of
+        every frame."""
+        per_frame = RECORDING_MIN_ROOM_BYTES if self._bytes_per_frame is None else self._bytes_per_frame
+        index_bytes = RECORDING_INDEX_BYTES_PER_FRAME * (self._written + frames)
+        return math.ceil(2 * per_frame * frames) + RECORDING_MIN_ROOM_BYTES + index_bytes
 
     def _measure_growth(self, size_bytes: int) -> None:
-        """Take the file's size after ``_written`` frames: what it wrote a frame since the look before or,
-        until it has grown at all, since the first look that found it (a writer writes in blocks, FFmpeg
-        256 KiB at a time, so a file that has not grown yet has no measure)."""
+        """Take the file's size after ``_written`` frames: what it wrote a frame since the last look that
+        found it grown or, until it has grown at all, since the first look that found it. A writer writes in
+        blocks, FFmpeg 256 KiB at a time: a look that finds the same size measures nothing (its 0 bytes a
+        frame would ask for no room for the frames to come), so the measure stays the one before."""
         if self._since is None:
             self._since = (self._written, size_bytes)
             return
         frames, was_bytes = self._since
-        if self._bytes_per_frame is None and size_bytes == was_bytes:
+        if size_bytes == was_bytes:
             return
         self._bytes_per_frame = max(size_bytes - was_bytes, 0) / max(self._written - frames, 1)
         self._since = (self._written, size_bytes)
