@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from device.console import print_err, print_out
-from device.paths import file_argument
+from tools.labelled_split import LabelsError, add_label_arguments, labelled_split
 from train.const import LABELS, SPLITS
-from train.data import DatasetError, load
 from train.metrics import classification_metrics
-from train.votes import VotesError, load_votes, pairing_problem
 
 # a class the raters chose for at least this share of a FER2013 class's faces is named on its line
 OTHERS_SHOWN_FROM = 0.05
@@ -65,36 +62,17 @@ def format_agreement(metrics: dict[str, Any], split: str, faces: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data", type=Path, default=Path("../shared/data/fer2013"), help="FER2013 (folders or CSV)"
-    )
-    parser.add_argument(
-        "--votes",
-        type=file_argument,
-        default=Path("../shared/data/ferplus/votes.csv"),
-        help="FER+ votes: votes.csv (image folders) or fer2013new.csv (with fer2013.csv)",
-    )
+    add_label_arguments(parser)
     parser.add_argument(
         "--split", choices=SPLITS, default="PrivateTest", help="the split to count (PrivateTest)"
     )
     args = parser.parse_args(argv)
     try:
-        data = load(args.data)
-        votes = load_votes(args.votes)
-    except (DatasetError, VotesError) as err:
+        split, majority = labelled_split(args.data, args.votes, args.split)
+    except LabelsError as err:
         print_err(f"label_agreement: {err}")
         return 2
-    if problem := pairing_problem(args.data, data, args.votes, votes):
-        print_err(f"label_agreement: {problem}")
-        return 2
-    split = data[args.split]
-    majority = votes.majority(split.names)
     known = majority >= 0
-    if not known.any():
-        print_err(
-            f"label_agreement: {args.votes}: no {args.split} face has a FER+ majority; are the names right?"
-        )
-        return 2
     metrics = agreement(split.labels[known], majority[known])
     return print_out(format_agreement(metrics, args.split, len(split.labels)), "label_agreement")
 

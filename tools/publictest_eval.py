@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -24,10 +23,9 @@ from convert.card import read_json
 from convert.errors import ConvertError
 from device.console import print_err, print_out
 from device.paths import file_argument
+from tools.labelled_split import LabelsError, add_label_arguments, labelled_split
 from train.const import LABELS
-from train.data import DatasetError, load
 from train.metrics import classification_metrics
-from train.votes import VotesError, load_votes, pairing_problem
 
 SPLIT = "PublicTest"
 
@@ -49,20 +47,11 @@ def balanced_figures(labels: np.ndarray, majority: np.ndarray, predicted: np.nda
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, float]:
-    """Load everything, score PublicTest, return ``balanced_figures``. Raises ConvertError (one line)."""
+    """Load everything, score PublicTest, return ``balanced_figures``. Raises ConvertError or LabelsError
+    (one line)."""
     model = load_keras_model(args.model)
     training = read_json(args.training, "training facts", "pass --training with the run's training.json")
-    try:
-        data = load(args.data)
-        votes = load_votes(args.votes)
-    except (DatasetError, VotesError) as err:
-        raise ConvertError(str(err)) from None
-    if problem := pairing_problem(args.data, data, args.votes, votes):
-        raise ConvertError(problem)
-    test = data[SPLIT]
-    majority = votes.majority(test.names)
-    if not (majority >= 0).any():
-        raise ConvertError(f"{args.votes}: no {SPLIT} face has a FER+ majority; are the names right?")
+    test, majority = labelled_split(args.data, args.votes, SPLIT)
     from convert.quantize import flip_averaged  # TensorFlow, loaded by now
     from convert.verify import keras_scores
 
@@ -79,20 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--training", type=file_argument, help="training facts (default: training.json beside the model)"
     )
-    parser.add_argument(
-        "--data", type=Path, default=Path("../shared/data/fer2013"), help="FER2013 (folders or CSV)"
-    )
-    parser.add_argument(
-        "--votes",
-        type=file_argument,
-        default=Path("../shared/data/ferplus/votes.csv"),
-        help="FER+ votes: votes.csv (image folders) or fer2013new.csv (with fer2013.csv)",
-    )
+    add_label_arguments(parser)
     args = parser.parse_args(argv)
     args.training = args.training or args.model.with_name("training.json")
     try:
         figures = evaluate(args)
-    except ConvertError as err:
+    except (ConvertError, LabelsError) as err:
         print_err(f"publictest_eval: {err}")
         return 2
     return print_out(
