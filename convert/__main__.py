@@ -44,7 +44,7 @@ from train import report
 from train.const import LABELS
 from train.data import Dataset, DatasetError, load
 from train.metrics import classification_metrics, format_report
-from train.votes import Votes, VotesError, load_votes, pairing_problem
+from train.votes import Votes, VotesError, coverage_problem, load_votes, pairing_problem
 
 if TYPE_CHECKING:
     import keras
@@ -141,16 +141,25 @@ def replace_files(contents: dict[Path, bytes]) -> None:
         raise ConvertError(f"{err.filename}: cannot write it ({err.strerror or err})") from None
 
 
-def load_keras_model(path: Path) -> keras.Model:
-    """The float32 Keras model at ``path``. Raises ConvertError (one line) for a missing file, one that is no
-    Keras archive (truncated, corrupt), one Keras cannot load, or a mixed-precision checkpoint."""
+def keras_archive_problem(path: Path) -> str:
+    """Why ``path`` cannot be a Keras model (missing, or no zip archive: truncated, corrupt), or "": checked
+    in a moment, before the data is read and TensorFlow imported."""
     if not path.is_file():
-        raise ConvertError(f"{path}: model file not found; run 'make train' or pass --model")
+        return f"{path}: model file not found; run 'make train' or pass --model"
     if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a file that is there
-        raise ConvertError(
+        return (
             f"{path}: not a readable Keras archive (not a zip file: truncated, corrupt or another kind of "
             "file); pass --model with the model.keras of a finished training run"
         )
+    return ""
+
+
+def load_keras_model(path: Path) -> keras.Model:
+    """The float32 Keras model at ``path``. Raises ConvertError (one line) for a missing file, one that is no
+    Keras archive (truncated, corrupt: ``keras_archive_problem``), one Keras cannot load, or a
+    mixed-precision checkpoint."""
+    if problem := keras_archive_problem(path):
+        raise ConvertError(problem)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras  # only now: TensorFlow takes seconds to import, and a bad argument should not wait for it
 
@@ -185,27 +194,21 @@ def report_dir_for(model_path: Path) -> Path:
 
 def convert(args: argparse.Namespace) -> dict:
     """Run every step in order; return the card written. Raises ConvertError for anything a user can fix."""
-    # Inputs
+    # Inputs (TensorFlow last: a wrong file answers before its seconds of import)
+    training = read_json(args.training, "training facts", "pass --training with the run's training.json")
+    normalization = str(training.get("normalization", "none"))
+    crop = crop_section(args.crop)
+    if crop["source"].startswith("default"):
+        logger.warning("%s not found: the card records a zero crop margin and offset", args.crop)
+    data, votes = load_data(args)
+    if training.get("data_sha256") not in (None, data.sha256):
+        logger.warning("%s differs from the data the model was trained on (data_sha256)", args.data)
     model = load_keras_model(args.model)
     from convert.quantize import flip_averaged, representative_faces, to_tflite  # TensorFlow, loaded by now
     from convert.verify import keras_scores, tflite_scores
 
     if args.flip_average:
         model = flip_averaged(model)
-    training = read_json(args.training, "training facts", "pass --training with the run's training.json")
-    normalization = str(training.get("normalization", "none"))
-    crop = crop_section(args.crop)
-    if crop["source"].startswith("default"):
-        logger.warning("%s not found: the card records a zero crop margin and offset", args.crop)
-    try:
-        data = load(args.data)
-        votes = load_votes(args.votes) if args.votes else None
-    except (DatasetError, VotesError) as err:
-        raise ConvertError(str(err)) from None
-    if votes is not None and (problem := pairing_problem(args.data, data, args.votes, votes)):
-        raise ConvertError(problem)
-    if training.get("data_sha256") not in (None, data.sha256):
-        logger.warning("%s differs from the data the model was trained on (data_sha256)", args.data)
     height, width, channels = (int(d) for d in model.input_shape[1:])
     input_shape = (height, width, channels)
 
@@ -288,6 +291,24 @@ def convert(args: argparse.Namespace) -> dict:
     return card
 
 
+def load_data(args: argparse.Namespace) -> tuple[Dataset, Votes | None]:
+    """The FER2013 splits and, with ``--votes``, the FER+ votes, checked to pair with them
+    (``train.votes.pairing_problem``) and to cover the faces the report scores against them
+    (``train.votes.coverage_problem``, the check training makes of its Training faces). Raises ConvertError
+    (one line) for data or votes that cannot serve."""
+    try:
+        data = load(args.data)
+        votes = load_votes(args.votes) if args.votes else None
+    except (DatasetError, VotesError) as err:
+        raise ConvertError(str(err)) from None
+    if votes is not None and (
+        problem := pairing_problem(args.data, data, args.votes, votes)
+        or coverage_problem(args.votes, votes, REPORT_SPLIT, data[REPORT_SPLIT].names)
+    ):
+        raise ConvertError(problem)
+    return data, votes
+
+
 def ferplus_metrics(data: Dataset, votes: Votes | None, predicted: np.ndarray) -> dict | None:
     """Metrics against the FER+ majority, on the report split's faces whose majority is an emotion."""
     if votes is None:
@@ -365,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # "Assets written to: <tmp>", once per export
     args = parse_args(argv)
-    problem = out_problem(args.out, (args.model, args.training))
+    problem = out_problem(args.out, (args.model, args.training)) or keras_archive_problem(args.model)
     if problem:
         print_err(f"convert: {problem}")
         return 2

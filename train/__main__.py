@@ -45,14 +45,12 @@ from train.run_folder import (
     write_settings,
 )
 from train.trained import TrainedModelError, keras_file_problem, start_from
-from train.votes import Votes, VotesError, blended_targets, load_votes, pairing_problem
+from train.votes import Votes, VotesError, blended_targets, coverage_problem, load_votes, pairing_problem
 
 if TYPE_CHECKING:
     import keras
 
 logger = logging.getLogger("train")
-# More Training faces than this without a votes row: the votes are keyed by other names (FER+ lacks 0.5 %).
-MAX_MISSING_VOTES_FRAC = 0.05
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -364,27 +362,13 @@ def start_model(
 def votes_problem(args: argparse.Namespace, data: Dataset, votes: Votes | None) -> str:
     """Why the votes cannot serve this data (one line), or "": a votes file that pairs with the other data
     layout, or a fer2013new.csv whose rows are not fer2013.csv's (``pairing_problem``); or votes naming too
-    few of its Training faces (keyed by other names, or cut short). FER+ has no votes for about 0.5 % of the
-    faces, the ones it dropped as not a face."""
+    few of its Training faces (``coverage_problem``: keyed by other names, or cut short). FER+ has no votes
+    for about 0.5 % of the faces, the ones it dropped as not a face."""
     if votes is None:
         return ""
-    problem = pairing_problem(args.data, data, args.votes, votes)
-    if problem:
-        return problem
-    names = data["Training"].names
-    _, found = votes.emotion_counts(names)
-    missing = int((~found).sum())
-    if missing > MAX_MISSING_VOTES_FRAC * len(names):
-        if votes.usages is not None:
-            return (
-                f"{args.votes}: {missing} of {len(names)} Training rows have no Image name (not a face); "
-                "FER+ drops about 0.5 %: pass fer2013new.csv as published"
-            )
-        return (
-            f"{args.votes}: {missing} of {len(names)} Training faces have no row; its file column must name "
-            f"each face by its path under --data ({names[0]})"
-        )
-    return ""
+    return pairing_problem(args.data, data, args.votes, votes) or coverage_problem(
+        args.votes, votes, "Training", data["Training"].names
+    )
 
 
 def distil(

@@ -37,6 +37,9 @@ VOTE_COLUMNS = (
     "NF",
 )
 VOTES_PER_FACE = 10
+# More faces of a split than this without a votes row: the votes are keyed by other names, or cut short (FER+
+# has no row for about 0.5 %, the faces it dropped as not a face).
+MAX_MISSING_VOTES_FRAC = 0.05
 FERPLUS_COLUMNS = ("Usage", "Image name")  # fer2013new.csv's columns before the votes; votes.csv has "file"
 VOTES_FIX = (
     "pass --votes with FER+'s votes.csv (image folders; see ../shared/data/ferplus/README.md) or "
@@ -171,6 +174,26 @@ def pairing_problem(data_path: Path, data: Dataset, votes_path: Path, votes: Vot
             where = f"row {number} has Usage {ours}, row {number} of {data_path} has {theirs}"
             return f"{votes_path}: {where}; {fix}"
     return ""
+
+
+def coverage_problem(votes_path: Path, votes: Votes, split: str, names: tuple[str, ...]) -> str:
+    """Why ``votes`` cannot serve the faces ``names`` of ``split`` (one line), or "": more than
+    ``MAX_MISSING_VOTES_FRAC`` of them have no row (votes.csv keyed by other names, a file cut short or
+    made for other faces; a fer2013new.csv whose rows there have no Image name). Check ``pairing_problem``
+    first: a votes file of the other layout names none of the faces."""
+    _, found = votes.emotion_counts(names)
+    missing = int((~found).sum())
+    if missing <= MAX_MISSING_VOTES_FRAC * len(names):
+        return ""
+    if votes.usages is not None:
+        return (
+            f"{votes_path}: {missing} of {len(names)} {split} rows have no Image name (not a face); "
+            "FER+ drops about 0.5 %: pass fer2013new.csv as published"
+        )
+    return (
+        f"{votes_path}: {missing} of {len(names)} {split} faces have no row; its file column must name "
+        f"each face by its path under --data ({names[0]})"
+    )
 
 
 def blended_targets(labels: np.ndarray, emotion_votes: np.ndarray, blend: float) -> np.ndarray:
