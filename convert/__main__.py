@@ -11,6 +11,7 @@ robustness table.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -39,7 +40,7 @@ from device.console import print_err, print_out
 from device.errors import ModelError, first_line
 from device.paths import file_argument, named_as_folder, write_whole
 from device.vision.classify import EmotionClassifier, apply_temperature, card_path_for
-from device.vision.preprocess import normalize
+from device.vision.preprocess import NORMALIZATIONS, normalize
 from train import report
 from train.const import LABELS
 from train.data import Dataset, DatasetError, load
@@ -196,7 +197,7 @@ def convert(args: argparse.Namespace) -> dict:
     """Run every step in order; return the card written. Raises ConvertError for anything a user can fix."""
     # Inputs (TensorFlow last: a wrong file answers before its seconds of import)
     training = read_json(args.training, "training facts", "pass --training with the run's training.json")
-    normalization = str(training.get("normalization", "none"))
+    normalization = training_normalization(args.training, training)
     crop = crop_section(args.crop)
     if crop["source"].startswith("default"):
         logger.warning("%s not found: the card records a zero crop margin and offset", args.crop)
@@ -289,6 +290,20 @@ def convert(args: argparse.Namespace) -> dict:
     where = f"model: {args.out}  card: {card_path_for(args.out)}  report: {report_dir_for(args.out)}"
     print_out(f"{format_extras(ferplus, calibration, robustness)}\n{where}", "convert")
     return card
+
+
+def training_normalization(path: Path, training: dict) -> str:
+    """The lighting normalisation the model was trained with: the ``normalization`` of its training facts
+    (``path``, read into ``training``), "none" where the key is absent (runs from before normalisation).
+    Raises ConvertError naming the file and the field for a value the device cannot apply (null included)."""
+    normalization = training.get("normalization", "none")
+    if normalization not in NORMALIZATIONS:
+        expected = ", ".join(NORMALIZATIONS)
+        raise ConvertError(
+            f"{path}: normalization: expected one of {expected}, got {json.dumps(normalization)}; the device "
+            "normalises faces in no other way: convert a run trained with one of them (train --normalization)"
+        )
+    return str(normalization)
 
 
 def load_data(args: argparse.Namespace) -> tuple[Dataset, Votes | None]:

@@ -389,3 +389,26 @@ def test_votes_covering_few_report_faces_are_refused_in_one_line(
     assert len(err) == 1 and err[0].startswith(f"convert: {votes}: "), err
     assert ": 130 of 140 PrivateTest faces have no row; its file column must name each face by its" in err[0]
     assert not (tmp_path / "m.tflite").exists()
+
+
+@pytest.mark.parametrize("normalization", ["clahe", None])
+def test_a_normalization_the_device_lacks_is_one_line_naming_the_file_and_field(
+    normalization: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """training.json saying "clahe" or null ended in normalize()'s ValueError traceback, exit 1."""
+    model = a_trained_run(tmp_path / "run", {"normalization": normalization, "epochs": 2})
+    assert run_convert("--model", model, "--data", FER_MINI, "--out", tmp_path / "m.tflite") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"convert: {model.with_name('training.json')}: normalization: expected one of none, equalize_hist, "
+        f"got {json.dumps(normalization)}; the device normalises faces in no other way: convert a run "
+        "trained with one of them (train --normalization)"
+    ]
+
+
+def test_training_facts_without_a_normalization_are_a_run_from_before_it() -> None:
+    from convert.__main__ import training_normalization
+
+    assert training_normalization(Path("training.json"), {"epochs": 60}) == "none"
+    assert (
+        training_normalization(Path("training.json"), {"normalization": "equalize_hist"}) == "equalize_hist"
+    )
