@@ -38,7 +38,7 @@ from convert.robustness import labels_unchanged
 from device.config import folder_problem
 from device.console import print_err, print_out
 from device.errors import ModelError, first_line
-from device.paths import file_argument, named_as_folder, write_whole
+from device.paths import file_argument, file_problem, named_as_folder, write_whole
 from device.vision.classify import EmotionClassifier, apply_temperature, card_path_for
 from device.vision.preprocess import NORMALIZATIONS, normalize
 from train import report
@@ -54,6 +54,8 @@ logger = logging.getLogger("convert")
 
 REPORT_SPLIT = "PrivateTest"
 CALIBRATION_SPLIT = "PublicTest"
+# The crop calibration ``tools.calibrate_crop`` writes; a checkout without one converts with a zero crop.
+DEFAULT_CROP = Path("models/crop.json")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "majority metrics to the report and the card",
     )
     parser.add_argument(
-        "--crop", type=file_argument, default=Path("models/crop.json"), help="crop calibration"
+        "--crop", type=file_argument, help=f"crop calibration (default: {DEFAULT_CROP}, zeros if absent)"
     )
     parser.add_argument("--representative", type=int, default=500, help="Training faces for int8 calibration")
     parser.add_argument("--seed", type=int, default=1234, help="seeds the representative sample")
@@ -198,9 +200,7 @@ def convert(args: argparse.Namespace) -> dict:
     # Inputs (TensorFlow last: a wrong file answers before its seconds of import)
     training = read_json(args.training, "training facts", "pass --training with the run's training.json")
     normalization = training_normalization(args.training, training)
-    crop = crop_section(args.crop)
-    if crop["source"].startswith("default"):
-        logger.warning("%s not found: the card records a zero crop margin and offset", args.crop)
+    crop = crop_calibration(args.crop)
     data, votes = load_data(args)
     if training.get("data_sha256") not in (None, data.sha256):
         logger.warning("%s differs from the data the model was trained on (data_sha256)", args.data)
@@ -304,6 +304,18 @@ def training_normalization(path: Path, training: dict) -> str:
             "normalises faces in no other way: convert a run trained with one of them (train --normalization)"
         )
     return str(normalization)
+
+
+def crop_calibration(given: Path | None) -> dict:
+    """The card's ``input.crop`` (``convert.card.crop_section``) from ``--crop``, or from ``DEFAULT_CROP``
+    where none was given: zeros, with a WARNING, when that is absent. Raises ConvertError for a --crop that
+    is not a readable file: a path the user named must be there."""
+    if given is not None and (problem := file_problem(given, "crop calibration")):
+        raise ConvertError(f"--crop {problem}; run 'python -m tools.calibrate_crop' or pass --crop its file")
+    crop = crop_section(given or DEFAULT_CROP)
+    if crop["source"].startswith("default"):
+        logger.warning("%s not found: the card records a zero crop margin and offset", DEFAULT_CROP)
+    return crop
 
 
 def load_data(args: argparse.Namespace) -> tuple[Dataset, Votes | None]:

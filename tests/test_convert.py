@@ -412,3 +412,25 @@ def test_training_facts_without_a_normalization_are_a_run_from_before_it() -> No
     assert (
         training_normalization(Path("training.json"), {"normalization": "equalize_hist"}) == "equalize_hist"
     )
+
+
+def test_a_crop_file_named_but_absent_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--crop /nonexistent.json was taken as 'no calibration' with a WARNING, and the card recorded a zero
+    crop: only the default file may be absent."""
+    model = a_trained_run(tmp_path / "run", {"normalization": "none"})
+    missing = tmp_path / "nonexistent.json"
+    argv: list[str | Path] = [
+        "--model",
+        model,
+        "--data",
+        FER_MINI,
+        "--crop",
+        missing,
+        "--out",
+        tmp_path / "m.tflite",
+    ]
+    assert run_convert(*argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"convert: --crop {missing}: crop calibration not found; run 'python -m tools.calibrate_crop' or "
+        "pass --crop its file"
+    ]

@@ -457,7 +457,7 @@ def test_the_public_pair_trains_and_converts_with_ferplus_reports(
 
     tflite = tmp_path / "model" / "emotion-float32.tflite"
     argv = ["--model", str(out / "model.keras"), "--data", str(data_csv), "--out", str(tflite)]
-    argv += ["--quantization", "float32", "--crop", str(tmp_path / "no-crop.json"), "--max-drop", "1"]
+    argv += ["--quantization", "float32", "--max-drop", "1"]
     capsys.readouterr()
     assert convert_cli.main([*argv, "--votes", str(FER_MINI / "votes.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
