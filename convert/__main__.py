@@ -356,7 +356,8 @@ def write_report(
     robustness: dict[str, float],
     agreement: float,
 ) -> None:
-    """``report.json`` and the PNGs: confusion matrices (FER2013, FER+) and the reliability diagram."""
+    """``report.json`` and the PNGs: confusion matrices (FER2013, FER+ where ``ferplus``; an old FER+ one is
+    removed where not) and the reliability diagram."""
     folder.mkdir(parents=True, exist_ok=True)
     content = {
         "split": REPORT_SPLIT,
@@ -371,6 +372,8 @@ def write_report(
     report.plot_confusion(lite, folder / "confusion-fer2013.png", f"FER2013 labels, {REPORT_SPLIT}")
     if ferplus is not None:
         report.plot_confusion(ferplus, folder / "confusion-ferplus.png", f"FER+ majority, {REPORT_SPLIT}")
+    else:  # a report before, with --votes, left one: it is another model's
+        (folder / "confusion-ferplus.png").unlink(missing_ok=True)
     report.plot_reliability(
         {
             "uncalibrated": calibration["uncalibrated"],

@@ -434,3 +434,27 @@ def test_a_crop_file_named_but_absent_is_one_line(tmp_path: Path, capsys: pytest
         f"convert: --crop {missing}: crop calibration not found; run 'python -m tools.calibrate_crop' or "
         "pass --crop its file"
     ]
+
+
+def test_a_report_without_votes_removes_the_ferplus_confusion_of_one_before(tmp_path: Path) -> None:
+    """A report written with --votes, then again without, kept the first model's confusion-ferplus.png beside
+    a report.json whose ferplus_majority is null."""
+    from convert.__main__ import write_report
+    from convert.calibrate import reliability
+    from train.metrics import classification_metrics
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, len(LABELS), 50)
+    scores = rng.dirichlet(np.ones(len(LABELS)), 50)
+    metrics = classification_metrics(labels, scores.argmax(axis=1), list(LABELS))
+    calibration = {"temperature": 1.0, "uncalibrated": reliability(scores, labels)}
+    calibration |= {"calibrated": calibration["uncalibrated"], "ferplus_majority_ece": None}
+    folder = tmp_path / "m-report"
+    write_report(folder, metrics, metrics, metrics, calibration, {}, 1.0)
+    assert (folder / "confusion-ferplus.png").is_file()
+    write_report(folder, metrics, metrics, None, calibration, {}, 1.0)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "confusion-fer2013.png",
+        "reliability.png",
+        "report.json",
+    ]
