@@ -458,3 +458,39 @@ def test_a_report_without_votes_removes_the_ferplus_confusion_of_one_before(tmp_
         "reliability.png",
         "report.json",
     ]
+
+
+@pytest.mark.slow  # converts twice (TensorFlow): make test-slow
+def test_votes_add_the_calibration_error_against_the_ferplus_majority(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report's calibration was measured against FER2013 labels only; with --votes it now gives the ECE
+    against the FER+ majority too, before and after the temperature (fitted on FER2013 labels as before).
+    Converted again without --votes, the report has none, and no FER+ figure is left from the first."""
+    from train.data import load
+    from train.votes import load_votes
+
+    out = tmp_path / "emotion-float32.tflite"
+    argv: list[str | Path] = ["--model", tiny_model_dir / "train" / "model.keras", "--data", FER_MINI]
+    argv += ["--out", out]
+    argv += ["--quantization", "float32", "--max-drop", "1"]
+    assert run_convert(*argv, "--votes", FER_MINI / "votes.csv") == 0
+    report = json.loads((tmp_path / "emotion-float32-report" / "report.json").read_text())
+    majority = load_votes(FER_MINI / "votes.csv").majority(load(FER_MINI)["PrivateTest"].names)
+    by_votes = report["calibration"]["ferplus_majority_ece"]
+    assert set(by_votes) == {"faces", "uncalibrated", "calibrated"}
+    assert by_votes["faces"] == int((majority >= 0).sum()) > 0
+    assert all(0.0 <= by_votes[key] <= 1.0 for key in ("uncalibrated", "calibrated"))
+    printed = capsys.readouterr().out
+    assert (
+        f"; FER+ majority ECE {by_votes['uncalibrated']:.4f} → {by_votes['calibrated']:.4f}\n" in printed
+    ), printed
+    card = json.loads(card_path_for(out).read_text())
+    assert set(card["calibration"]) == {"temperature", "method", "fitted_on", "ece", "ece_uncalibrated"}
+    assert (tmp_path / "emotion-float32-report" / "confusion-ferplus.png").is_file()
+
+    assert run_convert(*argv) == 0
+    report = json.loads((tmp_path / "emotion-float32-report" / "report.json").read_text())
+    assert report["ferplus_majority"] is None and report["calibration"]["ferplus_majority_ece"] is None
+    assert "FER+" not in capsys.readouterr().out
+    assert not (tmp_path / "emotion-float32-report" / "confusion-ferplus.png").exists()
