@@ -9,7 +9,14 @@ import pytest
 
 from tests.fixtures_model import FER_MINI
 from train.const import LABELS
-from train.votes import VOTE_COLUMNS, VotesError, blended_targets, coverage_problem, load_votes
+from train.votes import (
+    VOTE_COLUMNS,
+    VotesError,
+    blended_targets,
+    coverage_problem,
+    load_votes,
+    pairing_problem,
+)
 
 VOTES = FER_MINI / "votes.csv"
 HEADER = "file,fer2013_label," + ",".join(VOTE_COLUMNS)
@@ -106,7 +113,15 @@ def test_blended_targets_mix_the_label_and_the_vote_shares() -> None:
         (f"{HEADER}\ntrain/a.jpg,angry,1,1,1,1,1,1,x,1,1,1\n", ":2: vote counts must be whole numbers"),
         ("file,fer2013_label,neutral\ntrain/a.jpg,angry,10\n", "expected columns neutral,happiness"),
         ("name," + ",".join(VOTE_COLUMNS) + "\na.jpg,1,1,1,1,1,1,1,1,1,1\n",
-         "expected a file column (votes.csv) or Usage,Image name columns (fer2013new.csv)"),
+         "expected file,fer2013_label columns (votes.csv) or Usage,Image name columns (fer2013new.csv)"),
+        ("file," + ",".join(VOTE_COLUMNS) + "\ntrain/a.jpg,1,1,1,1,1,1,1,1,1,1\n",
+         "expected file,fer2013_label columns (votes.csv) or Usage,Image name columns (fer2013new.csv)"),
+        # a second row for a face silently replaced the first one's votes
+        (f"{HEADER}\n{ROW}train/a.jpg,angry,10,0,0,0,0,0,0,0,0,0\n{ROW}",
+         ":4: train/b.jpg has a row already, on line 2; keep one of the two"),
+        (f"{HEADER}\ntrain/a.jpg,joy,1,1,1,1,1,1,1,1,1,1\n",
+         ":2: expected fer2013_label in ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'), "
+         "got 'joy'; fix the row"),
         (f"{FERPLUS_HEADER}\nTraining,fer0000000.png,1,1,1,1,1,1,1,1,1,1\nTest,,0,0,0,0,0,0,0,0,0,0\n",
          ":3: expected Usage in ('Training', 'PublicTest', 'PrivateTest'), got 'Test'; fix the row"),
         (f"{FERPLUS_HEADER}\nTraining,,0,0,0,0,0,0,0,0,0,-1\n", ":2: expected non-negative vote counts"),
@@ -119,7 +134,7 @@ def test_blended_targets_mix_the_label_and_the_vote_shares() -> None:
          ":2: the row has 11 fields, expected 12 (file,fer2013_label,neutral,"),
         (f"{HEADER}\n{ROW}train/a.jpg,angry,1,1,1,1,1,1,1,1,1,0,extra\n",
          ":3: the row has 13 fields, expected 12"),
-        (f"{HEADER}\n{ROW}{ROW}train/a.jpg,angry,1,1,1,1,1,1,1,1,1,2\n",
+        (f"{HEADER}\n{ROW}{ROW.replace('b.jpg', 'c.jpg')}train/a.jpg,angry,1,1,1,1,1,1,1,1,1,2\n",
          ":4: 11 votes, expected at most 10 (FER+ has 10 raters per face); fix the row"),
         (b"\xff\xfe\x00garbage", "not a UTF-8 text file"),
         (f'{HEADER}\ntrain/a.jpg,"angry,1,1,1,1,1,1,1,1,1,1\n' + ROW * 4000,
@@ -155,4 +170,46 @@ def test_train_cli_answers_a_bad_votes_file_in_one_line(
     assert err == [f"train: {missing}: votes file not found; pass --votes with FER+'s votes.csv (image "
                    "folders; see ../shared/data/ferplus/README.md) or microsoft/FERPlus's fer2013new.csv "
                    "(with --data fer2013.csv)"]  # fmt: skip
+    assert not (tmp_path / "run").exists()
+
+
+def test_votes_for_other_faces_are_refused_by_their_labels(tmp_path: Path) -> None:
+    """votes.csv's fer2013_label was never read: a votes file for other data (faces renamed or moved between
+    the class folders) paired with these faces, each taking another face's votes. FER+'s own votes.csv
+    agrees with FER2013 on all 35,712 faces; the fixture's on all of its own."""
+    from train.data import load
+
+    data = load(FER_MINI)
+    assert pairing_problem(FER_MINI, data, VOTES, load_votes(VOTES)) == ""
+    lines = VOTES.read_text().splitlines()
+    swapped = [lines[0], *(line.replace(",angry,", ",disgust,", 1) for line in lines[1:])]
+    other = tmp_path / "votes.csv"
+    other.write_text("\n".join(swapped) + "\n")
+    angry = sum(",angry," in line for line in lines)
+    first = next(line for line in lines if ",angry," in line).split(",")[0]
+    assert pairing_problem(FER_MINI, data, other, load_votes(other)) == (
+        f"{other}:2: fer2013_label disgust, but {first} under {FER_MINI} is angry ({angry} of "
+        f"{len(lines) - 1} rows disagree with the data); pass the votes.csv of these faces"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ((ROW, ROW), "votes.csv:3: train/b.jpg has a row already, on line 2; keep one of the two"),
+        (("train/angry/Training_15311033.jpg,disgust,0,0,10,0,0,0,0,0,0,0",),
+         "votes.csv:2: fer2013_label disgust, but train/angry/Training_15311033.jpg under"),
+    ],
+)  # fmt: skip
+def test_train_refuses_duplicate_or_mislabelled_votes_in_one_line(
+    rows: tuple[str, ...], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both trained before: the last row of a face won, and votes for other faces were blended in."""
+    import train.__main__ as train_cli
+
+    votes = write(tmp_path / "votes.csv", *(row.strip() for row in rows))
+    argv = ["--data", str(FER_MINI), "--votes", str(votes), "--out", str(tmp_path / "run")]
+    assert train_cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"train: {votes}:") and expected in err[0], err
     assert not (tmp_path / "run").exists()

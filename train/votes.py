@@ -14,7 +14,7 @@ Two votes files, told apart by their header:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,8 @@ VOTES_PER_FACE = 10
 # More faces of a split than this without a votes row: the votes are keyed by other names, or cut short (FER+
 # has no row for about 0.5 %, the faces it dropped as not a face).
 MAX_MISSING_VOTES_FRAC = 0.05
-FERPLUS_COLUMNS = ("Usage", "Image name")  # fer2013new.csv's columns before the votes; votes.csv has "file"
+FERPLUS_COLUMNS = ("Usage", "Image name")  # fer2013new.csv's columns before the votes
+VOTES_CSV_COLUMNS = ("file", "fer2013_label")  # votes.csv's
 VOTES_FIX = (
     "pass --votes with FER+'s votes.csv (image folders; see ../shared/data/ferplus/README.md) or "
     "microsoft/FERPlus's fer2013new.csv (with --data fer2013.csv)"
@@ -56,11 +57,14 @@ class Votes:
     """Vote counts by face: ``counts[name]`` is an int array ``(10,)`` in ``VOTE_COLUMNS`` order.
 
     ``usages`` is None for votes.csv (keyed by file path); for fer2013new.csv (keyed by ``row_name``) it holds
-    every row's Usage in file order, the not-a-face rows (no ``counts`` entry) included.
+    every row's Usage in file order, the not-a-face rows (no ``counts`` entry) included. ``labels`` holds
+    votes.csv's FER2013 label per face with its line, ``labels[name] = (line, label)``, in file order (one of
+    LABELS); fer2013new.csv has no label column: empty.
     """
 
     counts: dict[str, np.ndarray]
     usages: tuple[str, ...] | None = None
+    labels: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def emotion_counts(self, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Votes for the 7 classes in LABELS order ``(N, 7)``, and whether each face has a row ``(N,)``."""
@@ -99,8 +103,10 @@ class Votes:
 
 
 def load_votes(path: Path) -> Votes:
-    """Read votes.csv or fer2013new.csv (told apart by the header: ``file`` or ``Usage,Image name`` beside the
-    vote columns); raise VotesError with one line naming the file, the line and the fix.
+    """Read votes.csv or fer2013new.csv (told apart by the header: ``file,fer2013_label`` or
+    ``Usage,Image name`` beside the vote columns); raise VotesError with one line naming the file, the line
+    and the fix: among others a votes.csv face on two rows (both lines named) or a ``fer2013_label`` that is
+    not one of LABELS.
 
     A fer2013new.csv row with an empty ``Image name`` is not a face: its counts (all zero, or any) are checked
     to be whole numbers and then left out, as votes.csv leaves such faces out.
@@ -108,15 +114,11 @@ def load_votes(path: Path) -> Votes:
     path = Path(path)
     counts: dict[str, np.ndarray] = {}
     usages: list[str] = []
+    labels: dict[str, tuple[int, str]] = {}
     by_row: bool | None = None  # decided by the header, seen with the first row
     for line, row in read_csv_rows(path, VOTE_COLUMNS, "votes file", VOTES_FIX, VotesError):
         if by_row is None:
-            by_row = "file" not in row
-            if by_row and not all(column in row for column in FERPLUS_COLUMNS):
-                raise VotesError(
-                    f"{path}: expected a file column (votes.csv) or {','.join(FERPLUS_COLUMNS)} columns "
-                    f"(fer2013new.csv) before the votes; {VOTES_FIX}"
-                )
+            by_row = _keyed_by_row(path, row)
         try:
             votes = np.array([int(row[c]) for c in VOTE_COLUMNS], np.int64)
         except ValueError:
@@ -131,10 +133,39 @@ def load_votes(path: Path) -> Votes:
                     raise VotesError(f"{path}:{line}: expected non-negative vote counts")
                 continue  # FER+ dropped it as not a face
         _check_counts(path, line, votes)
+        if not by_row:
+            labels[row["file"]] = _face_label(path, line, row, labels)
         counts[row_name(len(usages)) if by_row else row["file"]] = votes
     if by_row is None:
         raise VotesError(f"{path}: no vote rows; {VOTES_FIX}")
-    return Votes(counts, tuple(usages) if by_row else None)
+    return Votes(counts, tuple(usages) if by_row else None, labels)
+
+
+def _keyed_by_row(path: Path, row: dict[str, str]) -> bool:
+    """Whether the votes file is fer2013new.csv (keyed by row) rather than votes.csv (keyed by file), from its
+    first row's columns; raise VotesError when it has the columns of neither."""
+    if all(column in row for column in VOTES_CSV_COLUMNS):
+        return False
+    if all(column in row for column in FERPLUS_COLUMNS):
+        return True
+    raise VotesError(
+        f"{path}: expected {','.join(VOTES_CSV_COLUMNS)} columns (votes.csv) or {','.join(FERPLUS_COLUMNS)} "
+        f"columns (fer2013new.csv) before the votes; {VOTES_FIX}"
+    )
+
+
+def _face_label(
+    path: Path, line: int, row: dict[str, str], labels: dict[str, tuple[int, str]]
+) -> tuple[int, str]:
+    """A votes.csv row's ``(line, fer2013_label)``; raise VotesError when the label is not one of LABELS or
+    the face already had a row (``labels``, the rows before): two rows would leave the last one's votes."""
+    label, name = row["fer2013_label"], row["file"]
+    if label not in LABELS:
+        raise VotesError(f"{path}:{line}: expected fer2013_label in {LABELS}, got {label!r}; fix the row")
+    if name in labels:
+        first = labels[name][0]
+        raise VotesError(f"{path}:{line}: {name} has a row already, on line {first}; keep one of the two")
+    return line, label
 
 
 def _check_counts(path: Path, line: int, votes: np.ndarray) -> None:
@@ -150,9 +181,10 @@ def _check_counts(path: Path, line: int, votes: np.ndarray) -> None:
 def pairing_problem(data_path: Path, data: Dataset, votes_path: Path, votes: Votes) -> str:
     """Why ``votes`` cannot be matched to ``data`` (one line), or "".
 
-    votes.csv is keyed by file path and pairs with the image folders; fer2013new.csv is keyed by row and pairs
-    with fer2013.csv, which must then have as many rows, each with the same Usage (the first row that differs
-    is named: the files are not the published pair, or one was sorted or cut).
+    votes.csv is keyed by file path and pairs with the image folders, and each of its ``fer2013_label`` must
+    be the label of the face it names (``label_problem``); fer2013new.csv is keyed by row and pairs with
+    fer2013.csv, which must then have as many rows, each with the same Usage (the first row that differs is
+    named: the files are not the published pair, or one was sorted or cut).
     """
     if votes.usages is None:
         if data.row_usages:
@@ -160,7 +192,7 @@ def pairing_problem(data_path: Path, data: Dataset, votes_path: Path, votes: Vot
                 f"{votes_path}: votes.csv is keyed by image file paths and pairs with --data as image "
                 f"folders; with --data {data_path} (fer2013.csv) pass --votes FER+'s fer2013new.csv"
             )
-        return ""
+        return label_problem(data_path, data, votes_path, votes)
     if not data.row_usages:
         return (
             f"{votes_path}: fer2013new.csv is matched by row and pairs with --data fer2013.csv; with --data "
@@ -193,6 +225,31 @@ def coverage_problem(votes_path: Path, votes: Votes, split: str, names: tuple[st
     return (
         f"{votes_path}: {missing} of {len(names)} {split} faces have no row; its file column must name "
         f"each face by its path under --data ({names[0]})"
+    )
+
+
+def label_problem(data_path: Path, data: Dataset, votes_path: Path, votes: Votes) -> str:
+    """Why votes.csv's ``fer2013_label`` column disagrees with the faces in ``data`` (one line), or "": the
+    first row naming a face of ``data`` with another label than the face's, and how many rows do. FER+'s
+    votes.csv agrees on every face; a disagreement means votes for other data (renamed or moved faces).
+    Rows naming no face of ``data`` are left to the caller's count of faces without votes."""
+    label_of = {
+        name: LABELS[label]
+        for split in data.splits.values()
+        for name, label in zip(split.names, split.labels, strict=True)
+    }
+    wrong = [
+        (name, line, label)
+        for name, (line, label) in votes.labels.items()
+        if label_of.get(name, label) != label
+    ]
+    if not wrong:
+        return ""
+    name, line, label = wrong[0]
+    disagree = f"{len(wrong)} of {len(votes.labels)} rows disagree with the data"
+    return (
+        f"{votes_path}:{line}: fer2013_label {label}, but {name} under {data_path} is {label_of[name]} "
+        f"({disagree}); pass the votes.csv of these faces"
     )
 
 
