@@ -299,6 +299,32 @@ def test_a_resume_of_a_run_from_before_mixup_refuses_mixup(
     ]
 
 
+def test_a_resume_of_a_run_with_a_vote_blend_and_no_votes_needs_no_vote_blend(tmp_path: Path) -> None:
+    """A run.json from before --vote-blend needed --votes may record a blend with no votes (it trained on
+    FER2013 one-hot): its resume cannot give --vote-blend now, and need not; nor an --extra-weight with no
+    --extra-data. A blend of votes given, by the run or the resume, is still compared."""
+    from train.__main__ import parse_args
+    from train.run_folder import SETTINGS_FILE, start_problem
+
+    out = tmp_path / "run"
+    (out / "backup").mkdir(parents=True)
+    write_run_json("--data", FER_MINI, "--out", out)
+    saved = json.loads((out / SETTINGS_FILE).read_text())
+    (out / SETTINGS_FILE).write_text(json.dumps(saved | {"vote_blend": 0.3, "extra_weight": 3.0}))
+    own = ["--data", str(FER_MINI), "--out", str(out), "--resume"]
+    assert parse_args(own).vote_blend == 0.5
+    assert start_problem(parse_args(own)) == ""
+    assert start_problem(parse_args([*own, "--votes", "v.csv"])) == (
+        "--resume: give the run's own flags: --votes v.csv (the run has none); --vote-blend 0.5 (the run "
+        "has 0.3)"
+    )
+    write_run_json("--data", FER_MINI, "--out", out, "--votes", "v.csv", "--vote-blend", "0.3")
+    assert start_problem(parse_args([*own, "--votes", "v.csv"])) == (
+        "--resume: give the run's own flags: --vote-blend 0.5 (the run has 0.3)"
+    )
+    assert start_problem(parse_args([*own, "--votes", "v.csv", "--vote-blend", "0.3"])) == ""
+
+
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
@@ -313,6 +339,9 @@ def test_a_resume_of_a_run_from_before_mixup_refuses_mixup(
         (["--mixup-alpha", "-1"], "--mixup-alpha: expected a number >= 0, got -1.0"),
         (["--mixup-alpha", "nan"], "--mixup-alpha: expected a number >= 0, got nan"),
         (["--teacher-weight", "0.5"], "--teacher-weight: weighs a --teacher's scores, and no --teacher was"),
+        # trained on FER2013 one-hot targets, with the blend recorded in run.json as if it had been used
+        (["--vote-blend", "0.3"], "--vote-blend: blends in FER+ --votes, and no --votes was given"),
+        (["--votes", "v.csv", "--vote-blend", "1.5"], "--vote-blend: expected a number from 0 to 1, got 1.5"),
         (["--teacher", "t.keras", "--teacher-weight", "0"], "above 0 and at most 1, got 0.0"),
         (["--teacher", "t.keras", "--teacher-weight", "1.5"], "above 0 and at most 1, got 1.5"),
         (["--teacher", "t.keras", "--teacher-weight", "nan"], "above 0 and at most 1, got nan"),

@@ -70,8 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--vote-blend",
         type=float,
-        default=0.5,
-        help="target = (1 - b) x FER2013 one-hot + b x FER+ vote shares (default 0.5; 0 = FER2013 only)",
+        help="target = (1 - b) x FER2013 one-hot + b x FER+ --votes shares (default 0.5; 0 = FER2013 only)",
     )
     parser.add_argument(
         "--normalization",
@@ -151,6 +150,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--extra-weight: weighs --extra-data faces, and no --extra-data was given")
     if args.extra_weight is None:
         args.extra_weight = 2.0
+    if args.vote_blend is not None and args.votes is None:
+        parser.error("--vote-blend: blends in FER+ --votes, and no --votes was given")
+    if args.vote_blend is None:
+        args.vote_blend = 0.5
     if args.teacher_weight is not None and args.teacher is None:
         parser.error("--teacher-weight: weighs a --teacher's scores, and no --teacher was given")
     if args.teacher_weight is None:

@@ -73,6 +73,11 @@ ADDED_FLAG_DEFAULTS: dict[str, object] = {
     "init": None,
 }
 
+# Flags that weigh what another flag brings in, and mean nothing without it: a resume compares one only where
+# the run or the resume gives the flag it weighs. A run.json from before --vote-blend needed --votes may hold
+# any blend beside no votes, which a resume now cannot give (nor needs to: the targets are FER2013's).
+WEIGHED_BY = {"vote_blend": "votes", "extra_weight": "extra_data", "teacher_weight": "teacher"}
+
 
 def settings(args: argparse.Namespace) -> dict[str, object]:
     """The run's defining flags as JSON values (paths as given, a list for ``--extra-data``)."""
@@ -94,7 +99,8 @@ def start_problem(args: argparse.Namespace) -> str:
     run there that a fresh start would throw away; ``--resume`` with no interrupted run (one whose training
     finished but was stopped in its evaluation or export is resumable: ``training_finished``); a resume whose
     flags differ from the run's ``run.json`` (each named as a command line gives it, with the run's value;
-    a path flag differs when it names another file, ``PATH_FLAGS``), or a run.json that is no object.
+    a path flag differs when it names another file, ``PATH_FLAGS``; a weight of nothing given is no
+    difference, ``WEIGHED_BY``), or a run.json that is no object.
     """
     out: Path = args.out
     if not str(out).strip():
@@ -131,11 +137,20 @@ def start_problem(args: argparse.Namespace) -> str:
     differ = [
         f"{_given(flag, now[flag])} (the run has {_recorded(flag, recorded[flag], started_in)})"
         for flag in RUN_FLAGS
-        if flag in recorded and not _same(flag, recorded[flag], now[flag], started_in)
+        if flag in recorded
+        and not _weighs_nothing(flag, recorded, now)
+        and not _same(flag, recorded[flag], now[flag], started_in)
     ]
     if differ:
         return f"--resume: give the run's own flags: {'; '.join(differ)}"
     return ""
+
+
+def _weighs_nothing(flag: str, recorded: dict, now: dict[str, object]) -> bool:
+    """Whether ``flag`` weighs another (``WEIGHED_BY``) that neither the run (``recorded``, run.json) nor
+    this command (``now``) gives: its value, recorded or given, changes nothing."""
+    weighed = WEIGHED_BY.get(flag)
+    return weighed is not None and not recorded.get(weighed) and not now[weighed]
 
 
 def _started_in(recorded: dict) -> str | None:
