@@ -39,15 +39,28 @@ def crop_section(path: Path) -> dict:
     return {**crop, "source": str(path)}
 
 
-# The training facts the card carries; extra_* only for a run given --extra-data (household corrections),
-# whose faces data_sha256 (FER2013's) does not cover, teacher* only for a run given --teacher, and init* only
-# for one that started from a trained model's weights (--init: its epochs count only the run's own).
+# The training facts the card carries (those in training.json): the recipe that made the model, and what it
+# was trained on. A training.json from before a fact was recorded lacks it, and so does the card (the shipped
+# one names no width, precision or patience; the device reads none of them). vote_blend only for a run given
+# --votes; extra_* only for a run given --extra-data (household corrections), whose faces data_sha256
+# (FER2013's) does not cover, teacher* only for a run given --teacher, and init* only for one that started
+# from a trained model's weights (--init: its epochs count only the run's own).
 TRAINING_KEYS = (
     "epochs",
+    "max_epochs",
+    "patience",
+    "batch_size",
+    "learning_rate",
     "seed",
+    "width",
+    "parameters",
+    "precision",
+    "ema_momentum",
+    "mixup_alpha",
     "data_sha256",
     "git_commit",
     "targets",
+    "vote_blend",
     "extra_faces",
     "extra_weight",
     "teacher",

@@ -289,6 +289,25 @@ def test_the_card_says_the_model_learned_household_faces() -> None:
     assert card["training"]["extra_faces"] == 88 and card["training"]["extra_weight"] == 2.0
 
 
+def test_the_card_says_the_recipe_that_made_the_model() -> None:
+    """The card kept only epochs, seed, data, commit and targets: not the EMA, width, parameters, bfloat16,
+    early stopping (the shipped model's --patience 30), learning rate or vote blend it was trained with. A
+    training.json from before they were recorded (the shipped card's) still makes a card, without them."""
+    from convert.card import build_card
+
+    old = {"epochs": 120, "seed": 1234, "data_sha256": "ab", "git_commit": "cd", "targets": "x"}
+    recipe = {
+        "max_epochs": 120, "patience": 30, "batch_size": 64, "learning_rate": 2e-3, "width": 32,
+        "parameters": 1_230_000, "precision": "mixed_bfloat16", "ema_momentum": 0.999, "mixup_alpha": 0.0,
+        "vote_blend": 0.5,
+    }  # fmt: skip
+    training = old | recipe | {"best_val_accuracy": 0.7, "created": "2026-12-07T00:00:00+00:00"}
+    card = build_card(list(LABELS), (48, 48, 1), {}, "equalize_hist", "int8", None, training, True)
+    assert card["training"] == old | recipe
+    plain = build_card(list(LABELS), (48, 48, 1), {}, "equalize_hist", "int8", None, old, True)
+    assert plain["training"] == old
+
+
 def test_the_card_names_the_teacher_a_model_was_distilled_from() -> None:
     from convert.card import build_card
 

@@ -83,6 +83,12 @@ def test_folder_run_writes_model_report_and_plots(tiny_model_dir: Path) -> None:
     training = json.loads((out / "training.json").read_text())
     assert training["epochs"] == 1 and training["seed"] == 7 and len(training["data_sha256"]) == 64
     assert training["precision"] == "float32"
+    # the recipe: the shipped model's early stopping (--patience 30) was recorded nowhere
+    recipe = ("max_epochs", "patience", "batch_size", "learning_rate", "width", "ema_momentum", "mixup_alpha")
+    assert {key: training[key] for key in recipe} == {
+        "max_epochs": 1, "patience": 12, "batch_size": 64, "learning_rate": 2e-3, "width": 8,
+        "ema_momentum": 0.0, "mixup_alpha": 0.0,
+    }  # fmt: skip
 
     import keras
 
@@ -451,6 +457,7 @@ def test_fer2013new_gives_the_csv_the_targets_folders_get_from_votes_csv(tmp_pat
     by_file = (load(FER_MINI), load_votes(FER_MINI / "votes.csv"))
     assert votes_problem(parse_args(["--data", str(data_csv), "--votes", str(new_csv)]), *by_row) == ""
     row_run, file_run = training_targets(*by_row, 0.5), training_targets(*by_file, 0.5)
+    assert row_run[3]["vote_blend"] == 0.5  # training.json and the card say which blend made the model
     for ours, theirs in zip(row_run[:3], file_run[:3], strict=True):
         np.testing.assert_array_equal(ours, theirs)
     assert row_run[3] == file_run[3]

@@ -214,6 +214,7 @@ def training_targets(
         targets = blended_targets(labels, counts[keep], blend)
         facts = {
             "targets": f"{1 - blend:g} x FER2013 one-hot + {blend:g} x FER+ vote shares",
+            "vote_blend": blend,
             "left_out_not_a_face": int((~keep).sum()),
         }
         logger.info(
@@ -449,6 +450,10 @@ def train_and_report(
         "dataset": "FER2013",
         "epochs": history.epochs,
         "best_val_accuracy": round(history.best or 0.0, 4),
+        "max_epochs": args.epochs,  # the learning-rate schedule's length; early stopping may end sooner
+        "patience": args.patience,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
         "seed": args.seed,
         "width": args.width,
         "ema_momentum": args.ema_momentum,
