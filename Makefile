@@ -62,7 +62,7 @@ format: $(VENV)/.dev            ## ruff format
 TRAIN = $(PY) -m train --data $(DATA) --votes $(VOTES) --out $(RUN) $(foreach dir,$(EXTRA),--extra-data $(dir))
 LONG = --epochs 120 --ema-momentum 0.999 --patience 30
 
-train: $(VENV)/.dev             ## 40 epochs, ~60-90 min on a 2-core CPU; resumable with make train-resume
+train: $(VENV)/.dev             ## 40 epochs, ~60-90 min on 2 cores with AVX512-BF16; resumable with make train-resume
 	$(TRAIN)
 
 train-resume: $(VENV)/.dev      ## continue an interrupted make train (same variables)
