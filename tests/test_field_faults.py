@@ -1030,22 +1030,27 @@ import subprocess, sys
 from device.errors import ConfigError
 from device.outputs.outbox import SqliteOutbox
 
-card = sys.argv[1]
+card, path = sys.argv[1:]
 box = SqliteOutbox(f"{card}/outbox.sqlite", 10)
 box.put(1, "event")
 box.close()
 subprocess.run(["mount", "-o", "remount,ro,bind", card], check=True)  # no file of it open: no EBUSY
 try:
-    SqliteOutbox(f"{card}/outbox.sqlite", 10)
+    SqliteOutbox(path, 10)
 except ConfigError as err:
     print(err)
 """
 
 
-def test_a_card_mounted_read_only_at_start_is_named_not_this_users_rights(tmp_path: Path) -> None:
+@pytest.mark.parametrize("folder", ["", "/moodcast"])
+def test_a_card_mounted_read_only_at_start_is_named_not_this_users_rights(
+    tmp_path: Path, folder: str
+) -> None:
     """An outbox on a card mounted read-only (remounted so by the kernel after errors) was refused at start
     as in a folder 'not writable by this user', which as root sends one to check rights that are fine. A
-    real read-only mount: a tmpfs of our own, remounted read-only."""
+    real read-only mount: a tmpfs of our own, remounted read-only. In a folder not made yet, the path's
+    check came after making the folder, which failed first ('Read-only file system; fix the path')."""
+    path = f"{tmp_path}{folder}/outbox.sqlite"
     child = subprocess.run(
         [
             *full_filesystem_runner(),
@@ -1054,6 +1059,7 @@ def test_a_card_mounted_read_only_at_start_is_named_not_this_users_rights(tmp_pa
             "-c",
             READ_ONLY_CARD_AT_START,
             str(tmp_path),
+            path,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -1063,8 +1069,8 @@ def test_a_card_mounted_read_only_at_start_is_named_not_this_users_rights(tmp_pa
     assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
     read_only = f"{tmp_path} is on a read-only mount ('ro' in mount's list; a failing card?)"
     assert child.stdout.splitlines() == [
-        f"mqtt.outbox_path: {tmp_path}/outbox.sqlite: {tmp_path}: {read_only}; give a file path in a folder "
-        "the daemon can write"
+        f"mqtt.outbox_path: {path}: {tmp_path}{folder}: {read_only}; give a file path in a folder the daemon "
+        "can write"
     ], child.stdout
 
 

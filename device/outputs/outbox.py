@@ -156,10 +156,10 @@ class SqliteOutbox:
         self._store_tried_at = 0.0  # time.monotonic() of the last failed write
         self._seq_in_place_since: float | None = None  # <path>.seq written in place: no whole write worked
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            problem = outbox_path_problem(self.path)
+            problem = outbox_path_problem(self.path)  # before mkdir, which fails on a read-only card
             if problem:  # never taken for damage: moving it aside would move a folder or fail again
                 raise ConfigError("mqtt.outbox_path", problem, OUTBOX_FIX)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # what <path>.seq holds, read before _move_aside, which counts by it
             self._written = self._read_seq_file()
             self._saved_seq, self._oldest, stored = self._written
