@@ -20,6 +20,10 @@ SEQ_FILE_DIGITS = 20
 # at most this often: each try re-inserts all of them (up to mqtt.outbox_max) before it fails, which made
 # every put of the frame loop slower as they piled up (13 ms at 10,000 on x86), with the Delivery lock held.
 STORE_RETRY_S = 5.0
+# How long a write of the outbox file waits for another program's lock on it (an sqlite3 shell left in a
+# transaction) before it fails and the events wait in memory: SQLite's busy timeout. Python's default, 5 s,
+# held the frame loop that long at every try.
+OUTBOX_BUSY_TIMEOUT_S = 0.25
 FPS_SMOOTHING = 0.1  # the newest frame interval's weight in the shown frame rate (device.loop.FrameRate)
 
 # Classifier runtimes, in the documented order: LiteRT, tflite-runtime (Pi OS bookworm), full TensorFlow.

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import errno
 import os
+import resource
 import stat
 from pathlib import Path
 from typing import IO
@@ -159,3 +160,10 @@ def _sync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def file_size_limit_bytes() -> int | None:
+    """This process's file size limit in bytes (RLIMIT_FSIZE's soft limit: ``ulimit -f``, systemd's
+    ``LimitFSIZE=``), or None when there is none. A write past it fails with EFBIG."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft

@@ -1025,6 +1025,62 @@ def test_a_card_remounted_read_only_is_named_not_free_space(tmp_path: Path) -> N
         box.close()
 
 
+def test_an_outbox_locked_by_another_program_is_named_not_the_card(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another program holding the outbox file in a transaction (an sqlite3 shell on it) made a put wait
+    SQLite's 5-s busy timeout, in the frame loop, and then told to check the SD card and replace it. It now
+    names the lock, after OUTBOX_BUSY_TIMEOUT_S."""
+    path = tmp_path / "outbox.sqlite"
+    box = SqliteOutbox(path, 100)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        box.put(1, "event")
+        other.execute("BEGIN IMMEDIATE")  # a write lock, as the sqlite3 shell's BEGIN IMMEDIATE takes
+        with caplog.at_level(logging.WARNING, logger="device.outputs.outbox"):
+            box.put(2, "event")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        box.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "cannot store event seq 2 (database is locked)" in warnings[0], warnings
+    assert warnings[0].endswith(
+        "another program holds the file in a transaction (an sqlite3 shell?); end it or close it"
+    ), warnings
+    assert SqliteOutbox(path, 100).head(10) == [(1, "event"), (2, "event")]  # stored at close
+
+
+OUTBOX_PAST_SIZE_LIMIT = """
+import logging, resource, sys
+from device.outputs.outbox import SqliteOutbox
+
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+box = SqliteOutbox(sys.argv[1], 100_000)
+for seq in range(1, 3000):
+    box.put(seq, "x" * 200)
+print(box.close(), box.close_problem)
+"""
+
+
+def test_an_outbox_at_the_file_size_limit_names_the_limit_not_the_card(tmp_path: Path) -> None:
+    """A file size limit (systemd's LimitFSIZE=) stops the outbox's writes with EFBIG, an I/O error to
+    SQLite, which was told as a failing card (and, before, as a full one). It now names the limit."""
+    path = tmp_path / "outbox.sqlite"
+    child = run_script(OUTBOX_PAST_SIZE_LIMIT, str(path))
+    assert child.returncode == 0 and "Traceback" not in child.stderr, child.stderr
+    advice = (
+        "it reached the file size limit of 200000 bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); raise the "
+        "limit or lower mqtt.outbox_max"
+    )
+    warnings = [line for line in child.stderr.splitlines() if line.startswith("WARNING")]
+    assert warnings and warnings[0].endswith(advice), child.stderr
+    lost, _, problem = child.stdout.strip().partition(" ")
+    assert int(lost) > 0 and problem == f"the file could not take them; {advice}", child.stdout
+
+
 READ_ONLY_CARD_AT_START = """
 import subprocess, sys
 from device.errors import ConfigError

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Protocol
 
 from device.config import folder_problem
-from device.const import SEQ_FILE_DIGITS, STORE_RETRY_S
+from device.const import OUTBOX_BUSY_TIMEOUT_S, SEQ_FILE_DIGITS, STORE_RETRY_S
 from device.errors import ConfigError
-from device.paths import write_whole
+from device.paths import file_size_limit_bytes, write_whole
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,9 @@ class SqliteOutbox:
             return False
 
     def _open(self) -> tuple[sqlite3.Connection, int]:
-        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        db = sqlite3.connect(
+            str(self.path), timeout=OUTBOX_BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+        )
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -584,18 +586,40 @@ def _first(events: Iterable[tuple[int, str]], count: int, skip: Collection[int])
 # (https://sqlite.org/rescode.html); a full disk (SQLITE_FULL), an I/O error (SQLITE_IOERR) or a lock say
 # nothing of the file's content.
 DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+# A write of the outbox file adds at most about this much: a few pages and their WAL frames.
+SIZE_LIMIT_MARGIN_BYTES = 64 * 1024
 
 
 def write_fix(err: sqlite3.Error, path: Path) -> str:
     """What to do about a write of the outbox file at ``path`` that failed with ``err``, the file still
     readable, by SQLite's result code (https://sqlite.org/rescode.html), not by whether the file reads:
-    SQLITE_FULL is a full card (the kernel's ENOSPC); any other, SQLITE_IOERR above all, a card that fails
-    or that the kernel remounted read-only after errors, which still reads (each write fails with EROFS:
-    SQLITE_IOERR_WRITE to SQLite). A read-only card or file at start is refused before (``folder_problem``,
-    ``outbox_path_problem``)."""
-    if err.sqlite_errorname == "SQLITE_FULL":
+    SQLITE_FULL is a full card (the kernel's ENOSPC); SQLITE_BUSY or SQLITE_LOCKED another program holding
+    the file in a transaction past ``OUTBOX_BUSY_TIMEOUT_S``; an I/O error with the file or its WAL within
+    ``SIZE_LIMIT_MARGIN_BYTES`` of this process's file size limit that limit (EFBIG is an I/O error to
+    SQLite); any other, SQLITE_IOERR above all, a card that fails or that the kernel remounted read-only
+    after errors, which still reads (each write fails with EROFS: SQLITE_IOERR_WRITE to SQLite). A read-only
+    card or file at start is refused before (``folder_problem``, ``outbox_path_problem``)."""
+    name = err.sqlite_errorname or ""
+    if name == "SQLITE_FULL":
         return f"free space on {path.parent}"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return "another program holds the file in a transaction (an sqlite3 shell?); end it or close it"
+    limit = file_size_limit_bytes()
+    if limit is not None and _largest_part_bytes(path) + SIZE_LIMIT_MARGIN_BYTES >= limit:
+        return (
+            f"it reached the file size limit of {limit} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); raise "
+            "the limit or lower mqtt.outbox_max"
+        )
     return f"its card fails, or was remounted read-only after errors ('ro' in mount's list); {CARD_FIX}"
+
+
+def _largest_part_bytes(path: Path) -> int:
+    """The size of the outbox file or its WAL, whichever is larger (0 for parts not there)."""
+    sizes = [0]
+    for suffix in ("", "-wal"):
+        with contextlib.suppress(OSError):
+            sizes.append(path.with_name(path.name + suffix).stat().st_size)
+    return max(sizes)
 
 
 def _is_damage(err: sqlite3.DatabaseError) -> bool:
