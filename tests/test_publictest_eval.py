@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,24 @@ def test_missing_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert capsys.readouterr().err == (
         f"publictest_eval: {missing}: model file not found; run 'make train' or pass --model\n"
     )
+
+
+@pytest.mark.parametrize("normalization", ["clahe", None])
+def test_a_normalization_the_device_lacks_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], normalization: str | None
+) -> None:
+    """training.json's normalization went to normalize() unchecked: a ValueError traceback for "clahe", and
+    null became the string "None". The files are checked before TensorFlow loads, as convert checks them."""
+    model = tmp_path / "model.keras"
+    zipfile.ZipFile(model, "w").close()  # a zip: past the archive check, never loaded
+    (tmp_path / "training.json").write_text(json.dumps({"normalization": normalization}))
+    assert publictest_eval.main([str(model), "--data", str(FER_MINI), "--votes", str(VOTES)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"publictest_eval: {tmp_path / 'training.json'}: normalization: expected one of none, equalize_hist, "
+        f"got {json.dumps(normalization)}; "
+    )
+    assert err.count("\n") == 1
 
 
 def linear_model(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from convert.__main__ import load_keras_model
+from convert.__main__ import keras_archive_problem, load_keras_model, training_normalization
 from convert.card import read_json
 from convert.errors import ConvertError
 from device.console import print_err, print_out
@@ -47,15 +47,17 @@ def balanced_figures(labels: np.ndarray, majority: np.ndarray, predicted: np.nda
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, float]:
-    """Load everything, score PublicTest, return ``balanced_figures``. Raises ConvertError or LabelsError
-    (one line)."""
-    model = load_keras_model(args.model)
+    """Check the inputs (the files before TensorFlow loads), score PublicTest, return ``balanced_figures``.
+    Raises ConvertError or LabelsError (one line)."""
+    if problem := keras_archive_problem(args.model):
+        raise ConvertError(problem)
     training = read_json(args.training, "training facts", "pass --training with the run's training.json")
+    normalization = training_normalization(args.training, training)
     test, majority = labelled_split(args.data, args.votes, SPLIT)
+    model = load_keras_model(args.model)
     from convert.quantize import flip_averaged  # TensorFlow, loaded by now
     from convert.verify import keras_scores
 
-    normalization = str(training.get("normalization", "none"))
     predicted = keras_scores(flip_averaged(model), test.images, normalization).argmax(axis=1)
     return balanced_figures(test.labels, majority, predicted)
 
