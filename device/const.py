@@ -45,11 +45,10 @@ RATE_MEASURE_S = 3.0
 # not recorded as minutes of one frame).
 RECORDING_MAX_GAP_S = 5.0
 # OpenCV's video writer says nothing when its file cannot grow (a full disk, the file size limit, the file
-# removed): ``write`` returns None, and FFmpeg writes nothing more to a file once a write of it failed. So the
-# recording's file and disk are looked at (two stats and two statvfs) after each of its first frames, until
-# the file has grown, and then once per this many seconds of recording, or sooner when the room left takes
-# fewer seconds, and a WARNING is logged when one of them changes (device.display.room).
-RECORDING_CHECK_S = 5.0
+# removed): ``write`` returns None, and FFmpeg writes nothing more to a file once a write of it failed. So
+# the recording's file and disk are looked at (a stat and a statvfs) after every frame written, asking for
+# room for the most the next frame and the close can write (the two below and the raw frame), and a WARNING
+# is logged when one of them changes (device.display.room).
 # FFmpeg writes its file 256 KiB at a time (measured with OpenCV 4.x's FFmpeg backend, .mp4 and .avi): a look
 # finds up to this much of the recording not written yet, which the file must still have room for.
 RECORDING_MIN_ROOM_BYTES = 1 << 18

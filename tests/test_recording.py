@@ -221,11 +221,11 @@ def test_a_recording_past_the_file_size_limit_is_said_once_and_the_daemon_runs_o
     result = recording_daemon(out, shipped_model, [], limit_bytes=3 << 19)
     said_once_and_ran_on(result, out, "of the file size limit of 1572864 bytes")
     # closed before a write failed (it had been cut at the limit itself, and a cut .mp4 plays nothing), at a
-    # look that found the room under the limit too small for one more frame and FFmpeg's block: looks come
-    # sooner as the room shrinks, so it holds most of what the limit allows (95 %, 88 frames), where looks
-    # every 5 s asking for 5 s of frames stopped it at 17 % (16 frames, 266 KiB)
-    size = out.stat().st_size
-    assert frames_in(out) > 60 and 0.75 * (3 << 19) < size < 3 << 19, (size, frames_in(out))
+    # look that found the room under the limit too small for FFmpeg's block, the next frame raw (a 640x480
+    # frame: 900 KiB) and the index, and with all the room before: at 31 frames, 517 KiB
+    size, frames = out.stat().st_size, frames_in(out)
+    assert (3 << 19) - room_asked_bytes((640, 480), frames) < size < 3 << 19, (size, frames)
+    assert frames > 0
 
 
 def unshare_denied() -> str:
@@ -309,7 +309,7 @@ def test_a_recording_file_the_writer_creates_later_is_watched_from_then(tmp_path
 
     out = tmp_path / "out.avi"
     with caplog.at_level("INFO", logger="device.display"):
-        watch = RoomWatch(out, 50)
+        watch = RoomWatch(out, frame_bytes=64 * 48 * 3)
         watch.check()  # not there yet
         out.write_bytes(b"first frames")
         watch.check()
@@ -330,35 +330,43 @@ from device.config import DisplayConfig
 from device.display.display import VideoFileDisplay
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-disk, width, height, fps, busy, count = sys.argv[1], *map(int, sys.argv[2:])
+disk, width, height, fps, busy, count, quiet, quiet_px = sys.argv[1], *map(int, sys.argv[2:])
 out = Path(disk) / "out.mp4"
 display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (width, height), float(fps))
 rng = np.random.default_rng(0)
 frame = np.full((height, width, 3), 128, np.uint8)
-for index in range(count):  # a busy patch of noise in a grey frame: its size sets the bytes a frame
-    frame[:busy, :busy] = rng.integers(0, 255, (busy, busy, 3), np.uint8)
+for index in range(count):  # a patch of noise in a grey frame: its size sets the bytes a frame
+    patch = quiet_px if index < quiet else busy  # a quiet scene first, then a busy one
+    frame[:patch, :patch] = rng.integers(0, 255, (patch, patch, 3), np.uint8)
     display.show(frame.copy(), index / fps)
 display.close()
 capture = cv2.VideoCapture(str(out))
 frames = 0
 while capture.read()[0]:
     frames += 1
-print("plays", frames)
+print("plays", frames, "of", out.stat().st_size, "bytes")
 """
 
 
 def record_on_small_disk(
-    tmp_path: Path, size: str, frame_size: tuple[int, int], fps: int, busy_px: int, frames: int
-) -> tuple[list[str], int]:
-    """Record ``frames`` frames to an .mp4 on a tmpfs of ``size`` (e.g. "2m") of our own (``unshare -rm``):
-    the lines logged about the recording, and how many frames the file plays."""
+    tmp_path: Path,
+    size: str,
+    frame_size: tuple[int, int],
+    fps: int,
+    busy_px: int,
+    frames: int,
+    quiet: tuple[int, int] = (0, 0),
+) -> tuple[list[str], int, int]:
+    """Record ``frames`` frames to an .mp4 on a tmpfs of ``size`` (e.g. "2m") of our own (``unshare -rm``),
+    a ``busy_px`` square of noise in each, after ``quiet`` (frames, px) of a smaller one: the lines logged
+    about the recording, how many frames the file plays and its bytes."""
     import subprocess
     import sys
 
     disk = tmp_path / "disk"
     disk.mkdir()
     mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size={size} none "{disk}" && exec "$@"', "sh"]
-    sizes = [*frame_size, fps, busy_px, frames]
+    sizes = [*frame_size, fps, busy_px, frames, *quiet]
     result = subprocess.run(
         [*mount, sys.executable, "-c", FULL_DISK_MP4, str(disk), *map(str, sizes)],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
@@ -366,7 +374,27 @@ def record_on_small_disk(
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "Failed to write frame" not in result.stderr, result.stderr[-2000:]
     said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.mp4'}" in line]
-    return said, int(result.stdout.split()[-1])
+    plays = result.stdout.split()
+    return said, int(plays[-4]), int(plays[-2])
+
+
+def room_asked_bytes(frame_size: tuple[int, int], frames: int) -> int:
+    """The room a recording of ``frame_size`` (width, height) frames asks for at its look after ``frames``
+    frames: FFmpeg's block, the next frame raw (BGR) and the index of its frames (``RoomWatch``). A recording
+    stops with less than this left, and takes all the rest: closed, its file is longer than the room it had
+    less this (and a 4 KiB page of tmpfs)."""
+    from device.const import RECORDING_INDEX_BYTES_PER_FRAME, RECORDING_MIN_ROOM_BYTES
+
+    width, height = frame_size
+    return RECORDING_MIN_ROOM_BYTES + width * height * 3 + RECORDING_INDEX_BYTES_PER_FRAME * (frames + 1)
+
+
+def stopped_near_full(said: list[str], size: int, disk_bytes: int, frame_size: tuple[int, int], frames: int):
+    """The recording said once that its disk of ``disk_bytes`` was full, before a write of it failed, and
+    its file (``size`` bytes, ``frames`` frames) took all the room it safely could."""
+    assert len(said) == 1 and said[0].startswith("WARNING") and "its disk is (nearly) full (" in said[0], said
+    assert "the recording stops here" in said[0] and "(0 KiB free" not in said[0], said
+    assert disk_bytes - room_asked_bytes(frame_size, frames) - 4096 < size < disk_bytes, (size, frames)
 
 
 @pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
@@ -376,39 +404,54 @@ def test_a_recording_stopped_by_a_full_disk_is_closed_and_plays(tmp_path):
     line, which the daemon shows at log.level = debug), and the .mp4, cut off by that write, had no index: it
     played no frame at all. The recording now stops at the WARNING, its writer closed while the disk still
     has room: the .mp4 plays up to there."""
-    # 90 s at 10 fps, about 5 KiB a frame: 4.5 MB on a 2 MiB disk
-    said, frames = record_on_small_disk(tmp_path, "2m", (320, 240), 10, 48, 900)
-    assert len(said) == 1 and said[0].startswith("WARNING") and "its disk is (nearly) full (" in said[0], said
-    assert "the recording stops here" in said[0], said
-    # about 2.4 KiB a frame: the disk holds about 850; looks come sooner as its room shrinks, so the
-    # recording takes most of it (750 frames), where looks every 5 s stopped it at 451
+    # 90 s at 10 fps, about 2.4 KiB a frame: 2.1 MiB on a 2 MiB disk
+    said, frames, size = record_on_small_disk(tmp_path, "2m", (320, 240), 10, 48, 900)
+    # it stops with under 492 KiB left (FFmpeg's block, a raw 320x240 frame of 225 KiB, the index): at 742
+    # frames, 1796 KiB
+    stopped_near_full(said, size, 2 << 20, (320, 240), frames)
     assert 600 < frames < 900, frames
 
 
 @pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
 def test_a_recording_writing_more_than_the_minimum_room_between_two_looks_stops_in_time(tmp_path):
-    """A recording writing more than RECORDING_MIN_ROOM_BYTES (1 MiB) in the RECORDING_CHECK_S (5 s) between
-    two looks (a busy 640x480 scene at 30 fps: 8.5 MiB) filled the disk between them: the look found '0 KiB
-    free', after FFmpeg's write had failed, and the .mp4, cut off there, played no frame. The room a look asks
-    for is now twice what the file grew since the look before, so the recording stops while it still fits."""
-    # 30 s at 30 fps, about 58 KiB a frame: 8.5 MiB between two looks, 52 MiB in all, on a 32 MiB disk
-    said, frames = record_on_small_disk(tmp_path, "32m", (640, 480), 30, 240, 900)
-    assert len(said) == 1 and "its disk is (nearly) full (" in said[0] and "(0 KiB free" not in said[0], said
-    assert 450 < frames < 900, frames  # the disk holds about 570 frames: most of them (560), not 301
+    """A recording writing more than RECORDING_MIN_ROOM_BYTES (1 MiB) in the 5 s between two looks (a busy
+    640x480 scene at 30 fps: 8.5 MiB) filled the disk between them: the look found '0 KiB free', after
+    FFmpeg's write had failed, and the .mp4, cut off there, played no frame. The room is now looked at after
+    every frame, for room for the most the next frame can write, so the recording stops while it still
+    fits."""
+    # 30 s at 30 fps, about 58 KiB a frame: 52 MiB on a 32 MiB disk
+    said, frames, size = record_on_small_disk(tmp_path, "32m", (640, 480), 30, 240, 900)
+    # it stops with under 1164 KiB left (a raw 640x480 frame is 900 KiB): at 547 frames, 31784 KiB
+    stopped_near_full(said, size, 32 << 20, (640, 480), frames)
 
 
 @pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
 def test_a_recording_that_starts_on_a_nearly_full_disk_stops_before_its_first_5_s_fill_it(tmp_path):
-    """The room a look asks for is measured by what the file grew between two looks, and there was none
+    """The room a look asks for was measured by what the file grew between two looks, and there was none
     before the first: the look after the first frame asked for RECORDING_MIN_ROOM_BYTES (1 MiB), and the next
     came 5 s later. A busy 640x480 scene at 30 fps writes 8.5 MiB in those 5 s: on a disk with 4 MiB free it
     filled the disk, FFmpeg's write failed, and the .mp4, cut off there, played no frame. The room is now
-    looked at after every frame until the file has grown, so the recording stops within its first frames."""
-    # 10 s at 30 fps, about 58 KiB a frame: 8.5 MiB by the look after 5 s, on a 4 MiB disk
-    said, frames = record_on_small_disk(tmp_path, "4m", (640, 480), 30, 240, 300)
-    assert len(said) == 1 and "its disk is (nearly) full (" in said[0] and "(0 KiB free" not in said[0], said
-    # stopped before its first 5 s (150 frames), near the 70 frames the disk holds (68), and the .mp4 plays
-    assert 50 < frames < 150, frames
+    looked at after every frame, so the recording stops within its first frames."""
+    # 10 s at 30 fps, about 58 KiB a frame: 8.5 MiB in 5 s, on a 4 MiB disk
+    said, frames, size = record_on_small_disk(tmp_path, "4m", (640, 480), 30, 240, 300)
+    # stopped before its first 5 s (150 frames), with under 1156 KiB left: at 54 frames, 3126 KiB
+    stopped_near_full(said, size, 4 << 20, (640, 480), frames)
+    assert frames < 150, frames
+
+
+@pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
+def test_a_busy_scene_after_a_quiet_one_stops_in_time(tmp_path):
+    """The room a look asked for was twice the file's growth a frame measured so far, for the frames up to a
+    look set by that measure: a quiet scene (an empty room at night: 2.6 KiB a frame at 640x480) set the
+    next look 150 frames later asking 1 MiB, and a busy one (people in the morning: 160 KiB a frame)
+    filled the disk before it; FFmpeg's write failed ("Failed to write frame") and the .mp4 played no frame.
+    What a frame writes cannot be foreseen from the frames before: the room is now looked at after every
+    frame, asking for the most the next one can write, its raw size."""
+    # 100 quiet frames fill FFmpeg's first 256 KiB block, then 200 busy ones: 31 MiB on a 4 MiB disk
+    said, frames, size = record_on_small_disk(tmp_path, "4m", (640, 480), 30, 400, 300, quiet=(100, 48))
+    # it stops 18 frames into the busy scene, at 118 frames, 3194 KiB, and plays them all
+    stopped_near_full(said, size, 4 << 20, (640, 480), frames)
+    assert frames > 100, frames
 
 
 def test_a_recording_not_written_yet_is_not_said_to_be_0_KiB(tmp_path):

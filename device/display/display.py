@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from device.config import DisplayConfig
-from device.const import RECORDING_CHECK_S, RECORDING_MAX_GAP_S
+from device.const import RECORDING_MAX_GAP_S
 from device.display.room import STOPS_RECORDING, RoomWatch
 from device.display.video_path import VIDEO_CODECS, video_path_problem
 from device.errors import DisplayError
@@ -55,13 +55,14 @@ class VideoFileDisplay:
     held that long and no longer.
 
     OpenCV says nothing when the file cannot grow (a full disk, the file size limit, the file removed):
-    after each of its first frames (until the file has grown) and then every ``RECORDING_CHECK_S`` of
-    recording, or sooner as its room runs out, the file and its disk are looked at (``RoomWatch``). When one
-    of them stops the recording (``STOPS_RECORDING``), the writer is closed there, with one WARNING, and the
-    daemon runs on without it: FFmpeg writes nothing more to a file once a write of it failed, even with room
-    again, so every later frame was encoded for nothing (and, at ``log.level = debug``, said "Failed to write
-    frame" on stderr); closed while there is still room, an .mp4 gets its index and plays (cut off by a write
-    that failed, it has none and does not play at all), and a removed file's blocks are freed.
+    after every frame written the file and its disk are looked at (``RoomWatch``), for room for the most the
+    next frame and the close can write, whatever the frames before wrote (a quiet scene, then a busy one).
+    When one of them stops the recording (``STOPS_RECORDING``), the writer is closed there, with one WARNING,
+    and the daemon runs on without it: FFmpeg writes nothing more to a file once a write of it failed, even
+    with room again, so every later frame was encoded for nothing (and, at ``log.level = debug``, said
+    "Failed to write frame" on stderr); closed while there is still room, an .mp4 gets its index and plays
+    (cut off by a write that failed, it has none and does not play at all), and a removed file's blocks are
+    freed.
     """
 
     def __init__(
@@ -79,7 +80,8 @@ class VideoFileDisplay:
             )
         self.path = path
         self._fps = fps or 15.0
-        self._room = RoomWatch(path, max(round(RECORDING_CHECK_S * self._fps), 1))
+        width, height = frame_size
+        self._room = RoomWatch(path, frame_bytes=width * height * 3)  # the BGR frames it is given
         self._stopped = False  # the writer closed: the file cannot grow (RoomWatch)
         self._first_s: float | None = None
         self._held: np.ndarray | None = None  # the newest frame, not written yet
@@ -111,8 +113,8 @@ class VideoFileDisplay:
         return True
 
     def _write(self, image: np.ndarray) -> None:
-        """Write ``image`` as the file's next frame; look at the room when it is time, and stop the
-        recording (close the writer) when the room says so."""
+        """Write ``image`` as the file's next frame; look at the room, and stop the recording (close the
+        writer) when the room says so."""
         if self._stopped:
             return
         self._writer.write(image)
