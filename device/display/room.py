@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 from pathlib import Path
 
 from device.const import RECORDING_INDEX_BYTES_PER_FRAME, RECORDING_MIN_ROOM_BYTES
+from device.paths import file_size_limit_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +27,6 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return None if stat is None else (stat.st_dev, stat.st_ino)
 
 
-def _size_limit_bytes() -> int | None:
-    """This process's file size limit (RLIMIT_FSIZE's soft limit, systemd's LimitFSIZE=), or None."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    return None if soft == resource.RLIM_INFINITY else soft
-
-
 # What stops a recording, the state ``RoomWatch`` logs the changes of: its words (a number of KiB free)
 # change from one look to the next while the state stays the same.
 REMOVED, DISK_FULL, SIZE_LIMIT, CANNOT_LOOK = "removed", "disk full", "size limit", "cannot look"
@@ -42,9 +36,7 @@ REMOVED, DISK_FULL, SIZE_LIMIT, CANNOT_LOOK = "removed", "disk full", "size limi
 STOPS_RECORDING = (REMOVED, DISK_FULL, SIZE_LIMIT)
 
 
-def recording_problem(
-    path: Path, identity: tuple[int, int] | None, room_bytes: int = RECORDING_MIN_ROOM_BYTES
-) -> tuple[str, str]:
+def recording_problem(path: Path, identity: tuple[int, int] | None, room_bytes: int) -> tuple[str, str]:
     """What stops the recording at ``path``, the file whose (device, inode) is ``identity`` (None: the writer
     has not created it yet), from growing (much) longer: the kind (``REMOVED``, ``DISK_FULL``,
     ``SIZE_LIMIT``) and the words saying it and what to do, or ("", "") when nothing does: the file was
@@ -65,7 +57,7 @@ def recording_problem(
             f"its disk is (nearly) full ({free_bytes // 1024} KiB free, under the {room_bytes // 1024} KiB "
             "it may write before the next look); free space, then restart moodcast to record again"
         )
-    limit_bytes = _size_limit_bytes()
+    limit_bytes = file_size_limit_bytes()
     size_bytes = 0 if identity is None or stat is None else stat.st_size
     if limit_bytes is not None and limit_bytes - size_bytes < room_bytes:
         if identity is None:  # a writer that creates the file at its first write
