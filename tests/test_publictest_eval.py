@@ -31,7 +31,9 @@ def test_balanced_figures_by_hand() -> None:
 
 def test_missing_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "model.keras"
-    assert publictest_eval.main([str(missing), "--data", str(FER_MINI), "--votes", str(VOTES)]) == 2
+    assert (
+        publictest_eval.main(["--model", str(missing), "--data", str(FER_MINI), "--votes", str(VOTES)]) == 2
+    )
     assert capsys.readouterr().err == (
         f"publictest_eval: {missing}: model file not found; run 'make train' or pass --model\n"
     )
@@ -46,7 +48,7 @@ def test_a_normalization_the_device_lacks_is_one_line(
     model = tmp_path / "model.keras"
     zipfile.ZipFile(model, "w").close()  # a zip: past the archive check, never loaded
     (tmp_path / "training.json").write_text(json.dumps({"normalization": normalization}))
-    assert publictest_eval.main([str(model), "--data", str(FER_MINI), "--votes", str(VOTES)]) == 2
+    assert publictest_eval.main(["--model", str(model), "--data", str(FER_MINI), "--votes", str(VOTES)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(
         f"publictest_eval: {tmp_path / 'training.json'}: normalization: expected one of none, equalize_hist, "
@@ -81,7 +83,10 @@ def test_figures_are_the_mirror_averaged_models(tmp_path: Path, capsys: pytest.C
 
     model_path = tmp_path / "model.keras"
     weights, bias = linear_model(model_path, seed=3)
-    assert publictest_eval.main([str(model_path), "--data", str(FER_MINI), "--votes", str(VOTES)]) == 0
+    assert (
+        publictest_eval.main(["--model", str(model_path), "--data", str(FER_MINI), "--votes", str(VOTES)])
+        == 0
+    )
     line = capsys.readouterr().out
 
     # The same faces scored with numpy: the logits of each face and of its mirror image, averaged.

@@ -5,7 +5,7 @@ the 7 emotions), each face scored with its mirror image and the scores averaged 
 mean of the two macro recalls: the balanced figure docs/MODEL.md's shipping rule compares, fixed before each
 run ("ship only if it beats the shipped model's").
 
-    python -m tools.publictest_eval runs/train-long/model.keras --votes ../shared/data/ferplus/votes.csv
+    python -m tools.publictest_eval --model runs/train-long/model.keras
 
 The faces are normalised as the run's training.json (beside the model) says. Exit status 0, or 2 with one
 line for a model, training facts, data or votes that cannot be read or do not pair.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -66,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.publictest_eval", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("model", type=file_argument, help="a training run's model.keras")
+    parser.add_argument(
+        "--model",
+        type=file_argument,
+        default=Path("runs/train/model.keras"),
+        help="a training run's model.keras",
+    )
     parser.add_argument(
         "--training", type=file_argument, help="training facts (default: training.json beside the model)"
     )
