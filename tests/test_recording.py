@@ -330,8 +330,7 @@ from device.config import DisplayConfig
 from device.display.display import VideoFileDisplay
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-disk, width, height, fps, busy, count, quiet, quiet_px = sys.argv[1], *map(int, sys.argv[2:])
-out = Path(disk) / "out.mp4"
+out, (width, height, fps, busy, count, quiet, quiet_px) = Path(sys.argv[1]), map(int, sys.argv[2:])
 display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (width, height), float(fps))
 rng = np.random.default_rng(0)
 frame = np.full((height, width, 3), 128, np.uint8)
@@ -356,24 +355,30 @@ def record_on_small_disk(
     busy_px: int,
     frames: int,
     quiet: tuple[int, int] = (0, 0),
+    through_link: bool = False,
 ) -> tuple[list[str], int, int]:
     """Record ``frames`` frames to an .mp4 on a tmpfs of ``size`` (e.g. "2m") of our own (``unshare -rm``),
-    a ``busy_px`` square of noise in each, after ``quiet`` (frames, px) of a smaller one: the lines logged
-    about the recording, how many frames the file plays and its bytes."""
+    a ``busy_px`` square of noise in each, after ``quiet`` (frames, px) of a smaller one, ``through_link``: to
+    a link on ``tmp_path``'s disk to the .mp4 on the tmpfs: the lines logged about the recording, how many
+    frames the file plays and its bytes."""
     import subprocess
     import sys
 
     disk = tmp_path / "disk"
     disk.mkdir()
+    out = disk / "out.mp4"
+    if through_link:
+        out = tmp_path / "link.mp4"
+        out.symlink_to(disk / "out.mp4")
     mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size={size} none "{disk}" && exec "$@"', "sh"]
     sizes = [*frame_size, fps, busy_px, frames, *quiet]
     result = subprocess.run(
-        [*mount, sys.executable, "-c", FULL_DISK_MP4, str(disk), *map(str, sizes)],
+        [*mount, sys.executable, "-c", FULL_DISK_MP4, str(out), *map(str, sizes)],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "Failed to write frame" not in result.stderr, result.stderr[-2000:]
-    said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.mp4'}" in line]
+    said = [line for line in result.stderr.splitlines() if f"recording {out}" in line]
     plays = result.stdout.split()
     return said, int(plays[-4]), int(plays[-2])
 
@@ -452,6 +457,50 @@ def test_a_busy_scene_after_a_quiet_one_stops_in_time(tmp_path):
     # it stops 18 frames into the busy scene, at 118 frames, 3194 KiB, and plays them all
     stopped_near_full(said, size, 4 << 20, (640, 480), frames)
     assert frames > 100, frames
+
+
+@pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
+def test_a_recording_through_a_link_to_another_disk_watches_the_disk_the_frames_land_on(tmp_path):
+    """A display.video_path that is a link to a file on another disk: the look took the room of the folder
+    holding the link, a big disk, and never stopped the recording; the small disk the frames landed on
+    filled, FFmpeg's write failed ("Failed to write frame", 790 times) and the .mp4 played no frame. The look
+    now takes the room of the disk of the file the link points to."""
+    # as test_a_busy_scene_after_a_quiet_one_stops_in_time, written through a link on tmp_path's disk
+    said, frames, size = record_on_small_disk(
+        tmp_path, "4m", (640, 480), 30, 400, 300, quiet=(100, 48), through_link=True
+    )
+    stopped_near_full(said, size, 4 << 20, (640, 480), frames)
+    assert frames > 100, frames
+
+
+LOOK_THROUGH_A_LINK = """
+import os, sys
+from pathlib import Path
+from device.display.room import recording_problem
+link, disk = Path(sys.argv[1]), Path(sys.argv[2])
+(disk / "other.bin").write_bytes(bytes(3 << 20))  # another writer left 1 MiB of the 4 MiB free
+print(recording_problem(link, None, room_bytes=2 << 20)[0])
+"""
+
+
+@pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
+def test_a_link_whose_file_is_not_written_yet_watches_the_disk_it_points_to(tmp_path):
+    """Before the writer creates the file, a link to it on another disk is looked at on the disk of the
+    folder it points into, not the link's own."""
+    import subprocess
+    import sys
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    link = tmp_path / "link.mp4"
+    link.symlink_to(disk / "out.mp4")  # its file is not there yet
+    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=4m none "{disk}" && exec "$@"', "sh"]
+    result = subprocess.run(
+        [*mount, sys.executable, "-c", LOOK_THROUGH_A_LINK, str(link), str(disk)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "disk full", result.stdout
 
 
 def test_a_recording_not_written_yet_is_not_said_to_be_0_KiB(tmp_path):

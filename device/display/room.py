@@ -21,6 +21,14 @@ def _stat(path: Path) -> os.stat_result | None:
         return None
 
 
+def _on_disk(path: Path, stat: os.stat_result | None) -> Path:
+    """A path on the disk the frames for ``path`` land on (``stat``: its status, None when there is no file):
+    the file itself once it is there (statvfs follows a link to it), else its folder once links are
+    resolved (a link's target's folder when the link is there and its target not yet). The folder holding
+    a link to a file on another disk is not on the disk that fills."""
+    return path if stat is not None else path.resolve().parent
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     """The (device, inode) of the file at ``path``, or None when there is none."""
     stat = _stat(path)
@@ -50,7 +58,7 @@ def recording_problem(path: Path, identity: tuple[int, int] | None, room_bytes: 
             "the file was removed or replaced while recording, so the frames went to a deleted file; "
             "restart moodcast to record again"
         )
-    disk = os.statvfs(path.parent)
+    disk = os.statvfs(_on_disk(path, stat))
     free_bytes = disk.f_bavail * disk.f_frsize
     if free_bytes < room_bytes:
         return DISK_FULL, (
