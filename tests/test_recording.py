@@ -301,6 +301,49 @@ def test_a_full_disk_whose_free_space_changes_is_said_once(tmp_path):
     assert len(said) == 1 and said[0].startswith("WARNING") and "its disk is (nearly) full (" in said[0], said
 
 
+DISK_FILLED_BETWEEN_TWO_FRAMES = """
+import logging, os, sys
+from pathlib import Path
+import numpy as np
+from device.config import DisplayConfig
+from device.display.display import VideoFileDisplay
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+disk = Path(sys.argv[1])
+display = VideoFileDisplay(DisplayConfig(backend="video", video_path=disk / "out.mp4"), (64, 48), 10.0)
+for index in range(100):  # 10 s of recording; after 5 s another program leaves 64 KiB free
+    if index == 50:
+        free = os.statvfs(disk)
+        (disk / "other.bin").write_bytes(bytes(free.f_bavail * free.f_frsize - (64 << 10)))
+    display.show(np.full((48, 64, 3), index % 250, np.uint8), index / 10)
+display.close()
+"""
+
+
+@pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
+def test_a_disk_filled_by_another_program_between_two_looks_says_the_file_may_not_play(tmp_path):
+    """Another program filled the disk faster than a frame, to under FFmpeg's 256 KiB block: a write of the
+    recording had most likely failed already (in a review's run, 3 MB at a time, 0 KiB was left and the .mp4
+    played no frame), yet the WARNING said "its file closed with what it holds", as if it played. It now says
+    the file may be cut short and not play. Here the other program fills the disk between two frames, so
+    that no look can win the race."""
+    import subprocess
+    import sys
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=4m none "{disk}" && exec "$@"', "sh"]
+    result = subprocess.run(
+        [*mount, sys.executable, "-c", DISK_FILLED_BETWEEN_TWO_FRAMES, str(disk)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.mp4'}" in line]
+    assert len(said) == 1 and said[0].startswith("WARNING") and "its disk is (nearly) full (" in said[0], said
+    assert "a write of it has most likely failed already: its file may be cut short and not play" in said[0]
+    assert "closed with what it holds" not in said[0], said
+
+
 def test_a_recording_file_the_writer_creates_later_is_watched_from_then(tmp_path, caplog):
     """The watch asserted that the writer had created the file at open, which FFmpeg does and another OpenCV
     backend need not: an AssertionError at start. The file is now watched once it is there, and its absence
@@ -511,7 +554,7 @@ def test_a_recording_not_written_yet_is_not_said_to_be_0_KiB(tmp_path):
     assert said == (
         "it is not written yet, and the 1024 KiB it may write before the next look exceed the file size "
         "limit of 524288 bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); raise the limit, then restart moodcast "
-        "to record again"
+        "to record again; the recording stops here, its file closed with what it holds"
     )
 
 
@@ -522,7 +565,8 @@ def test_a_recording_at_its_file_size_limit_says_it_reached_it(tmp_path):
     said = look_under_file_size_limit(tmp_path / "clip.mp4", 300, written_kib=300, room_kib=256)
     assert said == (
         "it reached the file size limit of 307200 bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); raise the "
-        "limit, then restart moodcast to record again"
+        "limit, then restart moodcast to record again; the recording stops here, but with under FFmpeg's 256 "
+        "KiB block left a write of it has most likely failed already: its file may be cut short and not play"
     )
 
 

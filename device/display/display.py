@@ -62,7 +62,9 @@ class VideoFileDisplay:
     with room again, so every later frame was encoded for nothing (and, at ``log.level = debug``, said
     "Failed to write frame" on stderr); closed while there is still room, an .mp4 gets its index and plays
     (cut off by a write that failed, it has none and does not play at all), and a removed file's blocks are
-    freed.
+    freed. That stops it before its disk fills only while nothing else fills the disk faster than a frame:
+    another program's writes between two looks can leave under FFmpeg's block, a write of the recording has
+    then most likely failed already, and the WARNING says its file may be cut short and not play.
     """
 
     def __init__(

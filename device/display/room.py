@@ -47,23 +47,24 @@ STOPS_RECORDING = (REMOVED, DISK_FULL, SIZE_LIMIT)
 def recording_problem(path: Path, identity: tuple[int, int] | None, room_bytes: int) -> tuple[str, str]:
     """What stops the recording at ``path``, the file whose (device, inode) is ``identity`` (None: the writer
     has not created it yet), from growing (much) longer: the kind (``REMOVED``, ``DISK_FULL``,
-    ``SIZE_LIMIT``) and the words saying it and what to do, or ("", "") when nothing does: the file was
-    removed or replaced, its disk has under ``room_bytes`` free for this user, or it is within ``room_bytes``
-    of the file size limit (``room_bytes``: what the recording may write before the next look, at least
-    ``RECORDING_MIN_ROOM_BYTES``). One stat and one statvfs. Raises OSError when the file or its disk cannot
-    be looked at."""
+    ``SIZE_LIMIT``) and the words saying it, what to do and what becomes of the file (``_stopped``), or
+    ("", "") when nothing does: the file was removed or replaced, its disk has under ``room_bytes`` free for
+    this user, or it is within ``room_bytes`` of the file size limit (``room_bytes``: what the recording may
+    write before the next look, at least ``RECORDING_MIN_ROOM_BYTES``). One stat and one statvfs. Raises
+    OSError when the file or its disk cannot be looked at."""
     stat = _stat(path)
     if identity is not None and (stat is None or (stat.st_dev, stat.st_ino) != identity):
         return REMOVED, (
             "the file was removed or replaced while recording, so the frames went to a deleted file; "
-            "restart moodcast to record again"
+            f"restart moodcast to record again; {_stopped(cut_short=False)}"
         )
     disk = os.statvfs(_on_disk(path, stat))
     free_bytes = disk.f_bavail * disk.f_frsize
     if free_bytes < room_bytes:
         return DISK_FULL, (
             f"its disk is (nearly) full ({free_bytes // 1024} KiB free, under the {room_bytes // 1024} KiB "
-            "it may write before the next look); free space, then restart moodcast to record again"
+            "it may write before the next look); free space, then restart moodcast to record again; "
+            + _stopped(cut_short=identity is not None and free_bytes < RECORDING_MIN_ROOM_BYTES)
         )
     limit_bytes = file_size_limit_bytes()
     size_bytes = 0 if identity is None or stat is None else stat.st_size
@@ -82,9 +83,25 @@ def recording_problem(path: Path, identity: tuple[int, int] | None, room_bytes: 
             )
         return SIZE_LIMIT, (
             f"{near} the file size limit of {limit_bytes} bytes (RLIMIT_FSIZE, systemd's LimitFSIZE=); raise "
-            "the limit, then restart moodcast to record again"
+            "the limit, then restart moodcast to record again; "
+            + _stopped(cut_short=identity is not None and limit_bytes - size_bytes < RECORDING_MIN_ROOM_BYTES)
         )
     return "", ""
+
+
+def _stopped(cut_short: bool) -> str:
+    """What becomes of a recording that stops: its file is closed with what it holds (and, closed with room
+    left, an .mp4 gets its index and plays), or, ``cut_short``, the file is there with under the block FFmpeg
+    holds not written yet (``RECORDING_MIN_ROOM_BYTES``) left on its disk or under the file size limit: a
+    write of it has most likely failed already (another program filled the disk faster than a frame), after
+    which FFmpeg writes nothing more, so the file may be cut short and not play (an .mp4 cut off has no
+    index)."""
+    if cut_short:
+        return (
+            f"the recording stops here, but with under FFmpeg's {RECORDING_MIN_ROOM_BYTES // 1024} KiB block "
+            "left a write of it has most likely failed already: its file may be cut short and not play"
+        )
+    return "the recording stops here, its file closed with what it holds"
 
 
 class RoomWatch:
@@ -99,7 +116,10 @@ class RoomWatch:
     (``RECORDING_MIN_ROOM_BYTES``), the next frame at its upper bound, ``frame_bytes``, and the index of the
     file's frames, the next one's included, that closing it writes (``RECORDING_INDEX_BYTES_PER_FRAME``
     each). It stops the recording when the room left (its disk's free bytes for this user or the room under
-    the file size limit, the smaller) is less than that.
+    the file size limit, the smaller) is less than that. That is in time only while nothing else fills the
+    disk faster than a frame: no room is reserved, so another program's writes between two looks can fill
+    it, FFmpeg's write fails, and the look after finds under FFmpeg's block left (its WARNING then says the
+    file may be cut short and not play, ``_stopped``).
 
     ``frame_bytes`` is the raw frame the writer is given (width x height x 3 bytes of BGR). An encoded frame
     is not larger in practice: the encoder takes it as YUV 4:2:0, half those bytes, and quantises it; the
@@ -140,14 +160,7 @@ class RoomWatch:
             problem = f"the file or its disk cannot be looked at ({err.strerror}); check the disk"
         if kind == self._kind:
             return kind
-        if kind in STOPS_RECORDING:
-            logger.warning(
-                "recording %s: %s; the recording stops here, its file closed with what it holds; events and "
-                "MQTT go on",
-                self.path,
-                problem,
-            )
-        elif kind:
+        if kind:
             logger.warning("recording %s: %s; events and MQTT go on", self.path, problem)
         else:
             logger.info(
