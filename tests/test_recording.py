@@ -262,6 +262,28 @@ def test_a_recording_removed_while_running_is_said_once(tmp_path, caplog):
     assert "removed or replaced while recording" in said[0][1], said
 
 
+def test_a_recording_moved_while_running_is_said_to_be_at_its_old_inode(tmp_path, caplog):
+    """A recording file renamed while recording was said to be "removed or replaced, so the frames went to a
+    deleted file": the renamed file is whole, the frames go on into it until the writer is closed (at the
+    look after the next frame), and it plays them all."""
+    out, moved = tmp_path / "out.mp4", tmp_path / "moved.mp4"
+    display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (64, 48), 10.0)
+    with caplog.at_level("INFO", logger="device.display"):
+        for index in range(300):  # 30 s of recording, the file moved after 10 s
+            if index == 100:
+                out.rename(moved)
+            display.show(np.full((48, 64, 3), index % 250, np.uint8), index / 10)
+        display.close()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if f"recording {out}" in r.getMessage()]
+    assert len(said) == 1 and said[0][0] == "WARNING", said
+    assert (
+        "the file was moved, removed or replaced while recording: its frames went on into the file at its "
+        f"old inode, not to {out} (a moved file holds them all, a removed or replaced one is deleted with "
+        "them)"
+    ) in said[0][1], said
+    assert not out.exists() and frames_in(moved) == 100  # the frame written after the move, at 10 s, too
+
+
 FULL_DISK_FILLING_UP = """
 import logging, sys
 from pathlib import Path

@@ -48,15 +48,17 @@ def recording_problem(path: Path, identity: tuple[int, int] | None, room_bytes: 
     """What stops the recording at ``path``, the file whose (device, inode) is ``identity`` (None: the writer
     has not created it yet), from growing (much) longer: the kind (``REMOVED``, ``DISK_FULL``,
     ``SIZE_LIMIT``) and the words saying it, what to do and what becomes of the file (``_stopped``), or
-    ("", "") when nothing does: the file was removed or replaced, its disk has under ``room_bytes`` free for
-    this user, or it is within ``room_bytes`` of the file size limit (``room_bytes``: what the recording may
-    write before the next look, at least ``RECORDING_MIN_ROOM_BYTES``). One stat and one statvfs. Raises
-    OSError when the file or its disk cannot be looked at."""
+    ("", "") when nothing does: the file was moved, removed or replaced (the writer's frames go on into the
+    file at its old inode until it is closed), its disk has under ``room_bytes`` free for this user, or it is
+    within ``room_bytes`` of the file size limit (``room_bytes``: what the recording may write before the
+    next look, at least ``RECORDING_MIN_ROOM_BYTES``). One stat and one statvfs. Raises OSError when the file
+    or its disk cannot be looked at."""
     stat = _stat(path)
     if identity is not None and (stat is None or (stat.st_dev, stat.st_ino) != identity):
         return REMOVED, (
-            "the file was removed or replaced while recording, so the frames went to a deleted file; "
-            f"restart moodcast to record again; {_stopped(cut_short=False)}"
+            "the file was moved, removed or replaced while recording: its frames went on into the file at "
+            f"its old inode, not to {path} (a moved file holds them all, a removed or replaced one is "
+            f"deleted with them); restart moodcast to record again; {_stopped(cut_short=False)}"
         )
     disk = os.statvfs(_on_disk(path, stat))
     free_bytes = disk.f_bavail * disk.f_frsize
