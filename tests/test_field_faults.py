@@ -1052,6 +1052,41 @@ def test_an_outbox_locked_by_another_program_is_named_not_the_card(
     assert SqliteOutbox(path, 100).head(10) == [(1, "event"), (2, "event")]  # stored at close
 
 
+def test_removes_while_another_program_locks_the_outbox_wait_for_the_retry(tmp_path: Path) -> None:
+    """With another program holding the outbox file in a write transaction, each remove of a delivered event
+    ran a DELETE that waited OUTBOX_BUSY_TIMEOUT_S, with the Delivery lock held that the frame loop's put
+    needs: a backlog of N stored events delivered stalled the frame loop N x 0.25 s. Once a write has
+    failed, removes now wait for the retry, as puts do: the file is not written before it, and the first
+    write that works then deletes the delivered events and keeps the others, each once."""
+    path = tmp_path / "outbox.sqlite"
+    box = SqliteOutbox(path, 100)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        for seq in range(1, 11):
+            box.put(seq, f"event {seq}")
+        other.execute("BEGIN IMMEDIATE")  # a write lock, as the sqlite3 shell's BEGIN IMMEDIATE takes
+        box.put(11, "event 11")  # waits the busy timeout once, then keeps the event in memory
+        statements: list[str] = []
+        box._db.set_trace_callback(statements.append)  # every statement SQLite runs on the outbox's file
+        delivered = [seq for seq, _ in box.head(8)]
+        assert delivered == list(range(1, 9))
+        assert all(box.remove(seq) for seq in delivered)
+        writes = [sql for sql in statements if not sql.lstrip().upper().startswith("SELECT")]
+        assert writes == [], writes  # a DELETE per remove, each waiting for the lock, before
+        assert box.head(10) == [(9, "event 9"), (10, "event 10"), (11, "event 11")]
+        other.execute("ROLLBACK")
+        box._db.set_trace_callback(None)
+    finally:
+        other.close()
+        assert box.close() == 0  # stores what waits in memory, deletes the delivered events
+    db = sqlite3.connect(path)
+    try:
+        stored = db.execute("SELECT seq, payload FROM outbox ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    assert stored == [(9, "event 9"), (10, "event 10"), (11, "event 11")], stored
+
+
 OUTBOX_PAST_SIZE_LIMIT = """
 import logging, resource, sys
 from device.outputs.outbox import SqliteOutbox

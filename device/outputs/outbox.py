@@ -496,7 +496,7 @@ class SqliteOutbox:
                     self._handed_out.pop(seq_, None)
                     if self._unstored.pop(seq_, None) is None:
                         self._gone.add(seq_)
-            if not self._store_failed or time.monotonic() - self._store_tried_at >= STORE_RETRY_S:
+            if self._write_due():
                 try:
                     self._write_pending()
                 except sqlite3.Error as err:
@@ -515,7 +515,10 @@ class SqliteOutbox:
     def remove(self, seq: int) -> bool:
         """Forget one delivered event; False if it was not there. Never raises for a file that cannot be
         written, nor for one that cannot be read either (the event was handed out from it): the event is
-        then remembered as gone, and deleted with the next write that works; one WARNING per spell."""
+        then remembered as gone, and deleted with the next write that works; one WARNING per spell. While
+        writes fail, the file is not written again before ``STORE_RETRY_S`` has passed (as :meth:`put`):
+        a file locked by another program would make each remove wait ``OUTBOX_BUSY_TIMEOUT_S``, with the
+        Delivery lock held that the frame loop's put needs."""
         with self._lock:
             self._handed_out.pop(seq, None)
             if seq in self._unstored:
@@ -523,25 +526,35 @@ class SqliteOutbox:
                 removed = True
             elif seq in self._gone or self._given_up is not None:
                 return False
+            elif not self._write_due():
+                removed = self._in_file(seq)
+                if removed:
+                    self._gone.add(seq)
             else:
                 try:
                     deleted = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
                     self._rows -= deleted
                     removed = deleted > 0
                 except sqlite3.Error as err:
-                    try:
-                        removed = (
-                            self._db.execute("SELECT 1 FROM outbox WHERE seq = ?", (seq,)).fetchone()
-                            is not None
-                        )
-                    except sqlite3.Error:  # nor read (an I/O error): handed out from the file, so there
-                        removed = True
+                    removed = self._in_file(seq)
                     if removed:
                         self._gone.add(seq)
                         self._write_failed(f"delete delivered event seq {seq}", err)
             if removed and seq == self._oldest:
                 self._save_marks(self._oldest_waiting())
             return removed
+
+    def _in_file(self, seq: int) -> bool:
+        """Whether the file holds event ``seq`` (a read, which a write lock of another program does not
+        block in WAL mode); True when it cannot be read (an I/O error): it was handed out from the file."""
+        try:
+            return self._db.execute("SELECT 1 FROM outbox WHERE seq = ?", (seq,)).fetchone() is not None
+        except sqlite3.Error:
+            return True
+
+    def _write_due(self) -> bool:
+        """Whether to write the file now: no write failed, or ``STORE_RETRY_S`` has passed since one did."""
+        return not self._store_failed or time.monotonic() - self._store_tried_at >= STORE_RETRY_S
 
     def last_seq(self) -> int:
         with self._lock:
