@@ -1087,6 +1087,28 @@ def test_removes_while_another_program_locks_the_outbox_wait_for_the_retry(tmp_p
     assert stored == [(9, "event 9"), (10, "event 10"), (11, "event 11")], stored
 
 
+def test_an_outbox_locked_at_start_names_the_other_program_not_the_path(tmp_path: Path) -> None:
+    """Another program holding the outbox file locked when the daemon starts (an sqlite3 shell with
+    PRAGMA locking_mode=EXCLUSIVE and BEGIN EXCLUSIVE) stopped it with "cannot open as an SQLite outbox
+    (database is locked); fix the path", though the path was right. It now says who holds the file and
+    what to do, in the words of a write that fails while running."""
+    path = tmp_path / "outbox.sqlite"
+    SqliteOutbox(path, 100).close()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("PRAGMA locking_mode=EXCLUSIVE")
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(ConfigError) as err:
+            SqliteOutbox(path, 100)
+    finally:
+        other.close()
+    assert str(err.value) == (
+        f"mqtt.outbox_path: {path}: cannot open as an SQLite outbox (database is locked); another program "
+        "holds the file in a transaction (an sqlite3 shell?); end it or close it"
+    ), err.value
+    SqliteOutbox(path, 100).close()  # opens once the other program has closed it
+
+
 OUTBOX_PAST_SIZE_LIMIT = """
 import logging, resource, sys
 from device.outputs.outbox import SqliteOutbox

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 OUTBOX_FIX = "give a file path in a folder the daemon can write"
 CARD_FIX = "check the SD card (the kernel log, dmesg) and replace it if it fails"
+LOCK_FIX = "another program holds the file in a transaction (an sqlite3 shell?); end it or close it"
 
 
 class Outbox(Protocol):
@@ -183,7 +184,9 @@ class SqliteOutbox:
                 self._count_lost_writes(stored)
         except (OSError, sqlite3.Error) as err:
             raise ConfigError(
-                "mqtt.outbox_path", f"{self.path}: cannot open as an SQLite outbox ({err})", "fix the path"
+                "mqtt.outbox_path",
+                f"{self.path}: cannot open as an SQLite outbox ({err})",
+                LOCK_FIX if _is_lock(err) else "fix the path",  # the path is right: another program holds it
             ) from None
         if count:
             logger.info("MQTT outbox %s holds %d undelivered events from before", self.path, count)
@@ -612,11 +615,10 @@ def write_fix(err: sqlite3.Error, path: Path) -> str:
     SQLite); any other, SQLITE_IOERR above all, a card that fails or that the kernel remounted read-only
     after errors, which still reads (each write fails with EROFS: SQLITE_IOERR_WRITE to SQLite). A read-only
     card or file at start is refused before (``folder_problem``, ``outbox_path_problem``)."""
-    name = err.sqlite_errorname or ""
-    if name == "SQLITE_FULL":
+    if err.sqlite_errorname == "SQLITE_FULL":
         return f"free space on {path.parent}"
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return "another program holds the file in a transaction (an sqlite3 shell?); end it or close it"
+    if _is_lock(err):
+        return LOCK_FIX
     limit = file_size_limit_bytes()
     if limit is not None and _largest_part_bytes(path) + SIZE_LIMIT_MARGIN_BYTES >= limit:
         return (
@@ -624,6 +626,13 @@ def write_fix(err: sqlite3.Error, path: Path) -> str:
             "the limit or lower mqtt.outbox_max"
         )
     return f"its card fails, or was remounted read-only after errors ('ro' in mount's list); {CARD_FIX}"
+
+
+def _is_lock(err: BaseException) -> bool:
+    """True when ``err`` is SQLite's SQLITE_BUSY or SQLITE_LOCKED (or an extended code of them): another
+    connection held the file locked past ``OUTBOX_BUSY_TIMEOUT_S``."""
+    name = getattr(err, "sqlite_errorname", None) or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
 
 
 def _largest_part_bytes(path: Path) -> int:
