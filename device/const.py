@@ -24,6 +24,18 @@ STORE_RETRY_S = 5.0
 # transaction) before it fails and the events wait in memory: SQLite's busy timeout. Python's default, 5 s,
 # held the frame loop that long at every try.
 OUTBOX_BUSY_TIMEOUT_S = 0.25
+# The outbox's WAL is copied into the file (a checkpoint) once it holds this many pages, after which SQLite
+# writes it again from its start: at most about 400 KiB (4,120 bytes a 4-KiB page with its frame header). At
+# SQLite's default, 1,000 pages, it grew to about 4 MiB, and a file size limit below that (systemd's
+# LimitFSIZE=) stopped every write for good, however few events waited. The cost is a checkpoint (two fsyncs
+# and the few pages the events touched, written into the file) about every 35 events stored and delivered
+# instead of every 350 (29 against 2 over 1,000 events, x86); with synchronous=NORMAL they are the only fsyncs
+# the outbox makes, so the card still sees few.
+OUTBOX_WAL_PAGES = 100
+# A checkpoint does not shrink the WAL; SQLite cuts it to this many bytes when it next starts over. Twice the
+# WAL's usual bound, so that only one grown by a large transaction (the events kept in memory while the card
+# was full, stored at once) is cut, not each cycle's few frames past OUTBOX_WAL_PAGES.
+OUTBOX_WAL_LIMIT_BYTES = 2 * OUTBOX_WAL_PAGES * (4096 + 24)
 FPS_SMOOTHING = 0.1  # the newest frame interval's weight in the shown frame rate (device.loop.FrameRate)
 
 # Classifier runtimes, in the documented order: LiteRT, tflite-runtime (Pi OS bookworm), full TensorFlow.

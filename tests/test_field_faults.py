@@ -24,6 +24,7 @@ import pytest
 
 from device.app import MoodcastApp
 from device.config import CameraConfig, Config, HttpConfig, ModelConfig
+from device.const import OUTBOX_WAL_LIMIT_BYTES
 from device.errors import ConfigError
 from device.outputs.discovery import discovery_configs
 from device.outputs.events import EventFactory
@@ -856,6 +857,38 @@ def test_an_outbox_that_fills_up_keeps_order_and_bound_and_writes_again_with_spa
         db.close()
     assert stored == list(range(14, 42)), stored
     assert [int(word) for word in path.with_name("outbox.sqlite.seq").read_text().split()] == [41, 14, 41]
+
+
+DELIVERED_UNDER_SIZE_LIMIT = """
+import logging, resource, sys
+from pathlib import Path
+from device.outputs.outbox import SqliteOutbox
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+path = Path(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (1536 * 1024, resource.RLIM_INFINITY))  # systemd's LimitFSIZE=1.5M
+box = SqliteOutbox(path, 100)
+wal_bytes = 0
+for seq in range(1, 1501):
+    box.put(seq, "x" * 200)
+    for delivered, _ in box.head(10)[:-5]:  # the broker takes them as they come, 5 in flight
+        box.remove(delivered)
+    wal_bytes = max(wal_bytes, path.with_name(path.name + "-wal").stat().st_size)
+print([seq for seq, _ in box.head(10)], box.close(), wal_bytes)
+"""
+
+
+def test_an_outbox_under_a_small_file_size_limit_keeps_storing_delivered_events(tmp_path: Path) -> None:
+    """Under a file size limit below about 4 MiB (systemd's LimitFSIZE=), the outbox's WAL grew to the limit
+    before SQLite's automatic checkpoint (at 1000 pages) let it start over: storing failed for good about
+    event 120 with 5 waiting, and the advice, raise the limit or lower mqtt.outbox_max, could not help. The WAL
+    is now bounded (OUTBOX_WAL_PAGES), and 1,500 events delivered as they come are all stored."""
+    path = tmp_path / "outbox.sqlite"
+    child = run_script(DELIVERED_UNDER_SIZE_LIMIT, str(path))
+    assert child.returncode == 0 and "WARNING" not in child.stderr, child.stderr
+    waiting, lost, wal_bytes = child.stdout.strip().rsplit(" ", 2)
+    assert (waiting, lost) == (str(list(range(1496, 1501))), "0"), child.stdout
+    assert int(wal_bytes) <= OUTBOX_WAL_LIMIT_BYTES, child.stdout  # 1.5 MiB, the limit, before
 
 
 FULL_DISK_PUTS = """

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Protocol
 
 from device.config import folder_problem
-from device.const import OUTBOX_BUSY_TIMEOUT_S, SEQ_FILE_DIGITS, STORE_RETRY_S
+from device.const import (
+    OUTBOX_BUSY_TIMEOUT_S,
+    OUTBOX_WAL_LIMIT_BYTES,
+    OUTBOX_WAL_PAGES,
+    SEQ_FILE_DIGITS,
+    STORE_RETRY_S,
+)
 from device.errors import ConfigError
 from device.paths import file_size_limit_bytes, write_whole
 
@@ -229,6 +235,8 @@ class SqliteOutbox:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA wal_autocheckpoint={OUTBOX_WAL_PAGES}")  # a WAL of bounded size: see const
+            db.execute(f"PRAGMA journal_size_limit={OUTBOX_WAL_LIMIT_BYTES}")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS outbox"
                 " (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL)"
