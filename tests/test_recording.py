@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -190,7 +191,6 @@ def recording_daemon(out: Path, shipped_model: Path, wrap: list[str], limit_byte
     """The daemon over the sample, recording to ``out``, events to stdout (a pipe: no file to fill), its
     command prefixed by ``wrap``, and with a file size limit of ``limit_bytes`` (0: none)."""
     import resource
-    import subprocess
     import sys
 
     def limit_file_size() -> None:  # Python ignores SIGXFSZ: a write past the limit fails with EFBIG
@@ -230,12 +230,28 @@ def test_a_recording_past_the_file_size_limit_is_said_once_and_the_daemon_runs_o
 
 def unshare_denied() -> str:
     """Why a mount namespace of this user cannot be had here (unshare -rm), or ""."""
-    import subprocess
 
     if shutil.which("unshare") is None:
         return "no unshare command (util-linux)"
     tried = subprocess.run(["unshare", "-rm", "true"], capture_output=True, text=True)
     return tried.stderr.strip() if tried.returncode else ""
+
+
+def on_tmpfs(disk: Path, size: str) -> list[str]:
+    """The command prefix that runs a command with a tmpfs of ``size`` ("1m") of its own mounted on ``disk``
+    (a mount namespace of this user: ``unshare -rm``), gone with the command."""
+    return ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size={size} none "{disk}" && exec "$@"', "sh"]
+
+
+def run_on_tmpfs(disk: Path, size: str, script: str, *args: str) -> subprocess.CompletedProcess:
+    """``script`` run by this Python with ``args``, from the project's root, on a tmpfs of ``size`` mounted on
+    ``disk`` (``on_tmpfs``), its output captured as text."""
+    import sys
+
+    return subprocess.run(
+        [*on_tmpfs(disk, size), sys.executable, "-c", script, *args],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
 
 
 @pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
@@ -244,8 +260,9 @@ def test_a_recording_on_a_full_disk_is_said_once_and_the_daemon_runs_on(tmp_path
     disk = tmp_path / "disk"
     disk.mkdir()
     out = disk / "out.avi"
-    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=1m none "{disk}" && exec "$@"', "sh"]
-    said_once_and_ran_on(recording_daemon(out, shipped_model, mount), out, "its disk is (nearly) full (")
+    said_once_and_ran_on(
+        recording_daemon(out, shipped_model, on_tmpfs(disk, "1m")), out, "its disk is (nearly) full ("
+    )
 
 
 def test_a_recording_removed_while_running_is_said_once(tmp_path, caplog):
@@ -304,23 +321,23 @@ display.close()
 """
 
 
+def disk_full_said_once(tmp_path: Path, size: str, script: str, name: str) -> str:
+    """Run ``script`` with a tmpfs of ``size`` on ``tmp_path/disk`` (its argument), recording to ``name``
+    there; assert the recording was said once, as a WARNING that its disk is full, and return that line."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    result = run_on_tmpfs(disk, size, script, str(disk))
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if f"recording {disk / name}" in line]
+    assert len(said) == 1 and said[0].startswith("WARNING") and "its disk is (nearly) full (" in said[0], said
+    return said[0]
+
+
 @pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
 def test_a_full_disk_whose_free_space_changes_is_said_once(tmp_path):
     """The WARNING named the free KiB, and was said again at each look (every 5 s) where that number had
     changed: seven WARNINGs for one full disk. The state is now the kind of problem, whatever its words."""
-    import subprocess
-    import sys
-
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=1m none "{disk}" && exec "$@"', "sh"]
-    result = subprocess.run(
-        [*mount, sys.executable, "-c", FULL_DISK_FILLING_UP, str(disk)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.avi'}" in line]
-    assert len(said) == 1 and said[0].startswith("WARNING") and "its disk is (nearly) full (" in said[0], said
+    disk_full_said_once(tmp_path, "1m", FULL_DISK_FILLING_UP, "out.avi")
 
 
 DISK_FILLED_BETWEEN_TWO_FRAMES = """
@@ -349,21 +366,9 @@ def test_a_disk_filled_by_another_program_between_two_looks_says_the_file_may_no
     played no frame), yet the WARNING said "its file closed with what it holds", as if it played. It now says
     the file may be cut short and not play. Here the other program fills the disk between two frames, so
     that no look can win the race."""
-    import subprocess
-    import sys
-
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=4m none "{disk}" && exec "$@"', "sh"]
-    result = subprocess.run(
-        [*mount, sys.executable, "-c", DISK_FILLED_BETWEEN_TWO_FRAMES, str(disk)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    said = [line for line in result.stderr.splitlines() if f"recording {disk / 'out.mp4'}" in line]
-    assert len(said) == 1 and said[0].startswith("WARNING") and "its disk is (nearly) full (" in said[0], said
-    assert "a write of it has most likely failed already: its file may be cut short and not play" in said[0]
-    assert "closed with what it holds" not in said[0], said
+    said = disk_full_said_once(tmp_path, "4m", DISK_FILLED_BETWEEN_TWO_FRAMES, "out.mp4")
+    assert "a write of it has most likely failed already: its file may be cut short and not play" in said
+    assert "closed with what it holds" not in said, said
 
 
 def test_a_recording_file_the_writer_creates_later_is_watched_from_then(tmp_path, caplog):
@@ -426,8 +431,6 @@ def record_on_small_disk(
     a ``busy_px`` square of noise in each, after ``quiet`` (frames, px) of a smaller one, ``through_link``: to
     a link on ``tmp_path``'s disk to the .mp4 on the tmpfs: the lines logged about the recording, how many
     frames the file plays and its bytes."""
-    import subprocess
-    import sys
 
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -435,12 +438,8 @@ def record_on_small_disk(
     if through_link:
         out = tmp_path / "link.mp4"
         out.symlink_to(disk / "out.mp4")
-    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size={size} none "{disk}" && exec "$@"', "sh"]
     sizes = [*frame_size, fps, busy_px, frames, *quiet]
-    result = subprocess.run(
-        [*mount, sys.executable, "-c", FULL_DISK_MP4, str(out), *map(str, sizes)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
+    result = run_on_tmpfs(disk, size, FULL_DISK_MP4, str(out), *map(str, sizes))
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "Failed to write frame" not in result.stderr, result.stderr[-2000:]
     said = [line for line in result.stderr.splitlines() if f"recording {out}" in line]
@@ -552,18 +551,11 @@ print(recording_problem(link, None, room_bytes=2 << 20)[0])
 def test_a_link_whose_file_is_not_written_yet_watches_the_disk_it_points_to(tmp_path):
     """Before the writer creates the file, a link to it on another disk is looked at on the disk of the
     folder it points into, not the link's own."""
-    import subprocess
-    import sys
-
     disk = tmp_path / "disk"
     disk.mkdir()
     link = tmp_path / "link.mp4"
     link.symlink_to(disk / "out.mp4")  # its file is not there yet
-    mount = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=4m none "{disk}" && exec "$@"', "sh"]
-    result = subprocess.run(
-        [*mount, sys.executable, "-c", LOOK_THROUGH_A_LINK, str(link), str(disk)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    result = run_on_tmpfs(disk, "4m", LOOK_THROUGH_A_LINK, str(link), str(disk))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "disk full", result.stdout
 
@@ -608,7 +600,6 @@ def look_under_file_size_limit(path: Path, limit_kib: int, written_kib: int | No
     """The words of ``recording_problem`` for the recording at ``path``, holding ``written_kib`` KiB (None:
     not written yet), under a file size limit of ``limit_kib`` KiB (in a process of its own, whose limit it
     is), a look asking for ``room_kib`` KiB."""
-    import subprocess
     import sys
 
     sizes = (limit_kib, -1 if written_kib is None else written_kib, room_kib)
