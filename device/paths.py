@@ -87,7 +87,16 @@ def discard_writes(stream: IO[str]) -> None:
 
 def output_problem(path: Path, what: str) -> str:
     """One line naming ``path`` and why the daemon cannot write the ``what`` there (a folder in its place, a
-    file where its folder should be, a folder that does not exist, no permission), or "" when it can."""
+    file where its folder should be, a folder that does not exist, a read-only mount, no permission), or ""
+    when it can. A symbolic link is judged by the file it names: its folder, its mount (a link that names
+    nothing yet, or whose folder is gone, passed, and the writer failed later with another cause)."""
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=False)
+        except (OSError, RuntimeError):  # a loop of links: ELOOP, or RuntimeError before Python 3.13
+            return f"{path}: a link that cannot be followed (a loop?); fix the link"
+        problem = output_problem(target, what)
+        return f"{path}: a link to {problem}" if problem else ""
     if path.is_dir():
         return f"{path}: is a folder, expected the {what}'s path"
     folder = path.parent
@@ -95,6 +104,8 @@ def output_problem(path: Path, what: str) -> str:
         return f"{path}: {folder} is a file, not a folder"
     if not folder.is_dir():
         return f"{path}: folder {folder} does not exist; create it"
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return f"{path}: {folder} is on a read-only mount ('ro' in mount's list); write the {what} elsewhere"
     writable = os.access(path, os.W_OK) if path.exists() else os.access(folder, os.W_OK | os.X_OK)
     if not writable:
         return f"{path}: the {what} cannot be written by this user (permission denied)"

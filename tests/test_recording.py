@@ -137,6 +137,23 @@ def test_a_recording_in_a_folder_this_user_may_not_write_says_so(tmp_path):
     )
 
 
+def test_a_link_whose_folder_is_gone_is_refused_at_start_naming_the_folder(tmp_path):
+    """display.video_path a link into a folder that does not exist passed the start check, and the writer
+    then failed with "OpenCV's mp4v encoder refuses 64x48 frames": the link is now judged by the file it
+    names. A link that loops is one line too."""
+    link = tmp_path / "out.mp4"
+    link.symlink_to(tmp_path / "gone" / "rec.mp4")
+    assert refusal(link) == (
+        f"display.video_path: {link}: a link to {tmp_path / 'gone' / 'rec.mp4'}: folder {tmp_path / 'gone'} "
+        "does not exist; create it"
+    )
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(loop)
+    assert (
+        refusal(loop) == f"display.video_path: {loop}: a link that cannot be followed (a loop?); fix the link"
+    )
+
+
 def test_a_video_path_ending_in_a_slash_is_refused_as_a_folder(tmp_path):
     """``out/`` lost its '/' (Path drops it) and was opened as a file named ``out``: "cannot write"."""
     for args in (["--check-config", "--input", str(SAMPLE)], ["--input", str(SAMPLE)]):
@@ -254,6 +271,35 @@ def run_on_tmpfs(disk: Path, size: str, script: str, *args: str) -> subprocess.C
     )  # fmt: skip
 
 
+READ_ONLY_VIDEO_PATHS = """
+import subprocess, sys
+from pathlib import Path
+from device.display.video_path import video_path_problem
+
+disk, link = Path(sys.argv[1]), Path(sys.argv[2])
+subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+print(video_path_problem(disk / "rec.mp4"))
+print(video_path_problem(link))
+"""
+
+
+@pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
+def test_a_video_path_on_a_read_only_mount_is_named_so_through_a_link_too(tmp_path):
+    """A recording path on a read-only mount (a card the kernel remounted read-only) was refused as
+    "permission denied", and a link to it passed the start check."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    link = tmp_path / "out.mp4"
+    link.symlink_to(disk / "rec.mp4")
+    result = run_on_tmpfs(disk, "1m", READ_ONLY_VIDEO_PATHS, str(disk), str(link))
+    assert result.returncode == 0, result.stderr
+    read_only = f"{disk} is on a read-only mount ('ro' in mount's list); write the video elsewhere"
+    assert result.stdout.splitlines() == [
+        f"{disk / 'rec.mp4'}: {read_only}",
+        f"{link}: a link to {disk / 'rec.mp4'}: {read_only}",
+    ]
+
+
 @pytest.mark.skipif(bool(unshare_denied()), reason=f"no tmpfs of our own: {unshare_denied()}")
 def test_a_recording_on_a_full_disk_is_said_once_and_the_daemon_runs_on(tmp_path, shipped_model):
     """The recording on a 1 MiB tmpfs (a full SD card) stopped growing at 1 MiB without a word."""
@@ -279,24 +325,28 @@ def test_a_recording_removed_while_running_is_said_once(tmp_path, caplog):
     assert "removed or replaced while recording" in said[0][1], said
 
 
-def test_a_recording_moved_while_running_is_said_to_be_at_its_old_inode(tmp_path, caplog):
+@pytest.mark.parametrize("through_link", [False, True])
+def test_a_recording_moved_while_running_is_said_to_be_at_its_old_inode(tmp_path, caplog, through_link):
     """A recording file renamed while recording was said to be "removed or replaced, so the frames went to a
     deleted file": the renamed file is whole, the frames go on into it until the writer is closed (at the
-    look after the next frame), and it plays them all."""
+    look after the next frame), and it plays them all. So with display.video_path a link, the link removed:
+    the frames are in the link's file, which the words said was deleted with them."""
     out, moved = tmp_path / "out.mp4", tmp_path / "moved.mp4"
+    if through_link:
+        out.symlink_to(moved)
     display = VideoFileDisplay(DisplayConfig(backend="video", video_path=out), (64, 48), 10.0)
     with caplog.at_level("INFO", logger="device.display"):
-        for index in range(300):  # 30 s of recording, the file moved after 10 s
+        for index in range(300):  # 30 s of recording, the file moved (or its link removed) after 10 s
             if index == 100:
-                out.rename(moved)
+                out.unlink() if through_link else out.rename(moved)
             display.show(np.full((48, 64, 3), index % 250, np.uint8), index / 10)
         display.close()
     said = [(r.levelname, r.getMessage()) for r in caplog.records if f"recording {out}" in r.getMessage()]
     assert len(said) == 1 and said[0][0] == "WARNING", said
     assert (
-        "the file was moved, removed or replaced while recording: its frames went on into the file at its "
-        f"old inode, not to {out} (a moved file holds them all, a removed or replaced one is deleted with "
-        "them)"
+        "the file, or the link to it, was moved, removed or replaced while recording: its frames went on "
+        f"into the file at its old inode, not to {out} (a moved file, or a link's file, holds them all; a "
+        "removed or replaced file is deleted with them)"
     ) in said[0][1], said
     assert not out.exists() and frames_in(moved) == 100  # the frame written after the move, at 10 s, too
 

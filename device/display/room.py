@@ -56,9 +56,10 @@ def recording_problem(path: Path, identity: tuple[int, int] | None, room_bytes: 
     stat = _stat(path)
     if identity is not None and (stat is None or (stat.st_dev, stat.st_ino) != identity):
         return REMOVED, (
-            "the file was moved, removed or replaced while recording: its frames went on into the file at "
-            f"its old inode, not to {path} (a moved file holds them all, a removed or replaced one is "
-            f"deleted with them); restart moodcast to record again; {_stopped(cut_short=False)}"
+            "the file, or the link to it, was moved, removed or replaced while recording: its frames went "
+            f"on into the file at its old inode, not to {path} (a moved file, or a link's file, holds them "
+            "all; a removed or replaced file is deleted with them); restart moodcast to record again; "
+            f"{_stopped(cut_short=False)}"
         )
     disk = os.statvfs(_on_disk(path, stat))
     free_bytes = disk.f_bavail * disk.f_frsize
