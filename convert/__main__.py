@@ -45,7 +45,7 @@ from train import report
 from train.const import LABELS
 from train.data import Dataset, DatasetError, load
 from train.metrics import classification_metrics, format_report
-from train.votes import Votes, VotesError, coverage_problem, load_votes, pairing_problem
+from train.votes import Votes, VotesError, load_votes, split_majority, split_problem
 
 if TYPE_CHECKING:
     import keras
@@ -269,7 +269,7 @@ def convert(args: argparse.Namespace) -> dict:
         "uncalibrated": reliability(raw_scores, test.labels),
         "calibrated": reliability(apply_temperature(raw_scores, temperature), test.labels),
     }
-    majority = ferplus_majority(data, votes)
+    majority = ferplus_majority(data, votes, args.votes)
     calibration["ferplus_majority_ece"] = ferplus_calibration(majority, raw_scores, temperature)
     ferplus = ferplus_metrics(majority, lite_predicted)
 
@@ -330,23 +330,21 @@ def load_data(args: argparse.Namespace) -> tuple[Dataset, Votes | None]:
         votes = load_votes(args.votes) if args.votes else None
     except (DatasetError, VotesError) as err:
         raise ConvertError(str(err)) from None
-    if votes is not None and (
-        problem := pairing_problem(args.data, data, args.votes, votes)
-        or coverage_problem(args.votes, votes, REPORT_SPLIT, data[REPORT_SPLIT].names)
-    ):
+    if votes is not None and (problem := split_problem(args.data, data, args.votes, votes, REPORT_SPLIT)):
         raise ConvertError(problem)
     return data, votes
 
 
-def ferplus_majority(data: Dataset, votes: Votes | None) -> np.ndarray | None:
+def ferplus_majority(data: Dataset, votes: Votes | None, votes_path: Path | None) -> np.ndarray | None:
     """The FER+ majority of each report split face ``(N,)``, an index into LABELS or -1 where it is not an
-    emotion (``Votes.majority``); None without votes. Raises ConvertError when no face has one."""
-    if votes is None:
+    emotion (``train.votes.split_majority``), the votes read from ``votes_path``; None without votes.
+    Raises ConvertError when no face has one."""
+    if votes is None or votes_path is None:
         return None
-    majority = votes.majority(data[REPORT_SPLIT].names)
-    if not (majority >= 0).any():
-        raise ConvertError("--votes: no face of the report split has a FER+ majority; are the names right?")
-    return majority
+    try:
+        return split_majority(votes, votes_path, REPORT_SPLIT, data[REPORT_SPLIT].names)
+    except VotesError as err:
+        raise ConvertError(str(err)) from None
 
 
 def ferplus_metrics(majority: np.ndarray | None, predicted: np.ndarray) -> dict | None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from device.paths import file_argument
 from train.data import DatasetError, Split, load
-from train.votes import VotesError, coverage_problem, load_votes, pairing_problem
+from train.votes import VotesError, load_votes, split_majority, split_problem
 
 
 class LabelsError(Exception):
@@ -33,18 +33,13 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> None:
 def labelled_split(data_path: Path, votes_path: Path, split: str) -> tuple[Split, np.ndarray]:
     """The faces of ``split`` and their FER+ majority ``(N,)`` (indices into LABELS, -1 where the majority
     is no emotion: ``Votes.majority``). Raises LabelsError naming the file and the fix, also for votes
-    without a row for more than a few of the split's faces (``coverage_problem``)."""
+    without a row for more than a few of the split's faces (``train.votes.split_problem``)."""
     try:
         data = load(data_path)
         votes = load_votes(votes_path)
+        if problem := split_problem(data_path, data, votes_path, votes, split):
+            raise LabelsError(problem)
+        faces = data[split]
+        return faces, split_majority(votes, votes_path, split, faces.names)
     except (DatasetError, VotesError) as err:
         raise LabelsError(str(err)) from None
-    faces = data[split]
-    if problem := pairing_problem(data_path, data, votes_path, votes) or coverage_problem(
-        votes_path, votes, split, faces.names
-    ):
-        raise LabelsError(problem)
-    majority = votes.majority(faces.names)
-    if not (majority >= 0).any():
-        raise LabelsError(f"{votes_path}: no {split} face has a FER+ majority; are the names right?")
-    return faces, majority

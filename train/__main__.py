@@ -45,7 +45,7 @@ from train.run_folder import (
     write_settings,
 )
 from train.trained import TrainedModelError, keras_file_problem, start_from
-from train.votes import Votes, VotesError, blended_targets, coverage_problem, load_votes, pairing_problem
+from train.votes import Votes, VotesError, blended_targets, load_votes, split_problem
 
 if TYPE_CHECKING:
     import keras
@@ -370,9 +370,7 @@ def votes_problem(args: argparse.Namespace, data: Dataset, votes: Votes | None) 
     for about 0.5 % of the faces, the ones it dropped as not a face."""
     if votes is None:
         return ""
-    return pairing_problem(args.data, data, args.votes, votes) or coverage_problem(
-        args.votes, votes, "Training", data["Training"].names
-    )
+    return split_problem(args.data, data, args.votes, votes, "Training")
 
 
 def distil(

@@ -228,6 +228,24 @@ def coverage_problem(votes_path: Path, votes: Votes, split: str, names: tuple[st
     )
 
 
+def split_problem(data_path: Path, data: Dataset, votes_path: Path, votes: Votes, split: str) -> str:
+    """Why ``votes`` cannot serve the faces of ``split`` in ``data`` (one line), or "": they do not pair with
+    the data (``pairing_problem``), or name too few of the split's faces (``coverage_problem``). The one
+    check of training (its Training faces), convert (the report's) and the tools (the split they score)."""
+    return pairing_problem(data_path, data, votes_path, votes) or coverage_problem(
+        votes_path, votes, split, data[split].names
+    )
+
+
+def split_majority(votes: Votes, votes_path: Path, split: str, names: tuple[str, ...]) -> np.ndarray:
+    """The FER+ majority ``(N,)`` of the ``N`` faces ``names`` of ``split`` (``Votes.majority``: an index
+    into LABELS, -1 where it is no emotion). Raises VotesError when none of them has one."""
+    majority = votes.majority(names)
+    if not (majority >= 0).any():
+        raise VotesError(f"{votes_path}: no {split} face has a FER+ majority; are the names right?")
+    return majority
+
+
 def label_problem(data_path: Path, data: Dataset, votes_path: Path, votes: Votes) -> str:
     """Why votes.csv's ``fer2013_label`` column disagrees with the faces in ``data`` (one line), or "": the
     first row naming a face of ``data`` with another label than the face's, and how many rows do. FER+'s
