@@ -22,7 +22,7 @@ from typing import Any
 
 from device.const import DEFAULT_MODEL_PATH, ENV_PREFIX, HAAR_WINDOW_PX, STREAM_SCHEMES, TOKEN_MIN_CHARS
 from device.errors import ConfigError
-from device.paths import named_as_folder
+from device.paths import named_as_folder, on_read_only_mount
 
 
 def _opt(default: Any, help: str, **rules: Any) -> Any:
@@ -515,7 +515,7 @@ def folder_problem(folder: Path) -> str:
         existing = existing.parent
     if not existing.is_dir():
         return f"{folder}: {existing} is a file, not a folder"
-    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+    if on_read_only_mount(existing):
         return f"{folder}: {existing} is on a read-only mount ('ro' in mount's list; a failing card?)"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{folder}: {existing} is not writable by this user"

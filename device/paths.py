@@ -104,7 +104,7 @@ def output_problem(path: Path, what: str) -> str:
         return f"{path}: {folder} is a file, not a folder"
     if not folder.is_dir():
         return f"{path}: folder {folder} does not exist; create it"
-    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+    if on_read_only_mount(folder):
         return f"{path}: {folder} is on a read-only mount ('ro' in mount's list); write the {what} elsewhere"
     writable = os.access(path, os.W_OK) if path.exists() else os.access(folder, os.W_OK | os.X_OK)
     if not writable:
@@ -178,3 +178,10 @@ def file_size_limit_bytes() -> int | None:
     ``LimitFSIZE=``), or None when there is none. A write past it fails with EFBIG."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     return None if soft == resource.RLIM_INFINITY else soft
+
+
+def on_read_only_mount(path: Path) -> bool:
+    """Whether ``path`` (an existing file or folder) is on a mount made read-only (``ro`` in mount's list;
+    a card the kernel remounted read-only after errors): no user may write it, root neither, and
+    ``os.access`` says only "permission denied". Raises OSError when it cannot be looked at."""
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
