@@ -264,10 +264,9 @@ class SqliteOutbox:
         self.lost = readable or 0
         self.damaged_files += 1
         aside = self._aside_path()
-        for suffix in ("", "-wal", "-shm"):
-            part = self.path.with_name(self.path.name + suffix)
-            if part.exists():
-                os.replace(part, aside.with_name(aside.name + suffix))
+        for suffix in SQLITE_SUFFIXES:
+            if (part := _part(self.path, suffix)).exists():
+                os.replace(part, _part(aside, suffix))
         logger.warning(
             "MQTT outbox %s is damaged (%s): moved it to %s and started an empty outbox "
             "(%s undelivered events lost); delete the moved file once you no longer need it",
@@ -282,7 +281,7 @@ class SqliteOutbox:
         second has that name (a daemon restarted at once, its new file damaged too): never one to replace."""
         stamp = f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
         aside, n = self.path.with_name(stamp), 1
-        while any(aside.with_name(aside.name + suffix).exists() for suffix in ("", "-wal", "-shm")):
+        while any(_part(aside, suffix).exists() for suffix in SQLITE_SUFFIXES):
             n += 1
             aside = self.path.with_name(f"{stamp}-{n}")
         return aside
@@ -610,6 +609,10 @@ def _first(events: Iterable[tuple[int, str]], count: int, skip: Collection[int])
 # (https://sqlite.org/rescode.html); a full disk (SQLITE_FULL), an I/O error (SQLITE_IOERR) or a lock say
 # nothing of the file's content.
 DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+# A database in WAL mode is three files: the file itself, its write-ahead log and the log's shared-memory
+# index (https://sqlite.org/wal.html), named by these suffixes; moved aside together.
+WAL_SUFFIX = "-wal"
+SQLITE_SUFFIXES = ("", WAL_SUFFIX, "-shm")
 # A write of the outbox file adds at most about this much: a few pages and their WAL frames.
 SIZE_LIMIT_MARGIN_BYTES = 64 * 1024
 
@@ -646,10 +649,16 @@ def _is_lock(err: BaseException) -> bool:
 def _largest_part_bytes(path: Path) -> int:
     """The size of the outbox file or its WAL, whichever is larger (0 for parts not there)."""
     sizes = [0]
-    for suffix in ("", "-wal"):
+    for suffix in ("", WAL_SUFFIX):
         with contextlib.suppress(OSError):
-            sizes.append(path.with_name(path.name + suffix).stat().st_size)
+            sizes.append(_part(path, suffix).stat().st_size)
     return max(sizes)
+
+
+def _part(path: Path, suffix: str) -> Path:
+    """The file SQLite keeps beside the database at ``path`` for ``suffix`` (``SQLITE_SUFFIXES``; "": the
+    database itself)."""
+    return path.with_name(path.name + suffix)
 
 
 def _is_damage(err: sqlite3.DatabaseError) -> bool:
